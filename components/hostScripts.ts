@@ -1,0 +1,53 @@
+import * as fs from "fs";
+import * as path from "path";
+
+/** Directory holding the POSIX sh scripts that run on a box. */
+export const hostScriptDir = path.join(__dirname, "..", "host");
+
+/** Names of the host-side scripts (file `host/<name>.sh`). */
+export type HostScriptName =
+    | "preflight"
+    | "lower"
+    | "mount"
+    | "unmount"
+    | "fstab"
+    | "status"
+    | "fold"
+    | "switch";
+
+/**
+ * Quotes one value for a POSIX shell: single quotes, with embedded single quotes closed,
+ * escaped and reopened. The result is always exactly one word, whatever the input holds.
+ */
+export function shQuote(value: string): string {
+    if (value.includes("\0")) {
+        throw new Error(`cannot pass a NUL byte to a remote command: ${JSON.stringify(value)}`);
+    }
+    return "'" + value.replace(/'/g, "'\\''") + "'";
+}
+
+const bundleCache = new Map<HostScriptName, string>();
+
+/**
+ * The text a box runs for one script: `host/lib.sh` followed by `host/<name>.sh`.
+ * Scripts are sent inline, so a box needs nothing installed beyond a POSIX shell and util-linux.
+ */
+export function hostScript(name: HostScriptName): string {
+    let text = bundleCache.get(name);
+    if (text === undefined) {
+        const lib = fs.readFileSync(path.join(hostScriptDir, "lib.sh"), "utf8");
+        const body = fs.readFileSync(path.join(hostScriptDir, `${name}.sh`), "utf8");
+        text = `${lib}\n${body}`;
+        bundleCache.set(name, text);
+    }
+    return text;
+}
+
+/**
+ * The command line that runs a host script with the given arguments, e.g. as an SSH command:
+ * `sh -c '<script>' <name> 'arg1' 'arg2'`. Every argument is quoted, so no value from the
+ * stack config is ever parsed by the remote shell.
+ */
+export function hostInvocation(name: HostScriptName, args: readonly string[]): string {
+    return ["sh", "-c", shQuote(hostScript(name)), shQuote(`of-${name}`), ...args.map(shQuote)].join(" ");
+}
