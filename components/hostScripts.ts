@@ -13,7 +13,7 @@ export type HostScriptName =
     | "fstab"
     | "status"
     | "fold"
-    | "switch";
+    | "gc";
 
 /**
  * Quotes one value for a POSIX shell: single quotes, with embedded single quotes closed,
@@ -29,15 +29,19 @@ export function shQuote(value: string): string {
 const bundleCache = new Map<HostScriptName, string>();
 
 /**
- * The text a box runs for one script: `host/lib.sh` followed by `host/<name>.sh`.
+ * The text a box runs for one script: the shared function files `host/lib.sh` and
+ * `host/lib-fold.sh`, then `host/<name>.sh`.
  * Scripts are sent inline, so a box needs nothing installed beyond a POSIX shell and util-linux.
  */
 export function hostScript(name: HostScriptName): string {
     let text = bundleCache.get(name);
     if (text === undefined) {
-        const lib = fs.readFileSync(path.join(hostScriptDir, "lib.sh"), "utf8");
-        const body = fs.readFileSync(path.join(hostScriptDir, `${name}.sh`), "utf8");
-        text = `${lib}\n${body}`;
+        const libraries = ["lib.sh", "lib-fold.sh"]
+            .map((file) => path.join(hostScriptDir, file))
+            .filter((file) => fs.existsSync(file));
+        text = [...libraries, path.join(hostScriptDir, `${name}.sh`)]
+            .map((file) => fs.readFileSync(file, "utf8"))
+            .join("\n");
         bundleCache.set(name, text);
     }
     return text;

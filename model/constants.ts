@@ -1,0 +1,10 @@
+/** Config namespace: stack keys are `overlay-fleet:<key>`. */
+export const configNamespace = "overlay-fleet";
+
+/** Options pinned on every overlay mount and fstab line (design.md §3). */
+export const pinnedMountOptions = ["index=off", "nfs_export=off", "redirect_dir=off", "metacopy=off"] as const;
+
+export const maxInstancesPerBox = 64;
+
+/** Legacy mount(2) option data must fit in one page. */
+export const maxMountDataLength = 4095;

@@ -1,0 +1,111 @@
+/**
+ * The deterministic per-instance plan: everything an instance is (paths, names, addresses, mount
+ * options, fstab entry) derives from (box, index) plus explicit overrides, so adding or removing
+ * instances never changes the plan of the others.
+ */
+import * as path from "path/posix";
+import type { NetworkSettings, ResolvedBox } from "./config";
+import { configNamespace, pinnedMountOptions } from "./constants";
+import { derivedMac, formatIPv4, normaliseMac, parseIPv4 } from "./net";
+
+/** Everything one instance is on its box. */
+export interface InstancePlan {
+    /** Box name. */
+    box: string;
+    /** 1-based index on the box. */
+    index: number;
+    /** Instance (and container) name on the box, e.g. `ttnode2`. */
+    name: string;
+    /** Group-wide id, also the fstab marker: `<box>/<name>`. */
+    id: string;
+    /** Stack key of this instance's override entry, for messages. */
+    key: string;
+    dir: string;
+    upper: string;
+    work: string;
+    /** The merged view, bind-mounted into the container. */
+    merged: string;
+    hostname: string;
+    /** Container address on the macvlan network (absent for cache-only boxes). */
+    ip?: string;
+    ipOverridden: boolean;
+    mac: string;
+    /** Options passed to `mount -t overlay` besides the layers: pinned + allowed extras. */
+    mountOptions: string;
+}
+
+/** Path of the lower for one cache generation: generation 1 is the configured lower itself. */
+export function lowerForGeneration(lower: string, generation: number): string {
+    return generation === 1 ? lower : `${lower}.g${generation}`;
+}
+
+/** Where folds keep their per-instance manifests (beside the lowers, never inside one). */
+export function foldManifestDir(lower: string, generation: number): string {
+    return path.join(path.dirname(lower), ".overlay-fleet", `${path.basename(lower)}.gen${generation}`);
+}
+
+/** Manifest of what one instance's upper contributed to a generation's fold. */
+export function foldManifest(lower: string, generation: number, instanceName: string): string {
+    return path.join(foldManifestDir(lower, generation), `${instanceName}.manifest`);
+}
+
+/** The plan of every instance of a box, index 1..instances. */
+export function planBox(box: ResolvedBox): InstancePlan[] {
+    return Array.from({ length: box.instances }, (_, i) => planInstance(box, i + 1));
+}
+
+export function planInstance(box: ResolvedBox, index: number): InstancePlan {
+    const override = box.overrides.get(index) ?? {};
+    const name = `${box.namePrefix}${index}`;
+    const dir = path.join(box.instanceRoot, name);
+    const ip = box.network ? (override.ip ?? formatIPv4(derivedAddress(box.network, index))) : undefined;
+    const extraOptions = [...box.mountOptions, ...(override.mountOptions ?? [])];
+    return {
+        box: box.name,
+        index,
+        name,
+        id: `${box.name}/${name}`,
+        key: `${configNamespace}:boxes.${box.name}.overrides.${index}`,
+        dir,
+        upper: path.join(dir, "upper"),
+        work: path.join(dir, "work"),
+        merged: path.join(dir, "mnts"),
+        // Hostnames must be unique in the group; prefixing the box keeps the default unique.
+        hostname: override.hostname ?? `${box.name}-${name}`,
+        ip,
+        ipOverridden: override.ip !== undefined,
+        mac: override.mac !== undefined ? normaliseMac(override.mac)! : derivedMac(box.name, index),
+        mountOptions: [...pinnedMountOptions, ...new Set(extraOptions)].join(","),
+    };
+}
+
+/** The overlay layer options for one instance on one lower. */
+export function layerOptions(instance: InstancePlan, lower: string): string {
+    return `lowerdir=${lower},upperdir=${instance.upper},workdir=${instance.work}`;
+}
+
+/**
+ * The fstab options of an instance (the script appends the `x-overlay-fleet=<id>` marker):
+ * layers, pinned options, `nofail` so a missing USB disk cannot hang boot, and explicit boot
+ * ordering because nofail drops the implicit one: wait for the disk, come up before docker.
+ */
+export function fstabOptions(box: ResolvedBox, instance: InstancePlan, lower: string): string {
+    return [
+        layerOptions(instance, lower),
+        instance.mountOptions,
+        "nofail",
+        `x-systemd.requires-mounts-for=${box.disk}`,
+        "x-systemd.before=docker.service",
+    ].join(",");
+}
+
+/** Address of instance `index` counted from the network's first address, skipping the gateway. */
+export function derivedAddress(network: Required<NetworkSettings>, index: number): number {
+    const gateway = parseIPv4(network.gateway)!;
+    let address = parseIPv4(network.firstAddress)!;
+    for (let counted = 0; ; address++) {
+        if (address !== gateway && ++counted === index) {
+            return address;
+        }
+    }
+}

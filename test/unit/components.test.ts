@@ -1,0 +1,257 @@
+import { beforeEach, describe, expect, it } from "vitest";
+import * as pulumi from "@pulumi/pulumi";
+import { byName, drain, installMocks, Registration, secretSignature, settle } from "./mocks";
+import { homeConfig, raw } from "./fixtures";
+import { resolveFleetConfig } from "../../model/config";
+import { hostInvocation } from "../../components/hostScripts";
+import { Box } from "../../components/box";
+import { readFleetConfig } from "../../components/stackConfig";
+
+let registrations: Registration[] = [];
+
+const privateKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-key-material\n-----END OPENSSH PRIVATE KEY-----\n";
+
+async function deploy(config: { defaults?: any; boxes?: any }, boxName = "nas") {
+    registrations = installMocks();
+    const settings = resolveFleetConfig(raw(config)).find((b) => b.name === boxName)!;
+    const box = new Box(boxName, { settings, privateKey: pulumi.secret(privateKey) });
+    await settle(box.urn);
+    await drain(registrations);
+    return { box, registrations };
+}
+
+const commandInputs = (regs: Registration[], name: string) => {
+    const { create, delete: del, triggers } = byName(regs, name).inputs;
+    return { create, delete: del, triggers };
+};
+
+describe("Box resource graph", () => {
+    beforeEach(() => {
+        registrations = [];
+    });
+
+    it("declares cache, network, image and per instance fstab line, mount and container", async () => {
+        const { registrations: regs } = await deploy(homeConfig());
+        const types = regs.map((r) => `${r.type} ${r.name}`).sort();
+        expect(types).toEqual(
+            [
+                "overlay-fleet:fleet:Box nas",
+                "overlay-fleet:cache:LowerCache nas-cache",
+                "command:remote:Command nas-cache-preflight",
+                "command:remote:Command nas-cache-prepare",
+                "command:remote:Command nas-cache-fold",
+                "pulumi:providers:docker nas-docker",
+                "overlay-fleet:network:MacvlanNetwork nas-macvlan",
+                "docker:index/network:Network nas-macvlan-network",
+                "docker:index/remoteImage:RemoteImage nas-image",
+                "command:remote:Command nas-retire",
+                ...[1, 2, 3].flatMap((i) => [
+                    `overlay-fleet:overlay:OverlayInstance nas-ttnode${i}`,
+                    `command:remote:Command nas-ttnode${i}-fstab`,
+                    `command:remote:Command nas-ttnode${i}-mount`,
+                    `overlay-fleet:container:InstanceContainer nas-ttnode${i}`,
+                    `docker:index/container:Container nas-ttnode${i}-container`,
+                ]),
+            ].sort(),
+        );
+        // Every child hangs under its component, every component under the box.
+        const urnOf = (name: string, type: string) => regs.find((r) => r.name === name && r.type === type)!.urn;
+        const boxUrn = urnOf("nas", "overlay-fleet:fleet:Box");
+        expect(byName(regs, "nas-cache").parent).toBe(boxUrn);
+        expect(byName(regs, "nas-ttnode2-mount").parent).toBe(urnOf("nas-ttnode2", "overlay-fleet:overlay:OverlayInstance"));
+        expect(byName(regs, "nas-ttnode2-container").parent).toBe(urnOf("nas-ttnode2", "overlay-fleet:container:InstanceContainer"));
+    });
+
+    it("orders fstab line, mount and container; mounts wait for the lower cache", async () => {
+        const { registrations: regs } = await deploy(homeConfig());
+        const urn = (name: string) => byName(regs, name).urn;
+        const mount = byName(regs, "nas-ttnode1-mount");
+        expect(mount.dependencies).toContain(urn("nas-ttnode1-fstab"));
+        expect(mount.dependencies).toEqual(expect.arrayContaining([urn("nas-cache-fold"), urn("nas-cache-prepare"), urn("nas-cache-preflight")]));
+        const container = byName(regs, "nas-ttnode1-container");
+        expect(container.dependencies).toContain(urn("nas-ttnode1-mount"));
+        expect(container.dependencies).toContain(urn("nas-ttnode1-fstab"));
+        // With maxDownPerBox 1, each mount follows the previous one (one instance down at a time).
+        expect(byName(regs, "nas-ttnode3-mount").dependencies).toContain(urn("nas-ttnode2-mount"));
+        expect(byName(regs, "nas-ttnode2-mount").dependencies).not.toContain(urn("nas-ttnode3-mount"));
+        // Old generations are retired only after every instance.
+        expect(byName(regs, "nas-retire").dependencies).toEqual(expect.arrayContaining([1, 2, 3].map((i) => urn(`nas-ttnode${i}-mount`))));
+    });
+
+    it("replaces mounts and fstab lines delete-before-create", async () => {
+        const { registrations: regs } = await deploy(homeConfig());
+        for (const name of ["nas-ttnode1-mount", "nas-ttnode1-fstab"]) {
+            expect(byName(regs, name).deleteBeforeReplace).toBe(true);
+        }
+    });
+
+    it("sends exact, quoted script invocations", async () => {
+        const { registrations: regs } = await deploy(homeConfig());
+        const fstabOptions =
+            "lowerdir=/mnt/usbdisk/static_cache,upperdir=/mnt/usbdisk/ttnode2/upper,workdir=/mnt/usbdisk/ttnode2/work," +
+            "index=off,nfs_export=off,redirect_dir=off,metacopy=off,nofail,x-systemd.requires-mounts-for=/mnt/usbdisk,x-systemd.before=docker.service";
+        expect(commandInputs(regs, "nas-ttnode2-fstab")).toEqual({
+            create: hostInvocation("fstab", ["set", "/etc/fstab", "nas/ttnode2", "/mnt/usbdisk/ttnode2/mnts", fstabOptions]),
+            delete: hostInvocation("fstab", ["remove", "/etc/fstab", "nas/ttnode2"]),
+            triggers: ["/etc/fstab", "nas/ttnode2"],
+        });
+        expect(commandInputs(regs, "nas-ttnode2-mount")).toEqual({
+            create: hostInvocation("mount", [
+                "/mnt/usbdisk/static_cache",
+                "/mnt/usbdisk/ttnode2/upper",
+                "/mnt/usbdisk/ttnode2/work",
+                "/mnt/usbdisk/ttnode2/mnts",
+                "index=off,nfs_export=off,redirect_dir=off,metacopy=off",
+                "ttnode2",
+                "-",
+            ]),
+            delete: hostInvocation("unmount", ["/mnt/usbdisk/ttnode2/mnts", "keep", "/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work"]),
+            triggers: ["/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work", "/mnt/usbdisk/ttnode2/mnts"],
+        });
+        expect(byName(regs, "nas-cache-prepare").inputs.create).toBe(hostInvocation("lower", ["/mnt/usbdisk/static_cache", ".yfnode/config"]));
+        expect(byName(regs, "nas-cache-preflight").inputs.create).toBe(hostInvocation("preflight", ["/mnt/usbdisk", "/mnt/usbdisk/static_cache"]));
+        // The invocation ends with each argument as one single-quoted word.
+        expect(byName(regs, "nas-ttnode2-mount").inputs.create.endsWith(`'index=off,nfs_export=off,redirect_dir=off,metacopy=off' 'ttnode2' '-'`)).toBe(true);
+    });
+
+    it("runs each container with its fixed identity on the macvlan network, merged dir bind-mounted", async () => {
+        const { registrations: regs } = await deploy(homeConfig());
+        const container = byName(regs, "nas-ttnode2-container").inputs;
+        expect(container).toMatchObject({
+            name: "ttnode2",
+            hostname: "nas-ttnode2",
+            restart: "always",
+            privileged: true,
+            dns: ["192.168.1.1"],
+            networksAdvanced: [{ name: "macnet", ipv4Address: "192.168.1.202", macAddress: expect.stringMatching(/^02:/) }],
+            mounts: [{ type: "bind", source: "/mnt/usbdisk/ttnode2/mnts", target: "/mnts" }],
+        });
+        expect(container.networkMode).toBeUndefined();
+        expect(byName(regs, "nas-macvlan-network").inputs).toMatchObject({
+            name: "macnet",
+            driver: "macvlan",
+            options: { parent: "eth0" },
+            ipamConfigs: [{ subnet: "192.168.1.0/24", gateway: "192.168.1.1" }],
+        });
+        expect(byName(regs, "nas-docker").inputs.host).toBe("ssh://root@192.168.1.10:22");
+    });
+
+    it("a cache-only box has no docker resources and mounts without a container name", async () => {
+        const config = homeConfig();
+        config.boxes.nas.cacheOnly = true;
+        const { registrations: regs } = await deploy(config);
+        expect(regs.filter((r) => r.type.startsWith("docker:") || r.type === "pulumi:providers:docker")).toEqual([]);
+        expect(byName(regs, "nas-ttnode1-mount").inputs.create).toContain(`'index=off,nfs_export=off,redirect_dir=off,metacopy=off' '-' '-'`);
+    });
+
+    it("purgeOnRemove makes removal delete the upper data; the default keeps it", async () => {
+        const config = homeConfig();
+        config.boxes.nas.purgeOnRemove = true;
+        const { registrations: regs } = await deploy(config);
+        expect(byName(regs, "nas-ttnode1-mount").inputs.delete).toBe(
+            hostInvocation("unmount", ["/mnt/usbdisk/ttnode1/mnts", "purge", "/mnt/usbdisk/ttnode1/upper", "/mnt/usbdisk/ttnode1/work"]),
+        );
+    });
+
+    it("a generation bump changes the lower and fold of the box, and only inputs that depend on it", async () => {
+        const before = (await deploy(homeConfig())).registrations;
+        const config = homeConfig();
+        config.boxes.nas.generation = 2;
+        const after = (await deploy(config)).registrations;
+        expect(byName(after, "nas-cache-fold").inputs.create).not.toBe(byName(before, "nas-cache-fold").inputs.create);
+        expect(byName(after, "nas-ttnode1-mount").inputs.create).toContain("'/mnt/usbdisk/static_cache.g2'");
+        expect(byName(after, "nas-ttnode1-mount").inputs.create).toContain("'/mnt/usbdisk/.overlay-fleet/static_cache.gen2/ttnode1.manifest'");
+        expect(byName(after, "nas-ttnode1-fstab").inputs.create).toContain("lowerdir=/mnt/usbdisk/static_cache.g2,");
+        // Triggers (identity) stay: a generation switch is an in-place update, not a replacement.
+        expect(byName(after, "nas-ttnode1-mount").inputs.triggers).toEqual(byName(before, "nas-ttnode1-mount").inputs.triggers);
+        expect(byName(after, "nas-cache-preflight").inputs).toEqual(byName(before, "nas-cache-preflight").inputs);
+        expect(byName(after, "nas-ttnode1-container").inputs).toEqual(byName(before, "nas-ttnode1-container").inputs);
+    });
+});
+
+describe("scaling", () => {
+    const inputsAt = async (count: number) => {
+        const config = homeConfig();
+        config.boxes.nas.instances = count;
+        const { registrations: regs } = await deploy(config);
+        return new Map(regs.map((r) => [r.name, r.inputs]));
+    };
+
+    it("3 -> 5 adds two instances and leaves every other resource's inputs identical", async () => {
+        const three = await inputsAt(3);
+        const five = await inputsAt(5);
+        const added = [...five.keys()].filter((name) => !three.has(name)).sort();
+        expect(added).toEqual(
+            ["nas-ttnode4", "nas-ttnode4-fstab", "nas-ttnode4-mount", "nas-ttnode4-container", "nas-ttnode5", "nas-ttnode5-fstab", "nas-ttnode5-mount", "nas-ttnode5-container"].sort(),
+        );
+        for (const [name, inputs] of three) {
+            expect(five.get(name), name).toEqual(inputs);
+        }
+    });
+
+    it("5 -> 3 removes instances 4 and 5 and leaves the others identical", async () => {
+        const five = await inputsAt(5);
+        const three = await inputsAt(3);
+        expect([...five.keys()].filter((name) => !three.has(name)).filter((n) => !n.endsWith("container")).sort()).toEqual(
+            ["nas-ttnode4", "nas-ttnode4-fstab", "nas-ttnode4-mount", "nas-ttnode5", "nas-ttnode5-fstab", "nas-ttnode5-mount"].sort(),
+        );
+        for (const [name, inputs] of three) {
+            expect(five.get(name), name).toEqual(inputs);
+        }
+    });
+});
+
+describe("secrets", () => {
+    it("the SSH connection, with the private key, is sent only as a secret", async () => {
+        const { box, registrations: regs } = await deploy(homeConfig());
+        expect(await pulumi.isSecret(box.connection)).toBe(true);
+        const commands = regs.filter((r) => r.type === "command:remote:Command");
+        expect(commands.length).toBe(8);
+        for (const command of commands) {
+            expect(command.raw.connection[secretSignature.length ? "4dabf18193072939515e22adb298388d" : ""], command.name).toBe(secretSignature);
+            expect(JSON.stringify({ ...command.raw, connection: undefined })).not.toContain("secret-key-material");
+        }
+        expect(JSON.stringify(box.summary)).not.toContain("secret-key-material");
+    });
+});
+
+describe("stack config reading", () => {
+    const setConfig = (values: Record<string, unknown>, secretKeys: string[] = []) =>
+        pulumi.runtime.setAllConfig(
+            Object.fromEntries(Object.entries(values).map(([k, v]) => [k, typeof v === "string" ? v : JSON.stringify(v)])),
+            secretKeys,
+        );
+
+    it("fails with a RunError naming the key and value", () => {
+        const config = homeConfig();
+        config.boxes.nas.network.firstAddress = "192.168.7.9";
+        setConfig({ "overlay-fleet:defaults": config.defaults, "overlay-fleet:boxes": config.boxes, "overlay-fleet:sshPrivateKey": privateKey }, ["overlay-fleet:sshPrivateKey"]);
+        expect(() => readFleetConfig()).toThrow(pulumi.RunError);
+        expect(() => readFleetConfig()).toThrow(/overlay-fleet:boxes\.nas\.network\.firstAddress: "192\.168\.7\.9" is outside the subnet/);
+    });
+
+    it("refuses a private key stored in plain text, and a missing one", () => {
+        const config = homeConfig();
+        setConfig({ "overlay-fleet:defaults": config.defaults, "overlay-fleet:boxes": config.boxes, "overlay-fleet:sshPrivateKey": privateKey });
+        expect(() => readFleetConfig()).toThrow(/overlay-fleet:sshPrivateKey: is stored in plain text/);
+        setConfig({ "overlay-fleet:defaults": config.defaults, "overlay-fleet:boxes": config.boxes });
+        expect(() => readFleetConfig()).toThrow(/overlay-fleet:boxes\.minipc\.ssh: no SSH credentials/);
+        config.defaults.ssh = { agent: true };
+        setConfig({ "overlay-fleet:defaults": config.defaults, "overlay-fleet:boxes": config.boxes });
+        expect(readFleetConfig().boxes.every((b) => b.ssh.agent)).toBe(true);
+    });
+
+    it("returns the key as a secret output", async () => {
+        const config = homeConfig();
+        setConfig({ "overlay-fleet:defaults": config.defaults, "overlay-fleet:boxes": config.boxes, "overlay-fleet:sshPrivateKey": privateKey }, ["overlay-fleet:sshPrivateKey"]);
+        const fleet = readFleetConfig();
+        expect(await pulumi.isSecret(fleet.privateKey!)).toBe(true);
+        expect(fleet.boxes.map((b) => b.name)).toEqual(["minipc", "nas"]);
+    });
+
+    it("catches a typo in a top-level key", () => {
+        const config = homeConfig();
+        setConfig({ "overlay-fleet:defaults": config.defaults, "overlay-fleet:boxes": config.boxes, "overlay-fleet:sshPrivatekey": privateKey });
+        expect(() => readFleetConfig()).toThrow(/overlay-fleet:sshPrivatekey: unknown key "sshPrivatekey" \(did you mean "sshPrivateKey"\?\)/);
+    });
+});

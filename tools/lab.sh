@@ -1,0 +1,763 @@
+#!/usr/bin/env bash
+# overlay-fleet local lab: N "boxes" on this machine, each a network namespace with its own
+# address, a private mount + UTS namespace, its own /etc, /tmp and /mnt, a loopback ext4 "USB
+# disk" at /mnt/usbdisk holding a small lower cache, and a real sshd on port 22.
+#
+#   tools/lab.sh up [N]             create box1..boxN (default: the current count, or 2); idempotent
+#   tools/lab.sh down               remove everything `up` made; idempotent
+#   tools/lab.sh status             list the boxes and whether each is up (exit 1 if one is not)
+#   tools/lab.sh env                JSON description of the boxes for tests
+#   tools/lab.sh exec BOX -- CMD..  run CMD inside BOX's namespaces (no SSH)
+#   tools/lab.sh ssh BOX CMD..      run CMD on BOX over real SSH (lab key, pinned host key)
+#   tools/lab.sh stop-sshd BOX      kill BOX's sshd (listener and connections); mounts stay
+#   tools/lab.sh start-sshd BOX     start BOX's sshd again in the same namespaces
+#
+# BOX is `box<i>` or `<i>`. Box i: netns of-box<i>, veth of-h<i> (198.18.<i>.1/24, machine side)
+# <-> of-b<i> (198.18.<i>.2/24, box side), sshd on 198.18.<i>.2:22.
+#
+# Each box's namespaces are held by an "anchor" process (`sleep infinity`, started through
+# `ip netns exec of-box<i> unshare --mount --uts --propagation private`); sshd and `exec` enter
+# the anchor's namespaces with nsenter, so sshd can be stopped and restarted without losing the
+# box's mounts.
+#
+# Environment:
+#   OVERLAY_FLEET_LAB_DIR        state dir (default /run/overlay-fleet-lab)
+#   OVERLAY_FLEET_LAB_DISK_DIR   where the disk images live (default /var/tmp/overlay-fleet-lab-disks)
+#   OVERLAY_FLEET_LAB_DISK_SIZE  size of each sparse disk image (default 1G)
+#   OVERLAY_FLEET_LAB_SKIP_DEPS  set to 1 to skip tools/system-deps.sh in `up`
+#
+# Must run as root. Only touches the lab's own names (of-box*, of-h*, 198.18.<i>.0/24) and dirs.
+
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+set -euo pipefail
+shopt -s nullglob
+
+SELF=$(readlink -f "${BASH_SOURCE[0]}")
+REPO=$(cd "$(dirname "$SELF")/.." && pwd)
+KEYS_SRC="$REPO/lab/keys"
+
+abspath() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
+STATE=$(abspath "${OVERLAY_FLEET_LAB_DIR:-/run/overlay-fleet-lab}")
+STATE=${STATE%/}
+DEFAULT_DISKS=$(abspath "${OVERLAY_FLEET_LAB_DISK_DIR:-/var/tmp/overlay-fleet-lab-disks}")
+DEFAULT_DISKS=${DEFAULT_DISKS%/}
+DISK_SIZE=${OVERLAY_FLEET_LAB_DISK_SIZE:-1G}
+LOCK=/run/lock/overlay-fleet-lab.lock
+MAX_BOXES=50
+DISK_MOUNT=/mnt/usbdisk
+LOWER=$DISK_MOUNT/static_cache
+
+log() { printf 'lab: %s\n' "$*" >&2; }
+die() { printf 'lab: error: %s\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------- names and paths
+
+ns_name() { printf 'of-box%s' "$1"; }
+host_if() { printf 'of-h%s' "$1"; }
+box_if() { printf 'of-b%s' "$1"; }
+host_ip() { printf '198.18.%s.1' "$1"; }
+box_ip() { printf '198.18.%s.2' "$1"; }
+box_dir() { printf '%s/boxes/box%s' "$STATE" "$1"; }
+
+disks_dir() {
+    if [ -s "$STATE/disks-dir" ]; then cat "$STATE/disks-dir"; else printf '%s' "$DEFAULT_DISKS"; fi
+}
+disk_img() { printf '%s/box%s.img' "$(disks_dir)" "$1"; }
+
+# box1 | 1  ->  1
+parse_box() {
+    local b=${1:-}
+    b=${b#box}
+    [[ "$b" =~ ^[1-9][0-9]*$ ]] || die "not a box name: '${1:-}' (want box<i> or <i>)"
+    printf '%s' "$b"
+}
+
+# ---------------------------------------------------------------- process helpers
+
+# Start time of a process (clock ticks since boot), empty if it does not exist.
+proc_start() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    # fields after "pid (comm) ": state is 1st, starttime is 20th
+    awk '{ print $20 }' <<<"$stat"
+}
+
+# Process state letter (R, S, Z, ...), empty if there is no such process.
+proc_state() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+    stat=${stat##*) }
+    printf '%s' "${stat%% *}"
+}
+
+alive() {
+    local st
+    [[ "${1:-}" =~ ^[0-9]+$ ]] || return 1
+    st=$(proc_state "$1")
+    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# has TEXT PATTERN: grep without a pipe (no SIGPIPE surprises under pipefail)
+has() { grep -q -e "$2" <<<"$1"; }
+
+# Writes "pid starttime" to a file.
+record_pid() { printf '%s %s\n' "$2" "$(proc_start "$2")" >"$1"; }
+
+# pid from a "pid starttime" file if that process still is the recorded one, else empty.
+recorded_pid() {
+    local f=$1 pid start
+    [ -s "$f" ] || return 0
+    read -r pid start <"$f" || true
+    [[ "${pid:-}" =~ ^[0-9]+$ ]] || return 0
+    alive "$pid" || return 0
+    [ -z "${start:-}" ] || [ "$(proc_start "$pid")" = "$start" ] || return 0
+    printf '%s' "$pid"
+}
+
+ns_id() { readlink "/proc/$1/ns/$2" 2>/dev/null || true; }
+
+# The anchor of box i (pid), empty when it is gone or not in the box's network namespace.
+anchor_pid() {
+    local i=$1 pid want
+    pid=$(recorded_pid "$(box_dir "$i")/anchor.pid")
+    [ -n "$pid" ] || return 0
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ] || return 0
+    [ -e "/run/netns/$(ns_name "$i")" ] || return 0
+    want="net:[$(stat -L -c %i "/run/netns/$(ns_name "$i")")]"
+    [ "$(ns_id "$pid" net)" = "$want" ] || return 0
+    printf '%s' "$pid"
+}
+
+# pids of all sshd processes (listener and per-connection) in the anchor's mount namespace.
+sshd_pids_in() {
+    local anchor=$1 mnt p
+    mnt=$(ns_id "$anchor" mnt)
+    [ -n "$mnt" ] || return 0
+    for p in /proc/[0-9]*; do
+        p=${p#/proc/}
+        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = sshd ] || continue
+        [ "$(ns_id "$p" mnt)" = "$mnt" ] && printf '%s\n' "$p"
+    done
+    return 0
+}
+
+# The listening sshd of box i (pid from its PidFile, checked), empty if not running.
+sshd_pid() {
+    local i=$1 anchor pid
+    anchor=$(anchor_pid "$i")
+    [ -n "$anchor" ] || return 0
+    [ -s "$(box_dir "$i")/sshd.pid" ] || return 0
+    pid=$(head -n1 "$(box_dir "$i")/sshd.pid")
+    [[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid" || return 0
+    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sshd ] || return 0
+    [ "$(ns_id "$pid" mnt)" = "$(ns_id "$anchor" mnt)" ] || return 0
+    printf '%s' "$pid"
+}
+
+# Kill the given pids: TERM, wait, KILL, wait until gone.
+kill_pids() {
+    local pids=() p n
+    for p in "$@"; do alive "$p" && pids+=("$p"); done
+    [ ${#pids[@]} -gt 0 ] || return 0
+    kill -TERM "${pids[@]}" 2>/dev/null || true
+    for n in $(seq 1 30); do
+        local left=()
+        for p in "${pids[@]}"; do alive "$p" && left+=("$p"); done
+        [ ${#left[@]} -gt 0 ] || return 0
+        [ "$n" -eq 15 ] && kill -KILL "${left[@]}" 2>/dev/null || true
+        sleep 0.1
+    done
+    for p in "${pids[@]}"; do alive "$p" && log "process $p did not exit"; done
+    return 0
+}
+
+# Run a command detached: own session, stdio to a log, no inherited descriptors (so that
+# callers reading our stdout, and the lab lock, are not held open by daemons).
+spawn() {
+    local logf=$1
+    shift
+    (
+        for fd in /proc/self/fd/*; do
+            fd=${fd##*/}
+            [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null || true
+        done
+        exec setsid "$@" </dev/null >>"$logf" 2>&1
+    ) &
+}
+
+# ---------------------------------------------------------------- ssh
+
+ssh_opts() {
+    printf '%s\n' -F /dev/null -i "$STATE/id_ed25519" -o IdentitiesOnly=yes -o IdentityAgent=none \
+        -o UserKnownHostsFile="$STATE/known_hosts" -o GlobalKnownHostsFile=/dev/null \
+        -o StrictHostKeyChecking=yes -o BatchMode=yes -o ConnectTimeout=5 -o LogLevel=ERROR
+}
+
+ssh_ok() {
+    local i=$1 opts
+    mapfile -t opts < <(ssh_opts)
+    timeout 15 ssh "${opts[@]}" -o ConnectTimeout=2 "root@$(box_ip "$i")" true </dev/null >/dev/null 2>&1
+}
+
+wait_ssh() {
+    local i=$1 n
+    for n in $(seq 1 100); do
+        ssh_ok "$i" && return 0
+        [ -n "$(sshd_pid "$i")" ] || [ "$n" -lt 20 ] || break
+        sleep 0.2
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- state dir
+
+lab_keys_ready() {
+    local f
+    for f in id_ed25519 id_ed25519.pub ssh_host_ed25519_key ssh_host_ed25519_key.pub; do
+        [ -f "$KEYS_SRC/$f" ] || die "missing $KEYS_SRC/$f"
+    done
+}
+
+host_key() { awk '{ print $1 " " $2 }' "$STATE/ssh_host_ed25519_key.pub"; }
+
+# Copy a file only if it differs; set its mode.
+install_file() {
+    local src=$1 dst=$2 mode=$3
+    if ! cmp -s "$src" "$dst" 2>/dev/null; then
+        cp "$src" "$dst.tmp.$$"
+        chmod "$mode" "$dst.tmp.$$"
+        mv -f "$dst.tmp.$$" "$dst"
+    fi
+    [ "$(stat -c %a "$dst")" = "${mode#0}" ] || chmod "$mode" "$dst"
+}
+
+write_if_changed() { # dst (content on stdin)
+    local dst=$1 tmp
+    tmp="$dst.tmp.$$"
+    cat >"$tmp"
+    if cmp -s "$tmp" "$dst" 2>/dev/null; then rm -f "$tmp"; else mv -f "$tmp" "$dst"; fi
+}
+
+prepare_state() {
+    lab_keys_ready
+    case "$STATE/" in /etc/* | /mnt/* | /tmp/* | /proc/* | /sys/* | /dev/* | /) die "state dir $STATE must not be under /etc, /mnt, /tmp (boxes cover those)" ;; esac
+    case "$DEFAULT_DISKS/" in /etc/* | /mnt/* | /tmp/* | /proc/* | /sys/* | /dev/*) die "disk dir $DEFAULT_DISKS must not be under /etc, /mnt, /tmp" ;; esac
+    if [ ! -d "$STATE" ]; then
+        mkdir -p "$STATE"
+        chmod 0700 "$STATE"
+        # What the machine looked like before the lab, so `down` can put it back.
+        {
+            [ -d /run/netns ] && echo "netns_dir=yes" || echo "netns_dir=no"
+            mountpoint -q /run/netns 2>/dev/null && echo "netns_mounted=yes" || echo "netns_mounted=no"
+            [ -d /run/sshd ] && echo "run_sshd=yes" || echo "run_sshd=no"
+            [ -d "$DEFAULT_DISKS" ] && echo "disks_dir=yes" || echo "disks_dir=no"
+        } >"$STATE/host-before"
+    fi
+    [ -s "$STATE/disks-dir" ] || printf '%s' "$DEFAULT_DISKS" >"$STATE/disks-dir"
+    mkdir -p "$STATE/boxes" "$(disks_dir)"
+    install_file "$KEYS_SRC/id_ed25519" "$STATE/id_ed25519" 0600
+    install_file "$KEYS_SRC/id_ed25519.pub" "$STATE/id_ed25519.pub" 0644
+    install_file "$KEYS_SRC/ssh_host_ed25519_key" "$STATE/ssh_host_ed25519_key" 0600
+    install_file "$KEYS_SRC/ssh_host_ed25519_key.pub" "$STATE/ssh_host_ed25519_key.pub" 0644
+    install_file "$KEYS_SRC/id_ed25519.pub" "$STATE/authorized_keys" 0600
+}
+
+# known_hosts with one pinned line per box address.
+write_known_hosts() {
+    local n=$1 i key
+    key=$(host_key)
+    for i in $(seq 1 "$n"); do printf '%s %s\n' "$(box_ip "$i")" "$key"; done | write_if_changed "$STATE/known_hosts"
+    chmod 0644 "$STATE/known_hosts"
+}
+
+# Indices of the boxes that exist in any form (state dir, netns, host veth), sorted.
+existing_boxes() {
+    {
+        local d
+        for d in "$STATE"/boxes/box*; do printf '%s\n' "${d##*/box}"; done
+        ip netns list 2>/dev/null | awk '{print $1}' | sed -n 's/^of-box\([0-9][0-9]*\)$/\1/p'
+        ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | sed -n 's/^of-h\([0-9][0-9]*\)\(@.*\)\{0,1\}$/\1/p'
+    } | grep -E '^[1-9][0-9]*$' | sort -n -u
+}
+
+# ---------------------------------------------------------------- box files
+
+sshd_config() {
+    local i=$1 dir
+    dir=$(box_dir "$i")
+    cat <<EOF
+# overlay-fleet lab sshd for box$i (generated by tools/lab.sh)
+ListenAddress $(box_ip "$i"):22
+HostKey $STATE/ssh_host_ed25519_key
+PidFile $dir/sshd.pid
+AuthorizedKeysFile $STATE/authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+LogLevel ERROR
+PrintMotd no
+PrintLastLog no
+X11Forwarding no
+AcceptEnv LANG LC_*
+Subsystem sftp /usr/lib/openssh/sftp-server
+EOF
+}
+
+# The box's /etc/fstab: the usual Debian header and a few foreign lines that all verify
+# (`findmnt --verify`) inside the box: root, the tmpfs /tmp the box really has, and the USB disk.
+box_fstab() {
+    local i=$1 disk_uuid=$2 root_src root_type
+    root_src=$(findmnt -n -o UUID / 2>/dev/null | head -n1 || true)
+    if [ -n "$root_src" ]; then root_src="UUID=$root_src"; else root_src=$(findmnt -n -o SOURCE / | head -n1); fi
+    root_type=$(findmnt -n -o FSTYPE / | head -n1)
+    cat <<EOF
+# /etc/fstab: static file system information.
+#
+# Use 'blkid' to print the universally unique identifier for a
+# device; this may be used with UUID= as a more robust way to name devices
+# that works even if disks are added and removed. See fstab(5).
+#
+# systemd generates mount units based on this file, see systemd.mount(5).
+# Please run 'systemctl daemon-reload' after making changes here.
+#
+# <file system> <mount point>   <type>  <options>       <dump>  <pass>
+# / was on /dev/sda1 during installation
+$root_src /               $root_type    errors=remount-ro 0       1
+tmpfs	/tmp	tmpfs	defaults,nosuid,nodev,size=256m	0	0
+# USB disk (box$i)
+UUID=$disk_uuid  $DISK_MOUNT  ext4  defaults,nofail,x-systemd.device-timeout=10s  0  2
+#/dev/sr0        /media/cdrom0   udf,iso9660 user,noauto     0       0
+EOF
+}
+
+# ---------------------------------------------------------------- inside a box (setup)
+
+# Runs as the anchor, inside `ip netns exec of-box<i> unshare --mount --uts --propagation private`.
+# Sets the box up, reports readiness, then becomes `sleep infinity` (holding the namespaces).
+box_init() {
+    local i=$1 dir img mp t fs src
+    dir=$(box_dir "$i")
+    img=$(disk_img "$i")
+    trap 'echo "box$i setup failed (line $LINENO)" >&2; : >"$dir/failed"' ERR
+    set -E
+
+    hostname "box$i"
+
+    # Drop inherited mounts a box must not hold: other boxes' netns handles (they would keep
+    # those namespaces alive), and overlay/loop/anything under /mnt /tmp /media of the machine.
+    while read -r mp fs src; do
+        mp=$(printf '%b' "$mp")
+        case "$mp" in / | /proc | /proc/* | /sys | /sys/* | /dev | /dev/*) continue ;; esac
+        case "$STATE/" in "$mp"/*) continue ;; esac
+        case "$(disks_dir)/" in "$mp"/*) continue ;; esac
+        case "$mp" in
+            /run/netns | /run/netns/* | /mnt | /mnt/* | /tmp | /tmp/* | /media | /media/*) ;;
+            *)
+                case "$fs:$src" in nsfs:* | overlay:* | *:/dev/loop*) ;; *) continue ;; esac
+                ;;
+        esac
+        umount -l "$mp" 2>/dev/null || true
+    done < <(findmnt -r -n -o TARGET,FSTYPE,SOURCE | tac)
+
+    # Private /tmp and /mnt, as on a real box.
+    mount -t tmpfs -o mode=1777,nosuid,nodev,size=256m tmpfs /tmp
+    mount -t tmpfs -o mode=0755,size=16m tmpfs /mnt
+
+    # Per-box /etc: an overlay over the machine's /etc (rename(2) into /etc works).
+    mount -t overlay overlay \
+        -o "lowerdir=/etc,upperdir=$dir/etc/upper,workdir=$dir/etc/work,index=off" /etc
+
+    # The box's USB disk: a separate ext4 filesystem (loop device auto-clears with the namespace).
+    mkdir -p "$DISK_MOUNT"
+    mount -t ext4 -o loop "$img" "$DISK_MOUNT"
+    if [ ! -d "$LOWER" ]; then
+        populate_lower "$i" "$LOWER"
+    fi
+
+    mkdir -p /run/sshd
+    chmod 0755 /run/sshd
+
+    record_pid "$dir/anchor.pid" "$$"
+    : >"$dir/ready"
+    trap - ERR
+    exec sleep infinity
+}
+
+# fill TEXT SIZE: SIZE bytes of TEXT lines on stdout
+fill() { (set +o pipefail; yes "$1" | head -c "$2"); }
+
+# A little sample lower cache: identity file, nested dirs, a hard link, a symlink, an xattr,
+# a non-root owner and fixed times.
+populate_lower() {
+    local i=$1 l=$2
+    mkdir -p "$l/.yfnode" "$l/cache/00" "$l/cache/01" "$l/cache/02/deep/er"
+    printf 'node_id=lab-box%s-lower\nregion=lab\nversion=1.0.0\n' "$i" >"$l/.yfnode/config"
+    chmod 0600 "$l/.yfnode/config"
+    printf 'sample lower cache of box%s (overlay-fleet lab)\n' "$i" >"$l/README.txt"
+    fill "box$i block 00/0001" 65536 >"$l/cache/00/0001.blk"
+    fill "box$i block 00/0002" 16384 >"$l/cache/00/0002.blk"
+    fill "box$i block 01/0100" 65536 >"$l/cache/01/0100.blk"
+    ln "$l/cache/01/0100.blk" "$l/cache/01/0100.hardlink"
+    printf 'deep file\n' >"$l/cache/02/deep/er/leaf.dat"
+    printf '00/0001.blk 65536\n00/0002.blk 16384\n01/0100.blk 65536\n' >"$l/cache/index.db"
+    ln -s cache/01 "$l/latest"
+    chown 1000:1000 "$l/cache/00/0002.blk"
+    chmod 0640 "$l/cache/00/0002.blk"
+    if command -v setfattr >/dev/null 2>&1; then
+        setfattr -n user.overlay-fleet.sample -v lower "$l/cache/index.db"
+    fi
+    find "$l" -exec touch -h -d '2024-01-01 00:00:00 UTC' {} +
+    sync
+}
+
+# ---------------------------------------------------------------- box lifecycle
+
+# 0 = fully up; 1 = box fine but sshd down or not answering; 2 = broken / missing.
+box_health() {
+    local i=$1 anchor ns hif bif
+    ns=$(ns_name "$i")
+    hif=$(host_if "$i")
+    bif=$(box_if "$i")
+    [ -f "$(box_dir "$i")/ready" ] || return 2
+    anchor=$(anchor_pid "$i")
+    [ -n "$anchor" ] || return 2
+    has "$(ip -o addr show dev "$hif" 2>/dev/null)" " $(host_ip "$i")/24 " || return 2
+    has "$(ip link show dev "$hif" 2>/dev/null)" 'state UP' || return 2
+    has "$(ip -n "$ns" -o addr show dev "$bif" 2>/dev/null)" " $(box_ip "$i")/24 " || return 2
+    has "$(ip -n "$ns" link show dev "$bif" 2>/dev/null)" 'state UP' || return 2
+    has "$(ip -n "$ns" link show dev lo 2>/dev/null)" '[<,]UP[,>]' || return 2
+    [ "$(nsenter -t "$anchor" -m -u -n findmnt -n -o FSTYPE "$DISK_MOUNT" 2>/dev/null)" = ext4 ] || return 2
+    [ "$(nsenter -t "$anchor" -m -u -n findmnt -n -o FSTYPE /etc 2>/dev/null)" = overlay ] || return 2
+    [ "$(nsenter -t "$anchor" -m -u -n hostname 2>/dev/null)" = "box$i" ] || return 2
+    [ -n "$(sshd_pid "$i")" ] || return 1
+    ssh_ok "$i" || return 1
+    return 0
+}
+
+# Remove every trace of box i (tolerates any partial state).
+destroy_box() {
+    local i=$1 ns dir img anchor pids=() p l
+    ns=$(ns_name "$i")
+    dir=$(box_dir "$i")
+    img=$(disk_img "$i")
+    anchor=$(anchor_pid "$i")
+    [ -n "$anchor" ] && pids+=("$anchor") && mapfile -t -O "${#pids[@]}" pids < <(sshd_pids_in "$anchor")
+    p=$(recorded_pid "$dir/anchor.pid")
+    [ -n "$p" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = sleep ] && pids+=("$p")
+    if [ -e "/run/netns/$ns" ]; then
+        mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null || true)
+    fi
+    kill_pids "${pids[@]}"
+    if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$ns"; then
+        ip netns del "$ns" 2>/dev/null || true
+    fi
+    ip link show dev "$(host_if "$i")" >/dev/null 2>&1 && ip link del dev "$(host_if "$i")" 2>/dev/null || true
+    # The loop device clears itself once the box's mount namespace is gone; give it a moment.
+    if [ -e "$img" ]; then
+        for p in $(seq 1 50); do
+            [ -z "$(losetup -l -n -O NAME -j "$img" 2>/dev/null)" ] && break
+            sleep 0.1
+        done
+        for l in $(losetup -l -n -O NAME -j "$img" 2>/dev/null); do losetup -d "$l" 2>/dev/null || true; done
+    fi
+    rm -rf "$dir"
+    rm -f "$img"
+}
+
+create_box() {
+    local i=$1 ns hif bif dir img uuid n
+    ns=$(ns_name "$i")
+    hif=$(host_if "$i")
+    bif=$(box_if "$i")
+    dir=$(box_dir "$i")
+    img=$(disk_img "$i")
+    log "creating box$i"
+
+    mkdir -p "$dir/etc/upper" "$dir/etc/work"
+    sshd_config "$i" >"$dir/sshd_config"
+
+    uuid=$(cat /proc/sys/kernel/random/uuid)
+    rm -f "$img"
+    truncate -s "$DISK_SIZE" "$img"
+    mkfs.ext4 -q -F -U "$uuid" -L "usbdisk$i" "$img"
+
+    box_fstab "$i" "$uuid" >"$dir/etc/upper/fstab"
+    chmod 0644 "$dir/etc/upper/fstab"
+    printf 'box%s\n' "$i" >"$dir/etc/upper/hostname"
+    { cat /etc/hosts 2>/dev/null || printf '127.0.0.1\tlocalhost\n'; printf '127.0.1.1\tbox%s\n' "$i"; } >"$dir/etc/upper/hosts"
+
+    ip netns add "$ns"
+    ip link add "$hif" type veth peer name "$bif" netns "$ns"
+    ip addr add "$(host_ip "$i")/24" dev "$hif"
+    ip link set "$hif" up
+    ip -n "$ns" link set lo up
+    ip -n "$ns" addr add "$(box_ip "$i")/24" dev "$bif"
+    ip -n "$ns" link set "$bif" up
+
+    spawn "$dir/init.log" ip netns exec "$ns" unshare --mount --uts --propagation private \
+        bash "$SELF" __box-init "$i"
+    for n in $(seq 1 300); do
+        [ -f "$dir/ready" ] && [ -n "$(anchor_pid "$i")" ] && break
+        [ -f "$dir/failed" ] && break
+        sleep 0.1
+    done
+    if [ ! -f "$dir/ready" ] || [ -z "$(anchor_pid "$i")" ]; then
+        cat "$dir/init.log" >&2 2>/dev/null || true
+        die "box$i: setup did not complete"
+    fi
+}
+
+start_sshd() {
+    local i=$1 anchor dir
+    dir=$(box_dir "$i")
+    anchor=$(anchor_pid "$i")
+    [ -n "$anchor" ] || die "box$i is not up (run: tools/lab.sh up)"
+    if [ -z "$(sshd_pid "$i")" ]; then
+        rm -f "$dir/sshd.pid"
+        spawn "$dir/sshd.log" nsenter -t "$anchor" -m -u -n \
+            /usr/sbin/sshd -D -f "$dir/sshd_config" -E "$dir/sshd.log"
+    fi
+    if ! wait_ssh "$i"; then
+        cat "$dir/sshd.log" >&2 2>/dev/null || true
+        die "box$i: sshd does not accept logins"
+    fi
+}
+
+stop_sshd() {
+    local i=$1 anchor
+    anchor=$(anchor_pid "$i")
+    [ -n "$anchor" ] || die "box$i is not up"
+    # listener first (no new connections), then the processes serving connections
+    local listener
+    listener=$(sshd_pid "$i")
+    [ -n "$listener" ] && kill -KILL "$listener" 2>/dev/null || true
+    local pids
+    mapfile -t pids < <(sshd_pids_in "$anchor")
+    [ ${#pids[@]} -eq 0 ] || kill -KILL "${pids[@]}" 2>/dev/null || true
+    kill_pids ${listener:+"$listener"} "${pids[@]}"
+    rm -f "$(box_dir "$i")/sshd.pid"
+}
+
+# ---------------------------------------------------------------- commands
+
+with_lock() {
+    mkdir -p "$(dirname "$LOCK")"
+    exec 9>"$LOCK"
+    flock -w 600 9 || die "could not get the lab lock $LOCK"
+}
+
+cmd_up() {
+    local n=${1:-} i existing=() h
+    [ "$(id -u)" -eq 0 ] || die "must run as root"
+    if [ -n "$n" ]; then
+        [[ "$n" =~ ^[1-9][0-9]*$ ]] && [ "$n" -le "$MAX_BOXES" ] || die "box count must be 1..$MAX_BOXES, got '$n'"
+    fi
+    if [ "${OVERLAY_FLEET_LAB_SKIP_DEPS:-}" != 1 ]; then
+        sh "$REPO/tools/system-deps.sh"
+    fi
+    with_lock
+    mapfile -t existing < <(existing_boxes)
+    if [ -z "$n" ]; then
+        n=2
+        [ -s "$STATE/count" ] && n=$(cat "$STATE/count")
+    fi
+    prepare_state
+    printf '%s\n' "$n" | write_if_changed "$STATE/count"
+    write_known_hosts "$n"
+    # boxes beyond N go
+    for i in "${existing[@]}"; do
+        [ "$i" -gt "$n" ] && { log "removing box$i"; destroy_box "$i"; }
+    done
+    # Check the boxes (in parallel: each check includes an SSH login).
+    local tmp pids=() to_create=() to_start=() failed=0 k
+    tmp=$(mktemp -d "$STATE/.up.XXXXXX")
+    for i in $(seq 1 "$n"); do
+        ( h=0; box_health "$i" || h=$?; echo "$h" >"$tmp/health.$i" ) &
+        pids+=($!)
+    done
+    wait "${pids[@]}" || true
+    for i in $(seq 1 "$n"); do
+        h=$(cat "$tmp/health.$i" 2>/dev/null || echo 2)
+        case "$h" in
+            0) ;;
+            1) log "box$i: (re)starting sshd"
+               stop_sshd "$i" 2>/dev/null || true
+               to_start+=("$i") ;;
+            *) if [ -e "$(box_dir "$i")" ] || [ -e "/run/netns/$(ns_name "$i")" ] || ip link show dev "$(host_if "$i")" >/dev/null 2>&1; then
+                   log "box$i is incomplete: recreating"
+                   destroy_box "$i"
+               fi
+               to_create+=("$i")
+               to_start+=("$i") ;;
+        esac
+    done
+    # Create the missing boxes in parallel, then start and wait for their sshds in parallel.
+    pids=()
+    for i in "${to_create[@]}"; do
+        ( create_box "$i" ) &
+        pids+=($!)
+    done
+    for k in "${!pids[@]}"; do wait "${pids[$k]}" || failed=1; done
+    [ "$failed" -eq 0 ] || { rm -rf "$tmp"; die "up: could not create all boxes"; }
+    pids=()
+    for i in "${to_start[@]}"; do
+        ( start_sshd "$i" ) &
+        pids+=($!)
+    done
+    for k in "${!pids[@]}"; do wait "${pids[$k]}" || failed=1; done
+    rm -rf "$tmp"
+    [ "$failed" -eq 0 ] || die "up: not every sshd came up"
+    log "up: $n box(es) ready"
+}
+
+cmd_down() {
+    local i existing=() k v netns_dir=no netns_mounted=no run_sshd=no disks_dir_existed=no disks
+    [ "$(id -u)" -eq 0 ] || die "must run as root"
+    with_lock
+    disks=$(disks_dir)
+    if [ -s "$STATE/host-before" ]; then
+        while IFS='=' read -r k v; do
+            case "$k" in
+                netns_dir) netns_dir=$v ;;
+                netns_mounted) netns_mounted=$v ;;
+                run_sshd) run_sshd=$v ;;
+                disks_dir) disks_dir_existed=$v ;;
+            esac
+        done <"$STATE/host-before"
+    fi
+    mapfile -t existing < <(existing_boxes)
+    for i in "${existing[@]}"; do destroy_box "$i"; done
+
+    # Leftover loop devices backed by lab images (e.g. state dir lost).
+    local l f
+    while read -r l f; do
+        case "$f" in "$disks"/box*.img* | "$DEFAULT_DISKS"/box*.img*) losetup -d "$l" 2>/dev/null || true ;; esac
+    done < <(losetup -n -l -O NAME,BACK-FILE 2>/dev/null || true)
+
+    # ip netns leaves /run/netns bind-mounted on itself; undo that if it was not so before
+    # and no other namespace lives there.
+    if [ -d /run/netns ] && [ -z "$(ls -A /run/netns 2>/dev/null)" ]; then
+        if [ "$netns_mounted" != yes ]; then
+            while mountpoint -q /run/netns; do umount /run/netns 2>/dev/null || umount -l /run/netns || break; done
+        fi
+        [ "$netns_dir" = yes ] || rmdir /run/netns 2>/dev/null || true
+    fi
+    if [ "$run_sshd" != yes ] && [ -d /run/sshd ] && ! pgrep -x sshd >/dev/null 2>&1; then
+        rmdir /run/sshd 2>/dev/null || true
+    fi
+
+    rm -f "$disks"/box*.img "$DEFAULT_DISKS"/box*.img
+    if [ "$disks_dir_existed" != yes ]; then
+        rmdir "$disks" 2>/dev/null || true
+        [ "$DEFAULT_DISKS" = "$disks" ] || rmdir "$DEFAULT_DISKS" 2>/dev/null || true
+    fi
+    rm -rf "$STATE"
+    log "down: lab removed"
+}
+
+cmd_status() {
+    local i boxes=() anchor sshd ok=0 h
+    mapfile -t boxes < <(existing_boxes)
+    if [ ${#boxes[@]} -eq 0 ]; then
+        echo "lab: no boxes (state dir $STATE)"
+        return 1
+    fi
+    printf '%-6s %-7s %-16s %-8s %-8s %s\n' BOX STATE ADDRESS ANCHOR SSHD NOTE
+    for i in "${boxes[@]}"; do
+        anchor=$(anchor_pid "$i")
+        sshd=$(sshd_pid "$i")
+        h=0
+        box_health "$i" || h=$?
+        case "$h" in
+            0) printf '%-6s %-7s %-16s %-8s %-8s %s\n' "box$i" up "$(box_ip "$i"):22" "${anchor:--}" "${sshd:--}" "ssh ok" ;;
+            1) ok=1; printf '%-6s %-7s %-16s %-8s %-8s %s\n' "box$i" no-ssh "$(box_ip "$i"):22" "${anchor:--}" "${sshd:--}" "namespaces up, sshd not answering" ;;
+            *) ok=1; printf '%-6s %-7s %-16s %-8s %-8s %s\n' "box$i" broken "$(box_ip "$i"):22" "${anchor:--}" "${sshd:--}" "incomplete (run: tools/lab.sh up)" ;;
+        esac
+    done
+    return "$ok"
+}
+
+json_str() {
+    local s=$1
+    s=${s//\\/\\\\}
+    s=${s//\"/\\\"}
+    printf '"%s"' "$s"
+}
+
+cmd_env() {
+    local n i first=1 key
+    [ -s "$STATE/count" ] || die "lab is not up (run: tools/lab.sh up)"
+    n=$(cat "$STATE/count")
+    key=$(host_key)
+    printf '{\n  "stateDir": %s,\n  "boxes": [' "$(json_str "$STATE")"
+    for i in $(seq 1 "$n"); do
+        [ $first -eq 1 ] || printf ','
+        first=0
+        printf '\n    { "name": "box%s", "host": "%s", "port": 22, "user": "root", "hostKey": %s, "privateKeyPath": %s, "knownHostsPath": %s, "disk": %s, "lower": %s }' \
+            "$i" "$(box_ip "$i")" "$(json_str "$key")" "$(json_str "$STATE/id_ed25519")" \
+            "$(json_str "$STATE/known_hosts")" "$(json_str "$DISK_MOUNT")" "$(json_str "$LOWER")"
+    done
+    printf '\n  ]\n}\n'
+}
+
+cmd_exec() {
+    local i anchor
+    [ $# -ge 1 ] || die "usage: lab.sh exec BOX -- CMD..."
+    i=$(parse_box "$1")
+    shift
+    [ "${1:-}" != -- ] || shift
+    [ $# -ge 1 ] || die "usage: lab.sh exec BOX -- CMD..."
+    anchor=$(anchor_pid "$i")
+    [ -n "$anchor" ] || die "box$i is not up"
+    exec nsenter -t "$anchor" -m -u -n -- "$@"
+}
+
+cmd_ssh() {
+    local i opts
+    [ $# -ge 1 ] || die "usage: lab.sh ssh BOX [CMD...]"
+    i=$(parse_box "$1")
+    shift
+    [ "${1:-}" != -- ] || shift
+    [ -s "$STATE/known_hosts" ] || die "lab is not up"
+    mapfile -t opts < <(ssh_opts)
+    exec ssh "${opts[@]}" "root@$(box_ip "$i")" "$@"
+}
+
+usage() {
+    sed -n '2,/^$/p' "$SELF" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+main() {
+    local cmd=${1:-}
+    [ $# -eq 0 ] || shift
+    case "$cmd" in
+        up) [ $# -le 1 ] || usage; cmd_up "$@" ;;
+        down) cmd_down ;;
+        status) cmd_status ;;
+        env) cmd_env ;;
+        exec) cmd_exec "$@" ;;
+        ssh) cmd_ssh "$@" ;;
+        stop-sshd)
+            [ $# -eq 1 ] || usage
+            local i
+            i=$(parse_box "$1")
+            with_lock
+            stop_sshd "$i" ;;
+        start-sshd)
+            [ $# -eq 1 ] || usage
+            local i
+            i=$(parse_box "$1")
+            with_lock
+            start_sshd "$i" ;;
+        __box-init) box_init "$(parse_box "$1")" ;;
+        -h | --help | help | "") usage ;;
+        *) log "unknown command: $cmd"; usage ;;
+    esac
+}
+
+main "$@"

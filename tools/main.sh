@@ -1,0 +1,23 @@
+#!/bin/sh
+# The main job (`npm start`): make sure the toolchain is here, bring the local lab up (2 boxes),
+# run `pulumi up` on stacks/Pulumi.lab.yaml with a file backend inside the project, then print
+# what is on each box. Re-running converges; `npm run lab -- down` removes the lab.
+set -eu
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+    echo "overlay-fleet: the lab needs root (network and mount namespaces, loop devices)" >&2
+    exit 1
+fi
+[ -d node_modules/@pulumi/pulumi ] || npm ci --no-audit --no-fund
+eval "$(sh tools/toolchain.sh --print-env)"
+bash tools/lab.sh up "${OVERLAY_FLEET_LAB_BOXES:-2}"
+
+stack="${OVERLAY_FLEET_STACK:-lab}"
+mkdir -p .pulumi-state
+export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$PWD/.pulumi-state}"
+# Lab only: the lab stack's secrets are encrypted with this published passphrase.
+export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-overlay-fleet-lab}"
+pulumi stack select --create "$stack" >/dev/null
+pulumi up --yes --stack "$stack" --parallel 8
+echo
+node -r ts-node/register/transpile-only tools/status.ts --stack "$stack"

@@ -1,0 +1,126 @@
+/**
+ * What is on each box of a deployed stack: per instance mounted or not, fstab line present,
+ * upper size; per box the shared lower's size. Reads the stack's `summary` output and asks
+ * each box over SSH (pinned host key) with the read-only host/status.sh.
+ *
+ *   npm run status -- [--stack lab] [--json]
+ */
+import { execFileSync, spawnSync } from "child_process";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import type { BoxSummary } from "../components/box";
+import { hostInvocation } from "../components/hostScripts";
+
+export interface InstanceStatus {
+    box: string;
+    instance: string;
+    mounted: boolean;
+    fstab: boolean;
+    upperBytes: number;
+}
+export interface BoxStatus {
+    box: string;
+    reachable: boolean;
+    error?: string;
+    lower: string;
+    lowerBytes: number;
+    instances: InstanceStatus[];
+}
+
+function pulumi(args: string[], cwd: string): string {
+    return execFileSync("pulumi", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+}
+
+/** Runs host/status.sh on one box over SSH and parses its TSV. */
+export function boxStatus(box: BoxSummary, privateKey: string | undefined): BoxStatus {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-status-"));
+    try {
+        const knownHosts = path.join(dir, "known_hosts");
+        const hostPattern = box.port === 22 ? box.host : `[${box.host}]:${box.port}`;
+        fs.writeFileSync(knownHosts, `${hostPattern} ${box.hostKey}\n`);
+        const sshArgs = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "ConnectTimeout=10", "-p", String(box.port)];
+        if (privateKey) {
+            const keyFile = path.join(dir, "key");
+            fs.writeFileSync(keyFile, privateKey.endsWith("\n") ? privateKey : `${privateKey}\n`, { mode: 0o600 });
+            sshArgs.push("-i", keyFile, "-o", "IdentitiesOnly=yes");
+        }
+        const args = [box.fstab, box.lower, ...box.instances.flatMap((i) => [i.id, i.merged, i.upper])];
+        const result = spawnSync("ssh", [...sshArgs, `${box.user}@${box.host}`, hostInvocation("status", args)], { encoding: "utf8" });
+        const status: BoxStatus = { box: box.name, reachable: result.status === 0, lower: box.lower, lowerBytes: 0, instances: [] };
+        if (result.status !== 0) {
+            status.error = (result.stderr || result.error?.message || `ssh exited ${result.status}`).trim();
+            return status;
+        }
+        for (const line of result.stdout.split("\n")) {
+            const fields = line.split("\t");
+            if (fields[0] === "instance") {
+                status.instances.push({ box: box.name, instance: fields[1], mounted: fields[2] === "1", fstab: fields[3] === "1", upperBytes: Number(fields[4]) });
+            } else if (fields[0] === "lower") {
+                status.lowerBytes = Number(fields[2]);
+            }
+        }
+        return status;
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
+export function formatBytes(bytes: number): string {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let value = bytes;
+    let unit = 0;
+    while (value >= 1024 && unit < units.length - 1) {
+        value /= 1024;
+        unit++;
+    }
+    return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+export function formatTable(statuses: BoxStatus[]): string {
+    const rows = [["BOX", "INSTANCE", "MOUNTED", "FSTAB", "UPPER", "SHARED LOWER"]];
+    for (const box of statuses) {
+        if (!box.reachable) {
+            rows.push([box.box, "-", "?", "?", "?", `unreachable: ${box.error ?? ""}`]);
+            continue;
+        }
+        if (box.instances.length === 0) {
+            rows.push([box.box, "(none)", "-", "-", "-", `${box.lower} ${formatBytes(box.lowerBytes)}`]);
+        }
+        box.instances.forEach((i, n) => {
+            rows.push([box.box, i.instance, i.mounted ? "yes" : "NO", i.fstab ? "yes" : "NO", formatBytes(i.upperBytes), n === 0 ? `${box.lower} ${formatBytes(box.lowerBytes)}` : ""]);
+        });
+    }
+    const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+    return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd()).join("\n");
+}
+
+function main(): void {
+    const argv = process.argv.slice(2);
+    const json = argv.includes("--json");
+    const stackIndex = argv.indexOf("--stack");
+    const stack = stackIndex >= 0 ? argv[stackIndex + 1] : (process.env.OVERLAY_FLEET_STACK ?? "lab");
+    const cwd = path.join(__dirname, "..");
+    let summary: BoxSummary[];
+    try {
+        summary = JSON.parse(pulumi(["stack", "output", "summary", "--json", "--stack", stack], cwd) || "[]") ?? [];
+    } catch (error) {
+        console.error(`overlay-fleet: cannot read the outputs of stack ${JSON.stringify(stack)}: ${(error as { stderr?: string }).stderr ?? error}`);
+        process.exit(1);
+    }
+    let privateKey: string | undefined;
+    try {
+        privateKey = pulumi(["config", "get", "overlay-fleet:sshPrivateKey", "--stack", stack], cwd);
+    } catch {
+        privateKey = undefined; // agent-based boxes
+    }
+    const statuses = (summary ?? []).map((box) => boxStatus(box, privateKey));
+    console.log(json ? JSON.stringify(statuses, null, 2) : formatTable(statuses));
+    if (statuses.some((s) => !s.reachable)) {
+        process.exitCode = 1;
+    }
+}
+
+if (require.main === module) {
+    main();
+}
