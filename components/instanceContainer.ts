@@ -41,7 +41,7 @@ export class InstanceContainer extends pulumi.ComponentResource {
                 networksAdvanced: [{ name: args.networkName, ipv4Address: plan.ip, macAddress: plan.mac }],
                 mounts: [{ type: "bind", source: args.merged, target: args.settings.mountTarget }],
             },
-            { parent: this },
+            { parent: this, dependsOn: opts?.dependsOn },
         );
         this.registerOutputs({ containerId: this.container.id });
     }

@@ -38,6 +38,8 @@ export class OverlayInstance extends pulumi.ComponentResource {
         super("overlay-fleet:overlay:OverlayInstance", name, {}, opts);
         const plan = args.plan;
         const common = { connection: args.connection, addPreviousOutputInEnv: false };
+        // Children do not inherit the component's dependsOn: forward it so the state records it.
+        const after = opts?.dependsOn ? pulumi.output(opts.dependsOn).apply((d) => (Array.isArray(d) ? d : [d])) : [];
 
         this.fstabEntry = new command.remote.Command(
             `${name}-fstab`,
@@ -48,7 +50,7 @@ export class OverlayInstance extends pulumi.ComponentResource {
                 // Options change in place (the line is rewritten); a new identity replaces it.
                 triggers: [args.fstab, plan.id],
             },
-            { parent: this, deleteBeforeReplace: true },
+            { parent: this, deleteBeforeReplace: true, dependsOn: after },
         );
 
         this.mount = new command.remote.Command(
@@ -69,7 +71,7 @@ export class OverlayInstance extends pulumi.ComponentResource {
                 // Option or lower changes re-run the idempotent mount script, which remounts.
                 triggers: [plan.upper, plan.work, plan.merged],
             },
-            { parent: this, deleteBeforeReplace: true, dependsOn: [this.fstabEntry] },
+            { parent: this, deleteBeforeReplace: true, dependsOn: pulumi.output(after).apply((d) => [...d, this.fstabEntry]) },
         );
 
         this.merged = this.mount.stdout.apply(() => plan.merged);

@@ -1,4 +1,4 @@
-import { beforeEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
 import { byName, drain, installMocks, Registration, secretSignature, settle } from "./mocks";
 import { homeConfig, raw } from "./fixtures";
@@ -7,17 +7,19 @@ import { hostInvocation } from "../../components/hostScripts";
 import { Box } from "../../components/box";
 import { readFleetConfig } from "../../components/stackConfig";
 
-let registrations: Registration[] = [];
+// One mock monitor for the file: every deploy records into the same list, cleared per deploy.
+const registrations: Registration[] = installMocks();
 
 const privateKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-key-material\n-----END OPENSSH PRIVATE KEY-----\n";
 
 async function deploy(config: { defaults?: any; boxes?: any }, boxName = "nas") {
-    registrations = installMocks();
+    await drain(registrations);
+    registrations.length = 0;
     const settings = resolveFleetConfig(raw(config)).find((b) => b.name === boxName)!;
     const box = new Box(boxName, { settings, privateKey: pulumi.secret(privateKey) });
     await settle(box.urn);
     await drain(registrations);
-    return { box, registrations };
+    return { box, registrations: [...registrations] };
 }
 
 const commandInputs = (regs: Registration[], name: string) => {
@@ -26,10 +28,6 @@ const commandInputs = (regs: Registration[], name: string) => {
 };
 
 describe("Box resource graph", () => {
-    beforeEach(() => {
-        registrations = [];
-    });
-
     it("declares cache, network, image and per instance fstab line, mount and container", async () => {
         const { registrations: regs } = await deploy(homeConfig());
         const types = regs.map((r) => `${r.type} ${r.name}`).sort();
@@ -206,9 +204,9 @@ describe("secrets", () => {
         const { box, registrations: regs } = await deploy(homeConfig());
         expect(await pulumi.isSecret(box.connection)).toBe(true);
         const commands = regs.filter((r) => r.type === "command:remote:Command");
-        expect(commands.length).toBe(8);
+        expect(commands.length).toBe(4 + 3 * 2);
         for (const command of commands) {
-            expect(command.raw.connection[secretSignature.length ? "4dabf18193072939515e22adb298388d" : ""], command.name).toBe(secretSignature);
+            expect(command.raw.connection["4dabf18193072939515e22adb298388d"], command.name).toBe(secretSignature);
             expect(JSON.stringify({ ...command.raw, connection: undefined })).not.toContain("secret-key-material");
         }
         expect(JSON.stringify(box.summary)).not.toContain("secret-key-material");

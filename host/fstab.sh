@@ -1,0 +1,187 @@
+# of-fstab set <fstabFile> <id> <merged> <options>
+# of-fstab remove <fstabFile> <id>
+#
+# Keeps one managed line per instance in <fstabFile>:
+#   overlay <merged> overlay <options>,x-overlay-fleet=<id> 0 0
+# The x-overlay-fleet=<id> option is the marker (util-linux and systemd ignore x- options).
+# `set` replaces the instance's line in place or appends it; `remove` deletes it; duplicate lines of
+# one id collapse into one. Every edit happens under a lock (flock on <fstab>.overlay-fleet.lock, or
+# a mkdir lock), is built in a temp file in the same dir, checked with findmnt --verify, and renamed
+# over the fstab (atomic) with the fstab's mode and owner; the previous content is kept in
+# <fstab>.overlay-fleet.bak. Foreign lines are copied byte for byte. Nothing is written at all
+# when the content would not change.
+
+[ "$#" -ge 1 ] || of_usage "usage: of-fstab set <fstabFile> <id> <merged> <options> | of-fstab remove <fstabFile> <id>"
+action=$1
+case $action in
+    set) [ "$#" -eq 5 ] || of_usage "usage: of-fstab set <fstabFile> <id> <merged> <options>" ;;
+    remove) [ "$#" -eq 3 ] || of_usage "usage: of-fstab remove <fstabFile> <id>" ;;
+    *) of_usage "first argument must be set or remove, got '$action'" ;;
+esac
+of_check_path "fstab file" "$2"; fstab=$OF_PATH
+of_check_id "$3"; id=$3
+merged=
+line=
+if [ "$action" = set ]; then
+    of_check_path "merged dir" "$4"; merged=$OF_PATH
+    of_check_options "fstab options" "$5" layers
+    line="overlay $merged overlay $5,x-overlay-fleet=$id 0 0"
+fi
+
+# Edit the file a symlinked fstab points to: rename(2) over the link would replace the link.
+if [ -L "$fstab" ]; then
+    target=$(readlink -f -- "$fstab") || of_die "cannot resolve the fstab symlink '$fstab'"
+    [ -n "$target" ] || of_die "cannot resolve the fstab symlink '$fstab'"
+    fstab=$target
+fi
+if [ -e "$fstab" ] && [ ! -f "$fstab" ]; then
+    of_die "fstab '$fstab' is not a regular file"
+fi
+dir=${fstab%/*}
+[ -n "$dir" ] || dir=/
+[ -d "$dir" ] || of_die "directory of fstab '$fstab' does not exist"
+
+if [ "$action" = remove ] && [ ! -e "$fstab" ]; then
+    printf 'ok fstab remove %s: unchanged (no %s)\n' "$id" "$fstab"
+    exit 0
+fi
+
+tmp=
+fs_cleanup() {
+    [ -z "$tmp" ] || rm -f -- "$tmp" "$tmp.bak"
+    of_unlock
+}
+trap 'fs_cleanup' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+of_lock "$fstab.overlay-fleet.lock"
+
+tmp=$(mktemp "$dir/.${fstab##*/}.overlay-fleet.XXXXXX") || of_die "cannot create a temp file in '$dir'"
+
+# fs_render: writes the new content to stdout. Sets changed=1 when it differs from the current
+# content, ourno to the line number of our line, conflict to a foreign entry for <merged>.
+changed=0
+ourno=0
+conflict=
+fs_render() {
+    emitted=0
+    outno=0
+    last_nl=1
+    if [ -e "$fstab" ]; then
+        while :; do
+            if IFS= read -r cur; then
+                nl=1
+            else
+                [ -n "$cur" ] || break
+                nl=0
+            fi
+            if of_fstab_managed_id "$cur" "$id"; then
+                if [ "$action" = set ] && [ "$emitted" = 0 ]; then
+                    printf '%s\n' "$line"
+                    outno=$((outno + 1))
+                    ourno=$outno
+                    emitted=1
+                    if [ "$cur" != "$line" ] || [ "$nl" = 0 ]; then changed=1; fi
+                else
+                    changed=1
+                fi
+                last_nl=1
+            else
+                if [ "$nl" = 1 ]; then printf '%s\n' "$cur"; else printf '%s' "$cur"; fi
+                outno=$((outno + 1))
+                last_nl=$nl
+                if [ "$action" = set ] && of_fstab_is_entry "$cur"; then
+                    of_norm "$OF_F2"
+                    if [ "$OF_NORM" = "$merged" ]; then
+                        conflict="line $outno: $cur"
+                    fi
+                fi
+            fi
+            [ "$nl" = 1 ] || break
+        done <"$fstab"
+    fi
+    if [ "$action" = set ] && [ "$emitted" = 0 ]; then
+        [ "$last_nl" = 1 ] || printf '\n'
+        printf '%s\n' "$line"
+        outno=$((outno + 1))
+        ourno=$outno
+        changed=1
+    fi
+}
+fs_render >"$tmp" || of_die "cannot write the temp file '$tmp'"
+
+if [ -n "$conflict" ]; then
+    of_die "fstab '$fstab' already has another entry for '$merged' ($conflict); refusing to add the line of $id"
+fi
+if [ "$changed" = 0 ]; then
+    printf 'ok fstab %s %s: unchanged\n' "$action" "$id"
+    exit 0
+fi
+
+# Validate our line with findmnt --verify. It also reports conditions of foreign lines and
+# harmless ones of ours (a target dir that does not exist yet: systemd and mount create it on
+# use... util-linux 2.38 calls this "[E] unreachable on boot required target"), so only parse
+# errors on our line and other errors reported for our target block are fatal.
+if [ "$action" = set ] && of_have findmnt; then
+    case $(findmnt --help 2>&1) in
+        *--verify*)
+            report=$(findmnt --verify --verbose --tab-file "$tmp" 2>&1) || :
+            bad=
+            inblock=0
+            while IFS= read -r r; do
+                case $r in
+                    *"parse error at line $ourno "* | *"parse error at line $ourno:"* | *"parse error at line $ourno")
+                        bad="$bad${bad:+; }$r"
+                        continue
+                        ;;
+                esac
+                case $r in
+                    '' | ' '* | '	'*) ;;
+                    *)
+                        inblock=0
+                        [ "$r" != "$merged" ] || inblock=1
+                        continue
+                        ;;
+                esac
+                [ "$inblock" = 1 ] || continue
+                case $r in
+                    *'[E]'*'target'*'No such file or directory'* | *'[E]'*'target does not exist'*) ;;
+                    *'[E] wrong order'*) of_warn "findmnt --verify on the new fstab: ${r#"${r%%[![:blank:]]*}"}" ;;
+                    *'[E]'*) bad="$bad${bad:+; }${r#"${r%%[![:blank:]]*}"}" ;;
+                esac
+            done <<EOF
+$report
+EOF
+            if [ -n "$bad" ]; then
+                of_die "refusing to write fstab '$fstab': findmnt --verify reports for the line of $id ($line): $bad"
+            fi
+            ;;
+    esac
+fi
+
+if [ -e "$fstab" ]; then
+    mode=$(stat -c '%a' -- "$fstab") && owner=$(stat -c '%u:%g' -- "$fstab") ||
+        of_die "cannot read the mode and owner of '$fstab'"
+else
+    mode=644
+    owner=0:0
+fi
+chmod "$mode" "$tmp" || of_die "cannot set mode $mode on '$tmp'"
+chown "$owner" "$tmp" 2>/dev/null || [ "$owner" = "$(id -u):$(id -g)" ] ||
+    of_die "cannot set owner $owner on '$tmp'"
+sync -- "$tmp" 2>/dev/null || :
+
+if [ -e "$fstab" ]; then
+    bak=$fstab.overlay-fleet.bak
+    cp -p -- "$fstab" "$tmp.bak" && mv -f -- "$tmp.bak" "$bak" || {
+        rm -f -- "$tmp.bak"
+        of_die "cannot write the backup '$bak'"
+    }
+fi
+mv -f -- "$tmp" "$fstab" || of_die "cannot rename '$tmp' over '$fstab'"
+tmp=
+sync -- "$dir" 2>/dev/null || :
+
+printf 'ok fstab %s %s: written to %s\n' "$action" "$id" "$fstab"

@@ -1,0 +1,708 @@
+# overlay-fleet host library. Shared functions for host/<name>.sh.
+#
+# Delivery: a box runs `sh -c '<lib.sh><lib-fold.sh><name>.sh' of-<name> 'arg1' ...`, so this file
+# is plain function definitions (nothing is sourced). Strict POSIX sh (tested with dash); needs
+# only coreutils and util-linux on the box. Every name defined here starts with `of_`/`OF_`.
+#
+# Conventions: errors print `overlay-fleet: <message>` on stderr; exit 1 for a failure, 2 for a
+# bad invocation or a value that is refused before anything is touched.
+
+set -eu
+
+OF_PROG=${0##*/}
+
+of_err() { printf 'overlay-fleet: %s\n' "$*" >&2; }
+of_warn() { printf 'overlay-fleet: warning: %s\n' "$*" >&2; }
+of_die() { of_err "$@"; exit 1; }
+of_usage() { of_err "$@"; exit 2; }
+of_have() { command -v "$1" >/dev/null 2>&1; }
+
+# ---------------------------------------------------------------------------------------------
+# Values
+
+# of_norm PATH: collapses repeated slashes and strips trailing slashes. Result in OF_NORM.
+of_norm() {
+    OF_NORM=$1
+    while :; do
+        case $OF_NORM in
+            *//*) OF_NORM=${OF_NORM%%//*}/${OF_NORM#*//} ;;
+            *) break ;;
+        esac
+    done
+    while :; do
+        case $OF_NORM in
+            /) break ;;
+            */) OF_NORM=${OF_NORM%/} ;;
+            *) break ;;
+        esac
+    done
+}
+
+# of_check_path LABEL VALUE: an absolute path that overlay mount options, /proc/self/mountinfo
+# and fstab can all carry verbatim (no whitespace, control characters, `,` `:` `\` `"`, and no
+# `.`/`..` components). Exits 2 naming the value otherwise. Normalised path in OF_PATH.
+of_check_path() {
+    case $2 in
+        '') of_usage "$1 must not be empty" ;;
+        /*) ;;
+        *) of_usage "$1 must be an absolute path, got '$2'" ;;
+    esac
+    case $2 in
+        *[[:space:]]* | *[[:cntrl:]]*)
+            of_usage "$1 '$2' contains whitespace or control characters; overlay options and fstab cannot carry them" ;;
+        *,* | *:* | *\\* | *\"*)
+            of_usage "$1 '$2' contains one of , : \\ \" which overlay mount options cannot carry" ;;
+    esac
+    case /$2/ in
+        */./* | */../*) of_usage "$1 '$2' must not contain . or .. components" ;;
+    esac
+    of_norm "$2"
+    OF_PATH=$OF_NORM
+}
+
+# of_check_relpath LABEL VALUE: a relative path below a directory (no leading /, no . or ..).
+of_check_relpath() {
+    case $2 in
+        '') of_usage "$1 must not be empty" ;;
+        /*) of_usage "$1 '$2' must be relative to the lower dir" ;;
+        *[[:cntrl:]]*) of_usage "$1 '$2' contains control characters" ;;
+    esac
+    case /$2/ in
+        */./* | */../*) of_usage "$1 '$2' must not contain . or .. components" ;;
+    esac
+    of_norm "$2"
+    case $OF_NORM in
+        /*) OF_NORM=${OF_NORM#/} ;;
+    esac
+    OF_PATH=$OF_NORM
+}
+
+# of_check_options LABEL VALUE [layers]: a comma-separated option list that is safe to put in
+# `mount -o` and in the 4th field of fstab. Layer options (lowerdir=, upperdir=, workdir=) are
+# refused unless the third argument is `layers`; then their paths are checked like of_check_path.
+of_check_options() {
+    case $2 in
+        '') of_usage "$1 must not be empty" ;;
+        *[[:space:]]* | *[[:cntrl:]]*) of_usage "$1 '$2' contains whitespace or control characters" ;;
+        *\\* | *\"* | *\'*) of_usage "$1 '$2' contains a quote or backslash" ;;
+    esac
+    of_co_rest=$2,
+    while [ -n "$of_co_rest" ]; do
+        of_co_o=${of_co_rest%%,*}
+        of_co_rest=${of_co_rest#*,}
+        case $of_co_o in
+            lowerdir=* | lowerdir+=* | upperdir=* | workdir=* | datadir+=*)
+                [ "${3-}" = layers ] ||
+                    of_usage "$1 '$2' must not set ${of_co_o%%=*}: the layers are given as separate arguments"
+                of_co_v=${of_co_o#*=}:
+                while [ -n "$of_co_v" ]; do
+                    of_check_path "${of_co_o%%=*} in $1" "${of_co_v%%:*}"
+                    of_co_v=${of_co_v#*:}
+                done
+                ;;
+            x-overlay-fleet=*)
+                of_usage "$1 '$2' must not contain the x-overlay-fleet= marker; it is added by the script" ;;
+        esac
+    done
+}
+
+# of_check_id VALUE: an instance id such as box1/ttnode1.
+of_check_id() {
+    case $1 in
+        '' | *[!A-Za-z0-9._/-]*) of_usage "instance id '$1' must be non-empty and use only A-Z a-z 0-9 . _ / -" ;;
+    esac
+}
+
+# of_opt_get KEY OPTS: value of the last KEY=value in the comma-separated OPTS, in OF_OPT_VAL.
+# Returns 1 when KEY is absent.
+of_opt_get() {
+    of_og_rest=$2,
+    of_og_found=1
+    while [ -n "$of_og_rest" ]; do
+        of_og_o=${of_og_rest%%,*}
+        of_og_rest=${of_og_rest#*,}
+        case $of_og_o in
+            "$1"=*) OF_OPT_VAL=${of_og_o#*=}; of_og_found=0 ;;
+        esac
+    done
+    return "$of_og_found"
+}
+
+# of_opt_has FLAG OPTS: whether the comma-separated OPTS contain the bare FLAG.
+of_opt_has() {
+    case ,$2, in
+        *,"$1",*) return 0 ;;
+    esac
+    return 1
+}
+
+# of_devino PATH: "dev:inode" of PATH (following symlinks) in OF_DEVINO; returns 1 if unreadable.
+of_devino() {
+    OF_DEVINO=$(stat -L -c '%d:%i' -- "$1" 2>/dev/null) || { OF_DEVINO=; return 1; }
+}
+
+# of_same_path A B: same path as written (after normalisation) or the same directory on disk.
+of_same_path() {
+    of_norm "$1"; of_sp_a=$OF_NORM
+    of_norm "$2"
+    [ "$of_sp_a" = "$OF_NORM" ] && return 0
+    of_devino "$1" || return 1
+    of_sp_a=$OF_DEVINO
+    of_devino "$2" || return 1
+    [ "$of_sp_a" = "$OF_DEVINO" ]
+}
+
+# of_is_within PATH DIR: PATH is DIR or below it (string test on normalised paths).
+of_is_within() {
+    of_norm "$1"; of_iw_p=$OF_NORM
+    of_norm "$2"
+    [ "$of_iw_p" = "$OF_NORM" ] && return 0
+    [ "$OF_NORM" = / ] && return 0
+    case $of_iw_p in
+        "$OF_NORM"/*) return 0 ;;
+    esac
+    return 1
+}
+
+# of_canon PATH: the canonical path (symlinks resolved) if it exists, else PATH normalised.
+of_canon() {
+    if [ -e "$1" ] && OF_CANON=$(readlink -f -- "$1" 2>/dev/null) && [ -n "$OF_CANON" ]; then
+        return 0
+    fi
+    of_norm "$1"
+    OF_CANON=$OF_NORM
+}
+
+# of_dir_empty DIR: DIR has no entries.
+of_dir_empty() {
+    [ -z "$(ls -A -- "$1" 2>/dev/null)" ]
+}
+
+# ---------------------------------------------------------------------------------------------
+# /proc/self/mountinfo
+#
+# Line format: id parent major:minor root mountpoint mountopts [optional...] - fstype source superopts
+# Paths are octal-escaped by the kernel (\040 for space, \054 for comma in overlay options, ...).
+# Paths accepted by of_check_path contain none of the escaped characters, so a plain string
+# comparison against an escaped entry can never give a false match.
+
+# of_mi_each CALLBACK [ARGS...]: calls CALLBACK ARGS for each mount with OF_MI_ID, OF_MI_DEV
+# (major:minor), OF_MI_MP, OF_MI_OPTS, OF_MI_FSTYPE, OF_MI_SOURCE and OF_MI_SUPER set. A callback returning non-zero stops the walk.
+of_mi_each() {
+    of_mi_cb=$1
+    shift
+    while IFS=' ' read -r OF_MI_ID OF_MI_PARENT OF_MI_DEV OF_MI_ROOT OF_MI_MP OF_MI_OPTS of_mi_rest; do
+        case $of_mi_rest in
+            '- '*) of_mi_tail=${of_mi_rest#- } ;;
+            *' - '*) of_mi_tail=${of_mi_rest#* - } ;;
+            *) continue ;;
+        esac
+        OF_MI_FSTYPE=${of_mi_tail%% *}
+        of_mi_tail=${of_mi_tail#"$OF_MI_FSTYPE"}
+        of_mi_tail=${of_mi_tail# }
+        OF_MI_SOURCE=${of_mi_tail%% *}
+        of_mi_tail=${of_mi_tail#"$OF_MI_SOURCE"}
+        OF_MI_SUPER=${of_mi_tail# }
+        "$of_mi_cb" "$@" || break
+    done </proc/self/mountinfo
+}
+
+# of_mi_at MOUNTPOINT: the top-most mount on MOUNTPOINT (canonical path). OF_AT_FOUND=1|0 and
+# OF_AT_FSTYPE, OF_AT_SOURCE, OF_AT_DEV, OF_AT_OPTS (per-mount), OF_AT_SUPER (superblock options).
+of_mi_at() {
+    OF_AT_FOUND=0
+    OF_AT_DEV=
+    OF_AT_FSTYPE=
+    OF_AT_SOURCE=
+    OF_AT_OPTS=
+    OF_AT_SUPER=
+    of_at_target=$1
+    of_mi_each of_mi_at_cb
+}
+of_mi_at_cb() {
+    if [ "$OF_MI_MP" = "$of_at_target" ]; then
+        OF_AT_FOUND=1
+        OF_AT_FSTYPE=$OF_MI_FSTYPE
+        OF_AT_DEV=$OF_MI_DEV
+        OF_AT_SOURCE=$OF_MI_SOURCE
+        OF_AT_OPTS=$OF_MI_OPTS
+        OF_AT_SUPER=$OF_MI_SUPER
+    fi
+    return 0
+}
+
+# of_overlay_mounted_at PATH: whether the top-most mount on PATH is an overlay.
+of_overlay_mounted_at() {
+    of_canon "$1"
+    of_mi_at "$OF_CANON"
+    [ "$OF_AT_FOUND" = 1 ] && [ "$OF_AT_FSTYPE" = overlay ]
+}
+
+# of_layer_users PATH KINDS [EXCEPT_MOUNTPOINT [EXCEPT_DEV]]: mount points of overlays that use
+# PATH as one of the layer KINDS (comma list of lower, upper, work), compared as written or by
+# inode. Mounts on EXCEPT_MOUNTPOINT and binds of the superblock EXCEPT_DEV (major:minor) are not
+# counted. The result (newline-separated) in OF_USERS; returns 0 if there is at least one.
+of_layer_users() {
+    OF_USERS=
+    of_lu_path=$1
+    of_lu_kinds=$2
+    of_lu_except=${3-}
+    of_lu_except_dev=${4-}
+    of_mi_each of_layer_users_cb
+    [ -n "$OF_USERS" ]
+}
+of_layer_users_cb() {
+    [ "$OF_MI_FSTYPE" = overlay ] || return 0
+    [ "$OF_MI_MP" != "$of_lu_except" ] || return 0
+    [ "$OF_MI_DEV" != "$of_lu_except_dev" ] || return 0
+    of_lu_hit=
+    if of_opt_has upper "$of_lu_kinds" && of_opt_get upperdir "$OF_MI_SUPER" &&
+        of_same_path "$OF_OPT_VAL" "$of_lu_path"; then
+        of_lu_hit="upperdir"
+    fi
+    if [ -z "$of_lu_hit" ] && of_opt_has work "$of_lu_kinds" && of_opt_get workdir "$OF_MI_SUPER" &&
+        of_same_path "$OF_OPT_VAL" "$of_lu_path"; then
+        of_lu_hit="workdir"
+    fi
+    if [ -z "$of_lu_hit" ] && of_opt_has lower "$of_lu_kinds" && of_opt_get lowerdir "$OF_MI_SUPER"; then
+        of_lu_rest=$OF_OPT_VAL:
+        while [ -n "$of_lu_rest" ]; do
+            of_lu_l=${of_lu_rest%%:*}
+            of_lu_rest=${of_lu_rest#*:}
+            if [ -n "$of_lu_l" ] && of_same_path "$of_lu_l" "$of_lu_path"; then
+                of_lu_hit="lowerdir"
+                break
+            fi
+        done
+    fi
+    if [ -n "$of_lu_hit" ]; then
+        OF_USERS="$OF_USERS${OF_USERS:+
+}$OF_MI_MP ($of_lu_hit)"
+    fi
+    return 0
+}
+
+# of_mounts_below DIR: mount points at or below DIR, newline-separated, in OF_BELOW.
+of_mounts_below() {
+    OF_BELOW=
+    of_canon "$1"
+    of_mb_dir=$OF_CANON
+    of_mi_each of_mounts_below_cb
+    [ -n "$OF_BELOW" ]
+}
+of_mounts_below_cb() {
+    if of_is_within "$OF_MI_MP" "$of_mb_dir"; then
+        OF_BELOW="$OF_BELOW${OF_BELOW:+
+}$OF_MI_MP ($OF_MI_FSTYPE)"
+    fi
+    return 0
+}
+
+# ---------------------------------------------------------------------------------------------
+# Overlay options as the kernel shows them
+#
+# The kernel prints in the superblock options only values that differ from its defaults (the
+# overlay module parameters), so index=off,nfs_export=off,redirect_dir=off,metacopy=off usually
+# print nothing at all; redirect_dir=off is stored as follow/nofollow; xino is not printed when
+# all layers share one filesystem; uuid=on appears or not depending on the upper's history.
+
+# of_ovl_param NAME: the overlay module parameter NAME (Y, N, ...) in OF_PARAM, empty if unknown.
+of_ovl_param() {
+    OF_PARAM=
+    if [ -r "/sys/module/overlay/parameters/$1" ]; then
+        IFS= read -r OF_PARAM <"/sys/module/overlay/parameters/$1" || OF_PARAM=
+    fi
+}
+
+# of_ovl_norm KEY VALUE: the value the kernel stores for KEY=VALUE, in OF_NV.
+of_ovl_norm() {
+    OF_NV=$2
+    case $1=$2 in
+        redirect_dir=off)
+            of_ovl_param redirect_always_follow
+            case $OF_PARAM in
+                N) OF_NV=nofollow ;;
+                *) OF_NV=follow ;;
+            esac
+            ;;
+        *=Y | *=y | *=1) case $1 in index | nfs_export | metacopy) OF_NV=on ;; esac ;;
+        *=N | *=n | *=0) case $1 in index | nfs_export | metacopy) OF_NV=off ;; esac ;;
+    esac
+}
+
+# of_ovl_default KEY: the kernel default value for KEY in OF_DEF; returns 1 if not known.
+of_ovl_default() {
+    OF_DEF=
+    case $1 in
+        index | nfs_export | metacopy)
+            of_ovl_param "$1"
+            case $OF_PARAM in
+                Y) OF_DEF=on ;;
+                N) OF_DEF=off ;;
+                *) return 1 ;;
+            esac
+            ;;
+        redirect_dir)
+            of_ovl_param redirect_dir
+            case $OF_PARAM in
+                Y) OF_DEF=on ;;
+                N)
+                    of_ovl_param redirect_always_follow
+                    case $OF_PARAM in
+                        Y) OF_DEF=follow ;;
+                        N) OF_DEF=nofollow ;;
+                        *) return 1 ;;
+                    esac
+                    ;;
+                *) return 1 ;;
+            esac
+            ;;
+        *) return 1 ;;
+    esac
+}
+
+# of_ovl_match PINNED SUPEROPTS MOUNTOPTS: whether a mounted overlay (superblock and per-mount
+# options from mountinfo) has the PINNED options in effect, and nothing else that changes
+# behaviour. Layer options are compared elsewhere. Differences are listed in OF_MISMATCH.
+of_ovl_match() {
+    OF_MISMATCH=
+    of_om_pinned=$1
+    of_om_super=$2
+    of_om_mnt=$3
+    of_om_rest=$of_om_pinned,
+    while [ -n "$of_om_rest" ]; do
+        of_om_o=${of_om_rest%%,*}
+        of_om_rest=${of_om_rest#*,}
+        case $of_om_o in
+            '' | defaults | nofail | auto | noauto | user | nouser | users | owner | group | _netdev | \
+                rw | async | dev | suid | exec | atime | diratime | nostrictatime | loud | silent | \
+                comment=* | x-* | X-*)
+                ;;
+            ro | noatime | nodiratime | nodev | nosuid | noexec | relatime | strictatime | sync | \
+                dirsync | lazytime | nosymfollow | mand)
+                if ! of_opt_has "$of_om_o" "$of_om_mnt" && ! of_opt_has "$of_om_o" "$of_om_super"; then
+                    of_om_add "$of_om_o not in effect"
+                fi
+                ;;
+            *=*)
+                of_om_k=${of_om_o%%=*}
+                of_om_v=${of_om_o#*=}
+                # The last of repeated options wins, as in the kernel.
+                of_opt_get "$of_om_k" "$of_om_pinned"
+                [ "$OF_OPT_VAL" = "$of_om_v" ] || continue
+                of_ovl_norm "$of_om_k" "$of_om_v"
+                of_om_want=$OF_NV
+                if of_opt_get "$of_om_k" "$of_om_super"; then
+                    of_ovl_norm "$of_om_k" "$OF_OPT_VAL"
+                    [ "$OF_NV" = "$of_om_want" ] ||
+                        of_om_add "$of_om_o pinned but mounted with $of_om_k=$OF_OPT_VAL"
+                else
+                    case $of_om_k in
+                        xino | uuid) ;; # not shown for single-filesystem layers / varies
+                        *)
+                            if of_ovl_default "$of_om_k" && [ "$OF_DEF" != "$of_om_want" ]; then
+                                of_om_add "$of_om_o pinned but mounted with the default $of_om_k=$OF_DEF"
+                            fi
+                            ;;
+                    esac
+                fi
+                ;;
+            *)
+                of_opt_has "$of_om_o" "$of_om_super" || of_om_add "$of_om_o pinned but not in effect"
+                ;;
+        esac
+    done
+    # Options in effect that were not asked for.
+    of_om_rest=$of_om_super,
+    while [ -n "$of_om_rest" ]; do
+        of_om_o=${of_om_rest%%,*}
+        of_om_rest=${of_om_rest#*,}
+        case $of_om_o in
+            '' | rw | ro | lowerdir=* | upperdir=* | workdir=* | datadir=* | uuid=*) ;;
+            *=*)
+                of_opt_get "${of_om_o%%=*}" "$of_om_pinned" ||
+                    of_om_add "mounted with $of_om_o which is not pinned"
+                ;;
+            *)
+                of_opt_has "$of_om_o" "$of_om_pinned" || of_om_add "mounted with $of_om_o which is not pinned"
+                ;;
+        esac
+    done
+    if of_opt_has ro "$of_om_mnt" && ! of_opt_has ro "$of_om_pinned"; then
+        of_om_add "mounted read-only"
+    fi
+    [ -z "$OF_MISMATCH" ]
+}
+of_om_add() {
+    OF_MISMATCH="$OF_MISMATCH${OF_MISMATCH:+; }$1"
+}
+
+# of_ovl_layers_match LOWER UPPER WORK SUPEROPTS: the mounted layers are exactly these.
+# The differences are in OF_MISMATCH.
+of_ovl_layers_match() {
+    OF_MISMATCH=
+    for of_lm_k in lowerdir upperdir workdir; do
+        case $of_lm_k in
+            lowerdir) of_lm_want=$1 ;;
+            upperdir) of_lm_want=$2 ;;
+            workdir) of_lm_want=$3 ;;
+        esac
+        if of_opt_get "$of_lm_k" "$4"; then
+            of_same_path "$OF_OPT_VAL" "$of_lm_want" ||
+                of_om_add "$of_lm_k is $OF_OPT_VAL, want $of_lm_want"
+        else
+            of_om_add "no $of_lm_k"
+        fi
+    done
+    [ -z "$OF_MISMATCH" ]
+}
+
+# ---------------------------------------------------------------------------------------------
+# Mounting
+
+# of_dmesg_mark: remembers the end of the kernel log, so of_kernel_says can show what follows.
+of_dmesg_mark() {
+    OF_DMESG_MARK=$(dmesg 2>/dev/null | tail -n 1) || OF_DMESG_MARK=
+}
+
+# of_kernel_says: the overlay-related kernel messages since of_dmesg_mark, in OF_KERNEL (one line).
+of_kernel_says() {
+    OF_KERNEL=
+    of_ks_log=$(dmesg 2>/dev/null) || return 0
+    of_ks_seen=0
+    [ -n "$OF_DMESG_MARK" ] || of_ks_seen=1
+    while IFS= read -r of_ks_line; do
+        if [ "$of_ks_seen" = 0 ]; then
+            [ "$of_ks_line" = "$OF_DMESG_MARK" ] && of_ks_seen=1
+            continue
+        fi
+        case $of_ks_line in
+            *overlay*)
+                of_ks_line=${of_ks_line#\[*\] }
+                OF_KERNEL="$OF_KERNEL${OF_KERNEL:+ | }$of_ks_line"
+                ;;
+        esac
+    done <<EOF
+$of_ks_log
+EOF
+}
+
+# of_fstype PATH: the type of the filesystem holding PATH, in OF_FSTYPE ("unknown" if neither
+# findmnt nor stat can tell).
+of_fstype() {
+    OF_FSTYPE=
+    if of_have findmnt; then
+        OF_FSTYPE=$(findmnt -n -o FSTYPE -T "$1" 2>/dev/null | tail -n 1) || OF_FSTYPE=
+    fi
+    if [ -z "$OF_FSTYPE" ]; then
+        OF_FSTYPE=$(stat -f -c %T -- "$1" 2>/dev/null) || OF_FSTYPE=
+    fi
+    [ -n "$OF_FSTYPE" ] || OF_FSTYPE=unknown
+}
+
+# of_who_uses MOUNTPOINT: what fuser/lsof say about processes using the mount, in OF_WHO (one line).
+of_who_uses() {
+    OF_WHO=
+    of_wu_raw=
+    if of_have fuser; then
+        of_wu_raw=$(fuser -vm "$1" 2>&1) || :
+    elif of_have lsof; then
+        of_wu_raw=$(lsof -w +f -- "$1" 2>/dev/null) || :
+    fi
+    # Keep the lines naming processes; drop fuser's header, its "kernel mount" line and its
+    # complaints about /proc entries it may not read.
+    of_wu_keep=
+    of_wu_n=0
+    while IFS= read -r of_wu_line; do
+        case $of_wu_line in
+            '' | *'Cannot stat'* | *'Permission denied'* | *'kernel mount'* | *'USER'*'PID'*'ACCESS'*) continue ;;
+        esac
+        of_wu_n=$((of_wu_n + 1))
+        [ "$of_wu_n" -le 10 ] || continue
+        of_wu_keep="$of_wu_keep$of_wu_line
+"
+    done <<EOF
+$of_wu_raw
+EOF
+    [ "$of_wu_n" -le 10 ] || of_wu_keep="$of_wu_keep... ($of_wu_n entries)"
+    of_oneline "$of_wu_keep"
+    OF_WHO=$OF_ONELINE
+}
+
+# of_oneline TEXT: TEXT with newlines turned into " | " and runs of blanks squeezed, in OF_ONELINE.
+of_oneline() {
+    OF_ONELINE=
+    while IFS= read -r of_ol_line; do
+        of_ol_out=
+        of_ol_prev=
+        while [ -n "$of_ol_line" ]; do
+            of_ol_c=${of_ol_line%"${of_ol_line#?}"}
+            of_ol_line=${of_ol_line#?}
+            case $of_ol_c in
+                [[:blank:]])
+                    [ "$of_ol_prev" = ' ' ] || of_ol_out="$of_ol_out "
+                    of_ol_prev=' '
+                    ;;
+                *) of_ol_out="$of_ol_out$of_ol_c"; of_ol_prev=$of_ol_c ;;
+            esac
+        done
+        of_ol_out=${of_ol_out# }
+        of_ol_out=${of_ol_out% }
+        [ -n "$of_ol_out" ] && OF_ONELINE="$OF_ONELINE${OF_ONELINE:+ | }$of_ol_out"
+    done <<EOF
+$1
+EOF
+    return 0
+}
+
+# of_umount MOUNTPOINT: unmounts; on failure OF_UMOUNT_ERR holds umount's message and the users.
+of_umount() {
+    OF_UMOUNT_ERR=
+    if of_ou_out=$(umount -- "$1" 2>&1); then
+        return 0
+    fi
+    of_oneline "$of_ou_out"
+    OF_UMOUNT_ERR=$OF_ONELINE
+    of_who_uses "$1"
+    if [ -n "$OF_WHO" ]; then
+        OF_UMOUNT_ERR="$OF_UMOUNT_ERR; in use by: $OF_WHO"
+    fi
+    return 1
+}
+
+# of_docker_ready: a docker CLI exists and its engine answers.
+of_docker_ready() {
+    of_have docker || return 1
+    if of_have timeout; then
+        timeout 30 docker info >/dev/null 2>&1
+    else
+        docker info >/dev/null 2>&1
+    fi
+}
+
+# of_container_running NAME
+of_container_running() {
+    [ "$(docker inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]
+}
+
+# ---------------------------------------------------------------------------------------------
+# Locking (for edits of shared files such as fstab)
+
+# of_lock FILE: takes an exclusive lock named FILE. flock(1) on FILE when available (released
+# when the script exits); otherwise a directory FILE.d created with mkdir, retried, with stale
+# detection through the owner's pid. Gives up after OF_LOCK_WAIT seconds (default 300).
+OF_LOCKDIR=
+of_lock() {
+    of_lk_wait=${OF_LOCK_WAIT:-300}
+    if of_have flock; then
+        exec 9>>"$1" || of_die "cannot open lock file '$1'"
+        flock -w "$of_lk_wait" 9 || of_die "timed out after ${of_lk_wait}s waiting for lock '$1'"
+        return 0
+    fi
+    of_lk_dir=$1.d
+    of_lk_t=0
+    while ! mkdir -- "$of_lk_dir" 2>/dev/null; do
+        if [ -d "$of_lk_dir" ]; then
+            of_lk_pid=
+            IFS= read -r of_lk_pid 2>/dev/null <"$of_lk_dir/pid" || of_lk_pid=
+            case $of_lk_pid in
+                '' | *[!0-9]*) ;;
+                *)
+                    if ! kill -0 "$of_lk_pid" 2>/dev/null; then
+                        of_warn "removing stale lock '$of_lk_dir' of process $of_lk_pid"
+                        rm -f -- "$of_lk_dir/pid"
+                        rmdir -- "$of_lk_dir" 2>/dev/null || :
+                        continue
+                    fi
+                    ;;
+            esac
+        elif [ -e "$of_lk_dir" ]; then
+            of_die "lock path '$of_lk_dir' exists and is not a directory"
+        fi
+        of_lk_t=$((of_lk_t + 1))
+        [ "$of_lk_t" -le "$of_lk_wait" ] ||
+            of_die "timed out after ${of_lk_wait}s waiting for lock '$of_lk_dir' (remove it if no overlay-fleet script is running)"
+        sleep 1
+    done
+    OF_LOCKDIR=$of_lk_dir
+    printf '%s\n' "$$" >"$of_lk_dir/pid"
+}
+
+# of_unlock: releases a mkdir lock taken by of_lock (the flock lock goes with the process).
+of_unlock() {
+    if [ -n "$OF_LOCKDIR" ]; then
+        rm -f -- "$OF_LOCKDIR/pid"
+        rmdir -- "$OF_LOCKDIR" 2>/dev/null || :
+        OF_LOCKDIR=
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------
+# fstab
+
+# of_fstab_fields LINE: the first four blank-separated fields of LINE in OF_F1..OF_F4.
+of_fstab_fields() {
+    OF_F1= OF_F2= OF_F3= OF_F4=
+    IFS=' 	' read -r OF_F1 OF_F2 OF_F3 OF_F4 of_ff_rest <<EOF || :
+$1
+EOF
+    : "${of_ff_rest-}"
+}
+
+# of_fstab_is_entry LINE: the line is an fstab entry (not blank, not a comment); fields set.
+of_fstab_is_entry() {
+    of_fe_l=$1
+    while :; do
+        case $of_fe_l in
+            [[:blank:]]*) of_fe_l=${of_fe_l#?} ;;
+            *) break ;;
+        esac
+    done
+    case $of_fe_l in
+        '' | '#'*) return 1 ;;
+    esac
+    of_fstab_fields "$of_fe_l"
+}
+
+# of_fstab_managed_id LINE ID: the line is the managed entry of instance ID (marker
+# x-overlay-fleet=ID as one of the options).
+of_fstab_managed_id() {
+    case $1 in
+        *x-overlay-fleet=*) ;;
+        *) return 1 ;;
+    esac
+    of_fstab_is_entry "$1" || return 1
+    case ,$OF_F4, in
+        *",x-overlay-fleet=$2,"*) return 0 ;;
+    esac
+    return 1
+}
+
+# of_fstab_has FSTAB ID: FSTAB holds a managed entry for ID.
+of_fstab_has() {
+    [ -f "$1" ] || return 1
+    while :; do
+        if IFS= read -r of_fh_line; then
+            of_fh_nl=1
+        else
+            [ -n "$of_fh_line" ] || break
+            of_fh_nl=0
+        fi
+        of_fstab_managed_id "$of_fh_line" "$2" && return 0
+        [ "$of_fh_nl" = 1 ] || break
+    done <"$1"
+    return 1
+}
+
+# of_du_bytes PATH: disk usage of PATH (one filesystem) in bytes, in OF_BYTES; 0 if missing.
+of_du_bytes() {
+    OF_BYTES=0
+    if [ -e "$1" ]; then
+        of_du_out=$(du -skx -- "$1" 2>/dev/null | tail -n 1) || of_du_out=
+        of_du_k=${of_du_out%%[[:space:]]*}
+        case $of_du_k in
+            '' | *[!0-9]*) ;;
+            *) OF_BYTES=$((of_du_k * 1024)) ;;
+        esac
+    fi
+}

@@ -1,0 +1,148 @@
+# of-mount <lower> <upper> <work> <merged> <pinnedOptions> <container|-> <foldManifest|->
+#
+# Mounts the overlay of one instance:
+#   mount -t overlay overlay -o lowerdir=<lower>,upperdir=<upper>,workdir=<work>,<pinned> <merged>
+# Idempotent: an overlay already on <merged> with these layers and the pinned options in effect
+# is left alone. Different layers or options: unmount + mount (remount cannot change layers);
+# when the old mount is busy and <container> is a docker container, it is stopped around the
+# change and started again. Refuses: an upper/work dir used by another overlay, a <merged> that
+# is a mountpoint of something else, an unmounted <merged> that is not empty.
+# When the lower changes and <foldManifest> is a file, drop_folded (host/lib-fold.sh) runs
+# between the unmount and the mount.
+
+[ "$#" -eq 7 ] ||
+    of_usage "usage: of-mount <lower> <upper> <work> <merged> <pinnedOptions> <container|-> <foldManifest|->"
+
+of_check_path "lower dir" "$1"; lower=$OF_PATH
+of_check_path "upper dir" "$2"; upper=$OF_PATH
+of_check_path "work dir" "$3"; work=$OF_PATH
+of_check_path "merged dir" "$4"; merged=$OF_PATH
+of_check_options "pinned options" "$5"; pinned=$5
+container=$6
+case $container in
+    -) container= ;;
+    [A-Za-z0-9]*) case $container in *[!A-Za-z0-9_.-]*) of_usage "container name '$container' is not a valid docker container name" ;; esac ;;
+    *) of_usage "container name '$container' is not a valid docker container name" ;;
+esac
+manifest=$7
+if [ "$manifest" = - ]; then
+    manifest=
+else
+    of_check_path "fold manifest" "$manifest"; manifest=$OF_PATH
+fi
+
+# Layout checks the kernel would only report as "wrong fs type, bad option".
+for a in upper:"$upper" work:"$work" merged:"$merged"; do
+    for b in lower:"$lower" upper:"$upper" work:"$work" merged:"$merged"; do
+        [ "${a%%:*}" != "${b%%:*}" ] || continue
+        if of_is_within "${a#*:}" "${b#*:}"; then
+            of_usage "${a%%:*} dir '${a#*:}' must not be the same as or inside the ${b%%:*} dir '${b#*:}'"
+        fi
+    done
+done
+
+[ -d "$lower" ] ||
+    of_die "lower dir '$lower' does not exist or is not a directory (is the disk mounted? run of-lower first)"
+for d in "$upper" "$work" "$merged"; do
+    if [ -e "$d" ] && [ ! -d "$d" ]; then
+        of_die "'$d' exists and is not a directory"
+    fi
+    [ -d "$d" ] || mkdir -p -- "$d" || of_die "cannot create directory '$d'"
+done
+
+opts="lowerdir=$lower,upperdir=$upper,workdir=$work,$pinned"
+if [ "${#opts}" -gt 4095 ]; then
+    of_usage "mount options for '$merged' are ${#opts} bytes; the kernel takes at most 4095 (shorten the paths): $opts"
+fi
+
+of_canon "$merged"
+mcanon=$OF_CANON
+of_mi_at "$mcanon"
+cur_dev=
+[ "$OF_AT_FSTYPE" != overlay ] || cur_dev=$OF_AT_DEV
+
+# Two overlays must never share an upper or work dir; with index=off the kernel only warns.
+# (A bind of the overlay now on <merged> is the same superblock, not another overlay.)
+for d in "$upper" "$work"; do
+    if of_layer_users "$d" upper,work "$mcanon" "$cur_dev"; then
+        of_oneline "$OF_USERS"
+        of_die "'$d' is already the upperdir/workdir of another overlay: $OF_ONELINE; refusing to share it with '$merged'"
+    fi
+done
+
+old_lower=
+of_mi_at "$mcanon"
+if [ "$OF_AT_FOUND" = 1 ]; then
+    if [ "$OF_AT_FSTYPE" != overlay ]; then
+        of_die "merged dir '$merged' is already a mountpoint of $OF_AT_FSTYPE ($OF_AT_SOURCE), not an overlay; refusing to mount over it"
+    fi
+    if of_ovl_layers_match "$lower" "$upper" "$work" "$OF_AT_SUPER"; then
+        if of_ovl_match "$pinned" "$OF_AT_SUPER" "$OF_AT_OPTS"; then
+            printf 'ok mount %s: unchanged\n' "$merged"
+            exit 0
+        fi
+    fi
+    reason=$OF_MISMATCH
+    if of_opt_get lowerdir "$OF_AT_SUPER"; then old_lower=$OF_OPT_VAL; fi
+
+    # A running container keeps its own bind of the old overlay alive (an unmount on the host
+    # would not even be reported busy) and would never see the new one: stop it around the change.
+    stopped=
+    docker_ready=
+    if [ -n "$container" ] && of_docker_ready; then
+        docker_ready=1
+        if of_container_running "$container"; then
+            docker stop "$container" >/dev/null || of_die "cannot stop container '$container' to remount '$merged'"
+            stopped=1
+        fi
+    fi
+    if ! of_umount "$merged"; then
+        if [ -n "$stopped" ]; then
+            docker start "$container" >/dev/null 2>&1 ||
+                of_warn "could not start container '$container' again"
+        fi
+        hint="stop what uses it and retry"
+        if [ -n "$container" ] && [ -z "$docker_ready" ]; then
+            hint="no reachable docker engine to stop container '$container'; stop what uses it and retry"
+        fi
+        of_die "overlay at '$merged' must be remounted ($reason) but is busy: $OF_UMOUNT_ERR; $hint"
+    fi
+    if [ -n "$old_lower" ] && ! of_same_path "$old_lower" "$lower"; then
+        if [ -n "$manifest" ] && [ -f "$manifest" ] && command -v drop_folded >/dev/null 2>&1; then
+            drop_folded "$manifest" "$upper" ||
+                of_die "drop_folded '$manifest' '$upper' failed; the overlay at '$merged' is left unmounted${stopped:+ and container '$container' stopped}"
+        fi
+    fi
+else
+    reason=
+    if ! of_dir_empty "$merged"; then
+        of_die "merged dir '$merged' is not mounted but not empty (something wrote into the bare mountpoint, e.g. a container started before the overlay); move its content away, then retry"
+    fi
+    stopped=
+fi
+
+of_dmesg_mark
+if ! out=$(mount -t overlay overlay -o "$opts" "$merged" 2>&1); then
+    of_kernel_says
+    of_oneline "$out"
+    of_die "mounting the overlay on '$merged' with options '$opts' failed: $OF_ONELINE${OF_KERNEL:+; kernel: $OF_KERNEL}${stopped:+; container '$container' left stopped}"
+fi
+
+of_mi_at "$mcanon"
+if [ "$OF_AT_FSTYPE" != overlay ]; then
+    of_die "mount reported success but '$merged' is not an overlay mount"
+fi
+if ! of_ovl_match "$pinned" "$OF_AT_SUPER" "$OF_AT_OPTS"; then
+    of_kernel_says
+    of_warn "the kernel mounted '$merged' with options that differ from the pinned ones: $OF_MISMATCH${OF_KERNEL:+ (kernel: $OF_KERNEL)}"
+fi
+
+if [ -n "$stopped" ]; then
+    docker start "$container" >/dev/null || of_die "overlay on '$merged' mounted, but container '$container' did not start again"
+fi
+
+if [ -n "$reason" ]; then
+    printf 'ok mount %s: remounted (%s)\n' "$merged" "$reason"
+else
+    printf 'ok mount %s: mounted\n' "$merged"
+fi

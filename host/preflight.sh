@@ -1,0 +1,127 @@
+# of-preflight <instanceRoot> <lower>
+#
+# Checks that this box can run overlay instances under <instanceRoot>: overlayfs is available,
+# and a real test overlay in a temp dir inside <instanceRoot> (pinned options) mounts, writes
+# through to its upper, leaves a 0/0 whiteout for a deleted lower file, makes a deleted-and-
+# recreated dir opaque, and gets the pinned options from the kernel without fallbacks. This is
+# what docker and containerd do: only a real mount tells whether a filesystem can host an upper
+# (vfat, NFS, CIFS, FUSE, another overlay, ramfs, xfs with ftype=0 ... cannot). The temp dir is
+# removed whatever happens. <lower> must be a directory if it exists.
+
+[ "$#" -eq 2 ] || of_usage "usage: of-preflight <instanceRoot> <lower>"
+of_check_path "instance root" "$1"; root=$OF_PATH
+of_check_path "lower dir" "$2"; lower=$OF_PATH
+
+pinned=index=off,nfs_export=off,redirect_dir=off,metacopy=off
+
+if [ -e "$lower" ] && [ ! -d "$lower" ]; then
+    of_die "lower dir '$lower' exists and is not a directory"
+fi
+if [ -L "$lower" ] && [ ! -e "$lower" ]; then
+    of_die "lower dir '$lower' is a dangling symlink"
+fi
+
+pf_has_overlay() {
+    [ -r /proc/filesystems ] || return 1
+    while IFS= read -r fs_line; do
+        case $fs_line in
+            *[[:blank:]]overlay | overlay) return 0 ;;
+        esac
+    done </proc/filesystems
+    return 1
+}
+if ! pf_has_overlay; then
+    probe="modprobe is not available"
+    if of_have modprobe; then
+        probe=$(modprobe overlay 2>&1) && probe="modprobe overlay succeeded"
+    fi
+    pf_has_overlay || of_die "overlayfs is not available in this kernel (not in /proc/filesystems; $probe)"
+fi
+
+if [ -e "$root" ] && [ ! -d "$root" ]; then
+    of_die "instance root '$root' exists and is not a directory"
+fi
+mkdir -p -- "$root" || of_die "cannot create instance root '$root'"
+of_fstype "$root"
+rootfs=$OF_FSTYPE
+
+tmp=
+pf_cleanup() {
+    [ -n "$tmp" ] || return 0
+    if of_overlay_mounted_at "$tmp/merged"; then
+        umount -- "$tmp/merged" 2>/dev/null || umount -l -- "$tmp/merged" 2>/dev/null || :
+    fi
+    if of_overlay_mounted_at "$tmp/merged"; then
+        of_warn "could not unmount the test overlay '$tmp/merged'; remove '$tmp' by hand"
+    else
+        rm -rf -- "$tmp" 2>/dev/null || of_warn "could not remove the preflight temp dir '$tmp'"
+    fi
+    tmp=
+}
+trap 'pf_cleanup' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+tmp=$(mktemp -d "$root/.overlay-fleet-preflight.XXXXXX") ||
+    of_die "cannot create a temp dir in instance root '$root' (filesystem type $rootfs)"
+
+pf_fail() {
+    of_kernel_says
+    of_die "instance root '$root' (filesystem type $rootfs) cannot host an overlay upper: $1${OF_KERNEL:+; kernel: $OF_KERNEL}"
+}
+
+mkdir -p -- "$tmp/lower/dir" "$tmp/upper" "$tmp/work" "$tmp/merged" || pf_fail "cannot create test dirs in '$tmp'"
+printf 'lower\n' >"$tmp/lower/file" && printf 'lower\n' >"$tmp/lower/dir/inner" ||
+    pf_fail "cannot write test files in '$tmp'"
+
+of_dmesg_mark
+if ! out=$(mount -t overlay overlay -o "lowerdir=$tmp/lower,upperdir=$tmp/upper,workdir=$tmp/work,$pinned" "$tmp/merged" 2>&1); then
+    of_oneline "$out"
+    pf_fail "test mount failed: $OF_ONELINE"
+fi
+of_mi_at "$tmp/merged"
+[ "$OF_AT_FSTYPE" = overlay ] || pf_fail "test mount on '$tmp/merged' is not visible in /proc/self/mountinfo"
+if ! of_ovl_match "$pinned" "$OF_AT_SUPER" "$OF_AT_OPTS"; then
+    pf_fail "the kernel did not keep the pinned options ($OF_MISMATCH)"
+fi
+
+m=$tmp/merged
+[ "$(cat -- "$m/file" 2>/dev/null)" = lower ] || pf_fail "lower file not visible through the test overlay"
+
+# Write: lands in the upper, not in the lower.
+err=$( { printf 'upper\n' >"$m/new"; } 2>&1) || { of_oneline "$err"; pf_fail "write through the overlay failed: $OF_ONELINE"; }
+[ -f "$tmp/upper/new" ] || pf_fail "a file written through the overlay did not land in the upper"
+[ ! -e "$tmp/lower/new" ] || pf_fail "a file written through the overlay landed in the lower"
+
+# Copy-up of a lower file.
+err=$( { printf 'changed\n' >>"$m/dir/inner"; } 2>&1) || { of_oneline "$err"; pf_fail "copy-up of a lower file failed: $OF_ONELINE"; }
+
+# Delete a lower file: whiteout (char device 0/0) in the upper, lower untouched.
+err=$(rm -f -- "$m/file" 2>&1) || { of_oneline "$err"; pf_fail "deleting a lower file through the overlay failed: $OF_ONELINE"; }
+[ ! -e "$m/file" ] || pf_fail "a deleted lower file is still visible through the overlay"
+[ -c "$tmp/upper/file" ] || pf_fail "deleting a lower file left no whiteout (character device) in the upper"
+[ "$(stat -c '%t:%T' -- "$tmp/upper/file")" = 0:0 ] || pf_fail "the whiteout in the upper is not a 0/0 character device"
+[ -f "$tmp/lower/file" ] || pf_fail "deleting through the overlay removed the lower file"
+
+# Delete and recreate a lower dir: opaque dir (needs trusted.* xattrs on the upper).
+err=$(rm -rf -- "$m/dir" 2>&1) || { of_oneline "$err"; pf_fail "deleting a lower dir through the overlay failed: $OF_ONELINE"; }
+err=$(mkdir -- "$m/dir" 2>&1) || { of_oneline "$err"; pf_fail "recreating a deleted dir through the overlay failed: $OF_ONELINE"; }
+of_dir_empty "$m/dir" || pf_fail "a recreated dir still shows the lower's entries (not opaque)"
+[ -f "$tmp/lower/dir/inner" ] || pf_fail "deleting a dir through the overlay changed the lower"
+
+of_dmesg_mark
+if ! out=$(umount -- "$m" 2>&1); then
+    of_oneline "$out"
+    pf_fail "unmounting the test overlay failed: $OF_ONELINE"
+fi
+pf_cleanup
+trap - EXIT INT TERM HUP
+
+lowerinfo="missing"
+if [ -d "$lower" ]; then
+    of_fstype "$lower"
+    lowerinfo=$OF_FSTYPE
+fi
+printf 'ok preflight %s: %s can host overlay uppers (whiteouts, opaque dirs, pinned %s); lower %s: %s\n' \
+    "$root" "$rootfs" "$pinned" "$lower" "$lowerinfo"
