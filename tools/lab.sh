@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # overlay-fleet local lab: N "boxes" on this machine, each a network namespace with its own
-# address, a private mount + UTS namespace, its own /etc, /tmp and /mnt, a loopback ext4 "USB
+# address, a private mount + UTS namespace, its own /etc, /root, /tmp and /mnt, a loopback ext4 "USB
 # disk" at /mnt/usbdisk holding a small lower cache, and a real sshd on port 22.
 #
 #   tools/lab.sh up [N]             create box1..boxN (default: the current count, or 2); idempotent
@@ -74,28 +74,39 @@ parse_box() {
 
 # ---------------------------------------------------------------- process helpers
 
+# Fields of /proc/PID/stat after "pid (comm) " (state is the 1st, starttime the 20th) into the
+# array STAT; false if there is no such process. Builtins only: these run often.
+read_stat() {
+    local line
+    STAT=()
+    { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
+    line=${line##*) }
+    read -r -a STAT <<<"$line"
+}
+
 # Start time of a process (clock ticks since boot), empty if it does not exist.
 proc_start() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    stat=${stat##*) }
-    # fields after "pid (comm) ": state is 1st, starttime is 20th
-    awk '{ print $20 }' <<<"$stat"
+    read_stat "$1" || return 0
+    printf '%s' "${STAT[19]}"
+}
+
+# comm of a process, empty if it does not exist.
+proc_comm() {
+    local c=""
+    { read -r c <"/proc/$1/comm"; } 2>/dev/null || true
+    printf '%s' "$c"
 }
 
 # Process state letter (R, S, Z, ...), empty if there is no such process.
 proc_state() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-    stat=${stat##*) }
-    printf '%s' "${stat%% *}"
+    read_stat "$1" || return 0
+    printf '%s' "${STAT[0]}"
 }
 
 alive() {
-    local st
     [[ "${1:-}" =~ ^[0-9]+$ ]] || return 1
-    st=$(proc_state "$1")
-    [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+    read_stat "$1" || return 1
+    [ "${STAT[0]}" != Z ] && [ "${STAT[0]}" != X ]
 }
 
 # has TEXT PATTERN: grep without a pipe (no SIGPIPE surprises under pipefail)
@@ -109,37 +120,57 @@ recorded_pid() {
     local f=$1 pid start
     [ -s "$f" ] || return 0
     read -r pid start <"$f" || true
-    [[ "${pid:-}" =~ ^[0-9]+$ ]] || return 0
-    alive "$pid" || return 0
-    [ -z "${start:-}" ] || [ "$(proc_start "$pid")" = "$start" ] || return 0
+    alive "${pid:-}" || return 0
+    [ -z "${start:-}" ] || [ "${STAT[19]}" = "$start" ] || return 0
     printf '%s' "$pid"
 }
 
-ns_id() { readlink "/proc/$1/ns/$2" 2>/dev/null || true; }
-
 # The anchor of box i (pid), empty when it is gone or not in the box's network namespace.
 anchor_pid() {
-    local i=$1 pid want
+    local i=$1 pid
     pid=$(recorded_pid "$(box_dir "$i")/anchor.pid")
     [ -n "$pid" ] || return 0
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sleep ] || return 0
-    [ -e "/run/netns/$(ns_name "$i")" ] || return 0
-    want="net:[$(stat -L -c %i "/run/netns/$(ns_name "$i")")]"
-    [ "$(ns_id "$pid" net)" = "$want" ] || return 0
+    [ "$(proc_comm "$pid")" = sleep ] || return 0
+    # same network namespace as the one `ip netns` knows for this box (-ef: same nsfs inode)
+    [ "/proc/$pid/ns/net" -ef "/run/netns/$(ns_name "$i")" ] || return 0
     printf '%s' "$pid"
 }
 
 # pids of all sshd processes (listener and per-connection) in the anchor's mount namespace.
 sshd_pids_in() {
-    local anchor=$1 mnt p
-    mnt=$(ns_id "$anchor" mnt)
-    [ -n "$mnt" ] || return 0
+    local anchor=$1 p c
+    [ -e "/proc/$anchor/ns/mnt" ] || return 0
     for p in /proc/[0-9]*; do
-        p=${p#/proc/}
-        [ "$(cat "/proc/$p/comm" 2>/dev/null)" = sshd ] || continue
-        [ "$(ns_id "$p" mnt)" = "$mnt" ] && printf '%s\n' "$p"
+        c=""
+        { read -r c <"$p/comm"; } 2>/dev/null || continue
+        [ "$c" = sshd ] || continue
+        [ "$p/ns/mnt" -ef "/proc/$anchor/ns/mnt" ] && printf '%s\n' "${p#/proc/}"
     done
     return 0
+}
+
+# pids of all processes sharing namespace KIND (mnt, net) with process PID (PID included).
+pids_sharing_ns() {
+    local pid=$1 kind=$2 p
+    [ -e "/proc/$pid/ns/$kind" ] || return 0
+    # never the machine's own namespaces
+    [ "/proc/$pid/ns/$kind" -ef "/proc/$$/ns/$kind" ] && return 0
+    [ "/proc/$pid/ns/$kind" -ef /proc/1/ns/"$kind" ] && return 0
+    for p in /proc/[0-9]*; do
+        [ "$p/ns/$kind" -ef "/proc/$pid/ns/$kind" ] 2>/dev/null && printf '%s\n' "${p#/proc/}"
+    done
+    return 0
+}
+
+# true if any (non-zombie) sshd runs on the machine
+any_live_sshd() {
+    local p c
+    for p in /proc/[0-9]*; do
+        c=""
+        { read -r c <"$p/comm"; } 2>/dev/null || continue
+        [ "$c" = sshd ] && alive "${p#/proc/}" && return 0
+    done
+    return 1
 }
 
 # The listening sshd of box i (pid from its PidFile, checked), empty if not running.
@@ -149,9 +180,9 @@ sshd_pid() {
     [ -n "$anchor" ] || return 0
     [ -s "$(box_dir "$i")/sshd.pid" ] || return 0
     pid=$(head -n1 "$(box_dir "$i")/sshd.pid")
-    [[ "$pid" =~ ^[0-9]+$ ]] && alive "$pid" || return 0
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sshd ] || return 0
-    [ "$(ns_id "$pid" mnt)" = "$(ns_id "$anchor" mnt)" ] || return 0
+    alive "$pid" || return 0
+    [ "$(proc_comm "$pid")" = sshd ] || return 0
+    [ "/proc/$pid/ns/mnt" -ef "/proc/$anchor/ns/mnt" ] || return 0
     printf '%s' "$pid"
 }
 
@@ -243,9 +274,13 @@ prepare_state() {
     lab_keys_ready
     case "$STATE/" in /etc/* | /mnt/* | /tmp/* | /proc/* | /sys/* | /dev/* | /) die "state dir $STATE must not be under /etc, /mnt, /tmp (boxes cover those)" ;; esac
     case "$DEFAULT_DISKS/" in /etc/* | /mnt/* | /tmp/* | /proc/* | /sys/* | /dev/*) die "disk dir $DEFAULT_DISKS must not be under /etc, /mnt, /tmp" ;; esac
-    if [ ! -d "$STATE" ]; then
+    if [ -d "$STATE" ] && [ ! -e "$STATE/.overlay-fleet-lab" ] && [ -n "$(ls -A "$STATE")" ]; then
+        die "$STATE exists and is not a lab state dir; refusing to use it"
+    fi
+    if [ ! -e "$STATE/.overlay-fleet-lab" ]; then
         mkdir -p "$STATE"
         chmod 0700 "$STATE"
+        : >"$STATE/.overlay-fleet-lab"
         # What the machine looked like before the lab, so `down` can put it back.
         {
             [ -d /run/netns ] && echo "netns_dir=yes" || echo "netns_dir=no"
@@ -371,6 +406,9 @@ box_init() {
     mount -t overlay overlay \
         -o "lowerdir=/etc,upperdir=$dir/etc/upper,workdir=$dir/etc/work,index=off" /etc
 
+    # Its own root home.
+    mount --bind "$dir/root" /root
+
     # The box's USB disk: a separate ext4 filesystem (loop device auto-clears with the namespace).
     mkdir -p "$DISK_MOUNT"
     mount -t ext4 -o loop "$img" "$DISK_MOUNT"
@@ -430,9 +468,10 @@ box_health() {
     has "$(ip -n "$ns" -o addr show dev "$bif" 2>/dev/null)" " $(box_ip "$i")/24 " || return 2
     has "$(ip -n "$ns" link show dev "$bif" 2>/dev/null)" 'state UP' || return 2
     has "$(ip -n "$ns" link show dev lo 2>/dev/null)" '[<,]UP[,>]' || return 2
-    [ "$(nsenter -t "$anchor" -m -u -n findmnt -n -o FSTYPE "$DISK_MOUNT" 2>/dev/null)" = ext4 ] || return 2
-    [ "$(nsenter -t "$anchor" -m -u -n findmnt -n -o FSTYPE /etc 2>/dev/null)" = overlay ] || return 2
-    [ "$(nsenter -t "$anchor" -m -u -n hostname 2>/dev/null)" = "box$i" ] || return 2
+    local inside
+    inside=$(nsenter -t "$anchor" -m -u -n sh -c \
+        'findmnt -n -o FSTYPE "$1"; findmnt -n -o FSTYPE /etc; hostname' sh "$DISK_MOUNT" 2>/dev/null || true)
+    [ "$inside" = "ext4"$'\n'"overlay"$'\n'"box$i" ] || return 2
     [ -n "$(sshd_pid "$i")" ] || return 1
     ssh_ok "$i" || return 1
     return 0
@@ -444,15 +483,18 @@ destroy_box() {
     ns=$(ns_name "$i")
     dir=$(box_dir "$i")
     img=$(disk_img "$i")
-    anchor=$(anchor_pid "$i")
-    [ -n "$anchor" ] && pids+=("$anchor") && mapfile -t -O "${#pids[@]}" pids < <(sshd_pids_in "$anchor")
-    p=$(recorded_pid "$dir/anchor.pid")
-    [ -n "$p" ] && [ "$(cat "/proc/$p/comm" 2>/dev/null)" = sleep ] && pids+=("$p")
+    # Everything in the box's namespaces: found through the anchor (even if the netns handle
+    # is gone) and through the netns handle (even if the anchor is gone).
+    anchor=$(recorded_pid "$dir/anchor.pid")
+    if [ -n "$anchor" ] && [ "$(proc_comm "$anchor")" = sleep ]; then
+        mapfile -t -O "${#pids[@]}" pids < <(pids_sharing_ns "$anchor" mnt)
+        mapfile -t -O "${#pids[@]}" pids < <(pids_sharing_ns "$anchor" net)
+    fi
     if [ -e "/run/netns/$ns" ]; then
         mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null || true)
     fi
     kill_pids "${pids[@]}"
-    if ip netns list 2>/dev/null | awk '{print $1}' | grep -qx "$ns"; then
+    if [ -e "/run/netns/$ns" ]; then
         ip netns del "$ns" 2>/dev/null || true
     fi
     ip link show dev "$(host_if "$i")" >/dev/null 2>&1 && ip link del dev "$(host_if "$i")" 2>/dev/null || true
@@ -488,6 +530,17 @@ create_box() {
     box_fstab "$i" "$uuid" >"$dir/etc/upper/fstab"
     chmod 0644 "$dir/etc/upper/fstab"
     printf 'box%s\n' "$i" >"$dir/etc/upper/hostname"
+    # root's home as on a freshly installed box (the machine's may run slow shell init)
+    mkdir -p "$dir/root"
+    chmod 0700 "$dir/root"
+    local f
+    for f in bashrc profile; do
+        if [ -f "/usr/share/base-files/dot.$f" ]; then
+            cp "/usr/share/base-files/dot.$f" "$dir/root/.$f"
+        elif [ -f "/etc/skel/.$f" ]; then
+            cp "/etc/skel/.$f" "$dir/root/.$f"
+        fi
+    done
     { cat /etc/hosts 2>/dev/null || printf '127.0.0.1\tlocalhost\n'; printf '127.0.1.1\tbox%s\n' "$i"; } >"$dir/etc/upper/hosts"
 
     ip netns add "$ns"
@@ -646,7 +699,7 @@ cmd_down() {
         fi
         [ "$netns_dir" = yes ] || rmdir /run/netns 2>/dev/null || true
     fi
-    if [ "$run_sshd" != yes ] && [ -d /run/sshd ] && ! pgrep -x sshd >/dev/null 2>&1; then
+    if [ "$run_sshd" != yes ] && [ -d /run/sshd ] && ! any_live_sshd; then
         rmdir /run/sshd 2>/dev/null || true
     fi
 
@@ -655,7 +708,11 @@ cmd_down() {
         rmdir "$disks" 2>/dev/null || true
         [ "$DEFAULT_DISKS" = "$disks" ] || rmdir "$DEFAULT_DISKS" 2>/dev/null || true
     fi
-    rm -rf "$STATE"
+    if [ -e "$STATE/.overlay-fleet-lab" ]; then
+        rm -rf "$STATE"
+    elif [ -d "$STATE" ]; then
+        rmdir "$STATE" 2>/dev/null || log "left $STATE alone: not a lab state dir"
+    fi
     log "down: lab removed"
 }
 
@@ -667,17 +724,24 @@ cmd_status() {
         return 1
     fi
     printf '%-6s %-7s %-16s %-8s %-8s %s\n' BOX STATE ADDRESS ANCHOR SSHD NOTE
+    local tmp pids=()
+    tmp=$(mktemp -d)
+    for i in "${boxes[@]}"; do
+        ( h=0; box_health "$i" || h=$?; echo "$h" >"$tmp/$i" ) &
+        pids+=($!)
+    done
+    wait "${pids[@]}" || true
     for i in "${boxes[@]}"; do
         anchor=$(anchor_pid "$i")
         sshd=$(sshd_pid "$i")
-        h=0
-        box_health "$i" || h=$?
+        h=$(cat "$tmp/$i" 2>/dev/null || echo 2)
         case "$h" in
             0) printf '%-6s %-7s %-16s %-8s %-8s %s\n' "box$i" up "$(box_ip "$i"):22" "${anchor:--}" "${sshd:--}" "ssh ok" ;;
             1) ok=1; printf '%-6s %-7s %-16s %-8s %-8s %s\n' "box$i" no-ssh "$(box_ip "$i"):22" "${anchor:--}" "${sshd:--}" "namespaces up, sshd not answering" ;;
             *) ok=1; printf '%-6s %-7s %-16s %-8s %-8s %s\n' "box$i" broken "$(box_ip "$i"):22" "${anchor:--}" "${sshd:--}" "incomplete (run: tools/lab.sh up)" ;;
         esac
     done
+    rm -rf "$tmp"
     return "$ok"
 }
 
