@@ -1,0 +1,217 @@
+/**
+ * The real engine end to end: `pulumi preview/up/destroy` through the CLI against the lab's
+ * SSH boxes (cache-only: the lab has no container engine).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+    inBox,
+    inBoxOk,
+    lab,
+    LabBox,
+    labBoxes,
+    labConfig,
+    machineOverlayTargets,
+    managedFstabLines,
+    overlayMounts,
+    scrubBox,
+    TestProject,
+} from "./engine";
+
+let boxes: LabBox[];
+let project: TestProject;
+let foreignFstab: Record<string, string>;
+let lowerListing: Record<string, string>;
+
+const mountsOf = (n: number) => Array.from({ length: n }, (_, i) => `/mnt/usbdisk/ttnode${i + 1}/mnts`).sort();
+/** Listing and content digest of the lower, minus the instance-private part (moved aside by design). */
+const lowerTree = async (box: string) =>
+    await inBoxOk(box, "cd /mnt/usbdisk/static_cache && find . -path ./.yfnode -prune -o -printf '%p %s %m\\n' | sort && find . -path ./.yfnode -prune -o -type f -print | sort | xargs cat | md5sum");
+const foreignLines = async (box: string) => await inBoxOk(box, "grep -v 'x-overlay-fleet=' /etc/fstab || true");
+
+function configure(counts: Record<string, number>, perBox: Record<string, unknown> = {}) {
+    const { defaults, boxes: declared } = labConfig(boxes, counts, perBox);
+    project.configure(defaults, declared);
+}
+
+beforeAll(async () => {
+    await lab("up", "2");
+    boxes = await labBoxes();
+    for (const box of boxes) {
+        await scrubBox(box.name);
+    }
+    foreignFstab = Object.fromEntries(await Promise.all(boxes.map(async (b) => [b.name, await foreignLines(b.name)])));
+    lowerListing = Object.fromEntries(await Promise.all(boxes.map(async (b) => [b.name, await lowerTree(b.name)])));
+    project = new TestProject("e2e");
+    await project.init(boxes[0].privateKeyPath);
+});
+
+afterAll(async () => {
+    await project?.remove();
+    for (const box of boxes ?? []) {
+        await scrubBox(box.name);
+    }
+});
+
+describe("pulumi against the lab", () => {
+    it("bad config fails preview naming the key, and nothing on the boxes changes", async () => {
+        configure({ box1: 3, box2: 2 }, { box1: { instanceRoot: "/mnt/usbdisk/a,b" } });
+        const { result } = await project.preview();
+        expect(result.status).not.toBe(0);
+        expect(result.stdout + result.stderr).toContain('overlay-fleet:boxes.box1.instanceRoot: "/mnt/usbdisk/a,b" contains a character');
+        configure({ box1: 3, box2: 2 }, { box2: { instancse: 4 } });
+        const typo = (await project.preview()).result;
+        expect(typo.stdout + typo.stderr).toContain('overlay-fleet:boxes.box2.instancse: unknown key "instancse" (did you mean "instances"?)');
+        const up = await project.up();
+        expect(up.status).not.toBe(0);
+        for (const box of boxes) {
+            expect(await overlayMounts(box.name)).toEqual([]);
+            expect(await managedFstabLines(box.name)).toEqual([]);
+            expect(await inBoxOk(box.name, "ls /mnt/usbdisk")).not.toContain("ttnode");
+        }
+    });
+
+    it("preview on an empty stack shows the creates and changes nothing on any box", async () => {
+        configure({ box1: 3, box2: 2 });
+        const { steps, result } = await project.preview();
+        expect(result.status, result.stderr).toBe(0);
+        const creates = steps.filter((s) => s.op === "create").map((s) => s.name);
+        for (const name of ["box1-ttnode1-mount", "box1-ttnode3-fstab", "box2-ttnode2-mount", "box1-cache-preflight"]) {
+            expect(creates).toContain(name);
+        }
+        expect(steps.filter((s) => !["create", "same"].includes(s.op))).toEqual([]);
+        for (const box of boxes) {
+            expect(await overlayMounts(box.name)).toEqual([]);
+            expect(await managedFstabLines(box.name)).toEqual([]);
+        }
+    });
+
+    it("up mounts every instance in its own box only, one fstab line each, writes stay private", async () => {
+        await project.upOk();
+        expect(await overlayMounts("box1")).toEqual(mountsOf(3));
+        expect(await overlayMounts("box2")).toEqual(mountsOf(2));
+        expect((await machineOverlayTargets()).filter((t) => t.includes("ttnode"))).toEqual([]);
+        const lines = await managedFstabLines("box1");
+        expect(lines).toHaveLength(3);
+        for (const i of [1, 2, 3]) {
+            expect(lines.filter((l) => l.includes(`x-overlay-fleet=box1/ttnode${i}`))).toHaveLength(1);
+        }
+        expect(await managedFstabLines("box2")).toHaveLength(2);
+        // Shared lower visible everywhere; a write through one merged dir is private to it.
+        await inBoxOk("box1", "echo hello > /mnt/usbdisk/ttnode1/mnts/only-in-1 && test -d /mnt/usbdisk/ttnode2/mnts/sub");
+        expect((await inBox("box1", "test -e /mnt/usbdisk/ttnode2/mnts/only-in-1")).status).not.toBe(0);
+        expect((await inBox("box1", "test -e /mnt/usbdisk/static_cache/only-in-1")).status).not.toBe(0);
+        expect(await inBoxOk("box1", "cat /mnt/usbdisk/ttnode1/upper/only-in-1")).toBe("hello\n");
+        // The instance-private identity was moved out of the shared lower.
+        expect((await inBox("box1", "test -e /mnt/usbdisk/static_cache/.yfnode/config")).status).not.toBe(0);
+        expect(await foreignLines("box1")).toBe(foreignFstab.box1);
+    });
+
+    it("a second up is a no-op", async () => {
+        const { steps } = await project.preview();
+        expect(steps.filter((s) => s.op !== "same")).toEqual([]);
+    });
+
+    it("reboot drill: after unmounting everything, mount -a from the box's fstab restores every instance", async () => {
+        await inBoxOk("box1", "for m in $(findmnt -rn -t overlay -o TARGET); do umount $m; done");
+        expect(await overlayMounts("box1")).toEqual([]);
+        await inBoxOk("box1", "mount -a");
+        expect(await overlayMounts("box1")).toEqual(mountsOf(3));
+        expect(await inBoxOk("box1", "cat /mnt/usbdisk/ttnode1/mnts/only-in-1")).toBe("hello\n");
+        const options = await inBoxOk("box1", "findmnt -rn -o OPTIONS /mnt/usbdisk/ttnode2/mnts");
+        for (const option of ["index=off", "nfs_export=off", "redirect_dir=off", "metacopy=off", "lowerdir=/mnt/usbdisk/static_cache"]) {
+            expect(options).toContain(option);
+        }
+    });
+
+    it("scale 3 -> 5: preview creates only the two new instances", async () => {
+        configure({ box1: 5, box2: 2 });
+        const { steps } = await project.preview();
+        const changed = steps.filter((s) => s.op !== "same");
+        expect(changed.every((s) => s.op === "create")).toBe(true);
+        expect(changed.map((s) => s.name).sort()).toEqual(
+            ["box1-ttnode4", "box1-ttnode4-fstab", "box1-ttnode4-mount", "box1-ttnode5", "box1-ttnode5-fstab", "box1-ttnode5-mount"].sort(),
+        );
+        await project.upOk();
+        expect(await overlayMounts("box1")).toEqual(mountsOf(5));
+        expect(await managedFstabLines("box1")).toHaveLength(5);
+    });
+
+    it("a changed mount option on one instance touches only that instance", async () => {
+        const before = await inBoxOk("box1", "findmnt -rn -o TARGET,OPTIONS -t overlay | sort");
+        configure({ box1: 5, box2: 2 }, { box1: { overrides: { "2": { mountOptions: ["xino=off"] } } } });
+        const { steps } = await project.preview();
+        expect(steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`).sort()).toEqual(["update box1-ttnode2-fstab", "update box1-ttnode2-mount"]);
+        await project.upOk();
+        const after = await inBoxOk("box1", "findmnt -rn -o TARGET,OPTIONS -t overlay | sort");
+        const changed = after.split("\n").filter((line) => !before.split("\n").includes(line));
+        expect(changed).toHaveLength(1);
+        expect(changed[0]).toMatch(/^\/mnt\/usbdisk\/ttnode2\/mnts .*xino=off/);
+        expect((await managedFstabLines("box1")).filter((l) => l.includes("xino=off"))).toHaveLength(1);
+        expect(await inBoxOk("box1", "cat /mnt/usbdisk/ttnode1/mnts/only-in-1")).toBe("hello\n");
+    });
+
+    it("scale 5 -> 2: instances 3-5 unmounted, fstab lines gone, their upper data kept", async () => {
+        await inBoxOk("box1", "echo keep-me > /mnt/usbdisk/ttnode4/mnts/data");
+        configure({ box1: 2, box2: 2 }, { box1: { overrides: { "2": { mountOptions: ["xino=off"] } } } });
+        await project.upOk();
+        expect(await overlayMounts("box1")).toEqual(mountsOf(2));
+        expect((await managedFstabLines("box1")).map((l) => /x-overlay-fleet=(\S+)/.exec(l)![1]).sort()).toEqual(["box1/ttnode1", "box1/ttnode2"]);
+        expect(await inBoxOk("box1", "cat /mnt/usbdisk/ttnode4/upper/data")).toBe("keep-me\n");
+        expect((await inBox("box1", "test -d /mnt/usbdisk/ttnode4/mnts")).status).not.toBe(0);
+    });
+
+    it("an up killed half way, then run again, converges with nothing duplicated", async () => {
+        configure({ box1: 6, box2: 4 });
+        const child = project.upInBackground();
+        // Kill the CLI once the new instances have started to appear on the boxes.
+        const deadline = Date.now() + 120_000;
+        while (Date.now() < deadline && (await managedFstabLines("box1")).length < 3) {
+            await new Promise((r) => setTimeout(r, 100));
+        }
+        child.kill("SIGKILL");
+        await new Promise((r) => child.once("exit", r));
+        await project.upOk();
+        expect(await overlayMounts("box1")).toEqual(mountsOf(6));
+        expect(await overlayMounts("box2")).toEqual(mountsOf(4));
+        expect(await managedFstabLines("box1")).toHaveLength(6);
+        expect(await managedFstabLines("box2")).toHaveLength(4);
+        // The upper data kept at scale-down comes back with the instance.
+        expect(await inBoxOk("box1", "cat /mnt/usbdisk/ttnode4/mnts/data")).toBe("keep-me\n");
+    });
+
+    it("an sshd stopped mid-run is retried, and the run converges", async () => {
+        configure({ box1: 8, box2: 4 });
+        const child = project.upInBackground();
+        let output = "";
+        child.stdout!.on("data", (d) => (output += d));
+        child.stderr!.on("data", (d) => (output += d));
+        while ((await managedFstabLines("box1")).length < 7 && child.exitCode === null) {
+            await new Promise((r) => setTimeout(r, 50));
+        }
+        await lab("stop-sshd", "box1");
+        await new Promise((r) => setTimeout(r, 3000));
+        await lab("start-sshd", "box1");
+        const code = await new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once("exit", r)));
+        if (code !== 0) {
+            // A command whose connection broke mid-way fails the run; the next up completes it.
+            await project.upOk();
+        }
+        expect(await overlayMounts("box1")).toEqual(mountsOf(8));
+        expect(await managedFstabLines("box1")).toHaveLength(8);
+        void output;
+    });
+
+    it("destroy removes mounts and managed lines, keeps foreign fstab lines and the lower data", async () => {
+        await project.destroyOk();
+        for (const box of boxes) {
+            expect(await overlayMounts(box.name)).toEqual([]);
+            expect(await managedFstabLines(box.name)).toEqual([]);
+            expect(await foreignLines(box.name)).toBe(foreignFstab[box.name]);
+            // The lower is intact except the identity moved aside, which is kept in the stash.
+            expect(await inBoxOk(box.name, "ls -A /mnt/usbdisk/.overlay-fleet/private/static_cache/.yfnode")).toContain("config");
+        }
+        for (const box of boxes) {
+            expect(await lowerTree(box.name)).toBe(lowerListing[box.name]);
+        }
+    });
+});
