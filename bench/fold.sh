@@ -1,0 +1,147 @@
+#!/bin/sh
+# Benchmark of the cache-generation fold (host/fold.sh) against plain rsync, on a loop ext4 image.
+# Not a test: it prints figures.
+#
+#   sudo sh bench/fold.sh [files=10000] [changedPercent=10] [fileKiB=64] [workDir=/var/tmp]
+#
+# Builds a lower cache of <files> files of <fileKiB> KiB in 100 directories, mounts two overlay
+# instances on it, changes <changedPercent>% of the files through each instance (rewrites, new
+# files, deletes; a few paths changed by both, to make conflicts), then times:
+#   - fold into generation 2 (hard-link farm + copies of the changed files);
+#   - for comparison, `cp -al` of the lower plus `rsync -aHAX upper/ farm/` of both uppers
+#     (the seed's approach without its whiteout handling: the same data moved);
+#   - drop_folded of each upper (the switch).
+# and prints files/s, MB/s and the extra disk each used. Runs in a private mount namespace;
+# everything is removed at the end. Needs root, util-linux, e2fsprogs, attr, rsync.
+set -eu
+
+if [ "${OF_BENCH_IN_NS-}" != 1 ]; then
+    [ "$(id -u)" -eq 0 ] || { echo "bench/fold.sh: run as root" >&2; exit 1; }
+    OF_BENCH_IN_NS=1 exec unshare --mount --propagation private -- sh "$0" "$@"
+fi
+
+files=${1:-10000}
+pct=${2:-10}
+kib=${3:-64}
+base=${4:-/var/tmp}
+here=$(cd "$(dirname "$0")/.." && pwd)
+for t in getfattr setfattr rsync mkfs.ext4; do
+    command -v "$t" >/dev/null 2>&1 || { echo "bench/fold.sh: $t is required" >&2; exit 1; }
+done
+
+T=$(mktemp -d "$base/of-bench.XXXXXX")
+cleanup() {
+    for m in "$T"/disk/n1/mnts "$T"/disk/n2/mnts "$T"/disk; do umount -l "$m" 2>/dev/null || :; done
+    rm -rf "$T"
+}
+trap cleanup EXIT INT TERM
+
+img_mib=$(((files * kib * 3) / 1024 + 512))
+truncate -s "${img_mib}M" "$T/disk.img"
+mkfs.ext4 -q -F "$T/disk.img"
+mkdir "$T/disk"
+mount -o loop "$T/disk.img" "$T/disk"
+D=$T/disk
+L=$D/static_cache
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "inf" }'; }
+mbrate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", n / 1048576 / s; else print "inf" }'; }
+used() { sync; df -P -k "$D" | awk 'NR == 2 { print $3 * 1024 }'; }
+mib() { awk -v n="$1" 'BEGIN { printf "%.1f", n / 1048576 }'; }
+
+echo "building a lower of $files files x $kib KiB ..."
+i=0
+while [ "$i" -lt 100 ]; do
+    mkdir -p "$L/.yfnode/cache/d$i"
+    i=$((i + 1))
+done
+# one random block, reused with a per-file header: fast to build, distinct content per file
+head -c $((kib * 1024)) /dev/urandom >"$T/block"
+i=0
+while [ "$i" -lt "$files" ]; do
+    { printf '%08d' "$i"; cat "$T/block"; } >"$L/.yfnode/cache/d$((i % 100))/f$i.vdata"
+    i=$((i + 1))
+done
+
+for n in 1 2; do
+    mkdir -p "$D/n$n/upper" "$D/n$n/work" "$D/n$n/mnts"
+    mount -t overlay overlay -o "lowerdir=$L,upperdir=$D/n$n/upper,workdir=$D/n$n/work,index=off,nfs_export=off,redirect_dir=off,metacopy=off" "$D/n$n/mnts"
+done
+
+echo "changing $pct% of the files through each instance ..."
+changed=$((files * pct / 100))
+for n in 1 2; do
+    M=$D/n$n/mnts
+    k=0
+    while [ "$k" -lt "$changed" ]; do
+        # n1 takes files 0.., n2 the next ones; 1% of them are n1's too (conflicts)
+        if [ "$n" = 1 ]; then f=$k; else f=$((changed - changed / 100 + k)); fi
+        f=$((f % files))
+        p=$M/.yfnode/cache/d$((f % 100))/f$f.vdata
+        case $((k % 4)) in
+            0 | 1) { printf 'n%s%06d' "$n" "$k"; cat "$T/block"; } >"$p" ;;
+            2) rm -f "$p" ;;
+            3) { printf 'new%s%06d' "$n" "$k"; cat "$T/block"; } >"$M/.yfnode/cache/d$((f % 100))/new$n-$k.vdata" ;;
+        esac
+        k=$((k + 1))
+    done
+    mkdir -p "$M/.yfnode"
+    echo "identity $n" >"$M/.yfnode/config"
+done
+sync
+
+lib=$(cat "$here/host/lib.sh" "$here/host/lib-fold.sh" 2>/dev/null || cat "$here/host/lib-fold.sh")
+bundle=$(printf '%s\n' "$lib"; cat "$here/host/fold.sh")
+changed_bytes=$(du -s -B1 "$D/n1/upper" "$D/n2/upper" | awk '{ s += $1 } END { print s }')
+changed_files=$(find "$D/n1/upper" "$D/n2/upper" -type f | wc -l)
+
+echo "fold ..."
+u0=$(used)
+t0=$(now)
+out=$(sh -c "$bundle" of-fold "$L" 2 "$D/.overlay-fleet/gen2" lowest-index-wins .yfnode/config \
+    n1 "$D/n1/upper" n2 "$D/n2/upper")
+t1=$(now)
+u1=$(used)
+summary=$(printf '%s\n' "$out" | tail -n 1)
+ffiles=$(printf '%s\n' "$summary" | sed -n 's/.* files=\([0-9]*\).*/\1/p')
+fbytes=$(printf '%s\n' "$summary" | sed -n 's/.* bytes=\([0-9]*\).*/\1/p')
+tf=$(elapsed "$t0" "$t1")
+
+echo "cp -al + rsync -aHAX of the same uppers ..."
+t2=$(now)
+cp -al "$L" "$D/rsync-farm"
+t3=$(now)
+rsync -aHAX "$D/n1/upper/" "$D/rsync-farm/"
+rsync -aHAX "$D/n2/upper/" "$D/rsync-farm/"
+t4=$(now)
+u2=$(used)
+tcp=$(elapsed "$t2" "$t3")
+trs=$(elapsed "$t3" "$t4")
+rm -rf "$D/rsync-farm"
+
+echo "switch (umount, drop_folded, mount) ..."
+t5=$(now)
+dropout=
+for n in 1 2; do
+    umount "$D/n$n/mnts"
+    dropout="$dropout$(sh -c "$lib
+drop_folded \"\$1\" \"\$2\"" x "$D/.overlay-fleet/gen2/n$n.manifest" "$D/n$n/upper")
+"
+    mount -t overlay overlay -o "lowerdir=$L.g2,upperdir=$D/n$n/upper,workdir=$D/n$n/work,index=off,nfs_export=off,redirect_dir=off,metacopy=off" "$D/n$n/mnts"
+done
+t6=$(now)
+td=$(elapsed "$t5" "$t6")
+u3=$(used)
+
+cache_bytes=$(du -s -B1 "$L" | awk '{ print $1 }')
+echo
+echo "cache: $files files, $(mib "$cache_bytes") MiB; changed through 2 instances: $changed_files files in the uppers, $(mib "$changed_bytes") MiB"
+printf '%s\n' "$out" | grep -c '^conflict' | sed 's/^/conflicts reported: /'
+echo "fold:            ${tf}s  $(rate "$ffiles" "$tf") files/s  $(mbrate "$fbytes" "$tf") MB/s  ($ffiles files, $(mib "$fbytes") MiB copied)  extra disk $(mib $((u1 - u0))) MiB"
+echo "cp -al:          ${tcp}s  (hard-link farm of the lower alone)"
+echo "rsync -aHAX:     ${trs}s  $(rate "$changed_files" "$trs") files/s  $(mbrate "$changed_bytes" "$trs") MB/s  (both uppers into the farm; no whiteout/opaque handling)  extra disk $(mib $((u2 - u1))) MiB"
+echo "switch (2 inst): ${td}s  disk freed by drop_folded $(mib $((u1 - u3))) MiB"
+printf '%s' "$dropout"
+echo "fold summary: $summary"

@@ -1,0 +1,131 @@
+/**
+ * Cache generations through the real engine on the lab: bump the generation, the uppers are
+ * folded into a new lower, instances switch one at a time and keep seeing their data; a fold
+ * killed half way leaves everything working and the next `pulumi up` completes it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { inBox, inBoxOk, lab, LabBox, labBoxes, labConfig, managedFstabLines, overlayMounts, scrubBox, TestProject } from "./engine";
+
+let boxes: LabBox[];
+let project: TestProject;
+const merged = (i: number) => `/mnt/usbdisk/ttnode${i}/mnts`;
+
+/** What an instance sees: path, type, size and content digest of every entry. */
+async function view(i: number): Promise<Map<string, string>> {
+    const out = await inBoxOk("box1", `cd ${merged(i)} && find . -mindepth 1 -printf '%p\\t%y\\t%s\\t' -exec sh -c 'if [ -f "$1" ]; then md5sum < "$1" | cut -c1-32; else echo -; fi' _ {} \\; | sort`);
+    return new Map(out.split("\n").filter(Boolean).map((line) => [line.split("\t")[0], line.split("\t").slice(1).join(" ")]));
+}
+
+async function configure(generation: number) {
+    const { defaults, boxes: declared } = labConfig(boxes, { box1: 3 }, { box1: { generation } });
+    project.configure(defaults, declared);
+}
+
+beforeAll(async () => {
+    await lab("up", "2");
+    boxes = await labBoxes();
+    for (const box of boxes) {
+        await scrubBox(box.name);
+    }
+    project = new TestProject("gen");
+    await project.init(boxes[0].privateKeyPath);
+    await configure(1);
+    await project.upOk();
+    // Each instance changes the cache through its merged dir; 1 and 2 both write sub/shared.
+    await inBoxOk(
+        "box1",
+        `set -e
+         echo one > ${merged(1)}/own-1; echo first > ${merged(1)}/sub/shared; mkdir -p ${merged(1)}/.yfnode; echo id-1 > ${merged(1)}/.yfnode/config
+         echo two > ${merged(2)}/own-2; echo second > ${merged(2)}/sub/shared; mkdir -p ${merged(2)}/.yfnode; echo id-2 > ${merged(2)}/.yfnode/config
+         mkdir -p ${merged(3)}/deep/a/b; echo three > ${merged(3)}/deep/a/b/f; rm -rf ${merged(3)}/sub/deeper`,
+    );
+}, 600_000);
+
+afterAll(async () => {
+    await project?.remove();
+    for (const box of boxes ?? []) {
+        await scrubBox(box.name);
+    }
+});
+
+describe("cache generations", () => {
+    let before: Map<string, string>[];
+
+    it("preview of a generation bump shows the box's fold and each instance's switch", async () => {
+        before = await Promise.all([1, 2, 3].map(view));
+        await configure(2);
+        const { steps, result } = await project.preview();
+        expect(result.status, result.stderr).toBe(0);
+        const changed = steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`).sort();
+        expect(changed).toEqual(
+            ["update box1-cache-fold", "update box1-retire", ...[1, 2, 3].flatMap((i) => [`update box1-ttnode${i}-fstab`, `update box1-ttnode${i}-mount`])].sort(),
+        );
+        expect(await inBoxOk("box1", "ls /mnt/usbdisk")).not.toContain("static_cache.g2");
+    });
+
+    it("up folds, switches the instances one at a time, and every instance keeps its own data", async () => {
+        const up = project.upInBackground();
+        let fewestMounted = 3;
+        let output = "";
+        up.stdout!.on("data", (d) => (output += d));
+        while (up.exitCode === null) {
+            fewestMounted = Math.min(fewestMounted, (await overlayMounts("box1")).length);
+        }
+        expect(up.exitCode, output.slice(-4000)).toBe(0);
+        expect(fewestMounted).toBeGreaterThanOrEqual(2);
+        expect(await overlayMounts("box1")).toEqual([1, 2, 3].map(merged));
+        for (const line of await managedFstabLines("box1")) {
+            expect(line).toContain("lowerdir=/mnt/usbdisk/static_cache.g2,");
+        }
+        const options = await inBoxOk("box1", `findmnt -rn -o OPTIONS ${merged(2)}`);
+        expect(options).toContain("lowerdir=/mnt/usbdisk/static_cache.g2");
+
+        const after = await Promise.all([1, 2, 3].map(view));
+        // What each instance changed, it still sees exactly as before.
+        for (const [i, own] of [[0, ["./own-1", "./sub/shared", "./.yfnode/config"]], [1, ["./own-2", "./sub/shared", "./.yfnode/config"]], [2, ["./deep/a/b/f"]]] as const) {
+            for (const path of own) {
+                expect(after[i].get(path), `ttnode${i + 1} ${path}`).toBe(before[i].get(path));
+            }
+        }
+        expect(after[2].has("./sub/deeper")).toBe(false);
+        // Shared changes are now in the lower for everyone; the conflict went to ttnode1 (lowest index).
+        expect(after[1].get("./own-1")).toBe(before[0].get("./own-1"));
+        expect(after[2].get("./sub/shared")).toBe(before[0].get("./sub/shared"));
+        expect(await inBoxOk("box1", "cat /mnt/usbdisk/static_cache.g2/sub/shared")).toBe("first\n");
+        expect(output).toContain("conflict");
+        // Private identities never reach the shared lower.
+        expect((await inBox("box1", "test -e /mnt/usbdisk/static_cache.g2/.yfnode/config")).status).not.toBe(0);
+        // Folded data left the uppers (the instances read it from the new lower).
+        expect((await inBox("box1", "test -e /mnt/usbdisk/ttnode1/upper/own-1")).status).not.toBe(0);
+        // The old generation is gone: nothing uses it any more.
+        expect(await inBoxOk("box1", "ls /mnt/usbdisk")).not.toMatch(/^static_cache$/m);
+    });
+
+    it("a fold killed half way leaves every instance working; the next up completes it", async () => {
+        await inBoxOk("box1", `mkdir -p ${merged(1)}/bulk && for n in $(seq 1 400); do echo $n > ${merged(1)}/bulk/f$n; done`);
+        const views = await Promise.all([1, 2, 3].map(view));
+        await configure(3);
+        const up = project.upInBackground();
+        // Kill the fold on the box as soon as it is building the new generation.
+        let killed = false;
+        while (!killed && up.exitCode === null) {
+            const r = await inBox("box1", "test -d /mnt/usbdisk/static_cache.g3.partial && pkill -9 -f of-fold && echo killed");
+            killed = r.stdout.includes("killed");
+        }
+        await new Promise((r) => (up.exitCode !== null ? r(null) : up.once("exit", r)));
+        expect(killed).toBe(true);
+        expect(up.exitCode).not.toBe(0);
+        // Still on generation 2, every instance mounted and seeing what it saw.
+        expect(await overlayMounts("box1")).toEqual([1, 2, 3].map(merged));
+        expect((await inBox("box1", "test -e /mnt/usbdisk/static_cache.g3")).status).not.toBe(0);
+        expect(await Promise.all([1, 2, 3].map(view))).toEqual(views);
+
+        await project.upOk();
+        expect(await Promise.all([1, 2, 3].map(view))).toEqual(views);
+        for (const line of await managedFstabLines("box1")) {
+            expect(line).toContain("lowerdir=/mnt/usbdisk/static_cache.g3,");
+        }
+        expect(await inBoxOk("box1", "ls /mnt/usbdisk/static_cache.g3/bulk | wc -l")).toBe("400\n");
+        expect(await inBoxOk("box1", "ls -d /mnt/usbdisk/static_cache* ")).toBe("/mnt/usbdisk/static_cache.g3\n");
+    });
+});
