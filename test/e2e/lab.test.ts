@@ -10,6 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { LabBox } from "./engine";
 
 const repo = path.resolve(__dirname, "..", "..");
 const labScript = path.join(repo, "tools", "lab.sh");
@@ -19,18 +20,6 @@ interface Run {
     code: number;
     stdout: string;
     stderr: string;
-}
-
-interface LabBox {
-    name: string;
-    host: string;
-    port: number;
-    user: string;
-    hostKey: string;
-    privateKeyPath: string;
-    knownHostsPath: string;
-    disk: string;
-    lower: string;
 }
 
 /** Runs a command without blocking the event loop (vitest's worker must stay responsive). */
