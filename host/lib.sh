@@ -397,8 +397,11 @@ of_ovl_match() {
                     [ "$OF_NV" = "$of_om_want" ] ||
                         of_om_add "$of_om_o pinned but mounted with $of_om_k=$OF_OPT_VAL"
                 else
-                    case $of_om_k in
-                        xino | uuid) ;; # not shown for single-filesystem layers / varies
+                    case $of_om_k=$of_om_want in
+                        xino=*) ;; # not shown when all layers share one filesystem
+                        uuid=auto) ;;
+                        # An explicit uuid value is always shown; none shown means auto.
+                        uuid=*) of_om_add "$of_om_o pinned but mounted with uuid=auto" ;;
                         *)
                             if of_ovl_default "$of_om_k" && [ "$OF_DEF" != "$of_om_want" ]; then
                                 of_om_add "$of_om_o pinned but mounted with the default $of_om_k=$OF_DEF"

@@ -4,8 +4,7 @@
 # keyed by version, so a second run takes seconds. Progress goes to stderr.
 #   sh tools/toolchain.sh               ensure only
 #   sh tools/toolchain.sh --print-env   ensure, then print `export ...` lines on stdout
-# Env: OVERLAY_FLEET_CACHE (default /var/cache/overlay-fleet),
-#      OVERLAY_FLEET_ALLOW_MISSING_PLUGINS=1 turns a missing provider plugin into a warning.
+# Env: OVERLAY_FLEET_CACHE (default /var/cache/overlay-fleet).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # package.json calls us with `sh`
 set -euo pipefail
 
@@ -119,29 +118,52 @@ else
 fi
 
 # ---- 3. The `command` provider plugin, installed where the engine looks ---------------------
+# Preferably the upstream provider, built from github.com/pulumi/pulumi-command/provider. But the
+# Go module proxy here refuses that module at every version (HTTP 403), and nothing else may be
+# downloaded, so we then build tools/command-provider instead: overlay-fleet's own implementation
+# of command:remote:Command (the only resource this project uses) with the inputs, outputs and
+# semantics of pulumi-command 1.2.1, driven by the unchanged @pulumi/command SDK; see its
+# README.md for what it implements. A refused upstream fetch is remembered for a day, and our
+# build is cached under a hash of its sources, so later runs need no network and no compiler.
 CMD_VERSION=$(npm_version @pulumi/command)
-PLUGIN_DIR="${PULUMI_HOME:-$HOME/.pulumi}/plugins/resource-command-v$CMD_VERSION"
-if [ ! -x "$PLUGIN_DIR/pulumi-resource-command" ]; then
-  bin="$CACHE/plugins/command/$CMD_VERSION/pulumi-resource-command"
+PLUGIN_BIN="${PULUMI_HOME:-$HOME/.pulumi}/plugins/resource-command-v$CMD_VERSION/pulumi-resource-command"
+CMD_CACHE="$CACHE/plugins/command"
+bin="$CMD_CACHE/$CMD_VERSION/pulumi-resource-command"        # an upstream build, if ever made
+refused="$CMD_CACHE/$CMD_VERSION.upstream-refused"             # marker of a refused fetch
+if [ ! -x "$bin" ] && [ -z "$(find "$refused" -mmin -1440 2>/dev/null)" ]; then
+  # provider/ is not tagged on its own: also try the commit of the repo's v$CMD_VERSION tag.
+  hash=$( (cd /tmp && "$GO" mod download -json "github.com/pulumi/pulumi-command@v$CMD_VERSION" 2>/dev/null) |
+    sed -n 's/^\t\t"Hash": "\(.*\)",*$/\1/p' | head -1) || true
+  for ref in "v$CMD_VERSION" ${hash:+"$hash"}; do
+    go_build "$bin" github.com/pulumi/pulumi-command/provider/cmd/pulumi-resource-command \
+      "-X github.com/pulumi/pulumi-command/provider/pkg/version.Version=v$CMD_VERSION" \
+      "github.com/pulumi/pulumi-command/provider@$ref" && break
+  done
   if [ ! -x "$bin" ]; then
-    # provider/ is not tagged on its own: also try the commit of the repo's v$CMD_VERSION tag.
-    hash=$( (cd /tmp && "$GO" mod download -json "github.com/pulumi/pulumi-command@v$CMD_VERSION" 2>/dev/null) |
-      sed -n 's/^\t\t"Hash": "\(.*\)",*$/\1/p' | head -1) || true
-    for ref in "v$CMD_VERSION" ${hash:+"$hash"}; do
-      go_build "$bin" github.com/pulumi/pulumi-command/provider/cmd/pulumi-resource-command \
-        "-X github.com/pulumi/pulumi-command/provider/pkg/version.Version=v$CMD_VERSION" \
-        "github.com/pulumi/pulumi-command/provider@$ref" && break
-    done
+    log "the Go proxy does not serve github.com/pulumi/pulumi-command/provider@v$CMD_VERSION: using tools/command-provider"
+    mkdir -p "$CMD_CACHE" && touch "$refused"
   fi
-  if [ -x "$bin" ]; then
-    pulumi plugin install resource command "$CMD_VERSION" --file "$bin" >&2
-  elif [ "${OVERLAY_FLEET_ALLOW_MISSING_PLUGINS:-}" = 1 ]; then
-    log "WARNING: no pulumi-resource-command v$CMD_VERSION: command resources will fail"
-  else
-    die "cannot build pulumi-resource-command v$CMD_VERSION: the Go proxy does not serve
-  github.com/pulumi/pulumi-command/provider (tried v$CMD_VERSION${hash:+ and $hash}).
-  Put a binary at $bin and rerun, or set OVERLAY_FLEET_ALLOW_MISSING_PLUGINS=1."
+fi
+if [ ! -x "$bin" ]; then
+  src="$ROOT/tools/command-provider"
+  src_hash=$(cd "$src" && ls go.mod go.sum ./*.go | grep -v '_test\.go$' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
+  bin="$CMD_CACHE/$CMD_VERSION-$src_hash/pulumi-resource-command"
+  if [ ! -x "$bin" ]; then
+    [ -x "$GO" ] || die "building tools/command-provider needs Go (not found; tried $GO)"
+    log "building tools/command-provider as pulumi-resource-command v$CMD_VERSION"
+    mkdir -p "$(dirname "$bin")"; rm -f "$bin.tmp"
+    (cd "$src" && "$GO" build -trimpath -ldflags "-s -w -X main.Version=$CMD_VERSION" -o "$bin.tmp" . 2>&1) |
+      grep -v '^go: downloading' >&2 || true
+    [ -x "$bin.tmp" ] || die "go build of tools/command-provider failed (see above)"
+    mv "$bin.tmp" "$bin"
+    # Drop builds of older sources (a rebuild takes seconds).
+    find "$CMD_CACHE" -mindepth 1 -maxdepth 1 -type d -name "$CMD_VERSION-*" ! -name "$CMD_VERSION-$src_hash" \
+      -exec rm -rf {} + 2>/dev/null || true
   fi
+fi
+if ! cmp -s "$bin" "$PLUGIN_BIN"; then
+  pulumi plugin install resource command "$CMD_VERSION" --file "$bin" --reinstall >&2 ||
+    die "pulumi plugin install resource command $CMD_VERSION --file $bin failed"
 fi
 
 # ---- 4. Environment for callers -----------------------------------------------------------

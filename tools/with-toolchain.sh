@@ -6,8 +6,6 @@
 set -eu
 [ $# -gt 0 ] || { echo "usage: sh tools/with-toolchain.sh CMD [ARGS...]" >&2; exit 2; }
 here=$(cd "$(dirname "$0")" && pwd)
-# Only `pulumi` itself must have the provider plugins; tests and scripts only warn without them.
-[ "$1" = pulumi ] || export OVERLAY_FLEET_ALLOW_MISSING_PLUGINS="${OVERLAY_FLEET_ALLOW_MISSING_PLUGINS:-1}"
 env_lines=$(bash "$here/toolchain.sh" --print-env) || exit $?
 eval "$env_lines"
 PATH="$(cd "$here/.." && pwd)/node_modules/.bin:$PATH"

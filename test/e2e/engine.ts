@@ -72,9 +72,10 @@ export async function inBoxOk(box: string, script: string): Promise<string> {
     return result.stdout;
 }
 
-/** Overlay mount points inside a box. */
+/** Instance overlay mount points inside a box (the lab's own /etc overlay is not one). */
 export async function overlayMounts(box: string): Promise<string[]> {
-    return (await inBoxOk(box, "findmnt -rn -t overlay -o TARGET || true")).split("\n").filter(Boolean).sort();
+    const targets = (await inBoxOk(box, "findmnt -rn -t overlay -o TARGET || true")).split("\n");
+    return targets.filter((target) => target.startsWith("/mnt/usbdisk/")).sort();
 }
 
 /** Managed fstab lines inside a box. */
@@ -95,12 +96,21 @@ export async function scrubBox(box: string): Promise<void> {
     await inBoxOk(
         box,
         `set -e
-         for m in $(findmnt -rn -t overlay -o TARGET | sort -r); do umount "$m"; done
+         # Never edit the machine's fstab: the box must have its own /etc.
+         [ "$(findmnt -n -o TARGET --mountpoint /etc)" = /etc ] || { echo "box has no private /etc" >&2; exit 1; }
+         for m in $(findmnt -rn -t overlay -o TARGET | grep '^/mnt/usbdisk/' | sort -r); do umount "$m"; done
          sed -i '/x-overlay-fleet=/d' /etc/fstab
-         cd /mnt/usbdisk && for d in *; do
+         cd /mnt/usbdisk
+         # A test may have moved the box to a later cache generation: make it the lower again.
+         if [ ! -d static_cache ]; then
+           latest=$(ls -d static_cache.g* 2>/dev/null | grep -E '\.g[0-9]+$' | sort -t g -k2 -n | tail -1)
+           [ -n "$latest" ] && mv "$latest" static_cache
+         fi
+         # Put the instance-private data moved aside by of-lower back where the lab made it.
+         if [ -d .overlay-fleet/private/static_cache ]; then cp -a .overlay-fleet/private/static_cache/. static_cache/; fi
+         for d in * .overlay-fleet; do
            case "$d" in static_cache|lost+found) ;; *) rm -rf -- "$d" ;; esac
-         done
-         rm -rf /mnt/usbdisk/.overlay-fleet`,
+         done`,
     );
 }
 

@@ -31,13 +31,13 @@ beforeAll(async () => {
     await project.init(boxes[0].privateKeyPath);
     await configure(1);
     await project.upOk();
-    // Each instance changes the cache through its merged dir; 1 and 2 both write sub/shared.
+    // Each instance changes the cache through its merged dir; 1 and 2 both write cache/00/shared.
     await inBoxOk(
         "box1",
         `set -e
-         echo one > ${merged(1)}/own-1; echo first > ${merged(1)}/sub/shared; mkdir -p ${merged(1)}/.yfnode; echo id-1 > ${merged(1)}/.yfnode/config
-         echo two > ${merged(2)}/own-2; echo second > ${merged(2)}/sub/shared; mkdir -p ${merged(2)}/.yfnode; echo id-2 > ${merged(2)}/.yfnode/config
-         mkdir -p ${merged(3)}/deep/a/b; echo three > ${merged(3)}/deep/a/b/f; rm -rf ${merged(3)}/sub/deeper`,
+         echo one > ${merged(1)}/own-1; echo first > ${merged(1)}/cache/00/shared; mkdir -p ${merged(1)}/.yfnode; echo id-1 > ${merged(1)}/.yfnode/config
+         echo two > ${merged(2)}/own-2; echo second > ${merged(2)}/cache/00/shared; mkdir -p ${merged(2)}/.yfnode; echo id-2 > ${merged(2)}/.yfnode/config
+         mkdir -p ${merged(3)}/deep/a/b; echo three > ${merged(3)}/deep/a/b/f; rm -rf ${merged(3)}/cache/02`,
     );
 }, 600_000);
 
@@ -82,16 +82,16 @@ describe("cache generations", () => {
 
         const after = await Promise.all([1, 2, 3].map(view));
         // What each instance changed, it still sees exactly as before.
-        for (const [i, own] of [[0, ["./own-1", "./sub/shared", "./.yfnode/config"]], [1, ["./own-2", "./sub/shared", "./.yfnode/config"]], [2, ["./deep/a/b/f"]]] as const) {
+        for (const [i, own] of [[0, ["./own-1", "./cache/00/shared", "./.yfnode/config"]], [1, ["./own-2", "./cache/00/shared", "./.yfnode/config"]], [2, ["./deep/a/b/f"]]] as const) {
             for (const path of own) {
                 expect(after[i].get(path), `ttnode${i + 1} ${path}`).toBe(before[i].get(path));
             }
         }
-        expect(after[2].has("./sub/deeper")).toBe(false);
+        expect(after[2].has("./cache/02")).toBe(false);
         // Shared changes are now in the lower for everyone; the conflict went to ttnode1 (lowest index).
         expect(after[1].get("./own-1")).toBe(before[0].get("./own-1"));
-        expect(after[2].get("./sub/shared")).toBe(before[0].get("./sub/shared"));
-        expect(await inBoxOk("box1", "cat /mnt/usbdisk/static_cache.g2/sub/shared")).toBe("first\n");
+        expect(after[2].get("./cache/00/shared")).toBe(before[0].get("./cache/00/shared"));
+        expect(await inBoxOk("box1", "cat /mnt/usbdisk/static_cache.g2/cache/00/shared")).toBe("first\n");
         expect(output).toContain("conflict");
         // Private identities never reach the shared lower.
         expect((await inBox("box1", "test -e /mnt/usbdisk/static_cache.g2/.yfnode/config")).status).not.toBe(0);
