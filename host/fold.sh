@@ -157,7 +157,15 @@ done
 case $M/ in
     "$L"/* | "$L".g[0-9]*) fold_usage "manifest dir '$M' must be outside the lower '$L' and its generations (e.g. $f_parent/.overlay-fleet/gen$f_target)" ;;
 esac
-[ -d "$L" ] && [ ! -L "$L" ] || fold_die "lower dir '$L' does not exist or is not a directory"
+# Generation 1 (L itself) is gone once every instance moved past it and it was retired.
+if [ ! -d "$L" ] || [ -L "$L" ]; then
+    f_any=
+    for f_d in "$L".g*; do
+        case ${f_d#"$L".g} in '' | *[!0-9]* | 0*) continue ;; esac
+        [ ! -d "$f_d" ] || f_any=1
+    done
+    [ -n "$f_any" ] || fold_die "lower dir '$L' does not exist or is not a directory, and no later generation of it does"
+fi
 
 for f_tool in getfattr setfattr; do
     fold_have "$f_tool" || fold_die "$f_tool (package attr) is required to read the overlay attributes of the uppers (whiteouts, opaque directories, redirects) and to copy extended attributes; install attr on this box"
@@ -193,6 +201,7 @@ for f_d in "$L".g*; do
     fi
 done
 
+[ -d "$C" ] || fold_die "no generation of '$L' older than $f_target exists to fold from"
 f_dev_c=$(stat -c '%d' -- "$C/") || fold_die "cannot stat the current lower '$C'"
 f_dev_p=$(stat -c '%d' -- "$f_parent/") || fold_die "cannot stat '$f_parent'"
 if [ "$f_dev_c" != "$f_dev_p" ]; then

@@ -34,6 +34,8 @@ function configure(counts: Record<string, number>, perBox: Record<string, unknow
 }
 
 beforeAll(async () => {
+    // Fresh boxes: pristine lower cache and fstab, whatever earlier runs left.
+    await lab("down");
     await lab("up", "2");
     boxes = await labBoxes();
     for (const box of boxes) {

@@ -72,10 +72,10 @@ export async function inBoxOk(box: string, script: string): Promise<string> {
     return result.stdout;
 }
 
-/** Instance overlay mount points inside a box (the lab's own /etc overlay is not one). */
+/** Instance overlay mount points inside a box (not the lab's /etc overlay, nor a fold's view). */
 export async function overlayMounts(box: string): Promise<string[]> {
     const targets = (await inBoxOk(box, "findmnt -rn -t overlay -o TARGET || true")).split("\n");
-    return targets.filter((target) => target.startsWith("/mnt/usbdisk/")).sort();
+    return targets.filter((target) => /^\/mnt\/usbdisk\/[^/]+\/mnts$/.test(target)).sort();
 }
 
 /** Managed fstab lines inside a box. */

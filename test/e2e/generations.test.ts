@@ -22,6 +22,8 @@ async function configure(generation: number) {
 }
 
 beforeAll(async () => {
+    // Fresh boxes: pristine lower cache and fstab, whatever earlier runs left.
+    await lab("down");
     await lab("up", "2");
     boxes = await labBoxes();
     for (const box of boxes) {
@@ -102,18 +104,24 @@ describe("cache generations", () => {
     });
 
     it("a fold killed half way leaves every instance working; the next up completes it", async () => {
-        await inBoxOk("box1", `mkdir -p ${merged(1)}/bulk && for n in $(seq 1 400); do echo $n > ${merged(1)}/bulk/f$n; done`);
+        await inBoxOk("box1", `mkdir -p ${merged(1)}/bulk && for n in $(seq 1 300); do mkdir ${merged(1)}/bulk/d$n && echo $n > ${merged(1)}/bulk/d$n/f; done`);
         const views = await Promise.all([1, 2, 3].map(view));
         await configure(3);
         const up = project.upInBackground();
-        // Kill the fold on the box as soon as it is building the new generation.
+        let upOutput = "";
+        up.stdout!.on("data", (d) => (upOutput += d));
+        // Kill the fold on the box as soon as it is building the new generation (the script runs
+        // as `sh -c <script> of-fold ...`: find it by that argument).
+        const killFold = `test -d /mnt/usbdisk/static_cache.g3.partial || exit 0
+            for p in /proc/[0-9]*; do
+              if tr '\\0' '\\n' < $p/cmdline 2>/dev/null | grep -qx 'of-[f]old'; then kill -9 \${p#/proc/} && echo killed; fi
+            done`;
         let killed = false;
         while (!killed && up.exitCode === null) {
-            const r = await inBox("box1", "test -d /mnt/usbdisk/static_cache.g3.partial && pkill -9 -f of-fold && echo killed");
-            killed = r.stdout.includes("killed");
+            killed = (await inBox("box1", killFold)).stdout.includes("killed");
         }
         await new Promise((r) => (up.exitCode !== null ? r(null) : up.once("exit", r)));
-        expect(killed).toBe(true);
+        expect(killed, upOutput.slice(-3000)).toBe(true);
         expect(up.exitCode).not.toBe(0);
         // Still on generation 2, every instance mounted and seeing what it saw.
         expect(await overlayMounts("box1")).toEqual([1, 2, 3].map(merged));
@@ -121,11 +129,24 @@ describe("cache generations", () => {
         expect(await Promise.all([1, 2, 3].map(view))).toEqual(views);
 
         await project.upOk();
-        expect(await Promise.all([1, 2, 3].map(view))).toEqual(views);
+        const after = await Promise.all([1, 2, 3].map(view));
+        // ttnode1's own data is unchanged, except the path it won at generation 2: ttnode2 kept its
+        // losing version in its upper, which is a change against generation 2 and is folded now.
+        expect(new Map([...after[0]].filter(([p]) => p !== "./cache/00/shared"))).toEqual(new Map([...views[0]].filter(([p]) => p !== "./cache/00/shared")));
+        expect(after[0].get("./cache/00/shared")).toBe(views[1].get("./cache/00/shared"));
+        // The others keep everything they saw and now also share ttnode1's bulk files.
+        for (const i of [1, 2]) {
+            for (const [path, entry] of views[i]) {
+                const expected = path === "./cache/00/shared" ? views[1].get(path) : entry;
+                expect(after[i].get(path), `ttnode${i + 1} ${path}`).toBe(expected);
+            }
+            expect(after[i].get("./bulk/d300/f")).toBe(views[0].get("./bulk/d300/f"));
+        }
         for (const line of await managedFstabLines("box1")) {
             expect(line).toContain("lowerdir=/mnt/usbdisk/static_cache.g3,");
         }
-        expect(await inBoxOk("box1", "ls /mnt/usbdisk/static_cache.g3/bulk | wc -l")).toBe("400\n");
-        expect(await inBoxOk("box1", "ls -d /mnt/usbdisk/static_cache* ")).toBe("/mnt/usbdisk/static_cache.g3\n");
+        expect(await inBoxOk("box1", "ls /mnt/usbdisk/static_cache.g3/bulk | wc -l")).toBe("300\n");
+        // Only the new generation is left: older ones and the killed fold's staging are gone.
+        expect(await inBoxOk("box1", "find /mnt/usbdisk -maxdepth 1 -type d -name 'static_cache*'")).toBe("/mnt/usbdisk/static_cache.g3\n");
     });
 });
