@@ -85,7 +85,7 @@ export interface BoxSettings {
     /** At most this many instances of a box are down at once while switching generation. */
     maxDownPerBox?: number;
     /** Which change wins when several uppers changed the same path during a fold. */
-    conflictRule?: "lowest-index-wins" | "newest-wins";
+    conflictRule?: "lowest-index-wins";
     /** Extra overlay mount options for every instance of the box (allow-listed). */
     mountOptions?: string[];
     network?: NetworkSettings;
@@ -116,7 +116,7 @@ export interface ResolvedBox {
     purgeOnRemove: boolean;
     generation: number;
     maxDownPerBox: number;
-    conflictRule: "lowest-index-wins" | "newest-wins";
+    conflictRule: "lowest-index-wins";
     mountOptions: string[];
     network?: Required<NetworkSettings>;
     container?: Required<ContainerSettings>;
@@ -128,7 +128,7 @@ export interface ResolvedBox {
 const allowedExtraMountOption = /^(xino=(on|off|auto)|uuid=(on|off|null|auto)|volatile)$/;
 
 const restartPolicies = ["always", "unless-stopped", "on-failure", "no"] as const;
-const conflictRules = ["lowest-index-wins", "newest-wins"] as const;
+const conflictRules = ["lowest-index-wins"] as const;
 
 /** One problem found in the stack config. */
 export interface ConfigIssue {
