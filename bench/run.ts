@@ -38,7 +38,7 @@ async function handWritten(boxes: LabBox[], shape: Shape, teardown: boolean): Pr
                 lines.push(
                     teardown
                         ? `${hostInvocation("unmount", [`${dir}/mnts`, "keep", `${dir}/upper`, `${dir}/work`])} && ${hostInvocation("fstab", ["remove", "/etc/fstab", `${box.name}/ttnode${i}`])}`
-                        : `${hostInvocation("fstab", ["set", "/etc/fstab", `${box.name}/ttnode${i}`, `${dir}/mnts`, options])} >/dev/null && ${hostInvocation("mount", ["/mnt/usbdisk/static_cache", `${dir}/upper`, `${dir}/work`, `${dir}/mnts`, "index=off,nfs_export=off,redirect_dir=off,metacopy=off", "-", "-"])} >/dev/null`,
+                        : `mkdir -p ${dir}/mnts && ${hostInvocation("fstab", ["set", "/etc/fstab", `${box.name}/ttnode${i}`, `${dir}/mnts`, options])} >/dev/null && ${hostInvocation("mount", ["/mnt/usbdisk/static_cache", `${dir}/upper`, `${dir}/work`, `${dir}/mnts`, "index=off,nfs_export=off,redirect_dir=off,metacopy=off", "-", "-"])} >/dev/null`,
                 );
             }
             const result = spawnSync(
@@ -47,7 +47,7 @@ async function handWritten(boxes: LabBox[], shape: Shape, teardown: boolean): Pr
                 { input: lines.join("\n"), encoding: "utf8", maxBuffer: 64 << 20 },
             );
             if (result.status !== 0) {
-                throw new Error(`hand-written script failed on ${box.name}: ${result.stderr}`);
+                throw new Error(`hand-written script failed on ${box.name}: ${result.stderr.split("\n").slice(0, 2).join("\n")}`);
             }
         }
     });
