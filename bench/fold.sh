@@ -124,12 +124,16 @@ rm -rf "$D/rsync-farm"
 echo "switch (umount, drop_folded, mount) ..."
 t5=$(now)
 dropout=
+longest=0
 for n in 1 2; do
+    tdown=$(now)
     umount "$D/n$n/mnts"
     dropout="$dropout$(sh -c "$lib
 drop_folded \"\$1\" \"\$2\"" x "$D/.overlay-fleet/gen2/n$n.manifest" "$D/n$n/upper")
 "
     mount -t overlay overlay -o "lowerdir=$L.g2,upperdir=$D/n$n/upper,workdir=$D/n$n/work,index=off,nfs_export=off,redirect_dir=off,metacopy=off" "$D/n$n/mnts"
+    # One instance is down from its unmount to its mount on the new generation.
+    longest=$(awk -v a="$longest" -v b="$(elapsed "$tdown" "$(now)")" 'BEGIN { print (b > a ? b : a) }')
 done
 t6=$(now)
 td=$(elapsed "$t5" "$t6")
@@ -142,6 +146,6 @@ printf '%s\n' "$out" | grep -c '^conflict' | sed 's/^/conflicts reported: /'
 echo "fold:            ${tf}s  $(rate "$ffiles" "$tf") files/s  $(mbrate "$fbytes" "$tf") MB/s  ($ffiles files, $(mib "$fbytes") MiB copied)  extra disk $(mib $((u1 - u0))) MiB"
 echo "cp -al:          ${tcp}s  (hard-link farm of the lower alone)"
 echo "rsync -aHAX:     ${trs}s  $(rate "$changed_files" "$trs") files/s  $(mbrate "$changed_bytes" "$trs") MB/s  (both uppers into the farm; no whiteout/opaque handling)  extra disk $(mib $((u2 - u1))) MiB"
-echo "switch (2 inst): ${td}s  disk freed by drop_folded $(mib $((u1 - u3))) MiB"
+echo "switch (2 inst): ${td}s  longest single instance down: ${longest}s  disk freed by drop_folded $(mib $((u1 - u3))) MiB"
 printf '%s' "$dropout"
 echo "fold summary: $summary"
