@@ -101,6 +101,14 @@ function main(): void {
     const stackIndex = argv.indexOf("--stack");
     const stack = stackIndex >= 0 ? argv[stackIndex + 1] : (process.env.OVERLAY_FLEET_STACK ?? "lab");
     const cwd = path.join(__dirname, "..");
+    // Same defaults as the main job (tools/main.sh): the project's file backend, the lab passphrase.
+    const localState = path.join(cwd, ".pulumi-state");
+    if (!process.env.PULUMI_BACKEND_URL && fs.existsSync(localState)) {
+        process.env.PULUMI_BACKEND_URL = `file://${localState}`;
+    }
+    if (stack === "lab" && process.env.PULUMI_CONFIG_PASSPHRASE === undefined) {
+        process.env.PULUMI_CONFIG_PASSPHRASE = "overlay-fleet-lab";
+    }
     let summary: BoxSummary[];
     try {
         summary = JSON.parse(pulumi(["stack", "output", "summary", "--json", "--stack", stack], cwd) || "[]") ?? [];
