@@ -4,11 +4,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+    freshLab,
     inBox,
     inBoxOk,
     lab,
     LabBox,
-    labBoxes,
     labConfig,
     machineOverlayTargets,
     managedFstabLines,
@@ -34,13 +34,7 @@ function configure(counts: Record<string, number>, perBox: Record<string, unknow
 }
 
 beforeAll(async () => {
-    // Fresh boxes: pristine lower cache and fstab, whatever earlier runs left.
-    await lab("down");
-    await lab("up", "2");
-    boxes = await labBoxes();
-    for (const box of boxes) {
-        await scrubBox(box.name);
-    }
+    boxes = await freshLab();
     foreignFstab = Object.fromEntries(await Promise.all(boxes.map(async (b) => [b.name, await foreignLines(b.name)])));
     lowerListing = Object.fromEntries(await Promise.all(boxes.map(async (b) => [b.name, await lowerTree(b.name)])));
     project = new TestProject("e2e");

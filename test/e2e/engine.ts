@@ -114,6 +114,13 @@ export async function scrubBox(box: string): Promise<void> {
     );
 }
 
+/** A lab of two fresh boxes (pristine lower cache and fstab, whatever earlier runs left). */
+export async function freshLab(): Promise<LabBox[]> {
+    await lab("down");
+    await lab("up", "2");
+    return labBoxes();
+}
+
 export interface StepSummary {
     op: string;
     urn: string;

@@ -4,7 +4,7 @@
  * killed half way leaves everything working and the next `pulumi up` completes it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { inBox, inBoxOk, lab, LabBox, labBoxes, labConfig, managedFstabLines, overlayMounts, scrubBox, TestProject } from "./engine";
+import { freshLab, inBox, inBoxOk, LabBox, labConfig, managedFstabLines, overlayMounts, scrubBox, TestProject } from "./engine";
 
 let boxes: LabBox[];
 let project: TestProject;
@@ -22,13 +22,7 @@ async function configure(generation: number) {
 }
 
 beforeAll(async () => {
-    // Fresh boxes: pristine lower cache and fstab, whatever earlier runs left.
-    await lab("down");
-    await lab("up", "2");
-    boxes = await labBoxes();
-    for (const box of boxes) {
-        await scrubBox(box.name);
-    }
+    boxes = await freshLab();
     project = new TestProject("gen");
     await project.init(boxes[0].privateKeyPath);
     await configure(1);
