@@ -47,20 +47,17 @@ set -eu
 fold_init
 
 f_usage_text="usage: of-fold <lower> <targetGeneration> <manifestDir> <conflictRule> <privatePathsCSV|-> (<instanceName> <upper>... | --fstab <fstabFile>)"
-[ "$#" -ge 7 ] && [ $((($# - 5) % 2)) -eq 0 ] || fold_usage "$f_usage_text"
+[ "$#" -ge 7 ] && [ $((($# - 5) % 2)) -eq 0 ] || of_usage "$f_usage_text"
 
 fold_check_path "lower dir" "$1"
 L=$FOLD_PATH
-case $2 in
-    '' | *[!0-9]* | 0*) fold_usage "target generation must be a positive integer, got '$2'" ;;
-esac
-[ "${#2}" -le 9 ] || fold_usage "target generation '$2' is too large"
+fold_check_generation "target generation" "$2"
 f_target=$2
 fold_check_path "manifest dir" "$3"
 M=$FOLD_PATH
 case $4 in
     lowest-index-wins) ;;
-    *) fold_usage "conflict rule '$4' is not supported (supported: lowest-index-wins, the instance listed first wins)" ;;
+    *) of_usage "conflict rule '$4' is not supported (supported: lowest-index-wins, the instance listed first wins)" ;;
 esac
 
 # Private paths, newline-separated, normalised.
@@ -72,7 +69,7 @@ if [ "$5" != - ]; then
         f_rest=${f_rest#*,}
         [ -n "$f_item" ] || continue
         case $f_item in
-            *[[:cntrl:]]*) fold_usage "private path '$f_item' contains control characters" ;;
+            *[[:cntrl:]]*) of_usage "private path '$f_item' contains control characters" ;;
         esac
         while :; do
             case $f_item in
@@ -82,19 +79,19 @@ if [ "$5" != - ]; then
             esac
         done
         case /$f_item/ in
-            */./* | */../*) fold_usage "private path '$f_item' must not contain . or .. components" ;;
+            */./* | */../*) of_usage "private path '$f_item' must not contain . or .. components" ;;
         esac
-        fold_norm "$f_item"
-        f_item=$FOLD_NORM
+        of_norm "$f_item"
+        f_item=$OF_NORM
         [ -n "$f_item" ] && [ "$f_item" != / ] && [ "$f_item" != . ] ||
-            fold_usage "private path list '$5' contains an empty path or the whole tree"
+            of_usage "private path list '$5' contains an empty path or the whole tree"
         f_priv="$f_priv$f_item$FOLD_NL"
     done
 fi
 shift 5
 
 if [ "$1" = --fstab ]; then
-    [ -f "$2" ] && [ -r "$2" ] || fold_die "fstab file '$2' is not readable"
+    [ -f "$2" ] && [ -r "$2" ] || of_die "fstab file '$2' is not readable"
     # Managed lines carry every path in their options; our paths never contain blanks or commas.
     f_list=$(awk '
         $1 !~ /^#/ && $4 ~ /(^|,)x-overlay-fleet=/ {
@@ -119,15 +116,15 @@ f_n=0
 while [ "$#" -gt 0 ]; do
     f_n=$((f_n + 1))
     case $1 in
-        '' | . | .. | *[!A-Za-z0-9._-]*) fold_usage "instance name '$1' must be non-empty and use only A-Z a-z 0-9 . _ -" ;;
+        '' | . | .. | *[!A-Za-z0-9._-]*) of_usage "instance name '$1' must be non-empty and use only A-Z a-z 0-9 . _ -" ;;
     esac
     fold_check_path "upper dir of instance '$1'" "$2"
     f_j=1
     while [ "$f_j" -lt "$f_n" ]; do
         eval "f_oname=\$f_name_$f_j f_oup=\$f_up_$f_j"
-        [ "$f_oname" != "$1" ] || fold_usage "instance name '$1' is given twice"
+        [ "$f_oname" != "$1" ] || of_usage "instance name '$1' is given twice"
         if fold_within "$FOLD_PATH" "$f_oup" || fold_within "$f_oup" "$FOLD_PATH"; then
-            fold_usage "upper dir '$FOLD_PATH' of instance '$1' overlaps the upper dir '$f_oup' of instance '$f_oname'"
+            of_usage "upper dir '$FOLD_PATH' of instance '$1' overlaps the upper dir '$f_oup' of instance '$f_oname'"
         fi
         f_j=$((f_j + 1))
     done
@@ -147,15 +144,15 @@ f_i=1
 while [ "$f_i" -le "$f_n" ]; do
     eval "f_U=\$f_up_$f_i f_name=\$f_name_$f_i"
     case $f_U/ in
-        "$L"/* | "$L".g[0-9]*) fold_usage "upper dir '$f_U' of instance '$f_name' is inside the lower '$L' or one of its generations" ;;
+        "$L"/* | "$L".g[0-9]*) of_usage "upper dir '$f_U' of instance '$f_name' is inside the lower '$L' or one of its generations" ;;
     esac
-    fold_within "$L" "$f_U" && fold_usage "lower '$L' is inside the upper dir '$f_U' of instance '$f_name'"
-    fold_within "$M" "$f_U" && fold_usage "manifest dir '$M' is inside the upper dir '$f_U' of instance '$f_name'"
-    [ -d "$f_U" ] && [ ! -L "$f_U" ] || fold_die "upper dir '$f_U' of instance '$f_name' does not exist or is not a directory"
+    fold_within "$L" "$f_U" && of_usage "lower '$L' is inside the upper dir '$f_U' of instance '$f_name'"
+    fold_within "$M" "$f_U" && of_usage "manifest dir '$M' is inside the upper dir '$f_U' of instance '$f_name'"
+    [ -d "$f_U" ] && [ ! -L "$f_U" ] || of_die "upper dir '$f_U' of instance '$f_name' does not exist or is not a directory"
     f_i=$((f_i + 1))
 done
 case $M/ in
-    "$L"/* | "$L".g[0-9]*) fold_usage "manifest dir '$M' must be outside the lower '$L' and its generations (e.g. $f_parent/.overlay-fleet/gen$f_target)" ;;
+    "$L"/* | "$L".g[0-9]*) of_usage "manifest dir '$M' must be outside the lower '$L' and its generations (e.g. $f_parent/.overlay-fleet/gen$f_target)" ;;
 esac
 # Generation 1 (L itself) is gone once every instance moved past it and it was retired.
 if [ ! -d "$L" ] || [ -L "$L" ]; then
@@ -164,17 +161,17 @@ if [ ! -d "$L" ] || [ -L "$L" ]; then
         case ${f_d#"$L".g} in '' | *[!0-9]* | 0*) continue ;; esac
         [ ! -d "$f_d" ] || f_any=1
     done
-    [ -n "$f_any" ] || fold_die "lower dir '$L' does not exist or is not a directory, and no later generation of it does"
+    [ -n "$f_any" ] || of_die "lower dir '$L' does not exist or is not a directory, and no later generation of it does"
 fi
 
 for f_tool in getfattr setfattr; do
-    fold_have "$f_tool" || fold_die "$f_tool (package attr) is required to read the overlay attributes of the uppers (whiteouts, opaque directories, redirects) and to copy extended attributes; install attr on this box"
+    of_have "$f_tool" || of_die "$f_tool (package attr) is required to read the overlay attributes of the uppers (whiteouts, opaque directories, redirects) and to copy extended attributes; install attr on this box"
 done
 for f_tool in cp xargs stat du df find mount umount mknod tac; do
-    fold_have "$f_tool" || fold_die "$f_tool is required by fold but is not installed"
+    of_have "$f_tool" || of_die "$f_tool is required by fold but is not installed"
 done
 f_cmp=
-fold_have cmp && f_cmp=1
+of_have cmp && f_cmp=1
 
 fold_lock "$L" fold
 
@@ -193,7 +190,7 @@ for f_d in "$L".g*; do
     esac
     [ "${#f_k}" -le 9 ] && [ -d "$f_d" ] || continue
     if [ "$f_k" -gt "$f_target" ]; then
-        fold_die "generation $f_k ('$f_d') is newer than the target generation $f_target; refusing to fold backwards"
+        of_die "generation $f_k ('$f_d') is newer than the target generation $f_target; refusing to fold backwards"
     fi
     if [ "$f_k" -lt "$f_target" ] && [ "$f_k" -gt "$f_g" ]; then
         f_g=$f_k
@@ -201,11 +198,11 @@ for f_d in "$L".g*; do
     fi
 done
 
-[ -d "$C" ] || fold_die "no generation of '$L' older than $f_target exists to fold from"
-f_dev_c=$(stat -c '%d' -- "$C/") || fold_die "cannot stat the current lower '$C'"
-f_dev_p=$(stat -c '%d' -- "$f_parent/") || fold_die "cannot stat '$f_parent'"
+[ -d "$C" ] || of_die "no generation of '$L' older than $f_target exists to fold from"
+f_dev_c=$(stat -c '%d' -- "$C/") || of_die "cannot stat the current lower '$C'"
+f_dev_p=$(stat -c '%d' -- "$f_parent/") || of_die "cannot stat '$f_parent'"
 if [ "$f_dev_c" != "$f_dev_p" ]; then
-    fold_die "the staging dir '$S' would be on a different filesystem (device $f_dev_p, '$f_parent') than the current lower '$C' (device $f_dev_c); the new generation is a hard-link farm of the current one and must be on its filesystem"
+    of_die "the staging dir '$S' would be on a different filesystem (device $f_dev_p, '$f_parent') than the current lower '$C' (device $f_dev_c); the new generation is a hard-link farm of the current one and must be on its filesystem"
 fi
 
 # Instances: a mounted upper must be mounted on the current generation; its xattr namespace.
@@ -215,10 +212,10 @@ while [ "$f_i" -le "$f_n" ]; do
     f_ns=
     if fold_upper_mount "$f_U"; then
         case $FOLD_UM_LOWER in
-            *:*) fold_die "instance '$f_name': upper '$f_U' is mounted at $FOLD_UM_MP with several lower layers ($FOLD_UM_LOWER); fold handles one lower" ;;
+            *:*) of_die "instance '$f_name': upper '$f_U' is mounted at $FOLD_UM_MP with several lower layers ($FOLD_UM_LOWER); fold handles one lower" ;;
         esac
-        if ! fold_same_dir "$FOLD_UM_LOWER" "$C"; then
-            fold_die "instance '$f_name': upper '$f_U' is mounted at $FOLD_UM_MP on lower '$FOLD_UM_LOWER', but the fold starts from generation $f_g ('$C'); switch it to generation $f_g first"
+        if ! of_same_path "$FOLD_UM_LOWER" "$C"; then
+            of_die "instance '$f_name': upper '$f_U' is mounted at $FOLD_UM_MP on lower '$FOLD_UM_LOWER', but the fold starts from generation $f_g ('$C'); switch it to generation $f_g first"
         fi
         case ,$FOLD_UM_SUPER, in
             *,userxattr,*) f_ns=user ;;
@@ -235,9 +232,9 @@ while [ "$f_i" -le "$f_n" ]; do
         case $f_line in
             '# file: '*) f_file=${f_line#'# file: '} ;;
             trusted.overlay.redirect | user.overlay.redirect)
-                fold_die "instance '$f_name': '$f_file' has $f_line (a directory renamed with redirect_dir=on); fold cannot interpret redirects; mount with redirect_dir=off and copy the directory instead" ;;
+                of_die "instance '$f_name': '$f_file' has $f_line (a directory renamed with redirect_dir=on); fold cannot interpret redirects; mount with redirect_dir=off and copy the directory instead" ;;
             trusted.overlay.metacopy | user.overlay.metacopy)
-                fold_die "instance '$f_name': '$f_file' has $f_line (metadata-only copy-up, metacopy=on); fold needs full copies; mount with metacopy=off" ;;
+                of_die "instance '$f_name': '$f_file' has $f_line (metadata-only copy-up, metacopy=on); fold needs full copies; mount with metacopy=off" ;;
             *.overlay.opaque) f_has_opq=1 ;;
         esac
         case $f_line in
@@ -249,12 +246,12 @@ $f_scan
 EOF
     if [ -z "$f_ns" ]; then
         if [ -n "$f_has_user" ] && [ -n "$f_has_trusted" ]; then
-            fold_die "instance '$f_name': upper '$f_U' has both trusted.overlay.* and user.overlay.* attributes; mount it once (with or without userxattr) so fold knows which apply"
+            of_die "instance '$f_name': upper '$f_U' has both trusted.overlay.* and user.overlay.* attributes; mount it once (with or without userxattr) so fold knows which apply"
         fi
         f_ns=trusted
         [ -z "$f_has_user" ] || f_ns=user
     elif [ "$f_ns" = trusted ] && [ -n "$f_has_user" ]; then
-        fold_die "instance '$f_name': upper '$f_U' has user.overlay.* attributes but is mounted without userxattr; they would be copied into the lower as plain attributes"
+        of_die "instance '$f_name': upper '$f_U' has user.overlay.* attributes but is mounted without userxattr; they would be copied into the lower as plain attributes"
     fi
     eval "f_ns_$f_i=\$f_ns f_opq_$f_i=\$f_has_opq"
     f_i=$((f_i + 1))
@@ -272,12 +269,12 @@ fold_mi_each f_leftover_cb
 while IFS= read -r f_mp; do
     [ -n "$f_mp" ] || continue
     umount -- "$f_mp" 2>/dev/null || umount -l -- "$f_mp" ||
-        fold_die "cannot unmount '$f_mp' left by an interrupted fold"
+        of_die "cannot unmount '$f_mp' left by an interrupted fold"
 done <<EOF
 $f_leftover_mounts
 EOF
 rm -rf --one-file-system -- "$W" "$S" "$M.partial" ||
-    fold_die "cannot remove what an interrupted fold left ('$S', '$W')"
+    of_die "cannot remove what an interrupted fold left ('$S', '$W')"
 
 # Free space: worst case, every file of the uppers is copied; plus one block per directory of C.
 f_need=0
@@ -285,18 +282,18 @@ f_inodes=0
 f_i=1
 while [ "$f_i" -le "$f_n" ]; do
     eval "f_U=\$f_up_$f_i"
-    f_du=$(du -s -x -B1 -- "$f_U") || fold_die "cannot measure the upper '$f_U'"
+    f_du=$(du -s -x -B1 -- "$f_U") || of_die "cannot measure the upper '$f_U'"
     f_need=$((f_need + ${f_du%%[!0-9]*}))
-    f_cnt=$(find "$f_U" -xdev ! -type d -printf x | wc -c) || fold_die "cannot count the files of '$f_U'"
+    f_cnt=$(find "$f_U" -xdev ! -type d -printf x | wc -c) || of_die "cannot count the files of '$f_U'"
     f_inodes=$((f_inodes + f_cnt))
     f_i=$((f_i + 1))
 done
 f_files_need=$f_need
-f_ndirs=$(find "$C" -xdev -type d -printf x | wc -c) || fold_die "cannot count the directories of '$C'"
+f_ndirs=$(find "$C" -xdev -type d -printf x | wc -c) || of_die "cannot count the directories of '$C'"
 f_bs=$(stat -f -c '%S' -- "$C/") || f_bs=4096
 f_need=$((f_need + f_ndirs * f_bs))
 f_inodes=$((f_inodes + f_ndirs))
-f_df=$(df -P -k -- "$f_parent/" | tail -n 1) || fold_die "df cannot tell the free space of '$f_parent'"
+f_df=$(df -P -k -- "$f_parent/" | tail -n 1) || of_die "df cannot tell the free space of '$f_parent'"
 set -f
 set -- $f_df
 set +f
@@ -308,7 +305,7 @@ if [ "$f_need" -gt "$f_avail" ]; then
     fold_mib "$f_avail"
     f_m2=$FOLD_MIB
     fold_mib "$f_files_need"
-    fold_die "not enough free space on $f_mnt to fold generation $f_target: need $f_need bytes ($f_m1 MiB: $FOLD_MIB MiB of files in the uppers + $f_ndirs directories of '$C'), available $f_avail bytes ($f_m2 MiB); nothing was changed"
+    of_die "not enough free space on $f_mnt to fold generation $f_target: need $f_need bytes ($f_m1 MiB: $FOLD_MIB MiB of files in the uppers + $f_ndirs directories of '$C'), available $f_avail bytes ($f_m2 MiB); nothing was changed"
 fi
 f_df=$(df -P -i -- "$f_parent/" | tail -n 1) || f_df=
 if [ -n "$f_df" ]; then
@@ -319,7 +316,7 @@ if [ -n "$f_df" ]; then
         *[!0-9]*) ;;
         *)
             if [ "$2" -gt 0 ] && [ "$f_inodes" -gt "$4" ]; then
-                fold_die "not enough free inodes on $f_mnt to fold generation $f_target: need $f_inodes, available $4; nothing was changed"
+                of_die "not enough free inodes on $f_mnt to fold generation $f_target: need $f_inodes, available $4; nothing was changed"
             fi
             ;;
     esac
@@ -354,11 +351,11 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
-mkdir -- "$W" || fold_die "cannot create the work dir '$W'"
+mkdir -- "$W" || of_die "cannot create the work dir '$W'"
 : >"$W/conflicts"
 : >"$W/mtimes"
 cp -R -P --link --preserve=mode,ownership,timestamps,xattr -- "$C" "$S" ||
-    fold_die "cannot build the hard-link farm of '$C' in '$S'"
+    of_die "cannot build the hard-link farm of '$C' in '$S'"
 f_pause farm
 
 f_files=0
@@ -456,13 +453,13 @@ f_same_dirmeta() {
 f_dir_apply() {
     f_t=$d_s/$1
     if [ -L "$f_t" ] || { [ -e "$f_t" ] && [ ! -d "$f_t" ]; }; then
-        rm -f -- "$f_t" || fold_die "cannot replace '$f_t' by a directory"
+        rm -f -- "$f_t" || of_die "cannot replace '$f_t' by a directory"
     fi
     if [ -z "$f_meta_same" ] || [ ! -d "$f_t" ]; then
-        [ -d "$f_t" ] || mkdir -- "$f_t" || fold_die "cannot create the directory '$f_t'"
-        chown -h "$s_u:$s_g" -- "$f_t" || fold_die "cannot set the owner of '$f_t'"
+        [ -d "$f_t" ] || mkdir -- "$f_t" || of_die "cannot create the directory '$f_t'"
+        chown -h "$s_u:$s_g" -- "$f_t" || of_die "cannot set the owner of '$f_t'"
         fold_oct $((0x$s_f & 4095))
-        chmod "$FOLD_OCT" -- "$f_t" || fold_die "cannot set the mode of '$f_t'"
+        chmod "$FOLD_OCT" -- "$f_t" || of_die "cannot set the mode of '$f_t'"
     fi
     # the xattrs of all the directories of this batch already match
     [ -z "$f_dw_x" ] || [ "$f_dk" != s ] || return 0
@@ -475,7 +472,7 @@ f_dir_apply() {
         f_xn=${f_xl%%=*}
         case $FOLD_NL$f_xv in
             *"$FOLD_NL$f_xn="* | *"$FOLD_NL$f_xn$FOLD_NL"*) ;;
-            *) setfattr -h -x "$f_xn" -- "$f_t" || fold_die "cannot remove attribute $f_xn of '$f_t'" ;;
+            *) setfattr -h -x "$f_xn" -- "$f_t" || of_die "cannot remove attribute $f_xn of '$f_t'" ;;
         esac
     done <<EOF
 $FOLD_X
@@ -485,7 +482,7 @@ EOF
         case $f_xl in
             *=*) setfattr -h -n "${f_xl%%=*}" -v "${f_xl#*=}" -- "$f_t" ;;
             *) setfattr -h -n "$f_xl" -- "$f_t" ;;
-        esac || fold_die "cannot set attribute ${f_xl%%=*} of '$f_t'"
+        esac || of_die "cannot set attribute ${f_xl%%=*} of '$f_t'"
     done <<EOF
 $f_xv
 EOF
@@ -493,12 +490,12 @@ EOF
 
 # f_revert REL: puts the current generation's REL back into the staging tree.
 f_revert() {
-    rm -rf --one-file-system -- "$S/$1" || fold_die "cannot remove '$S/$1'"
+    rm -rf --one-file-system -- "$S/$1" || of_die "cannot remove '$S/$1'"
     if [ -d "$C/$1" ] && [ ! -L "$C/$1" ]; then
         cp -R -P --link --preserve=mode,ownership,timestamps,xattr -- "$C/$1" "$S/$1" ||
-            fold_die "cannot restore '$S/$1' from '$C/$1'"
+            of_die "cannot restore '$S/$1' from '$C/$1'"
     elif [ -e "$C/$1" ] || [ -L "$C/$1" ]; then
-        ln -P -- "$C/$1" "$S/$1" || fold_die "cannot restore '$S/$1' from '$C/$1'"
+        ln -P -- "$C/$1" "$S/$1" || of_die "cannot restore '$S/$1' from '$C/$1'"
     fi
 }
 
@@ -522,7 +519,7 @@ f_dir() {
     d_c=$C${d_rel:+/$d_rel}
     d_s=$S${d_rel:+/$d_rel}
     [ -d "$d_u" ] && [ ! -L "$d_u" ] || return 0
-    [ -d "$d_s" ] && [ ! -L "$d_s" ] || fold_die "internal error: staging directory '$d_s' is missing"
+    [ -d "$d_s" ] && [ ! -L "$d_s" ] || of_die "internal error: staging directory '$d_s' is missing"
 
     set -- "$d_u"/* "$d_u"/.[!.]* "$d_u"/..?*
     : >"$W/jmap"
@@ -606,7 +603,7 @@ f_dir() {
                 echo skip >>"$W/dec"
             elif ! f_claim "$rp"; then
                 if [ -d "$d_s/$n" ] && [ ! -L "$d_s/$n" ]; then
-                    rm -rf --one-file-system -- "$d_s/$n" || fold_die "cannot remove '$d_s/$n'"
+                    rm -rf --one-file-system -- "$d_s/$n" || of_die "cannot remove '$d_s/$n'"
                 fi
                 if [ "$s_type" -eq 32768 ] && [ "$s_h" -gt 1 ]; then
                     echo f-link >>"$W/dec"
@@ -788,7 +785,7 @@ f_dir() {
     done
     exec 4<&- 5<&- 6<&- 7<&- 8<&-
     if [ -s "$W/mklist" ]; then
-        xargs -0 mkdir -- <"$W/mklist" || fold_die "cannot record the claims below '$d_rel'"
+        xargs -0 mkdir -- <"$W/mklist" || of_die "cannot record the claims below '$d_rel'"
     fi
 
     # Pass 4: entries of the current lower that the view hides without a whiteout in the upper
@@ -814,7 +811,7 @@ f_dir() {
         done
     fi
     if [ -s "$W/dlist" ]; then
-        xargs -0 rm -rf --one-file-system -- <"$W/dlist" || fold_die "cannot delete entries in '$d_s'"
+        xargs -0 rm -rf --one-file-system -- <"$W/dlist" || of_die "cannot delete entries in '$d_s'"
     fi
 }
 
@@ -858,23 +855,23 @@ while [ "$f_i" -le "$f_n" ]; do
     eval "f_U=\$f_up_$f_i f_name=\$f_name_$f_i f_ns=\$f_ns_$f_i f_has_opq=\$f_opq_$f_i"
     f_pause "instance-$f_i"
     V=$W/v$f_i
-    mkdir -- "$V" "$W/s$f_i" "$W/ino$f_i" || fold_die "cannot create '$V'"
+    mkdir -- "$V" "$W/s$f_i" "$W/ino$f_i" || of_die "cannot create '$V'"
     : >"$W/m$f_i"
     : >"$W/hl$f_i"
     f_opts="ro,lowerdir=$f_U:$C,redirect_dir=nofollow,metacopy=off"
     [ "$f_ns" != user ] || f_opts="$f_opts,userxattr"
     f_out=$(mount -t overlay overlay -o "$f_opts" "$V" 2>&1) ||
-        fold_die "instance '$f_name': cannot mount the read-only view of '$f_U' on '$C' ($f_opts): $f_out"
+        of_die "instance '$f_name': cannot mount the read-only view of '$f_U' on '$C' ($f_opts): $f_out"
     f_views="$f_views $V"
     printf 'R\n' >"$W/q"
     exec 3<"$W/q"
     while IFS= read -r f_ql <&3; do
-        fold_dec "$f_ql" || fold_die "internal error: bad queue entry '$f_ql'"
+        fold_dec "$f_ql" || of_die "internal error: bad queue entry '$f_ql'"
         f_dir "$FOLD_DEC"
     done
     exec 3<&-
     f_hardlinks
-    umount -- "$V" || fold_die "cannot unmount the view '$V'"
+    umount -- "$V" || of_die "cannot unmount the view '$V'"
     f_views=
     f_i=$((f_i + 1))
 done
@@ -882,10 +879,10 @@ done
 # Directory mtimes (after every change below them): the first instance's that claimed them.
 while IFS=' ' read -r f_mt f_enc; do
     fold_dec "$f_enc"
-    fold_set_mtime "$S/$FOLD_DEC" "$f_mt" || fold_die "cannot set the mtime of '$S/$FOLD_DEC'"
+    fold_set_mtime "$S/$FOLD_DEC" "$f_mt" || of_die "cannot set the mtime of '$S/$FOLD_DEC'"
 done <"$W/mtimes"
 fold_mtime "$C"
-fold_set_mtime "$S" "$FOLD_MT" || fold_die "cannot set the mtime of '$S'"
+fold_set_mtime "$S" "$FOLD_MT" || of_die "cannot set the mtime of '$S'"
 
 # Conflicts, one line per path.
 f_conflicts=0
@@ -919,7 +916,7 @@ fi
 
 f_pause manifests
 # Manifests, complete before the new generation appears.
-mkdir -p -- "$M.partial" || fold_die "cannot create '$M.partial'"
+mkdir -p -- "$M.partial" || of_die "cannot create '$M.partial'"
 : >"$M.partial/.overlay-fleet-manifests"
 f_i=1
 while [ "$f_i" -le "$f_n" ]; do
@@ -928,21 +925,21 @@ while [ "$f_i" -le "$f_n" ]; do
         printf '# overlay-fleet fold manifest 1\n'
         printf '# instance %s\n# upper %s\n# lower %s\n# from %s\n# ns %s\n' "$f_name" "$f_U" "$T" "$C" "$f_ns"
         cat -- "$W/m$f_i"
-    } >"$M.partial/$f_name.manifest" || fold_die "cannot write the manifest of '$f_name' in '$M.partial'"
+    } >"$M.partial/$f_name.manifest" || of_die "cannot write the manifest of '$f_name' in '$M.partial'"
     f_i=$((f_i + 1))
 done
 if [ -e "$M" ] || [ -L "$M" ]; then
     if [ -e "$M/.overlay-fleet-manifests" ] || fold_dir_is_empty "$M"; then
-        rm -rf -- "$M" || fold_die "cannot replace the stale manifest dir '$M'"
+        rm -rf -- "$M" || of_die "cannot replace the stale manifest dir '$M'"
     else
-        fold_die "manifest dir '$M' exists and was not written by fold; refusing to replace it"
+        of_die "manifest dir '$M' exists and was not written by fold; refusing to replace it"
     fi
 fi
-mv -- "$M.partial" "$M" || fold_die "cannot move the manifests into '$M'"
+mv -- "$M.partial" "$M" || of_die "cannot move the manifests into '$M'"
 
 f_pause rename
 sync -f -- "$S" 2>/dev/null || sync
-mv -T -- "$S" "$T" || fold_die "cannot rename '$S' to '$T'"
+mv -T -- "$S" "$T" || of_die "cannot rename '$S' to '$T'"
 f_done=1
 sync -f -- "$T" 2>/dev/null || sync
 

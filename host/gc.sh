@@ -13,26 +13,23 @@
 set -eu
 fold_init
 
-[ "$#" -eq 3 ] || fold_usage "usage: of-gc <lower> <keepGeneration> <fstabFile>"
+[ "$#" -eq 3 ] || of_usage "usage: of-gc <lower> <keepGeneration> <fstabFile>"
 fold_check_path "lower dir" "$1"
 L=$FOLD_PATH
-case $2 in
-    '' | *[!0-9]* | 0*) fold_usage "keep generation must be a positive integer, got '$2'" ;;
-esac
-[ "${#2}" -le 9 ] || fold_usage "keep generation '$2' is too large"
+fold_check_generation "keep generation" "$2"
 g_keep=$2
 g_fstab=$3
 case $g_fstab in
     /*) ;;
-    *) fold_usage "fstab file must be an absolute path, got '$g_fstab'" ;;
+    *) of_usage "fstab file must be an absolute path, got '$g_fstab'" ;;
 esac
-[ -f "$g_fstab" ] || fold_die "fstab file '$g_fstab' does not exist"
-[ -r "$g_fstab" ] || fold_die "fstab file '$g_fstab' is not readable"
+[ -f "$g_fstab" ] || of_die "fstab file '$g_fstab' does not exist"
+[ -r "$g_fstab" ] || of_die "fstab file '$g_fstab' is not readable"
 
 fold_gen_path "$L" "$g_keep"
 g_keep_path=$FOLD_GP
 [ -d "$g_keep_path" ] ||
-    fold_die "generation $g_keep ('$g_keep_path') does not exist; refusing to remove the generations before it"
+    of_die "generation $g_keep ('$g_keep_path') does not exist; refusing to remove the generations before it"
 
 fold_lock "$L" gc
 
@@ -127,8 +124,8 @@ EOF
         g_kept=$((g_kept + 1))
         return 0
     fi
-    rm -rf --one-file-system -- "$g_path" || fold_die "cannot remove '$g_path'"
-    [ ! -e "$g_path" ] || fold_die "'$g_path' is still there after removal (another filesystem mounted below it?)"
+    rm -rf --one-file-system -- "$g_path" || of_die "cannot remove '$g_path'"
+    [ ! -e "$g_path" ] || of_die "'$g_path' is still there after removal (another filesystem mounted below it?)"
     printf 'removed %s\n' "$g_path"
     g_removed=$((g_removed + 1))
 }
@@ -155,13 +152,13 @@ for g_d in "$L".g*.partial "$L".g*.work; do
             while IFS= read -r g_mp; do
                 case $g_mp in "$g_d"/*) ;; *) continue ;; esac
                 umount -- "$g_mp" 2>/dev/null || umount -l -- "$g_mp" ||
-                    fold_die "cannot unmount '$g_mp' left by an interrupted fold"
+                    of_die "cannot unmount '$g_mp' left by an interrupted fold"
             done <<EOF
 $g_views
 EOF
             ;;
     esac
-    rm -rf --one-file-system -- "$g_d" || fold_die "cannot remove '$g_d'"
+    rm -rf --one-file-system -- "$g_d" || of_die "cannot remove '$g_d'"
     printf 'removed %s\n' "$g_d"
 done
 

@@ -36,48 +36,21 @@ fold_init() {
     FOLD_STFMT='%f %i %s %.9Y %.9Z %h %u %g %t %T'
 }
 
-fold_err() { printf 'overlay-fleet: %s\n' "$*" >&2; }
-fold_die() {
-    fold_err "$@"
-    exit 1
-}
-fold_usage() {
-    fold_err "$@"
-    exit 2
-}
-fold_have() { command -v "$1" >/dev/null 2>&1; }
 
-# fold_norm PATH: repeated and trailing slashes removed, in FOLD_NORM.
-fold_norm() {
-    FOLD_NORM=$1
-    while :; do
-        case $FOLD_NORM in
-            *//*) FOLD_NORM=${FOLD_NORM%%//*}/${FOLD_NORM#*//} ;;
-            */) [ "$FOLD_NORM" = / ] && break; FOLD_NORM=${FOLD_NORM%/} ;;
-            *) break ;;
-        esac
-    done
-}
-
-# fold_check_path LABEL VALUE: an absolute path that overlay options, mountinfo and fstab carry
-# verbatim (no whitespace, control characters, , : \ " and no . or .. components). Exits 2
-# naming the value otherwise. Normalised path in FOLD_PATH.
+# fold_check_path LABEL VALUE: of_check_path (host/lib.sh, bundled first), and not / either.
+# Normalised path in FOLD_PATH.
 fold_check_path() {
+    of_check_path "$1" "$2"
+    [ "$OF_PATH" != / ] || of_usage "$1 must not be /"
+    FOLD_PATH=$OF_PATH
+}
+
+# fold_check_generation LABEL VALUE: a generation number (positive, at most 9 digits).
+fold_check_generation() {
     case $2 in
-        '') fold_usage "$1 must not be empty" ;;
-        /*) ;;
-        *) fold_usage "$1 must be an absolute path, got '$2'" ;;
+        '' | *[!0-9]* | 0*) of_usage "$1 must be a positive integer, got '$2'" ;;
     esac
-    case $2 in
-        *[[:space:]]* | *[[:cntrl:]]*) fold_usage "$1 '$2' contains whitespace or control characters" ;;
-        *,* | *:* | *\\* | *\"*) fold_usage "$1 '$2' contains one of , : \\ \" which overlay mount options cannot carry" ;;
-    esac
-    case /$2/ in
-        */./* | */../*) fold_usage "$1 '$2' must not contain . or .. components" ;;
-    esac
-    fold_norm "$2"
-    [ "$FOLD_NORM" != / ] || fold_usage "$1 must not be /"
-    FOLD_PATH=$FOLD_NORM
+    [ "${#2}" -le 9 ] || of_usage "$1 '$2' is too large"
 }
 
 # fold_within PATH DIR: PATH is DIR or below it (normalised strings).
@@ -87,23 +60,6 @@ fold_within() {
         "$2"/*) return 0 ;;
     esac
     return 1
-}
-
-# fold_devino PATH: "dev:ino" of PATH (symlinks followed) in FOLD_DEVINO; 1 if it cannot be read.
-fold_devino() {
-    FOLD_DEVINO=$(stat -L -c '%d:%i' -- "$1" 2>/dev/null) || {
-        FOLD_DEVINO=
-        return 1
-    }
-}
-
-# fold_same_dir A B: same path string, or the same directory on disk.
-fold_same_dir() {
-    [ "$1" = "$2" ] && return 0
-    fold_devino "$1" || return 1
-    fold_sd_a=$FOLD_DEVINO
-    fold_devino "$2" || return 1
-    [ "$fold_sd_a" = "$FOLD_DEVINO" ]
 }
 
 # fold_gen_path L G: directory of generation G of lower L, in FOLD_GP.
@@ -201,9 +157,9 @@ fold_opt_get() {
 # fold_refs_path VALUE PATH: VALUE (a layer path) is PATH or below it, by string or by inode.
 fold_refs_path() {
     [ -n "$1" ] || return 1
-    fold_norm "$1"
-    fold_within "$FOLD_NORM" "$2" && return 0
-    fold_same_dir "$FOLD_NORM" "$2"
+    of_norm "$1"
+    fold_within "$OF_NORM" "$2" && return 0
+    of_same_path "$OF_NORM" "$2"
 }
 
 # fold_mount_users PATH: mounts that use PATH (or something below it) as an overlay layer or
@@ -253,8 +209,8 @@ fold_upper_mount() {
 fold_upper_mount_cb() {
     [ "$FOLD_MI_FSTYPE" = overlay ] || return 0
     fold_opt_get upperdir "$FOLD_MI_SUPER" || return 0
-    fold_norm "$FOLD_OPT"
-    fold_same_dir "$FOLD_NORM" "$fold_um_upper" || return 0
+    of_norm "$FOLD_OPT"
+    of_same_path "$OF_NORM" "$fold_um_upper" || return 0
     FOLD_UM_MP=$FOLD_MI_MP
     FOLD_UM_SUPER=$FOLD_MI_SUPER
     if fold_opt_get lowerdir "$FOLD_MI_SUPER"; then FOLD_UM_LOWER=$FOLD_OPT; fi
@@ -263,10 +219,10 @@ fold_upper_mount_cb() {
 
 # fold_lock L WHAT: takes the fold/gc lock of lower L on fd 9 (released when the process ends).
 fold_lock() {
-    fold_have flock || fold_die "flock (util-linux) is required to $2 safely"
+    of_have flock || of_die "flock (util-linux) is required to $2 safely"
     FOLD_LOCKFILE=$1.fold.lock
-    exec 9>>"$FOLD_LOCKFILE" || fold_die "cannot open lock file '$FOLD_LOCKFILE'"
-    flock -n 9 || fold_die "another fold or gc of '$1' is running (lock '$FOLD_LOCKFILE' is held); retry when it has finished"
+    exec 9>>"$FOLD_LOCKFILE" || of_die "cannot open lock file '$FOLD_LOCKFILE'"
+    flock -n 9 || of_die "another fold or gc of '$1' is running (lock '$FOLD_LOCKFILE' is held); retry when it has finished"
 }
 
 # fold_xdump DIR NAME: the extended attributes of DIR/NAME (symlink itself), as getfattr -d -e hex
@@ -359,14 +315,14 @@ drop_folded() (
     set +e
     fold_init
     if [ "$#" -ne 2 ]; then
-        fold_err "usage: drop_folded <manifest> <upper>"
+        of_err "usage: drop_folded <manifest> <upper>"
         exit 2
     fi
     fdm=$1
-    fold_norm "$2"
-    fdu=$FOLD_NORM
-    [ -f "$fdm" ] || { fold_err "drop_folded: manifest '$fdm' does not exist"; exit 1; }
-    [ -d "$fdu" ] && [ ! -L "$fdu" ] || { fold_err "drop_folded: upper '$fdu' is not a directory"; exit 1; }
+    of_norm "$2"
+    fdu=$OF_NORM
+    [ -f "$fdm" ] || { of_err "drop_folded: manifest '$fdm' does not exist"; exit 1; }
+    [ -d "$fdu" ] && [ ! -L "$fdu" ] || { of_err "drop_folded: upper '$fdu' is not a directory"; exit 1; }
 
     fdm_upper=
     fdm_lower=
@@ -382,22 +338,22 @@ drop_folded() (
             *) break ;;
         esac
     done <"$fdm"
-    [ -n "$fdm_magic" ] || { fold_err "drop_folded: '$fdm' is not an overlay-fleet fold manifest"; exit 1; }
+    [ -n "$fdm_magic" ] || { of_err "drop_folded: '$fdm' is not an overlay-fleet fold manifest"; exit 1; }
     case $fdm_ns in
         trusted | user) ;;
-        *) fold_err "drop_folded: '$fdm' names an unknown xattr namespace '$fdm_ns'"; exit 1 ;;
+        *) of_err "drop_folded: '$fdm' names an unknown xattr namespace '$fdm_ns'"; exit 1 ;;
     esac
-    if ! fold_same_dir "$fdm_upper" "$fdu"; then
-        fold_err "drop_folded: manifest '$fdm' was written for upper '$fdm_upper', not '$fdu'"
+    if ! of_same_path "$fdm_upper" "$fdu"; then
+        of_err "drop_folded: manifest '$fdm' was written for upper '$fdm_upper', not '$fdu'"
         exit 1
     fi
-    [ -d "$fdm_lower" ] || { fold_err "drop_folded: the generation '$fdm_lower' of manifest '$fdm' does not exist"; exit 1; }
+    [ -d "$fdm_lower" ] || { of_err "drop_folded: the generation '$fdm_lower' of manifest '$fdm' does not exist"; exit 1; }
     if fold_upper_mount "$fdu"; then
-        fold_err "drop_folded: upper '$fdu' is mounted (overlay on $FOLD_UM_MP); unmount it first"
+        of_err "drop_folded: upper '$fdu' is mounted (overlay on $FOLD_UM_MP); unmount it first"
         exit 1
     fi
     fd_attr=
-    if fold_have getfattr && fold_have setfattr; then fd_attr=1; fi
+    if of_have getfattr && of_have setfattr; then fd_attr=1; fi
 
     fd_whiteouts=0
     fd_unopaqued=0
@@ -409,7 +365,7 @@ drop_folded() (
     if [ ! -e "$fdm.drop-a" ]; then
         while IFS=' ' read -r fd_flag fd_f fd_i fd_s fd_y fd_z fd_p; do
             case $fd_flag in '#'* | '') continue ;; esac
-            fold_dec "$fd_p" || { fold_err "drop_folded: bad line in '$fdm': $fd_flag $fd_p"; exit 1; }
+            fold_dec "$fd_p" || { of_err "drop_folded: bad line in '$fdm': $fd_flag $fd_p"; exit 1; }
             fd_rel=$FOLD_DEC
             fd_u=$fdu/$fd_rel
             if [ -e "$fd_u" ] || [ -L "$fd_u" ]; then
@@ -424,7 +380,7 @@ drop_folded() (
                             fold_unopaque_ok "$fd_u" "$fdm_lower/$fd_rel" "$fdm_ns" || continue
                         fi
                         if ! setfattr -h -x "$fdm_ns.overlay.opaque" -- "$fd_u"; then
-                            fold_err "drop_folded: cannot remove the opaque mark of '$fd_u'"
+                            of_err "drop_folded: cannot remove the opaque mark of '$fd_u'"
                             exit 1
                         fi
                         fd_unopaqued=$((fd_unopaqued + 1))
@@ -442,14 +398,14 @@ drop_folded() (
             [ -e "$fdm_lower/$fd_rel" ] || [ -L "$fdm_lower/$fd_rel" ] || continue
             fold_mtime "$fd_par"
             if ! mknod -- "$fd_u" c 0 0; then
-                fold_err "drop_folded: cannot create a whiteout at '$fd_u'"
+                of_err "drop_folded: cannot create a whiteout at '$fd_u'"
                 exit 1
             fi
             fold_set_mtime "$fd_par" "$FOLD_MT"
             fd_whiteouts=$((fd_whiteouts + 1))
         done <"$fdm"
         if ! printf '%s\n' "$fdu" >"$fdm.drop-a"; then
-            fold_err "drop_folded: cannot write '$fdm.drop-a'"
+            of_err "drop_folded: cannot write '$fdm.drop-a'"
             exit 1
         fi
     fi
@@ -488,7 +444,7 @@ drop_folded() (
     fd_tmp2=$fdm.drop-f.$$
     fd_rml=$fdm.drop-g.$$
     fd_files="$fd_dec $fd_chk $fd_chkst $fd_tmp $fd_tmp2 $fd_rml"
-    : >"$fd_dec" && : >"$fd_chk" || { fold_err "drop_folded: cannot write next to '$fdm'"; exit 1; }
+    : >"$fd_dec" && : >"$fd_chk" || { of_err "drop_folded: cannot write next to '$fdm'"; exit 1; }
     while IFS=' ' read -r fd_flag fd_f fd_i fd_s fd_y fd_z fd_p; do
         case $fd_flag in
             '#'* | '') continue ;;
@@ -546,7 +502,7 @@ EOF
     # Phase B2: children before their directories (reverse of the breadth-first order); the
     # files of one directory are removed together and its mtime is put back.
     if ! tac -- "$fdm" >"$fd_tmp2" || ! tac -- "$fd_tmp" >"$fd_dec"; then
-        fold_err "drop_folded: cannot read '$fdm'"
+        of_err "drop_folded: cannot read '$fdm'"
         rm -f -- $fd_files
         exit 1
     fi
@@ -579,7 +535,7 @@ EOF
         if [ -n "$fd_eof" ] || [ "$fd_par" != "$fd_cur_par" ]; then
             if [ -s "$fd_rml" ]; then
                 if ! xargs -0 rm -f -- <"$fd_rml"; then
-                    fold_err "drop_folded: cannot remove files in '$fd_cur_par'"
+                    of_err "drop_folded: cannot remove files in '$fd_cur_par'"
                     rm -f -- $fd_files
                     exit 1
                 fi
@@ -618,7 +574,7 @@ EOF
         fi
         if [ "$fd_d" = rmdir ]; then
             if ! rmdir -- "$fd_u"; then
-                fold_err "drop_folded: cannot remove directory '$fd_u'"
+                of_err "drop_folded: cannot remove directory '$fd_u'"
                 rm -f -- $fd_files
                 exit 1
             fi
