@@ -28,18 +28,21 @@ export function shQuote(value: string): string {
 
 const bundleCache = new Map<HostScriptName, string>();
 
+/** Scripts that use the fold functions (`drop_folded`, `fold_*`) of `host/lib-fold.sh`. */
+const usesFoldLibrary: ReadonlySet<HostScriptName> = new Set(["mount", "fold", "gc"]);
+
 /**
- * The text a box runs for one script: the shared function files `host/lib.sh` and
- * `host/lib-fold.sh`, then `host/<name>.sh`.
- * Scripts are sent inline, so a box needs nothing installed beyond a POSIX shell and util-linux.
+ * The text a box runs for one script: `host/lib.sh`, `host/lib-fold.sh` for the scripts that
+ * need it, then `host/<name>.sh`. Scripts are sent inline (and each command string is kept in
+ * the stack state), so a box needs nothing installed beyond a POSIX shell and util-linux, and
+ * a script carries only the libraries it uses.
  */
 export function hostScript(name: HostScriptName): string {
     let text = bundleCache.get(name);
     if (text === undefined) {
-        const libraries = ["lib.sh", "lib-fold.sh"]
+        const libraries = usesFoldLibrary.has(name) ? ["lib.sh", "lib-fold.sh"] : ["lib.sh"];
+        text = [...libraries, `${name}.sh`]
             .map((file) => path.join(hostScriptDir, file))
-            .filter((file) => fs.existsSync(file));
-        text = [...libraries, path.join(hostScriptDir, `${name}.sh`)]
             .map((file) => fs.readFileSync(file, "utf8"))
             .join("\n");
         bundleCache.set(name, text);
