@@ -5,6 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import { ResolvedBox } from "../model/config";
+import { knownHostsLine } from "../model/net";
 import { foldManifest, fstabOptions, InstancePlan, planBox } from "../model/plan";
 import { hostInvocation } from "./hostScripts";
 import { InstanceContainer } from "./instanceContainer";
@@ -187,8 +188,7 @@ function dockerSshOptions(name: string, box: ResolvedBox, privateKey?: pulumi.In
     const knownHosts = path.join(dir, `${name}.known_hosts`);
     return pulumi.output(privateKey).apply((key) => {
         fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-        const hostPattern = box.ssh.port === 22 ? box.ssh.host : `[${box.ssh.host}]:${box.ssh.port}`;
-        fs.writeFileSync(knownHosts, `${hostPattern} ${box.ssh.hostKey}\n`, { mode: 0o600 });
+        fs.writeFileSync(knownHosts, knownHostsLine(box.ssh.host, box.ssh.port, box.ssh.hostKey), { mode: 0o600 });
         const options = ["-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "BatchMode=yes"];
         if (!box.ssh.agent && key !== undefined) {
             const keyFile = path.join(dir, `${name}.key`);

@@ -72,3 +72,8 @@ export function derivedMac(boxName: string, index: number): string {
     const octets = [0x02, digest[0], digest[1], digest[2], digest[3], digest[4]];
     return octets.map((octet) => octet.toString(16).padStart(2, "0")).join(":");
 }
+
+/** The known_hosts line that pins a box's host key for the local `ssh` client. */
+export function knownHostsLine(host: string, port: number, hostKey: string): string {
+    return `${port === 22 ? host : `[${host}]:${port}`} ${hostKey}\n`;
+}

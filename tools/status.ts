@@ -10,6 +10,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type { BoxSummary } from "../components/box";
+import { knownHostsLine } from "../model/net";
 import { hostInvocation } from "../components/hostScripts";
 
 export interface InstanceStatus {
@@ -37,8 +38,7 @@ export function boxStatus(box: BoxSummary, privateKey: string | undefined): BoxS
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-status-"));
     try {
         const knownHosts = path.join(dir, "known_hosts");
-        const hostPattern = box.port === 22 ? box.host : `[${box.host}]:${box.port}`;
-        fs.writeFileSync(knownHosts, `${hostPattern} ${box.hostKey}\n`);
+        fs.writeFileSync(knownHosts, knownHostsLine(box.host, box.port, box.hostKey));
         const sshArgs = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "ConnectTimeout=10", "-p", String(box.port)];
         if (privateKey) {
             const keyFile = path.join(dir, "key");
