@@ -9,7 +9,8 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 [ -d node_modules/@pulumi/pulumi ] || npm ci --no-audit --no-fund
-eval "$(sh tools/toolchain.sh --print-env)"
+toolchain_env=$(sh tools/toolchain.sh --print-env) || exit 1
+eval "$toolchain_env"
 bash tools/lab.sh up "${OVERLAY_FLEET_LAB_BOXES:-2}"
 
 stack="${OVERLAY_FLEET_STACK:-lab}"

@@ -212,12 +212,12 @@ export class TestProject {
         return result.stdout;
     }
 
-    /** Starts `pulumi up` in the background, for kill-mid-run drills. */
+    /** Starts `pulumi up` in the background, for kill-mid-run drills; read or resume() its stdout. */
     upInBackground() {
         return spawn("pulumi", ["up", "--yes", "--skip-preview", "--stack", this.stack, "--non-interactive"], {
             cwd: this.dir,
             env: this.env,
-            stdio: ["ignore", "pipe", "pipe"],
+            stdio: ["ignore", "pipe", "ignore"],
         });
     }
 
