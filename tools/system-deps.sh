@@ -24,11 +24,16 @@ attr:setfattr
 rsync:rsync
 dosfstools:mkfs.vfat
 psmisc:fuser
+docker.io:/usr/sbin/dockerd
+containerd:/usr/bin/containerd
+libseccomp-dev:/usr/include/seccomp.h
+pkg-config:pkg-config
+busybox-static:/bin/busybox
 "
 
 have_cmd() {
     case "$1" in
-        /*) [ -x "$1" ] ;;
+        /*) [ -e "$1" ] ;;
         *) command -v "$1" >/dev/null 2>&1 ;;
     esac
 }
