@@ -1,23 +1,47 @@
 /**
- * Benchmark (prints figures; not a test): wall time of preview, first up, no-op up and destroy
- * through the real engine on the lab, for several shapes, beside the floor — one hand-written
- * SSH script per box doing the same mounts and fstab lines — and the SSH connections each
- * instance costs (TCP passive opens counted in the box's network namespace).
+ * Benchmark (prints figures; not a test) of deploys through the real engine on the lab, beside
+ * the floor: the seed's recipe typed by hand, one SSH session per box running, per instance,
+ * `mkdir`, `mount -t overlay`, an fstab append (and, with containers, `docker run`).
  *
- *   npm run bench              all shapes
- *   npm run bench -- 1x4       one shape
+ * Per shape: wall time of preview, first up, no-op up and destroy; `(first up - preview) / floor`
+ * (the deploy work beyond Pulumi's fixed cost of program, engine and plugins); SSH connections per
+ * instance during the first up and connections during the no-op up (TCP passive opens counted in
+ * each box's network namespace); state bytes per instance. Then where the time goes, and what a
+ * change of the host library previews as.
+ *
+ *   npm run bench                    all of it
+ *   npm run bench -- 1x16 c1x4       some shapes (c = with containers)
  */
 import { spawnSync } from "child_process";
-import { lab, LabBox, labBoxes, labConfig, overlayMounts, scrubBox, TestProject } from "../test/e2e/engine";
-import { hostInvocation } from "../components/hostScripts";
+import * as fs from "fs";
+import * as path from "path";
+import {
+    buildLabImage,
+    lab,
+    LabBox,
+    labBoxes,
+    labConfig,
+    labContainerConfig,
+    overlayMounts,
+    run,
+    scrubBox,
+    TestProject,
+} from "../test/e2e/engine";
 
 interface Shape {
     boxes: number;
     instances: number;
+    containers: boolean;
 }
 
-function passiveOpens(box: number): number {
-    const out = spawnSync("ip", ["netns", "exec", `of-box${box}`, "nstat", "-az", "TcpPassiveOpens"], { encoding: "utf8" }).stdout;
+const parse = (name: string): Shape | undefined => {
+    const m = /^(c?)(\d+)x(\d+)$/.exec(name);
+    return m ? { containers: m[1] === "c", boxes: Number(m[2]), instances: Number(m[3]) } : undefined;
+};
+const label = (s: Shape) => `${s.containers ? "c" : ""}${s.boxes}x${s.instances}`;
+
+function passiveOpens(box: string): number {
+    const out = spawnSync("ip", ["netns", "exec", `of-${box}`, "nstat", "-az", "TcpPassiveOpens"], { encoding: "utf8" }).stdout;
     return Number(/TcpPassiveOpens\s+(\d+)/.exec(out)?.[1] ?? 0);
 }
 
@@ -27,86 +51,186 @@ async function timed<T>(work: () => Promise<T> | T): Promise<[T, number]> {
     return [result, Number(process.hrtime.bigint() - start) / 1e9];
 }
 
-/** The floor: one SSH session per box running every instance's fstab + mount scripts in a row. */
-async function handWritten(boxes: LabBox[], shape: Shape, teardown: boolean): Promise<number> {
-    const [, seconds] = await timed(() => {
-        for (const box of boxes.slice(0, shape.boxes)) {
-            const lines: string[] = ["set -e"];
-            for (let i = 1; i <= shape.instances; i++) {
-                const dir = `/mnt/usbdisk/ttnode${i}`;
-                const options = `lowerdir=/mnt/usbdisk/static_cache,upperdir=${dir}/upper,workdir=${dir}/work,index=off,nfs_export=off,redirect_dir=off,metacopy=off,nofail`;
-                lines.push(
-                    teardown
-                        ? `${hostInvocation("unmount", [`${dir}/mnts`, "keep", `${dir}/upper`, `${dir}/work`])} && ${hostInvocation("fstab", ["remove", "/etc/fstab", `${box.name}/ttnode${i}`])}`
-                        : `mkdir -p ${dir}/mnts && ${hostInvocation("fstab", ["set", "/etc/fstab", `${box.name}/ttnode${i}`, `${dir}/mnts`, options])} >/dev/null && ${hostInvocation("mount", ["/mnt/usbdisk/static_cache", `${dir}/upper`, `${dir}/work`, `${dir}/mnts`, "index=off,nfs_export=off,redirect_dir=off,metacopy=off", "-", "-"])} >/dev/null`,
-                );
-            }
-            const result = spawnSync(
-                "ssh",
-                ["-i", box.privateKeyPath, "-o", `UserKnownHostsFile=${box.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", `${box.user}@${box.host}`, "sh -s"],
-                { input: lines.join("\n"), encoding: "utf8", maxBuffer: 64 << 20 },
-            );
-            if (result.status !== 0) {
-                throw new Error(`hand-written script failed on ${box.name}: ${result.stderr.split("\n").slice(0, 2).join("\n")}`);
-            }
-        }
+function ssh(box: LabBox, script: string): { status: number | null; stdout: string; stderr: string } {
+    return spawnSync(
+        "ssh",
+        ["-i", box.privateKeyPath, "-o", `UserKnownHostsFile=${box.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", `${box.user}@${box.host}`, "sh -s"],
+        { input: script, encoding: "utf8", maxBuffer: 64 << 20 },
+    );
+}
+
+/** The seed's recipe by hand: one SSH session per box, boxes in parallel as an operator would with N terminals. */
+async function floor(boxes: LabBox[], shape: Shape, teardown: boolean): Promise<number> {
+    const [, seconds] = await timed(async () => {
+        await Promise.all(
+            boxes.slice(0, shape.boxes).map(async (box) => {
+                const i = box.name.replace("box", "");
+                const lines: string[] = ["set -e"];
+                if (shape.containers && !teardown) {
+                    lines.push(`docker network create -d macvlan --subnet 198.18.${i}.0/24 --gateway 198.18.${i}.1 -o parent=of-b${i} macnet >/dev/null`);
+                }
+                for (let n = 1; n <= shape.instances; n++) {
+                    const dir = `/mnt/usbdisk/ttnode${n}`;
+                    const options = `lowerdir=/mnt/usbdisk/static_cache,upperdir=${dir}/upper,workdir=${dir}/work,index=off,nfs_export=off`;
+                    const ip = `198.18.${i}.${100 + n}`;
+                    const mac = `02:0f:00:00:${i.padStart(2, "0")}:${n.toString(16).padStart(2, "0")}`;
+                    if (teardown) {
+                        if (shape.containers) lines.push(`docker rm -f ttnode${n} >/dev/null`);
+                        lines.push(`umount ${dir}/mnts`, `sed -i '\\#^overlay ${dir}/mnts #d' /etc/fstab`);
+                    } else {
+                        lines.push(
+                            `mkdir -p ${dir}/upper ${dir}/work ${dir}/mnts`,
+                            `mount -t overlay overlay -o ${options} ${dir}/mnts`,
+                            `echo 'overlay ${dir}/mnts overlay ${options},nofail 0 0' >> /etc/fstab`,
+                        );
+                        if (shape.containers) {
+                            lines.push(
+                                `docker run -d --name ttnode${n} --hostname ttnode${n} --net macnet --ip ${ip} --mac-address ${mac} --restart always -v ${dir}/mnts:/mnts overlay-fleet/cache-node:lab >/dev/null`,
+                            );
+                        }
+                    }
+                }
+                if (shape.containers && teardown) lines.push("docker network rm macnet >/dev/null");
+                const result = await run("ssh", ["-i", box.privateKeyPath, "-o", `UserKnownHostsFile=${box.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", `${box.user}@${box.host}`, "sh -s"], {
+                    input: lines.join("\n"),
+                });
+                if (result.status !== 0) {
+                    throw new Error(`hand-typed recipe failed on ${box.name}: ${result.stderr.split("\n").slice(0, 3).join("\n")}`);
+                }
+            }),
+        );
     });
     return seconds;
 }
 
-async function runShape(shape: Shape): Promise<void> {
+function stateBytes(project: TestProject): number {
+    const dir = path.join(project.dir, "state", ".pulumi", "stacks");
+    let total = 0;
+    const walk = (d: string) => {
+        for (const entry of fs.readdirSync(d, { withFileTypes: true })) {
+            const p = path.join(d, entry.name);
+            if (entry.isDirectory()) walk(p);
+            else if (/\.json$/.test(entry.name) && !entry.name.includes(".bak")) total += fs.statSync(p).size;
+        }
+    };
+    if (fs.existsSync(dir)) walk(dir);
+    return total;
+}
+
+async function runShape(shape: Shape, archive: string): Promise<void> {
     await lab("up", String(Math.max(2, shape.boxes)));
     const boxes = await labBoxes();
     for (const b of boxes) {
         await scrubBox(b.name);
     }
-    const project = new TestProject(`bench-${shape.boxes}x${shape.instances}`);
+    const used = boxes.slice(0, shape.boxes);
+    const project = new TestProject(`bench-${label(shape)}`);
     try {
         await project.init(boxes[0].privateKeyPath);
-        const counts = Object.fromEntries(boxes.slice(0, shape.boxes).map((b) => [b.name, shape.instances]));
-        const { defaults, boxes: declared } = labConfig(boxes, counts);
+        const counts = Object.fromEntries(used.map((b) => [b.name, shape.instances]));
+        const { defaults, boxes: declared } = shape.containers ? labContainerConfig(boxes, counts, {}, { imageArchive: archive }) : labConfig(boxes, counts);
         project.configure(defaults, declared);
-        const boxNumbers = boxes.slice(0, shape.boxes).map((b) => Number(b.name.replace("box", "")));
-        const opens = () => boxNumbers.reduce((sum, n) => sum + passiveOpens(n), 0);
+        const opens = () => used.reduce((sum, b) => sum + passiveOpens(b.name), 0);
 
         const [, preview] = await timed(() => project.pulumiOk(["preview"]));
         const before = opens();
-        const [, firstUp] = await timed(() => project.upOk(["--parallel", "16"]));
+        const [, firstUp] = await timed(() => project.upOk());
         const connections = opens() - before;
-        const mounted = (await Promise.all(boxes.slice(0, shape.boxes).map((b) => overlayMounts(b.name)))).every((m) => m.length === shape.instances);
-        const [, noopUp] = await timed(() => project.upOk(["--parallel", "16"]));
+        const state = stateBytes(project);
+        const mounted = (await Promise.all(used.map((b) => overlayMounts(b.name)))).every((m) => m.length === shape.instances);
+        const beforeNoop = opens();
+        const [, noopUp] = await timed(() => project.upOk());
+        const noopConnections = opens() - beforeNoop;
         const [, destroy] = await timed(() => project.destroyOk());
-        const floorUp = await handWritten(boxes, shape, false);
-        const floorDown = await handWritten(boxes, shape, true);
+        for (const b of used) {
+            await scrubBox(b.name);
+            if (shape.containers) {
+                // The floor's `docker run` needs the image (overlay-fleet loaded it; destroy keeps images).
+                await run("bash", [path.join(__dirname, "..", "tools", "lab.sh"), "exec", b.name, "--", "sh", "-c", "docker image inspect overlay-fleet/cache-node:lab >/dev/null"]);
+            }
+        }
+        const floorUp = await floor(boxes, shape, false);
+        const floorDown = await floor(boxes, shape, true);
         const total = shape.boxes * shape.instances;
-        const row = [
-            `${shape.boxes}x${shape.instances}`.padEnd(6),
-            preview.toFixed(1).padStart(8),
-            firstUp.toFixed(1).padStart(9),
-            noopUp.toFixed(1).padStart(8),
-            destroy.toFixed(1).padStart(8),
-            floorUp.toFixed(2).padStart(9),
-            floorDown.toFixed(2).padStart(10),
-            (firstUp / floorUp).toFixed(1).padStart(8),
-            (connections / total).toFixed(1).padStart(10),
-            mounted ? "ok" : "NOT ALL MOUNTED",
-        ];
-        console.log(row.join(" "));
+        console.log(
+            [
+                label(shape).padEnd(6),
+                preview.toFixed(1).padStart(8),
+                firstUp.toFixed(1).padStart(9),
+                noopUp.toFixed(1).padStart(8),
+                destroy.toFixed(1).padStart(8),
+                floorUp.toFixed(2).padStart(9),
+                floorDown.toFixed(2).padStart(10),
+                ((firstUp - preview) / floorUp).toFixed(1).padStart(14),
+                (connections / total).toFixed(2).padStart(9),
+                String(noopConnections).padStart(9),
+                Math.round(state / total).toString().padStart(12),
+                mounted ? "ok" : "NOT ALL MOUNTED",
+            ].join(" "),
+        );
     } finally {
         await project.remove();
         for (const b of boxes) {
-        await scrubBox(b.name);
-    }
+            await scrubBox(b.name);
+        }
     }
 }
 
-const shapes: Record<string, Shape> = { "1x4": { boxes: 1, instances: 4 }, "1x16": { boxes: 1, instances: 16 }, "4x4": { boxes: 4, instances: 4 } };
-const wanted = process.argv.slice(2).filter((a) => shapes[a]);
-console.log("seconds of wall time; floor = one hand-written SSH script per box; ratio = first up / floor up");
-console.log("shape   preview  first-up  noop-up  destroy  floor-up  floor-down  ratio  ssh/inst  check");
+/** Where a deploy's time goes: the unit costs, measured on box1. */
+async function costs(): Promise<void> {
+    await lab("up", "2");
+    const [box] = await labBoxes();
+    const n = 10;
+    const [, handshakes] = await timed(() => {
+        for (let i = 0; i < n; i++) ssh(box, "true");
+    });
+    const [, processes] = await timed(() => ssh(box, `i=0; while [ $i -lt 100 ]; do /bin/true; i=$((i+1)); done`));
+    const [, fstab] = await timed(() => ssh(box, "for i in 1 2 3 4 5 6 7 8 9 10; do findmnt --verify --tab-file /etc/fstab >/dev/null 2>&1 || :; done"));
+    console.log(
+        `unit costs on box1: SSH connection + login ${((handshakes / n) * 1000).toFixed(0)} ms; ` +
+            `process start on the box ${((processes - handshakes / n) * 10).toFixed(1)} ms; ` +
+            `findmnt --verify of the box's fstab ${((fstab - handshakes / n) * 100).toFixed(0)} ms`,
+    );
+}
+
+/** A change of the host library (a comment in host/lib.sh) in a copy of the project: what preview shows. */
+async function libraryChange(): Promise<void> {
+    await lab("up", "4");
+    const boxes = await labBoxes();
+    for (const b of boxes) await scrubBox(b.name);
+    const project = new TestProject("bench-libchange");
+    try {
+        await project.init(boxes[0].privateKeyPath);
+        const { defaults, boxes: declared } = labConfig(boxes, Object.fromEntries(boxes.slice(0, 4).map((b) => [b.name, 4])));
+        project.configure(defaults, declared);
+        await project.upOk();
+        fs.appendFileSync(path.join(project.dir, "host", "lib.sh"), "\n# a new overlay-fleet version\n");
+        const { steps } = await project.preview();
+        const changed = steps.filter((s) => s.op !== "same");
+        const perBox = new Set(changed.map((s) => s.name.split("-")[0]));
+        console.log(
+            `host library change, 4x4: preview changes ${changed.length} resources: ${[...new Set(changed.map((s) => `${s.op} <box>-${s.name.split("-").slice(1).join("-")}`))].join(", ")} on ${perBox.size} boxes`,
+        );
+        await project.destroyOk();
+    } finally {
+        await project.remove();
+        for (const b of boxes) await scrubBox(b.name);
+    }
+}
+
+const all = ["1x4", "1x16", "4x4", "1x64", "c1x4", "c1x16", "c4x4"];
+const wanted = process.argv.slice(2).filter(parse);
 async function main(): Promise<void> {
-    for (const name of wanted.length ? wanted : Object.keys(shapes)) {
-        await runShape(shapes[name]);
+    const archive = await buildLabImage();
+    console.log("seconds of wall time; floor = the seed's recipe typed by hand (one SSH session per box); c = with containers");
+    console.log("work/floor = (first up - preview) / floor up; ssh/inst = SSH connections per instance in the first up");
+    console.log("shape   preview  first-up  noop-up  destroy  floor-up  floor-down  work/floor  ssh/inst  noop-ssh  state/inst B  check");
+    for (const name of wanted.length ? wanted : all) {
+        await runShape(parse(name)!, archive);
+    }
+    if (wanted.length === 0) {
+        await costs();
+        await libraryChange();
     }
 }
 

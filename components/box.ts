@@ -4,10 +4,11 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
-import { ResolvedBox } from "../model/config";
+import { ResolvedBox, ResolvedContainer } from "../model/config";
 import { knownHostsLine } from "../model/net";
 import { foldManifest, fstabOptions, InstancePlan, planBox } from "../model/plan";
-import { hostInvocation } from "./hostScripts";
+import { ContainerImage } from "./containerImage";
+import { hostCall, HostLibrary, stageHostLibrary } from "./hostLibrary";
 import { InstanceContainer } from "./instanceContainer";
 import { LowerCache } from "./lowerCache";
 import { MacvlanNetwork } from "./macvlanNetwork";
@@ -15,6 +16,8 @@ import { OverlayInstance } from "./overlayInstance";
 
 /** The file every box's managed mount lines live in. */
 export const boxFstab = "/etc/fstab";
+
+type Connection = pulumi.Output<command.types.input.remote.ConnectionArgs>;
 
 /** Arguments of one box of the host group. */
 export interface BoxArgs {
@@ -35,133 +38,35 @@ export interface BoxSummary {
     lower: string;
     generation: number;
     cacheOnly: boolean;
+    network?: string;
     instances: Array<Pick<InstancePlan, "id" | "name" | "merged" | "upper" | "hostname" | "ip" | "mac">>;
 }
 
 /**
- * One box of the host group: its lower cache, N overlay instances and, unless the box is
- * cache-only, the macvlan network and one container per instance. Children are created in the
- * order the box needs them; destroy runs in reverse (containers, mounts, fstab lines), and the
- * lower data is never deleted.
+ * One box of the host group: its host library, lower cache, N overlay instances and, unless the
+ * box is cache-only, the macvlan network, the image and one container per instance. Children are
+ * created in the order the box needs them; destroy runs in reverse (containers, then mounts and
+ * fstab lines), and cache data is never deleted.
  */
 export class Box extends pulumi.ComponentResource {
+    public readonly library: HostLibrary;
     public readonly lowerCache: LowerCache;
     public readonly instances: OverlayInstance[];
     public readonly containers: InstanceContainer[];
     /** The SSH connection given to every remote command; a secret as a whole. */
-    public readonly connection: pulumi.Output<command.types.input.remote.ConnectionArgs>;
+    public readonly connection: Connection;
     public readonly summary: BoxSummary;
 
     constructor(name: string, args: BoxArgs, opts?: pulumi.ComponentResourceOptions) {
         super("overlay-fleet:fleet:Box", name, {}, opts);
         const box = args.settings;
-        this.connection = pulumi.secret(
-            pulumi.output(args.privateKey).apply((privateKey) => ({
-                host: box.ssh.host,
-                port: box.ssh.port,
-                user: box.ssh.user,
-                hostKey: box.ssh.hostKey,
-                ...(box.ssh.agent ? { agentSocketPath: process.env.SSH_AUTH_SOCK } : { privateKey }),
-                // sshd drops unauthenticated connections beyond MaxStartups (10 by default);
-                // many parallel commands to one box must retry rather than fail.
-                dialErrorLimit: 40,
-                perDialTimeout: 15,
-            })),
-        );
-
-        this.lowerCache = new LowerCache(
-            `${name}-cache`,
-            {
-                connection: this.connection,
-                instanceRoot: box.instanceRoot,
-                lower: box.lower,
-                privatePaths: box.privatePaths,
-                generation: box.generation,
-                conflictRule: box.conflictRule,
-                fstab: boxFstab,
-            },
-            { parent: this },
-        );
-
-        let provider: docker.Provider | undefined;
-        let network: MacvlanNetwork | undefined;
-        let image: docker.RemoteImage | undefined;
-        if (!box.cacheOnly) {
-            provider = new docker.Provider(
-                `${name}-docker`,
-                { host: `ssh://${box.ssh.user}@${box.ssh.host}:${box.ssh.port}`, sshOpts: dockerSshOptions(name, box, args.privateKey) },
-                { parent: this },
-            );
-            network = new MacvlanNetwork(
-                `${name}-macvlan`,
-                {
-                    networkName: box.network!.name,
-                    parent: box.network!.parent,
-                    subnet: box.network!.subnet,
-                    gateway: box.network!.gateway,
-                },
-                { parent: this, provider },
-            );
-            image = new docker.RemoteImage(
-                `${name}-image`,
-                { name: box.container!.image, keepLocally: true },
-                { parent: this, provider },
-            );
-        }
-
         const plans = planBox(box);
-        this.instances = [];
-        for (const plan of plans) {
-            // A generation switch restarts instances; chaining each mount to the one K places
-            // earlier keeps at most K instances of the box down at once.
-            const previous = this.instances[plan.index - 1 - box.maxDownPerBox];
-            this.instances.push(
-                new OverlayInstance(
-                    `${name}-${plan.name}`,
-                    {
-                        connection: this.connection,
-                        plan,
-                        lower: this.lowerCache.lowerPath,
-                        fstabOptions: fstabOptions(box, plan, this.lowerCache.lowerPath),
-                        fstab: boxFstab,
-                        purgeOnRemove: box.purgeOnRemove,
-                        containerName: box.cacheOnly ? undefined : plan.name,
-                        foldManifest: box.generation > 1 ? foldManifest(box.lower, box.generation, plan.name) : undefined,
-                    },
-                    { parent: this, dependsOn: [this.lowerCache, ...(previous ? [previous.mount] : [])] },
-                ),
-            );
-        }
-
-        this.containers =
-            network && image && provider
-                ? this.instances.map(
-                      (instance, i) =>
-                          new InstanceContainer(
-                              `${name}-${plans[i].name}`,
-                              {
-                                  plan: plans[i],
-                                  settings: box.container!,
-                                  image: image!.imageId,
-                                  networkName: network!.networkName,
-                                  merged: instance.merged,
-                              },
-                              { parent: this, provider, dependsOn: [instance] },
-                          ),
-                  )
-                : [];
-
-        // Old generations go only after every instance has switched (the script also refuses to
-        // remove a lower that any mount or fstab line still uses).
-        new command.remote.Command(
-            `${name}-retire`,
-            {
-                connection: this.connection,
-                addPreviousOutputInEnv: false,
-                create: hostInvocation("gc", [box.lower, String(box.generation), boxFstab]),
-            },
-            { parent: this, dependsOn: this.instances.length > 0 ? this.instances : [this.lowerCache] },
-        );
+        this.connection = boxConnection(box, args.privateKey);
+        this.library = new HostLibrary(`${name}-host`, { connection: this.connection, bundle: stageHostLibrary() }, { parent: this });
+        this.lowerCache = createLowerCache(this, name, box);
+        this.instances = createInstances(this, name, box, plans);
+        this.containers = box.container && box.network ? createContainers(this, name, box, box.container, plans, args.privateKey) : [];
+        createRetire(this, name, box);
 
         this.summary = {
             name,
@@ -173,10 +78,143 @@ export class Box extends pulumi.ComponentResource {
             lower: this.lowerCache.lowerPath,
             generation: box.generation,
             cacheOnly: box.cacheOnly,
+            ...(box.network ? { network: box.network.name } : {}),
             instances: plans.map(({ id, name, merged, upper, hostname, ip, mac }) => ({ id, name, merged, upper, hostname, ip, mac })),
         };
         this.registerOutputs({ summary: this.summary });
     }
+}
+
+/** The SSH connection of every remote command of a box (a secret: it holds the key). */
+export function boxConnection(box: ResolvedBox, privateKey?: pulumi.Input<string>): Connection {
+    return pulumi.secret(
+        pulumi.output(privateKey).apply((key) => ({
+            host: box.ssh.host,
+            port: box.ssh.port,
+            user: box.ssh.user,
+            hostKey: box.ssh.hostKey,
+            ...(box.ssh.agent ? { agentSocketPath: process.env.SSH_AUTH_SOCK } : { privateKey: key }),
+            // sshd drops unauthenticated connections beyond MaxStartups (10 by default);
+            // many parallel commands to one box must retry rather than fail.
+            dialErrorLimit: 40,
+            perDialTimeout: 15,
+        })),
+    );
+}
+
+/** The box's preflight, lower and fold, after its host library. */
+export function createLowerCache(owner: Box, name: string, box: ResolvedBox): LowerCache {
+    return new LowerCache(
+        `${name}-cache`,
+        {
+            connection: owner.connection,
+            instanceRoot: box.instanceRoot,
+            lower: box.lower,
+            privatePaths: box.privatePaths,
+            generation: box.generation,
+            conflictRule: box.conflictRule,
+            fstab: boxFstab,
+        },
+        { parent: owner, dependsOn: [owner.library] },
+    );
+}
+
+/**
+ * One OverlayInstance per plan. A generation switch restarts instances; chaining each mount to
+ * the one `maxDownPerBox` places earlier keeps at most that many of the box down at once.
+ */
+export function createInstances(owner: Box, name: string, box: ResolvedBox, plans: InstancePlan[]): OverlayInstance[] {
+    const instances: OverlayInstance[] = [];
+    for (const plan of plans) {
+        const previous = instances[plan.index - 1 - box.maxDownPerBox];
+        instances.push(
+            new OverlayInstance(
+                `${name}-${plan.name}`,
+                {
+                    connection: owner.connection,
+                    plan,
+                    lower: owner.lowerCache.lowerPath,
+                    fstabOptions: fstabOptions(box, plan, owner.lowerCache.lowerPath),
+                    fstab: boxFstab,
+                    purgeOnRemove: box.purgeOnRemove,
+                    containerName: box.cacheOnly ? undefined : plan.name,
+                    foldManifest: box.generation > 1 ? foldManifest(box.lower, box.generation, plan.name) : undefined,
+                },
+                { parent: owner, dependsOn: [owner.lowerCache, ...(previous ? [previous.mount] : [])] },
+            ),
+        );
+    }
+    return instances;
+}
+
+/**
+ * The macvlan network (docker provider, after an engine preflight), the image and one container
+ * per instance, each after its overlay. Containers are chained like the mounts, so a new image
+ * replaces at most `maxDownPerBox` of them at a time.
+ */
+export function createContainers(
+    owner: Box,
+    name: string,
+    box: ResolvedBox,
+    settings: ResolvedContainer,
+    plans: InstancePlan[],
+    privateKey?: pulumi.Input<string>,
+): InstanceContainer[] {
+    const network = box.network!;
+    const provider = new docker.Provider(
+        `${name}-docker`,
+        { host: `ssh://${box.ssh.user}@${box.ssh.host}:${box.ssh.port}`, sshOpts: dockerSshOptions(name, box, privateKey) },
+        { parent: owner },
+    );
+    const macvlan = new MacvlanNetwork(
+        `${name}-macvlan`,
+        {
+            connection: owner.connection,
+            box: name,
+            networkName: network.name,
+            parent: network.parent,
+            subnet: network.subnet,
+            gateway: network.gateway,
+            provider,
+        },
+        { parent: owner, dependsOn: [owner.library] },
+    );
+    const image = new ContainerImage(
+        `${name}-image`,
+        { connection: owner.connection, image: settings.image, archive: settings.imageArchive },
+        { parent: owner, dependsOn: [owner.library] },
+    );
+    const containers: InstanceContainer[] = [];
+    plans.forEach((plan, i) => {
+        const previous = containers[i - box.maxDownPerBox];
+        containers.push(
+            new InstanceContainer(
+                `${name}-${plan.name}`,
+                {
+                    connection: owner.connection,
+                    plan,
+                    settings,
+                    imageId: image.imageId,
+                    networkName: macvlan.networkName,
+                    merged: owner.instances[i].merged,
+                },
+                { parent: owner, dependsOn: [owner.instances[i], macvlan, image, ...(previous ? [previous.container] : [])] },
+            ),
+        );
+    });
+    return containers;
+}
+
+/**
+ * Old cache generations go only after every instance has switched (the script also refuses to
+ * remove a lower that any mount or fstab line still uses).
+ */
+export function createRetire(owner: Box, name: string, box: ResolvedBox): command.remote.Command {
+    return new command.remote.Command(
+        `${name}-retire`,
+        { connection: owner.connection, addPreviousOutputInEnv: false, create: hostCall("gc", [box.lower, String(box.generation), boxFstab]) },
+        { parent: owner, dependsOn: owner.instances.length > 0 ? owner.instances : [owner.lowerCache] },
+    );
 }
 
 /**

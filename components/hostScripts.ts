@@ -5,15 +5,8 @@ import * as path from "path";
 export const hostScriptDir = path.join(__dirname, "..", "host");
 
 /** Names of the host-side scripts (file `host/<name>.sh`). */
-export type HostScriptName =
-    | "preflight"
-    | "lower"
-    | "mount"
-    | "unmount"
-    | "fstab"
-    | "status"
-    | "fold"
-    | "gc";
+export const hostScriptNames = ["preflight", "lower", "mount", "unmount", "fstab", "status", "fold", "gc", "engine", "image", "container"] as const;
+export type HostScriptName = (typeof hostScriptNames)[number];
 
 /**
  * Quotes one value for a POSIX shell: single quotes, with embedded single quotes closed,
@@ -51,7 +44,8 @@ export function hostScript(name: HostScriptName): string {
 }
 
 /**
- * The command line that runs a host script with the given arguments, e.g. as an SSH command:
+ * The command line that runs a host script inline (the whole script in the command), e.g. as an
+ * SSH command on a box that has no host library installed (the status tool, tests):
  * `sh -c '<script>' <name> 'arg1' 'arg2'`. Every argument is quoted, so no value from the
  * stack config is ever parsed by the remote shell.
  */

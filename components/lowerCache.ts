@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { hostInvocation } from "./hostScripts";
+import { hostCall } from "./hostLibrary";
 import { foldManifestDir, lowerForGeneration } from "../model/plan";
 
 /** Arguments of a LowerCache: the shared read-only lower of one box. */
@@ -43,12 +43,13 @@ export class LowerCache extends pulumi.ComponentResource {
         const common = { connection: args.connection, addPreviousOutputInEnv: false };
         this.preflight = new command.remote.Command(
             `${name}-preflight`,
-            { ...common, create: hostInvocation("preflight", [args.instanceRoot, args.lower]) },
-            { parent: this },
+            { ...common, create: hostCall("preflight", [args.instanceRoot, args.lower]) },
+            // Children do not inherit the component's dependsOn (the host library comes first).
+            { parent: this, dependsOn: opts?.dependsOn },
         );
         this.prepare = new command.remote.Command(
             `${name}-prepare`,
-            { ...common, create: hostInvocation("lower", [args.lower, ...args.privatePaths]) },
+            { ...common, create: hostCall("lower", [args.lower, ...args.privatePaths]) },
             { parent: this, dependsOn: [this.preflight] },
         );
         // Only the generation number (and the fold's rules) are inputs: scaling the box must not
@@ -57,7 +58,7 @@ export class LowerCache extends pulumi.ComponentResource {
             `${name}-fold`,
             {
                 ...common,
-                create: hostInvocation("fold", [
+                create: hostCall("fold", [
                     args.lower,
                     String(args.generation),
                     this.manifestDir,

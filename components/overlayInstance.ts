@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { hostInvocation } from "./hostScripts";
+import { hostCall } from "./hostLibrary";
 import { InstancePlan } from "../model/plan";
 
 /** Arguments of one overlay instance on a box. */
@@ -23,57 +23,51 @@ export interface OverlayInstanceArgs {
     foldManifest?: string;
 }
 
+/** The box command that writes the instance's fstab line, then mounts its overlay. */
+export function mountCommand(args: OverlayInstanceArgs): string {
+    const plan = args.plan;
+    return [
+        hostCall("fstab", ["set", args.fstab, plan.id, plan.merged, args.fstabOptions]),
+        hostCall("mount", [args.lower, plan.upper, plan.work, plan.merged, plan.mountOptions, args.containerName ?? "-", args.foldManifest ?? "-"]),
+    ].join(" && ");
+}
+
+/** The box command that unmounts the instance, then removes its fstab line (kept if busy). */
+export function unmountCommand(args: OverlayInstanceArgs): string {
+    const plan = args.plan;
+    return [
+        hostCall("unmount", [plan.merged, args.purgeOnRemove ? "purge" : "keep", plan.upper, plan.work]),
+        hostCall("fstab", ["remove", args.fstab, plan.id]),
+    ].join(" && ");
+}
+
 /**
- * One overlay instance: its upper/work/merged directories, the overlay mount with pinned
- * options, and its managed /etc/fstab line. The fstab line is written before the mount and
- * removed after it, so a failed (busy) unmount leaves the line in place.
+ * One overlay instance: its upper/work/merged directories, its managed /etc/fstab line and the
+ * overlay mount with pinned options, made by one command over one SSH connection. The fstab line
+ * is written before the mount and removed after it, so a failed (busy) unmount keeps its line.
  */
 export class OverlayInstance extends pulumi.ComponentResource {
-    public readonly fstabEntry: command.remote.Command;
     public readonly mount: command.remote.Command;
-    /** The merged directory, ready to bind-mount into a container. */
+    /** The merged directory, ready to bind-mount into a container (resolves once mounted). */
     public readonly merged: pulumi.Output<string>;
 
     constructor(name: string, args: OverlayInstanceArgs, opts?: pulumi.ComponentResourceOptions) {
         super("overlay-fleet:overlay:OverlayInstance", name, {}, opts);
         const plan = args.plan;
-        const common = { connection: args.connection, addPreviousOutputInEnv: false };
         // Children do not inherit the component's dependsOn: forward it so the state records it.
-        const after = opts?.dependsOn ? pulumi.output(opts.dependsOn).apply((d) => (Array.isArray(d) ? d : [d])) : [];
-
-        this.fstabEntry = new command.remote.Command(
-            `${name}-fstab`,
-            {
-                ...common,
-                create: hostInvocation("fstab", ["set", args.fstab, plan.id, plan.merged, args.fstabOptions]),
-                delete: hostInvocation("fstab", ["remove", args.fstab, plan.id]),
-                // Options change in place (the line is rewritten); a new identity replaces it.
-                triggers: [args.fstab, plan.id],
-            },
-            { parent: this, deleteBeforeReplace: true, dependsOn: after },
-        );
-
         this.mount = new command.remote.Command(
             `${name}-mount`,
             {
-                ...common,
-                create: hostInvocation("mount", [
-                    args.lower,
-                    plan.upper,
-                    plan.work,
-                    plan.merged,
-                    plan.mountOptions,
-                    args.containerName ?? "-",
-                    args.foldManifest ?? "-",
-                ]),
-                delete: hostInvocation("unmount", [plan.merged, args.purgeOnRemove ? "purge" : "keep", plan.upper, plan.work]),
-                // New directories mean a different instance: unmount the old one first, then mount.
-                // Option or lower changes re-run the idempotent mount script, which remounts.
-                triggers: [plan.upper, plan.work, plan.merged],
+                connection: args.connection,
+                addPreviousOutputInEnv: false,
+                create: mountCommand(args),
+                delete: unmountCommand(args),
+                // New directories or a new identity mean a different instance: unmount the old one
+                // first, then mount. Option or lower changes re-run the idempotent commands.
+                triggers: [args.fstab, plan.id, plan.upper, plan.work, plan.merged],
             },
-            { parent: this, deleteBeforeReplace: true, dependsOn: pulumi.output(after).apply((d) => [...d, this.fstabEntry]) },
+            { parent: this, deleteBeforeReplace: true, dependsOn: opts?.dependsOn },
         );
-
         this.merged = this.mount.stdout.apply(() => plan.merged);
         this.registerOutputs({ merged: this.merged });
     }

@@ -1,8 +1,10 @@
 /**
  * The stack configuration of one host group, its validation and its resolution into per-box
- * settings. Everything here is pure: no Pulumi, no I/O, so every rule is unit-tested directly
- * and `pulumi preview` fails before any box is touched.
+ * settings. Everything here is pure (no Pulumi; the only I/O is reading an image archive's
+ * manifest), so every rule is unit-tested directly and `pulumi preview` fails before any box is
+ * touched.
  */
+import { ImageArchive, inspectImageArchive, withDefaultTag } from "./imageArchive";
 import * as path from "path/posix";
 import { configNamespace, maxInstancesPerBox, maxMountDataLength, pinnedMountOptions } from "./constants";
 import { normaliseMac, isMulticastMac, parseIPv4, parseSubnet, subnetContains, formatIPv4 } from "./net";
@@ -50,6 +52,22 @@ export interface ContainerSettings {
     restart?: "always" | "unless-stopped" | "on-failure" | "no";
     /** Where the merged cache dir appears inside the container (default `/mnts`). */
     mountTarget?: string;
+    /**
+     * An image archive (`docker save` output) on the operator's machine, path absolute or relative
+     * to the project: shipped to the box and loaded there instead of pulling `image` from a
+     * registry (boxes without registry access). It must hold `image`.
+     */
+    imageArchive?: string;
+}
+
+/** The container settings after defaults, the archive checked. */
+export interface ResolvedContainer {
+    image: string;
+    dns: string[];
+    privileged: boolean;
+    restart: NonNullable<ContainerSettings["restart"]>;
+    mountTarget: string;
+    imageArchive?: ImageArchive;
 }
 
 /** Per-instance overrides, keyed by instance index ("1", "2", ...). */
@@ -119,7 +137,7 @@ export interface ResolvedBox {
     conflictRule: "lowest-index-wins";
     mountOptions: string[];
     network?: Required<NetworkSettings>;
-    container?: Required<ContainerSettings>;
+    container?: ResolvedContainer;
     overrides: Map<number, InstanceOverride>;
 }
 
@@ -179,6 +197,7 @@ const containerFields: Record<keyof ContainerSettings, FieldKind> = {
     privileged: "boolean",
     restart: "string",
     mountTarget: "string",
+    imageArchive: "string",
 };
 const overrideFields: Record<keyof InstanceOverride, FieldKind> = {
     ip: "string",
@@ -514,7 +533,7 @@ function resolveBox(
 
     const cacheOnly = settings.cacheOnly ?? false;
     let network: Required<NetworkSettings> | undefined;
-    let container: Required<ContainerSettings> | undefined;
+    let container: ResolvedContainer | undefined;
     if (!cacheOnly) {
         network = resolveNetwork(settings.network ?? {}, keyOf, issues);
         container = resolveContainer(settings.container ?? {}, keyOf, issues);
@@ -615,7 +634,7 @@ function resolveContainer(
     container: ContainerSettings,
     keyOf: (field: string[]) => string,
     issues: IssueList,
-): Required<ContainerSettings> | undefined {
+): ResolvedContainer | undefined {
     const before = issues.items.length;
     const image = container.image;
     if (image === undefined) {
@@ -635,10 +654,23 @@ function resolveContainer(
     }
     const mountTarget = container.mountTarget ?? "/mnts";
     checkAbsolutePath(mountTarget, keyOf(["container", "mountTarget"]), issues);
+    let imageArchive: ImageArchive | undefined;
+    if (container.imageArchive !== undefined) {
+        const key = keyOf(["container", "imageArchive"]);
+        try {
+            imageArchive = inspectImageArchive(container.imageArchive);
+            if (image !== undefined && !imageArchive.repoTags.includes(withDefaultTag(image))) {
+                const held = imageArchive.repoTags.length > 0 ? imageArchive.repoTags.map(show).join(", ") : "no tagged image";
+                issues.add(key, `${show(container.imageArchive)} does not hold the image ${show(withDefaultTag(image))} (it holds ${held})`);
+            }
+        } catch (error) {
+            issues.add(key, `${show(container.imageArchive)} ${(error as Error).message}`);
+        }
+    }
     if (issues.items.length > before) {
         return undefined;
     }
-    return { image: image!, dns, privileged: container.privileged ?? false, restart, mountTarget };
+    return { image: image!, dns, privileged: container.privileged ?? false, restart, mountTarget, ...(imageArchive ? { imageArchive } : {}) };
 }
 
 function checkOverride(

@@ -1,7 +1,9 @@
 #!/bin/sh
-# The main job (`npm start`): make sure the toolchain is here, bring the local lab up (2 boxes),
-# run `pulumi up` on stacks/Pulumi.lab.yaml with a file backend inside the project, then print
-# what is on each box. Re-running converges; `npm run lab -- down` removes the lab.
+# The main job (`npm start`): make sure the toolchain is here, bring the local lab up (2 boxes,
+# each with its own Docker engine), build the lab's cache-node image archive, run `pulumi up` on
+# stacks/Pulumi.lab.yaml (overlays, fstab lines, macvlan network, one container per instance)
+# with a file backend inside the project, then print what is on each box. Re-running converges;
+# `npm run lab -- down` removes the lab.
 set -eu
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" != 0 ]; then
@@ -12,6 +14,8 @@ fi
 toolchain_env=$(sh tools/toolchain.sh --print-env) || exit 1
 eval "$toolchain_env"
 bash tools/lab.sh up "${OVERLAY_FLEET_LAB_BOXES:-2}"
+# No registry here: the stack ships this archive to each box (container.imageArchive).
+bash tools/lab-image.sh .lab/cache-node.tar
 
 stack="${OVERLAY_FLEET_STACK:-lab}"
 mkdir -p .pulumi-state

@@ -1,6 +1,7 @@
 /**
  * What is on each box of a deployed stack: per instance mounted or not, fstab line present,
- * upper size; per box the shared lower's size. Reads the stack's `summary` output and asks
+ * upper size, and its container as the engine reports it (running, IP, MAC, and whether they
+ * match the plan); per box the shared lower's size. Exits 1 when anything differs from the plan. Reads the stack's `summary` output and asks
  * each box over SSH (pinned host key) with the read-only host/status.sh.
  *
  *   npm run status -- [--stack lab] [--json]
@@ -13,12 +14,24 @@ import type { BoxSummary } from "../components/box";
 import { knownHostsLine } from "../model/net";
 import { hostInvocation } from "../components/hostScripts";
 
+/** A container as the box's engine reports it, beside its plan. */
+export interface ContainerStatus {
+    state: "running" | "stopped" | "absent" | "engine down";
+    ip: string;
+    mac: string;
+    hostname: string;
+    /** IP, MAC and hostname equal the plan. */
+    matchesPlan: boolean;
+}
+
 export interface InstanceStatus {
     box: string;
     instance: string;
     mounted: boolean;
     fstab: boolean;
     upperBytes: number;
+    /** Absent for cache-only boxes. */
+    container?: ContainerStatus;
 }
 export interface BoxStatus {
     box: string;
@@ -46,18 +59,39 @@ export function boxStatus(box: BoxSummary, privateKey: string | undefined): BoxS
             sshArgs.push("-i", keyFile, "-o", "IdentitiesOnly=yes");
         }
         const args = [box.fstab, box.lower, ...box.instances.flatMap((i) => [i.id, i.merged, i.upper])];
-        const result = spawnSync("ssh", [...sshArgs, `${box.user}@${box.host}`, hostInvocation("status", args)], { encoding: "utf8" });
+        let remote = hostInvocation("status", args);
+        if (!box.cacheOnly && box.network) {
+            remote += " && " + hostInvocation("container", ["status", box.network, ...box.instances.map((i) => i.name)]);
+        }
+        const result = spawnSync("ssh", [...sshArgs, `${box.user}@${box.host}`, remote], { encoding: "utf8" });
         const status: BoxStatus = { box: box.name, reachable: result.status === 0, lower: box.lower, lowerBytes: 0, instances: [] };
         if (result.status !== 0) {
             status.error = (result.stderr || result.error?.message || `ssh exited ${result.status}`).trim();
             return status;
         }
+        const containers = new Map<string, string[]>();
         for (const line of result.stdout.split("\n")) {
             const fields = line.split("\t");
             if (fields[0] === "instance") {
                 status.instances.push({ box: box.name, instance: fields[1], mounted: fields[2] === "1", fstab: fields[3] === "1", upperBytes: Number(fields[4]) });
             } else if (fields[0] === "lower") {
                 status.lowerBytes = Number(fields[2]);
+            } else if (fields[0] === "container" || fields[0] === "engine") {
+                containers.set(fields[1], fields);
+            }
+        }
+        if (!box.cacheOnly && box.network) {
+            for (const instance of status.instances) {
+                const plan = box.instances.find((i) => i.id === instance.instance)!;
+                const fields = containers.get("down") ?? containers.get(plan.name) ?? ["container", plan.name, "absent", "", "", ""];
+                const [, , state, ip, mac, hostname] = fields[0] === "engine" ? ["", "", "engine down", "", "", ""] : fields;
+                instance.container = {
+                    state: state as ContainerStatus["state"],
+                    ip,
+                    mac,
+                    hostname,
+                    matchesPlan: ip === plan.ip && mac === plan.mac && hostname === plan.hostname,
+                };
             }
         }
         return status;
@@ -78,17 +112,29 @@ export function formatBytes(bytes: number): string {
 }
 
 export function formatTable(statuses: BoxStatus[]): string {
-    const rows = [["BOX", "INSTANCE", "MOUNTED", "FSTAB", "UPPER", "SHARED LOWER"]];
+    const rows = [["BOX", "INSTANCE", "MOUNTED", "FSTAB", "UPPER", "CONTAINER", "IP", "MAC", "PLAN", "SHARED LOWER"]];
     for (const box of statuses) {
         if (!box.reachable) {
-            rows.push([box.box, "-", "?", "?", "?", `unreachable: ${box.error ?? ""}`]);
+            rows.push([box.box, "-", "?", "?", "?", "?", "", "", "", `unreachable: ${box.error ?? ""}`]);
             continue;
         }
         if (box.instances.length === 0) {
-            rows.push([box.box, "(none)", "-", "-", "-", `${box.lower} ${formatBytes(box.lowerBytes)}`]);
+            rows.push([box.box, "(none)", "-", "-", "-", "-", "", "", "", `${box.lower} ${formatBytes(box.lowerBytes)}`]);
         }
         box.instances.forEach((i, n) => {
-            rows.push([box.box, i.instance, i.mounted ? "yes" : "NO", i.fstab ? "yes" : "NO", formatBytes(i.upperBytes), n === 0 ? `${box.lower} ${formatBytes(box.lowerBytes)}` : ""]);
+            const c = i.container;
+            rows.push([
+                box.box,
+                i.instance,
+                i.mounted ? "yes" : "NO",
+                i.fstab ? "yes" : "NO",
+                formatBytes(i.upperBytes),
+                c ? c.state : "-",
+                c?.ip || "-",
+                c?.mac || "-",
+                c ? (c.matchesPlan ? "ok" : "DIFFERS") : "-",
+                n === 0 ? `${box.lower} ${formatBytes(box.lowerBytes)}` : "",
+            ]);
         });
     }
     const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
@@ -124,7 +170,9 @@ function main(): void {
     }
     const statuses = (summary ?? []).map((box) => boxStatus(box, privateKey));
     console.log(json ? JSON.stringify(statuses, null, 2) : formatTable(statuses));
-    if (statuses.some((s) => !s.reachable)) {
+    const unhealthy = (s: BoxStatus) =>
+        !s.reachable || s.instances.some((i) => !i.mounted || (i.container && (i.container.state !== "running" || !i.container.matchesPlan)));
+    if (statuses.some(unhealthy)) {
         process.exitCode = 1;
     }
 }

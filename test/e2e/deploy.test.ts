@@ -1,6 +1,6 @@
 /**
  * The real engine end to end: `pulumi preview/up/destroy` through the CLI against the lab's
- * SSH boxes (cache-only: the lab has no container engine).
+ * SSH boxes, cache-only (containers: test/e2e/containers.test.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -71,7 +71,7 @@ describe("pulumi against the lab", () => {
         const { steps, result } = await project.preview();
         expect(result.status, result.stderr).toBe(0);
         const creates = steps.filter((s) => s.op === "create").map((s) => s.name);
-        for (const name of ["box1-ttnode1-mount", "box1-ttnode3-fstab", "box2-ttnode2-mount", "box1-cache-preflight"]) {
+        for (const name of ["box1-ttnode1-mount", "box1-ttnode3-mount", "box2-ttnode2-mount", "box1-cache-preflight", "box1-host-copy", "box1-host-install"]) {
             expect(creates).toContain(name);
         }
         expect(steps.filter((s) => !["create", "same"].includes(s.op))).toEqual([]);
@@ -128,7 +128,7 @@ describe("pulumi against the lab", () => {
         const changed = steps.filter((s) => s.op !== "same");
         expect(changed.every((s) => s.op === "create")).toBe(true);
         expect(changed.map((s) => s.name).sort()).toEqual(
-            ["box1-ttnode4", "box1-ttnode4-fstab", "box1-ttnode4-mount", "box1-ttnode5", "box1-ttnode5-fstab", "box1-ttnode5-mount"].sort(),
+            ["box1-ttnode4", "box1-ttnode4-mount", "box1-ttnode5", "box1-ttnode5-mount"].sort(),
         );
         await project.upOk();
         expect(await overlayMounts("box1")).toEqual(mountsOf(5));
@@ -139,7 +139,7 @@ describe("pulumi against the lab", () => {
         const before = await inBoxOk("box1", "findmnt -rn -o TARGET,OPTIONS -t overlay | grep ^/mnt/usbdisk/ | sort");
         configure({ box1: 5, box2: 2 }, { box1: { overrides: { "2": { mountOptions: ["uuid=off"] } } } });
         const { steps } = await project.preview();
-        expect(steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`).sort()).toEqual(["update box1-ttnode2-fstab", "update box1-ttnode2-mount"]);
+        expect(steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`).sort()).toEqual(["update box1-ttnode2-mount"]);
         await project.upOk();
         const after = await inBoxOk("box1", "findmnt -rn -o TARGET,OPTIONS -t overlay | grep ^/mnt/usbdisk/ | sort");
         const changed = after.split("\n").filter((line) => !before.split("\n").includes(line));

@@ -257,3 +257,49 @@ export function labConfig(boxes: LabBox[], counts: Record<string, number>, perBo
     }
     return { defaults, boxes: declared };
 }
+
+/** Where tests and the main job keep the lab's cache-node image archive. */
+export const labImageArchive = path.join(repo, ".lab", "cache-node.tar");
+export const labImage = "overlay-fleet/cache-node:lab";
+
+/** Builds the lab's cache-node image archive (no engine needed); returns its path. */
+export async function buildLabImage(out = labImageArchive, tag = labImage, marker = ""): Promise<string> {
+    fs.mkdirSync(path.dirname(out), { recursive: true });
+    const result = await run("bash", [path.join(repo, "tools", "lab-image.sh"), out, tag, ...(marker ? [marker] : [])]);
+    if (result.status !== 0) {
+        throw new Error(`lab-image.sh failed: ${result.stderr}`);
+    }
+    return out;
+}
+
+/** Lab config WITH containers: each box's macvlan network on its LAN interface of-b<i>. */
+export function labContainerConfig(
+    boxes: LabBox[],
+    counts: Record<string, number>,
+    perBox: Record<string, unknown> = {},
+    container: Record<string, unknown> = {},
+) {
+    const { defaults, boxes: declared } = labConfig(boxes, counts, perBox);
+    const withNetwork: Record<string, unknown> = {};
+    for (const [name, settings] of Object.entries(declared)) {
+        const i = name.replace("box", "");
+        const own = settings as Record<string, any>;
+        withNetwork[name] = {
+            ...own,
+            network: { parent: `of-b${i}`, subnet: `198.18.${i}.0/24`, gateway: `198.18.${i}.1`, firstAddress: `198.18.${i}.101`, ...(own.network ?? {}) },
+        };
+    }
+    return {
+        defaults: {
+            ...defaults,
+            cacheOnly: false,
+            container: { image: labImage, imageArchive: labImageArchive, privileged: false, restart: "always", ...container },
+        },
+        boxes: withNetwork,
+    };
+}
+
+/** `docker ...` inside a lab box (its own engine and CLI); throws on failure, returns stdout. */
+export function dockerIn(box: string, args: string): Promise<string> {
+    return inBoxOk(box, `docker ${args}`);
+}

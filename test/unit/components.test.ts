@@ -1,9 +1,15 @@
 import { describe, expect, it } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
-import { byName, drain, installMocks, Registration, secretSignature, settle } from "./mocks";
+import { byName, drain, installMocks, mockImageId, Registration, secretSignature, settle } from "./mocks";
 import { homeConfig, raw } from "./fixtures";
 import { resolveFleetConfig } from "../../model/config";
-import { hostInvocation } from "../../components/hostScripts";
+import * as crypto from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+import { hostScript } from "../../components/hostScripts";
+import { hostCall, stageHostLibrary } from "../../components/hostLibrary";
+import { planBox } from "../../model/plan";
+import { writeImageArchive } from "./imageArchives";
 import { Box } from "../../components/box";
 import { readFleetConfig } from "../../components/stackConfig";
 
@@ -28,27 +34,31 @@ const commandInputs = (regs: Registration[], name: string) => {
 };
 
 describe("Box resource graph", () => {
-    it("declares cache, network, image and per instance fstab line, mount and container", async () => {
+    it("declares host library, cache, network, image and per instance mount and container", async () => {
         const { registrations: regs } = await deploy(homeConfig());
         const types = regs.map((r) => `${r.type} ${r.name}`).sort();
         expect(types).toEqual(
             [
                 "overlay-fleet:fleet:Box nas",
+                "overlay-fleet:host:HostLibrary nas-host",
+                "command:remote:CopyToRemote nas-host-copy",
+                "command:remote:Command nas-host-install",
                 "overlay-fleet:cache:LowerCache nas-cache",
                 "command:remote:Command nas-cache-preflight",
                 "command:remote:Command nas-cache-prepare",
                 "command:remote:Command nas-cache-fold",
                 "pulumi:providers:docker nas-docker",
                 "overlay-fleet:network:MacvlanNetwork nas-macvlan",
+                "command:remote:Command nas-macvlan-engine",
                 "docker:index/network:Network nas-macvlan-network",
-                "docker:index/remoteImage:RemoteImage nas-image",
+                "overlay-fleet:container:ContainerImage nas-image",
+                "command:remote:Command nas-image-pull",
                 "command:remote:Command nas-retire",
                 ...[1, 2, 3].flatMap((i) => [
                     `overlay-fleet:overlay:OverlayInstance nas-ttnode${i}`,
-                    `command:remote:Command nas-ttnode${i}-fstab`,
                     `command:remote:Command nas-ttnode${i}-mount`,
                     `overlay-fleet:container:InstanceContainer nas-ttnode${i}`,
-                    `docker:index/container:Container nas-ttnode${i}-container`,
+                    `command:remote:Command nas-ttnode${i}-container`,
                 ]),
             ].sort(),
         );
@@ -60,77 +70,96 @@ describe("Box resource graph", () => {
         expect(byName(regs, "nas-ttnode2-container").parent).toBe(urnOf("nas-ttnode2", "overlay-fleet:container:InstanceContainer"));
     });
 
-    it("orders fstab line, mount and container; mounts wait for the lower cache", async () => {
+    it("orders library, cache, mount and container; containers wait for network and image", async () => {
         const { registrations: regs } = await deploy(homeConfig());
         const urn = (name: string) => byName(regs, name).urn;
+        // Nothing runs on the box before its host library is installed.
+        for (const name of ["nas-cache-preflight", "nas-macvlan-engine", "nas-image-pull"]) {
+            expect(byName(regs, name).dependencies, name).toContain(urn("nas-host-install"));
+        }
         const mount = byName(regs, "nas-ttnode1-mount");
-        expect(mount.dependencies).toContain(urn("nas-ttnode1-fstab"));
         expect(mount.dependencies).toEqual(expect.arrayContaining([urn("nas-cache-fold"), urn("nas-cache-prepare"), urn("nas-cache-preflight")]));
         const container = byName(regs, "nas-ttnode1-container");
-        expect(container.dependencies).toContain(urn("nas-ttnode1-mount"));
-        expect(container.dependencies).toContain(urn("nas-ttnode1-fstab"));
-        // With maxDownPerBox 1, each mount follows the previous one (one instance down at a time).
+        expect(container.dependencies).toEqual(
+            expect.arrayContaining([urn("nas-ttnode1-mount"), urn("nas-macvlan-network"), urn("nas-macvlan-engine"), urn("nas-image-pull")]),
+        );
+        // With maxDownPerBox 1, each mount and container follows the previous one.
         expect(byName(regs, "nas-ttnode3-mount").dependencies).toContain(urn("nas-ttnode2-mount"));
         expect(byName(regs, "nas-ttnode2-mount").dependencies).not.toContain(urn("nas-ttnode3-mount"));
+        expect(byName(regs, "nas-ttnode3-container").dependencies).toContain(urn("nas-ttnode2-container"));
         // Old generations are retired only after every instance.
         expect(byName(regs, "nas-retire").dependencies).toEqual(expect.arrayContaining([1, 2, 3].map((i) => urn(`nas-ttnode${i}-mount`))));
     });
 
-    it("replaces mounts and fstab lines delete-before-create", async () => {
+    it("replaces mounts delete-before-create", async () => {
         const { registrations: regs } = await deploy(homeConfig());
-        for (const name of ["nas-ttnode1-mount", "nas-ttnode1-fstab"]) {
-            expect(byName(regs, name).deleteBeforeReplace).toBe(true);
-        }
+        expect(byName(regs, "nas-ttnode1-mount").deleteBeforeReplace).toBe(true);
     });
 
-    it("sends exact, quoted script invocations", async () => {
+    it("sends short, quoted calls into the installed host library", async () => {
         const { registrations: regs } = await deploy(homeConfig());
         const fstabOptions =
             "lowerdir=/mnt/usbdisk/static_cache,upperdir=/mnt/usbdisk/ttnode2/upper,workdir=/mnt/usbdisk/ttnode2/work," +
             "index=off,nfs_export=off,redirect_dir=off,metacopy=off,nofail,x-systemd.requires-mounts-for=/mnt/usbdisk,x-systemd.before=docker.service";
-        expect(commandInputs(regs, "nas-ttnode2-fstab")).toEqual({
-            create: hostInvocation("fstab", ["set", "/etc/fstab", "nas/ttnode2", "/mnt/usbdisk/ttnode2/mnts", fstabOptions]),
-            delete: hostInvocation("fstab", ["remove", "/etc/fstab", "nas/ttnode2"]),
-            triggers: ["/etc/fstab", "nas/ttnode2"],
-        });
         expect(commandInputs(regs, "nas-ttnode2-mount")).toEqual({
-            create: hostInvocation("mount", [
-                "/mnt/usbdisk/static_cache",
-                "/mnt/usbdisk/ttnode2/upper",
-                "/mnt/usbdisk/ttnode2/work",
-                "/mnt/usbdisk/ttnode2/mnts",
-                "index=off,nfs_export=off,redirect_dir=off,metacopy=off",
-                "ttnode2",
-                "-",
-            ]),
-            delete: hostInvocation("unmount", ["/mnt/usbdisk/ttnode2/mnts", "keep", "/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work"]),
-            triggers: ["/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work", "/mnt/usbdisk/ttnode2/mnts"],
+            create: [
+                hostCall("fstab", ["set", "/etc/fstab", "nas/ttnode2", "/mnt/usbdisk/ttnode2/mnts", fstabOptions]),
+                hostCall("mount", [
+                    "/mnt/usbdisk/static_cache",
+                    "/mnt/usbdisk/ttnode2/upper",
+                    "/mnt/usbdisk/ttnode2/work",
+                    "/mnt/usbdisk/ttnode2/mnts",
+                    "index=off,nfs_export=off,redirect_dir=off,metacopy=off",
+                    "ttnode2",
+                    "-",
+                ]),
+            ].join(" && "),
+            delete: [
+                hostCall("unmount", ["/mnt/usbdisk/ttnode2/mnts", "keep", "/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work"]),
+                hostCall("fstab", ["remove", "/etc/fstab", "nas/ttnode2"]),
+            ].join(" && "),
+            triggers: ["/etc/fstab", "nas/ttnode2", "/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work", "/mnt/usbdisk/ttnode2/mnts"],
         });
-        expect(byName(regs, "nas-cache-prepare").inputs.create).toBe(hostInvocation("lower", ["/mnt/usbdisk/static_cache", ".yfnode/config"]));
-        expect(byName(regs, "nas-cache-preflight").inputs.create).toBe(hostInvocation("preflight", ["/mnt/usbdisk", "/mnt/usbdisk/static_cache"]));
-        // The invocation ends with each argument as one single-quoted word.
+        expect(byName(regs, "nas-cache-prepare").inputs.create).toBe(hostCall("lower", ["/mnt/usbdisk/static_cache", ".yfnode/config"]));
+        expect(byName(regs, "nas-cache-preflight").inputs.create).toBe(hostCall("preflight", ["/mnt/usbdisk", "/mnt/usbdisk/static_cache"]));
+        // The call ends with each argument as one single-quoted word, and stays short.
         expect(byName(regs, "nas-ttnode2-mount").inputs.create.endsWith(`'index=off,nfs_export=off,redirect_dir=off,metacopy=off' 'ttnode2' '-'`)).toBe(true);
+        for (const r of regs.filter((r) => r.type === "command:remote:Command" && r.name !== "nas-host-install")) {
+            expect(String(r.inputs.create).length, r.name).toBeLessThan(1500);
+        }
+    });
+
+    it("copies the host library once per box, named by its content hash", async () => {
+        const { registrations: regs } = await deploy(homeConfig());
+        const bundle = stageHostLibrary();
+        const copy = byName(regs, "nas-host-copy").inputs;
+        expect(copy.remotePath).toBe("/var/lib/overlay-fleet/lib");
+        expect(copy.triggers).toEqual([bundle.hash]);
+        expect(byName(regs, "nas-host-install").inputs.create).toContain(`hash='${bundle.hash}'`);
+        // The staged files are the host scripts with their libraries, with a checksum list.
+        expect(fs.readFileSync(path.join(bundle.dir, "mount"), "utf8")).toBe(hostScript("mount"));
+        expect(fs.readFileSync(path.join(bundle.dir, "SHA256SUMS"), "utf8")).toMatch(/^[0-9a-f]{64} {2}preflight$/m);
     });
 
     it("runs each container with its fixed identity on the macvlan network, merged dir bind-mounted", async () => {
         const { registrations: regs } = await deploy(homeConfig());
-        const container = byName(regs, "nas-ttnode2-container").inputs;
-        expect(container).toMatchObject({
-            name: "ttnode2",
-            hostname: "nas-ttnode2",
-            restart: "always",
-            privileged: true,
-            dns: ["192.168.1.1"],
-            networksAdvanced: [{ name: "macnet", ipv4Address: "192.168.1.202", macAddress: expect.stringMatching(/^02:/) }],
-            mounts: [{ type: "bind", source: "/mnt/usbdisk/ttnode2/mnts", target: "/mnts" }],
-        });
-        expect(container.networkMode).toBeUndefined();
+        const create: string = byName(regs, "nas-ttnode2-container").inputs.create;
+        const mac = planBox(resolveFleetConfig(raw(homeConfig())).find((b) => b.name === "nas")!)[1].mac;
+        expect(create).toBe(
+            hostCall("container", [
+                "create", "ttnode2", "nas-ttnode2", "ericwang2006/ttnode", mockImageId, "macnet",
+                "192.168.1.202", mac, "192.168.1.1", "always", "1", "nas/ttnode2", "/mnt/usbdisk/ttnode2/mnts", "/mnts",
+            ]),
+        );
+        expect(byName(regs, "nas-ttnode2-container").inputs.delete).toBe(hostCall("container", ["remove", "ttnode2", "nas/ttnode2"]));
         expect(byName(regs, "nas-macvlan-network").inputs).toMatchObject({
             name: "macnet",
             driver: "macvlan",
             options: { parent: "eth0" },
             ipamConfigs: [{ subnet: "192.168.1.0/24", gateway: "192.168.1.1" }],
+            labels: [{ label: "overlay-fleet.box", value: "nas" }],
         });
+        expect(byName(regs, "nas-macvlan-engine").inputs.create).toBe(hostCall("engine", ["macnet", "eth0", "192.168.1.0/24", "192.168.1.1", "nas"]));
         expect(byName(regs, "nas-docker").inputs.host).toBe("ssh://root@192.168.1.10:22");
     });
 
@@ -138,7 +167,7 @@ describe("Box resource graph", () => {
         const config = homeConfig();
         config.boxes.nas.cacheOnly = true;
         const { registrations: regs } = await deploy(config);
-        expect(regs.filter((r) => r.type.startsWith("docker:") || r.type === "pulumi:providers:docker")).toEqual([]);
+        expect(regs.filter((r) => r.type.startsWith("docker:") || r.type === "pulumi:providers:docker" || r.name.endsWith("-container"))).toEqual([]);
         expect(byName(regs, "nas-ttnode1-mount").inputs.create).toContain(`'index=off,nfs_export=off,redirect_dir=off,metacopy=off' '-' '-'`);
     });
 
@@ -146,8 +175,8 @@ describe("Box resource graph", () => {
         const config = homeConfig();
         config.boxes.nas.purgeOnRemove = true;
         const { registrations: regs } = await deploy(config);
-        expect(byName(regs, "nas-ttnode1-mount").inputs.delete).toBe(
-            hostInvocation("unmount", ["/mnt/usbdisk/ttnode1/mnts", "purge", "/mnt/usbdisk/ttnode1/upper", "/mnt/usbdisk/ttnode1/work"]),
+        expect(byName(regs, "nas-ttnode1-mount").inputs.delete).toContain(
+            hostCall("unmount", ["/mnt/usbdisk/ttnode1/mnts", "purge", "/mnt/usbdisk/ttnode1/upper", "/mnt/usbdisk/ttnode1/work"]),
         );
     });
 
@@ -159,11 +188,25 @@ describe("Box resource graph", () => {
         expect(byName(after, "nas-cache-fold").inputs.create).not.toBe(byName(before, "nas-cache-fold").inputs.create);
         expect(byName(after, "nas-ttnode1-mount").inputs.create).toContain("'/mnt/usbdisk/static_cache.g2'");
         expect(byName(after, "nas-ttnode1-mount").inputs.create).toContain("'/mnt/usbdisk/.overlay-fleet/static_cache.gen2/ttnode1.manifest'");
-        expect(byName(after, "nas-ttnode1-fstab").inputs.create).toContain("lowerdir=/mnt/usbdisk/static_cache.g2,");
+        expect(byName(after, "nas-ttnode1-mount").inputs.create).toContain("lowerdir=/mnt/usbdisk/static_cache.g2,");
         // Triggers (identity) stay: a generation switch is an in-place update, not a replacement.
         expect(byName(after, "nas-ttnode1-mount").inputs.triggers).toEqual(byName(before, "nas-ttnode1-mount").inputs.triggers);
         expect(byName(after, "nas-cache-preflight").inputs).toEqual(byName(before, "nas-cache-preflight").inputs);
         expect(byName(after, "nas-ttnode1-container").inputs).toEqual(byName(before, "nas-ttnode1-container").inputs);
+    });
+});
+
+describe("images", () => {
+    it("an image archive is copied by content hash and loaded; without one the image is pulled", async () => {
+        const archive = writeImageArchive(["ericwang2006/ttnode:latest"]);
+        const config = homeConfig();
+        config.defaults.container.imageArchive = archive;
+        const { registrations: regs } = await deploy(config);
+        const sha = crypto.createHash("sha256").update(fs.readFileSync(archive)).digest("hex");
+        const remote = `/var/lib/overlay-fleet/images/${sha.slice(0, 16)}.tar`;
+        expect(byName(regs, "nas-image-copy").inputs).toMatchObject({ remotePath: remote, triggers: [sha] });
+        expect(byName(regs, "nas-image-load").inputs.create).toBe(hostCall("image", ["load", remote, "ericwang2006/ttnode"]));
+        expect(regs.find((r) => r.name === "nas-image-pull")).toBeUndefined();
     });
 });
 
@@ -179,9 +222,7 @@ describe("scaling", () => {
         const three = await inputsAt(3);
         const five = await inputsAt(5);
         const added = [...five.keys()].filter((name) => !three.has(name)).sort();
-        expect(added).toEqual(
-            ["nas-ttnode4", "nas-ttnode4-fstab", "nas-ttnode4-mount", "nas-ttnode4-container", "nas-ttnode5", "nas-ttnode5-fstab", "nas-ttnode5-mount", "nas-ttnode5-container"].sort(),
-        );
+        expect(added).toEqual(["nas-ttnode4", "nas-ttnode4-mount", "nas-ttnode4-container", "nas-ttnode5", "nas-ttnode5-mount", "nas-ttnode5-container"].sort());
         for (const [name, inputs] of three) {
             expect(five.get(name), name).toEqual(inputs);
         }
@@ -190,8 +231,8 @@ describe("scaling", () => {
     it("5 -> 3 removes instances 4 and 5 and leaves the others identical", async () => {
         const five = await inputsAt(5);
         const three = await inputsAt(3);
-        expect([...five.keys()].filter((name) => !three.has(name)).filter((n) => !n.endsWith("container")).sort()).toEqual(
-            ["nas-ttnode4", "nas-ttnode4-fstab", "nas-ttnode4-mount", "nas-ttnode5", "nas-ttnode5-fstab", "nas-ttnode5-mount"].sort(),
+        expect([...five.keys()].filter((name) => !three.has(name)).sort()).toEqual(
+            ["nas-ttnode4", "nas-ttnode4-mount", "nas-ttnode4-container", "nas-ttnode5", "nas-ttnode5-mount", "nas-ttnode5-container"].sort(),
         );
         for (const [name, inputs] of three) {
             expect(five.get(name), name).toEqual(inputs);
@@ -204,7 +245,7 @@ describe("secrets", () => {
         const { box, registrations: regs } = await deploy(homeConfig());
         expect(await pulumi.isSecret(box.connection)).toBe(true);
         const commands = regs.filter((r) => r.type === "command:remote:Command");
-        expect(commands.length).toBe(4 + 3 * 2);
+        expect(commands.length).toBe(7 + 3 * 2);
         for (const command of commands) {
             expect(command.raw.connection["4dabf18193072939515e22adb298388d"], command.name).toBe(secretSignature);
             expect(JSON.stringify({ ...command.raw, connection: undefined })).not.toContain("secret-key-material");

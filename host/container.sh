@@ -1,0 +1,205 @@
+# of-container create <name> <hostname> <image> <imageId> <network> <ip> <mac> <dns|-> <restart> <privileged 0|1> <instanceId> <merged> <target>
+# of-container remove <name> <instanceId>
+# of-container status <network> <name>...
+#
+# The container of one instance, made with the box's own docker CLI so that it gets exactly its
+# planned MAC on every engine (`docker create --network N --ip A --mac-address M`: container-wide
+# MAC below API 1.44, per-endpoint from 1.44; a MAC sent on a later network *connect* is ignored
+# below API 1.54, so the container is created on its network directly). After the start the
+# script reads back from the engine what the container really got: hostname, IP and MAC must
+# equal the plan, or the container is removed again and the script fails naming both values.
+#
+# Idempotent: a container of this instance that already matches the plan (image id, network,
+# address, MAC, hostname, DNS, restart policy, privileged, bind mount) is only started if it is
+# stopped; any difference replaces it. A container of that name that overlay-fleet did not create
+# (no `overlay-fleet.instance` label of this instance) is never touched.
+# The merged dir must be the instance's mounted overlay: a bind mount (not a volume) fails when
+# the source is missing instead of creating an empty dir.
+# `status` is read-only: one TSV line per name, `container<TAB><name><TAB><state><TAB><ip><TAB><mac><TAB><hostname>`
+# with state running, stopped or absent (or one line `engine<TAB>down` when docker does not answer).
+
+OF_LABEL=overlay-fleet.instance
+
+of_check_name() { # LABEL VALUE: a docker object name
+    case $2 in
+        '' | [!A-Za-z0-9]* | *[!A-Za-z0-9_.-]*) of_usage "$1 '$2' is not a valid docker name (A-Z a-z 0-9 _ . -, starting with a letter or digit)" ;;
+    esac
+}
+
+of_check_ipv4() { # LABEL VALUE
+    case $2 in
+        *[!0-9.]* | *..* | .* | *.) of_usage "$1 '$2' is not an IPv4 address" ;;
+    esac
+    of_ip_rest=$2.
+    of_ip_n=0
+    while [ -n "$of_ip_rest" ]; do
+        of_ip_o=${of_ip_rest%%.*}
+        of_ip_rest=${of_ip_rest#*.}
+        [ -n "$of_ip_o" ] && [ "${#of_ip_o}" -le 3 ] && [ "$of_ip_o" -le 255 ] || of_usage "$1 '$2' is not an IPv4 address"
+        of_ip_n=$((of_ip_n + 1))
+    done
+    [ "$of_ip_n" -eq 4 ] || of_usage "$1 '$2' is not an IPv4 address"
+}
+
+# The container's actual identity as the engine reports it: hostname|ip|mac|running|image|labelled
+container_facts() {
+    docker inspect --type container --format \
+        "{{.Config.Hostname}}|{{with index .NetworkSettings.Networks \"$network\"}}{{.IPAddress}}|{{.MacAddress}}{{else}}|{{end}}|{{.State.Running}}|{{.Image}}|{{index .Config.Labels \"$OF_LABEL\"}}" \
+        "$name" 2>/dev/null
+}
+
+# The settings the plan gives the container, in the order `container_config` prints them
+# (identity is compared separately, from container_facts).
+planned_config() {
+    printf '%s|%s|%s|%s|%s|%s\n' "$restart" "$privileged_bool" "$dns_list" "$merged" "$target" "$network"
+}
+
+container_config() {
+    docker inspect --type container --format \
+        "{{.HostConfig.RestartPolicy.Name}}|{{.HostConfig.Privileged}}|{{join .HostConfig.Dns \",\"}}|{{range .HostConfig.Mounts}}{{.Source}}|{{.Target}}{{end}}|{{range \$n, \$e := .NetworkSettings.Networks}}{{\$n}}{{end}}" \
+        "$name" 2>/dev/null
+}
+
+owned_or_absent() { # prints `absent`, `ours` or `foreign`
+    if ! docker inspect --type container "$name" >/dev/null 2>&1; then
+        echo absent
+    elif [ "$(docker inspect --type container --format "{{index .Config.Labels \"$OF_LABEL\"}}" "$name")" = "$id" ]; then
+        echo ours
+    else
+        echo foreign
+    fi
+}
+
+cmd=${1-}
+case $cmd in
+    create) [ "$#" -eq 14 ] || of_usage "usage: of-container create <name> <hostname> <image> <imageId> <network> <ip> <mac> <dns|-> <restart> <privileged 0|1> <instanceId> <merged> <target>" ;;
+    remove) [ "$#" -eq 3 ] || of_usage "usage: of-container remove <name> <instanceId>" ;;
+    status) [ "$#" -ge 2 ] || of_usage "usage: of-container status <network> <name>..." ;;
+    *) of_usage "usage: of-container create|remove|status ..." ;;
+esac
+
+if [ "$cmd" = status ]; then
+    of_check_name "network name" "$2"; network=$2
+    shift 2
+    for name in "$@"; do of_check_name "container name" "$name"; done
+    if ! of_docker_ready; then
+        printf 'engine\tdown\n'
+        exit 0
+    fi
+    for name in "$@"; do
+        if facts=$(container_facts); then
+            running=$(printf '%s' "$facts" | cut -d'|' -f4)
+            printf 'container\t%s\t%s\t%s\t%s\t%s\n' "$name" "$([ "$running" = true ] && echo running || echo stopped)" \
+                "$(printf '%s' "$facts" | cut -d'|' -f2)" "$(printf '%s' "$facts" | cut -d'|' -f3)" "${facts%%|*}"
+        else
+            printf 'container\t%s\tabsent\t\t\t\n' "$name"
+        fi
+    done
+    exit 0
+fi
+of_check_name "container name" "$2"; name=$2
+
+if [ "$cmd" = remove ]; then
+    of_check_id "$3"; id=$3
+    of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
+    case $(owned_or_absent) in
+        absent) echo "ok: container $name is absent" ;;
+        foreign) of_warn "container $name was not created by overlay-fleet for $id: left alone" ;;
+        ours) docker rm -f "$name" >/dev/null || of_die "cannot remove container $name"
+              echo "ok: container $name removed" ;;
+    esac
+    exit 0
+fi
+
+hostname=$3
+case $hostname in
+    '' | -* | *- | *[!A-Za-z0-9.-]*) of_usage "hostname '$hostname' must use only A-Z a-z 0-9 . - (not starting or ending with -)" ;;
+esac
+[ "${#hostname}" -le 63 ] || of_usage "hostname '$hostname' is longer than 63 characters"
+image=$4
+case $image in
+    '' | [!a-z0-9]* | *[!A-Za-z0-9._/:@-]*) of_usage "image '$image' is not a docker image reference" ;;
+esac
+image_id=$5
+case $image_id in
+    sha256:*) case ${image_id#sha256:} in *[!0-9a-f]* | '') of_usage "image id '$image_id' is not sha256:<hex>" ;; esac ;;
+    *) of_usage "image id '$image_id' is not sha256:<hex>" ;;
+esac
+of_check_name "network name" "$6"; network=$6
+of_check_ipv4 "address" "$7"; ip=$7
+mac=$8
+case $mac in
+    [0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]:[0-9a-f][0-9a-f]) ;;
+    *) of_usage "MAC address '$mac' must be six lower-case hex pairs separated by ':'" ;;
+esac
+dns=$9
+if [ "$dns" = - ]; then dns_list=; else dns_list=$dns; fi
+rest=$dns_list
+while [ -n "$rest" ]; do
+    of_check_ipv4 "DNS server" "${rest%%,*}"
+    case $rest in *,*) rest=${rest#*,} ;; *) rest= ;; esac
+done
+restart=${10}
+case $restart in
+    no | always | unless-stopped | on-failure) ;;
+    *) of_usage "restart policy '$restart' must be no, always, unless-stopped or on-failure" ;;
+esac
+case ${11} in
+    0) privileged_bool=false ;;
+    1) privileged_bool=true ;;
+    *) of_usage "privileged must be 0 or 1, got '${11}'" ;;
+esac
+of_check_id "${12}"; id=${12}
+of_check_path "merged dir" "${13}"; merged=$OF_PATH
+of_check_path "mount target" "${14}"; target=$OF_PATH
+
+of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
+of_overlay_mounted_at "$merged" ||
+    of_die "the overlay of $id is not mounted at $merged: refusing to start its container on an empty dir"
+
+state=$(owned_or_absent)
+[ "$state" != foreign ] ||
+    of_die "a container named $name exists that overlay-fleet did not create for $id: remove or rename it (nothing was changed)"
+
+if [ "$state" = ours ]; then
+    facts=$(container_facts)
+    case $facts in
+        "$hostname|$ip|$mac|true|$image_id|$id" | "$hostname|$ip|$mac|false|$image_id|$id") same=1 ;;
+        *) same=0 ;;
+    esac
+    if [ "$same" = 1 ] && [ "$(container_config)" = "$(planned_config)" ]; then
+        if [ "$(printf '%s' "$facts" | cut -d'|' -f4)" != true ]; then
+            docker start "$name" >/dev/null || of_die "cannot start container $name"
+        fi
+        state=kept
+    else
+        docker rm -f "$name" >/dev/null || of_die "cannot remove container $name to replace it"
+        state=absent
+    fi
+fi
+
+if [ "$state" = absent ]; then
+    set -- --name "$name" --hostname "$hostname" --label "$OF_LABEL=$id" \
+        --network "$network" --ip "$ip" --mac-address "$mac" --restart "$restart" \
+        --mount "type=bind,source=$merged,target=$target"
+    [ "$privileged_bool" = false ] || set -- "$@" --privileged
+    rest=$dns_list
+    while [ -n "$rest" ]; do
+        set -- "$@" --dns "${rest%%,*}"
+        case $rest in *,*) rest=${rest#*,} ;; *) rest= ;; esac
+    done
+    docker create "$@" "$image_id" >/dev/null || of_die "docker create of container $name failed"
+    docker start "$name" >/dev/null || of_die "docker start of container $name failed"
+fi
+
+# Read back what the engine really gave the container.
+facts=$(container_facts) || of_die "cannot inspect container $name"
+actual="hostname=${facts%%|*} ip=$(printf '%s' "$facts" | cut -d'|' -f2) mac=$(printf '%s' "$facts" | cut -d'|' -f3)"
+planned="hostname=$hostname ip=$ip mac=$mac"
+if [ "$actual" != "$planned" ]; then
+    docker rm -f "$name" >/dev/null 2>&1 || :
+    of_die "container $name of $id does not have its planned identity: planned $planned, engine reports $actual (container removed)"
+fi
+[ "$(printf '%s' "$facts" | cut -d'|' -f4)" = true ] || of_die "container $name of $id is not running after start"
+printf 'ok: container %s of %s %s (%s) %s\n' "$name" "$id" "$([ "$state" = kept ] && echo unchanged || echo created)" \
+    "$(docker inspect --type container --format '{{.Id}}' "$name" | cut -c1-12)" "$planned"

@@ -1,0 +1,35 @@
+# of-engine <network> <parent> <subnet> <gateway> <box>
+#
+# Read-only preflight of the box's Docker engine before its macvlan network is made: the engine
+# answers, its API version (printed: `api=1.41`), the parent interface exists, and no network
+# overlay-fleet did not create stands in the way: one named <network> without the label
+# `overlay-fleet.box=<box>`, or (engines below API 1.47 allow one macvlan network per parent
+# interface) another macvlan network on <parent>. Changes nothing.
+
+[ "$#" -eq 5 ] || of_usage "usage: of-engine <network> <parent> <subnet> <gateway> <box>"
+network=$1 parent=$2 subnet=$3 gateway=$4 box=$5
+case $network in '' | [!A-Za-z0-9]* | *[!A-Za-z0-9_.-]*) of_usage "network name '$network' is not a valid docker name" ;; esac
+case $parent in '' | *[!A-Za-z0-9_.@-]*) of_usage "parent interface '$parent' is not an interface name" ;; esac
+case $box in '' | *[!a-z0-9-]*) of_usage "box name '$box' must use only a-z 0-9 -" ;; esac
+
+of_have docker || of_die "docker is not installed on this box (containers need Docker Engine)"
+of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
+api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null) || of_die "cannot read the engine's API version"
+[ -e "/sys/class/net/$parent" ] ||
+    of_die "macvlan parent interface '$parent' does not exist on this box (network.parent)"
+
+major=${api%%.*} minor=${api#*.}
+case $major.$minor in *[!0-9.]*) of_die "unexpected engine API version '$api'" ;; esac
+for n in $(docker network ls --quiet --filter driver=macvlan); do
+    facts=$(docker network inspect --format "{{.Name}}|{{index .Options \"parent\"}}|{{index .Labels \"overlay-fleet.box\"}}" "$n") ||
+        of_die "cannot inspect docker network $n"
+    name=${facts%%|*} rest=${facts#*|}
+    nparent=${rest%%|*} label=${rest#*|}
+    if [ "$name" = "$network" ]; then
+        [ "$label" = "$box" ] ||
+            of_die "a docker network named '$network' exists that overlay-fleet did not create (parent '$nparent'): remove it, or \`pulumi import\` it, or choose another network.name"
+    elif [ "$nparent" = "$parent" ] && { [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 47 ]; }; }; then
+        of_die "docker network '$name' already uses '$parent' as macvlan parent, and this engine (API $api) allows one macvlan network per parent interface: remove it or use its name as network.name"
+    fi
+done
+printf 'api=%s parent=%s subnet=%s gateway=%s\n' "$api" "$parent" "$subnet" "$gateway"

@@ -1,0 +1,32 @@
+# of-image load <archive> <image>
+# of-image pull <image>
+#
+# Makes <image> present in the box's engine and prints its id (`sha256:...`) on stdout: `load`
+# from an image archive (`docker save` format) already copied to the box, for boxes without
+# registry access; `pull` from a registry when the image is not there yet. The archive must
+# hold <image>: anything else fails naming both.
+
+case ${1-} in
+    load) [ "$#" -eq 3 ] || of_usage "usage: of-image load <archive> <image>"
+          of_check_path "image archive" "$2"; archive=$OF_PATH; image=$3 ;;
+    pull) [ "$#" -eq 2 ] || of_usage "usage: of-image pull <image>"; image=$2 ;;
+    *) of_usage "usage: of-image load <archive> <image> | of-image pull <image>" ;;
+esac
+case $image in
+    '' | [!a-z0-9]* | *[!A-Za-z0-9._/:@-]*) of_usage "image '$image' is not a docker image reference" ;;
+esac
+of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
+
+if [ "$1" = load ]; then
+    [ -f "$archive" ] || of_die "image archive '$archive' is missing on this box"
+    docker load --input "$archive" >/dev/null || of_die "docker load of '$archive' failed"
+    docker image inspect --format '{{.Id}}' "$image" >/dev/null 2>&1 ||
+        of_die "the image archive '$archive' does not contain '$image'"
+    # Archives of earlier images are not needed any more (this one stays: a re-run loads it again).
+    for old in "${archive%/*}"/*.tar; do
+        [ "$old" = "$archive" ] || [ ! -f "$old" ] || rm -f -- "$old"
+    done
+elif ! docker image inspect --format '{{.Id}}' "$image" >/dev/null 2>&1; then
+    docker pull --quiet "$image" >/dev/null || of_die "docker pull '$image' failed (no registry access? use container.imageArchive)"
+fi
+docker image inspect --format '{{.Id}}' "$image"

@@ -1,0 +1,307 @@
+/**
+ * Containers for real: the real Pulumi engine deploys the lab stack WITH containers onto both lab
+ * engines (box1: Docker 20.10, API 1.41; box2: a current engine, API >= 1.44). Each instance's
+ * container must have exactly its planned IP, MAC and hostname — in the container, in
+ * `docker inspect` and on the wire (the machine's neighbour table) — and serve its own cache.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import type { BoxSummary } from "../../components/box";
+import { boxStatus } from "../../tools/status";
+import {
+    buildLabImage,
+    dockerIn,
+    freshLab,
+    inBoxOk,
+    lab,
+    LabBox,
+    labContainerConfig,
+    labImage,
+    overlayMounts,
+    run,
+    scrubBox,
+    TestProject,
+} from "./engine";
+
+let boxes: LabBox[];
+let project: TestProject;
+let archive: string;
+
+function configure(counts: Record<string, number>, perBox: Record<string, unknown> = {}, container: Record<string, unknown> = {}) {
+    const { defaults, boxes: declared } = labContainerConfig(boxes, counts, perBox, { imageArchive: archive, ...container });
+    project.configure(defaults, declared);
+}
+
+interface Planned {
+    box: string;
+    name: string;
+    ip: string;
+    mac: string;
+    hostname: string;
+}
+
+async function planned(): Promise<Planned[]> {
+    const summary = (await project.outputs()).summary as BoxSummary[];
+    return summary.flatMap((b) => b.instances.map((i) => ({ box: b.name, name: i.name, ip: i.ip!, mac: i.mac, hostname: i.hostname })));
+}
+
+/** GET http://<ip>/<file> from the machine (the macvlan children are reachable from outside their box). */
+async function httpGet(ip: string, file: string): Promise<{ status: number; body: string }> {
+    const response = await fetch(`http://${ip}/${file}`, { signal: AbortSignal.timeout(5000) });
+    return { status: response.status, body: await response.text() };
+}
+
+async function containerFacts(box: string, name: string) {
+    const [id, mac, ip, hostname, running, startedAt, created] = (
+        await dockerIn(
+            box,
+            `inspect --format '{{.Id}}|{{range .NetworkSettings.Networks}}{{.MacAddress}}|{{.IPAddress}}{{end}}|{{.Config.Hostname}}|{{.State.Running}}|{{.State.StartedAt}}|{{.Created}}' ${name}`,
+        )
+    )
+        .trim()
+        .split("|");
+    return { id, mac, ip, hostname, running: running === "true", startedAt, created };
+}
+
+async function containerIds(box: string): Promise<Record<string, string>> {
+    const out = await dockerIn(box, "ps -a --filter label=overlay-fleet.instance --format '{{.Names}} {{.ID}}'");
+    return Object.fromEntries(out.split("\n").filter(Boolean).map((l) => l.split(" ")));
+}
+
+/** The neighbour table entry the machine has for an address on box<i>'s LAN. */
+async function neighbourMac(box: string, ip: string): Promise<string> {
+    const out = await run("ip", ["neigh", "show", ip, "dev", `of-h${box.replace("box", "")}`]);
+    return /lladdr (\S+)/.exec(out.stdout)?.[1] ?? "";
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, ms = 60_000): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (!(await check().catch(() => false))) {
+        if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 200));
+    }
+}
+
+const serves = async (ip: string) => (await httpGet(ip, "README.txt").catch(() => ({ status: 0, body: "" }))).status === 200;
+
+beforeAll(async () => {
+    boxes = await freshLab();
+    archive = await buildLabImage();
+    project = new TestProject("containers");
+    await project.init(boxes[0].privateKeyPath);
+});
+
+afterAll(async () => {
+    await project?.destroyOk().catch(() => undefined);
+    await project?.remove();
+    for (const box of boxes ?? []) {
+        await scrubBox(box.name);
+    }
+});
+
+describe("containers on both lab engines", () => {
+    it("the two boxes run the two engine generations", async () => {
+        expect((await dockerIn("box1", "version --format '{{.Server.APIVersion}}'")).trim()).toBe("1.41");
+        const api = (await dockerIn("box2", "version --format '{{.Server.APIVersion}}'")).trim().split(".").map(Number);
+        expect(api[0] * 1000 + api[1]).toBeGreaterThanOrEqual(1044);
+    });
+
+    it("bad container settings fail preview naming the key, and nothing on the boxes changes", async () => {
+        configure({ box1: 3, box2: 2 }, { box1: { network: { parent: "of b1" } } }, { image: "Not An Image", dns: ["1.2.3"] });
+        const result = await project.pulumi(["preview"]);
+        const text = result.stdout + result.stderr;
+        expect(result.status).not.toBe(0);
+        expect(text).toContain('overlay-fleet:defaults.container.image: "Not An Image" is not a docker image reference');
+        expect(text).toContain('overlay-fleet:defaults.container.dns[0]: "1.2.3" is not an IPv4 address');
+        expect(text).toContain('overlay-fleet:boxes.box1.network.parent: "of b1" is not a network interface name');
+        configure({ box1: 3, box2: 2 }, {}, { imageArchive: "/nonexistent/cache-node.tar" });
+        const missing = await project.pulumi(["preview"]);
+        expect(missing.stdout + missing.stderr).toContain('overlay-fleet:defaults.container.imageArchive: "/nonexistent/cache-node.tar" does not exist');
+        for (const box of boxes) {
+            expect(await dockerIn(box.name, "ps -aq")).toBe("");
+            expect(await dockerIn(box.name, "network ls --filter driver=macvlan -q")).toBe("");
+            expect(await overlayMounts(box.name)).toEqual([]);
+        }
+    });
+
+    it("up: every container runs with exactly its planned IP, MAC and hostname, and serves its own cache", async () => {
+        configure({ box1: 3, box2: 2 });
+        await project.upOk();
+        const plan = await planned();
+        expect(plan).toHaveLength(5);
+        const readme = await inBoxOk("box1", "cat /mnt/usbdisk/static_cache/README.txt");
+        for (const p of plan) {
+            const facts = await containerFacts(p.box, p.name);
+            expect(facts, `${p.box}/${p.name}`).toMatchObject({ mac: p.mac, ip: p.ip, hostname: p.hostname, running: true });
+            expect((await dockerIn(p.box, `exec ${p.name} /bin/busybox cat /sys/class/net/eth0/address`)).trim()).toBe(p.mac);
+            expect((await dockerIn(p.box, `exec ${p.name} /bin/busybox hostname`)).trim()).toBe(p.hostname);
+            const got = await httpGet(p.ip, "README.txt");
+            expect(got.status).toBe(200);
+            expect(got.body).toBe(p.box === "box1" ? readme : await inBoxOk(p.box, "cat /mnt/usbdisk/static_cache/README.txt"));
+            // The machine reached the container at its address, through its planned MAC.
+            expect(await neighbourMac(p.box, p.ip)).toBe(p.mac);
+        }
+        // A file written through instance 1's merged dir is served by instance 1 only.
+        await inBoxOk("box1", "echo only-in-1 > /mnt/usbdisk/ttnode1/mnts/mine.txt");
+        const [one, two] = plan.filter((p) => p.box === "box1");
+        expect(await httpGet(one.ip, "mine.txt")).toEqual({ status: 200, body: "only-in-1\n" });
+        expect((await httpGet(two.ip, "mine.txt")).status).toBe(404);
+    });
+
+    it("status shows each container running with its planned IP and MAC", async () => {
+        const summary = (await project.outputs()).summary as BoxSummary[];
+        const key = fs.readFileSync(boxes[0].privateKeyPath, "utf8");
+        for (const box of summary) {
+            const status = boxStatus(box, key);
+            expect(status.reachable, status.error).toBe(true);
+            for (const instance of status.instances) {
+                const plan = box.instances.find((i) => i.id === instance.instance)!;
+                expect(instance.container).toEqual({ state: "running", ip: plan.ip, mac: plan.mac, hostname: plan.hostname, matchesPlan: true });
+            }
+        }
+    });
+
+    it("a second up is a no-op", async () => {
+        const { steps } = await project.preview();
+        expect(steps.filter((s) => s.op !== "same")).toEqual([]);
+    });
+
+    it("engine restart: every container comes back by itself with the same MAC", async () => {
+        const plan = (await planned()).filter((p) => p.box === "box2");
+        await lab("stop-engine", "box2");
+        await lab("start-engine", "box2");
+        for (const p of plan) {
+            await waitFor(`${p.name} serving again`, () => serves(p.ip));
+            expect(await containerFacts("box2", p.name)).toMatchObject({ mac: p.mac, ip: p.ip, running: true });
+        }
+    });
+
+    it("reboot drill: engine stopped, overlays unmounted, mount -a, engine started: every container serves its cache", async () => {
+        const plan = (await planned()).filter((p) => p.box === "box1");
+        await lab("stop-engine", "box1");
+        await inBoxOk("box1", "for m in $(findmnt -rn -t overlay -o TARGET | grep ^/mnt/usbdisk/); do umount $m; done");
+        expect(await overlayMounts("box1")).toEqual([]);
+        await inBoxOk("box1", "mount -a");
+        await lab("start-engine", "box1");
+        for (const p of plan) {
+            await waitFor(`${p.name} serving again`, () => serves(p.ip));
+        }
+        expect(await httpGet(plan[0].ip, "mine.txt")).toEqual({ status: 200, body: "only-in-1\n" });
+    });
+
+    it("scale 3 -> 5 creates two containers and touches no other", async () => {
+        const before = await containerIds("box1");
+        configure({ box1: 5, box2: 2 });
+        const { steps } = await project.preview();
+        const changed = steps.filter((s) => s.op !== "same");
+        expect(changed.every((s) => s.op === "create")).toBe(true);
+        expect(changed.map((s) => s.name).sort()).toEqual(
+            ["box1-ttnode4", "box1-ttnode4", "box1-ttnode4-mount", "box1-ttnode4-container", "box1-ttnode5", "box1-ttnode5", "box1-ttnode5-mount", "box1-ttnode5-container"].sort(),
+        );
+        await project.upOk();
+        const after = await containerIds("box1");
+        expect(Object.keys(after).sort()).toEqual(["ttnode1", "ttnode2", "ttnode3", "ttnode4", "ttnode5"]);
+        for (const [name, id] of Object.entries(before)) {
+            expect(after[name], name).toBe(id);
+        }
+        for (const p of (await planned()).filter((p) => p.box === "box1")) {
+            expect(await containerFacts("box1", p.name)).toMatchObject({ mac: p.mac, ip: p.ip, running: true });
+        }
+    });
+
+    it("changing one instance's IP replaces only that container and keeps its MAC and hostname", async () => {
+        const before = await containerIds("box1");
+        const old = (await planned()).find((p) => p.box === "box1" && p.name === "ttnode2")!;
+        configure({ box1: 5, box2: 2 }, { box1: { overrides: { "2": { ip: "198.18.1.150" } } } });
+        const { steps } = await project.preview();
+        expect(steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`)).toEqual(["update box1-ttnode2-container"]);
+        await project.upOk();
+        const after = await containerIds("box1");
+        expect(after.ttnode2).not.toBe(before.ttnode2);
+        for (const name of ["ttnode1", "ttnode3", "ttnode4", "ttnode5"]) {
+            expect(after[name], name).toBe(before[name]);
+        }
+        expect(await containerFacts("box1", "ttnode2")).toMatchObject({ ip: "198.18.1.150", mac: old.mac, hostname: old.hostname, running: true });
+        expect(await serves("198.18.1.150")).toBe(true);
+    });
+
+    it("a new image replaces the containers one at a time (maxDownPerBox 1)", async () => {
+        const second = await buildLabImage(path.join(os.tmpdir(), `overlay-fleet-image-${process.pid}.tar`), labImage, "v2");
+        const oldImage = (await dockerIn("box1", `image inspect --format '{{.Id}}' ${labImage}`)).trim();
+        configure({ box1: 5, box2: 2 }, { box1: { overrides: { "2": { ip: "198.18.1.150" } } } }, { imageArchive: second });
+        const { steps } = await project.preview();
+        const changed = steps.filter((s) => s.op !== "same").map((s) => s.name);
+        expect(changed).toContain("box1-image-load");
+        expect(changed).toContain("box2-image-load");
+        await project.upOk();
+        const newImage = (await dockerIn("box1", `image inspect --format '{{.Id}}' ${labImage}`)).trim();
+        expect(newImage).not.toBe(oldImage);
+        const facts = await Promise.all([1, 2, 3, 4, 5].map((i) => containerFacts("box1", `ttnode${i}`)));
+        for (const f of facts) {
+            expect(f.running).toBe(true);
+            expect((await dockerIn("box1", `inspect --format '{{.Image}}' ${f.id}`)).trim()).toBe(newImage);
+        }
+        // Each replacement started only after the previous one was running again.
+        for (let i = 1; i < facts.length; i++) {
+            expect(Date.parse(facts[i].created), `ttnode${i + 1}`).toBeGreaterThanOrEqual(Date.parse(facts[i - 1].startedAt));
+        }
+        fs.rmSync(second, { force: true });
+    });
+
+    it("scale 5 -> 3 removes containers 4-5 and their overlays, keeps their data", async () => {
+        await inBoxOk("box1", "echo keep-me > /mnt/usbdisk/ttnode5/mnts/data");
+        const before = await containerIds("box1");
+        configure({ box1: 3, box2: 2 }, { box1: { overrides: { "2": { ip: "198.18.1.150" } } } });
+        await project.upOk();
+        const after = await containerIds("box1");
+        expect(Object.keys(after).sort()).toEqual(["ttnode1", "ttnode2", "ttnode3"]);
+        for (const name of ["ttnode1", "ttnode2", "ttnode3"]) {
+            expect(after[name], name).toBe(before[name]);
+        }
+        expect(await overlayMounts("box1")).toEqual([1, 2, 3].map((i) => `/mnt/usbdisk/ttnode${i}/mnts`));
+        expect(await inBoxOk("box1", "cat /mnt/usbdisk/ttnode5/upper/data")).toBe("keep-me\n");
+    });
+
+    it("a generation switch restarts containers one at a time while the others keep serving", async () => {
+        const plan = (await planned()).filter((p) => p.box === "box1");
+        configure({ box1: 3, box2: 2 }, { box1: { generation: 2, overrides: { "2": { ip: "198.18.1.150" } } } });
+        const child = project.upInBackground();
+        child.stdout!.resume();
+        const exited = new Promise<number | null>((r) => child.once("exit", r));
+        let done = false;
+        void exited.then(() => (done = true));
+        let mostDown = 0;
+        let polls = 0;
+        while (!done) {
+            const down = (await Promise.all(plan.map((p) => serves(p.ip)))).filter((ok) => !ok).length;
+            mostDown = Math.max(mostDown, down);
+            polls++;
+        }
+        expect(await exited).toBe(0);
+        expect(polls).toBeGreaterThan(3);
+        expect(mostDown).toBeLessThanOrEqual(1);
+        expect(await inBoxOk("box1", "findmnt -rn -o OPTIONS /mnt/usbdisk/ttnode1/mnts")).toContain("lowerdir=/mnt/usbdisk/static_cache.g2");
+        for (const p of plan) {
+            expect(await serves(p.ip), p.name).toBe(true);
+        }
+        // Instance 1's own file was folded into the new generation and is still served by it.
+        expect(await httpGet(plan[0].ip, "mine.txt")).toEqual({ status: 200, body: "only-in-1\n" });
+    });
+
+    it("destroy removes the containers and the network and keeps all cache data", async () => {
+        const lower = ((await project.outputs()).summary as BoxSummary[]).find((b) => b.name === "box1")!.lower;
+        const listing = `cd ${lower} && find . | sort | md5sum`;
+        const lowerBefore = await inBoxOk("box1", listing);
+        await inBoxOk("box1", "echo after-fold > /mnt/usbdisk/ttnode3/mnts/late.txt");
+        await project.destroyOk();
+        for (const box of boxes) {
+            expect(await dockerIn(box.name, "ps -aq")).toBe("");
+            expect(await dockerIn(box.name, "network ls --filter driver=macvlan -q")).toBe("");
+            expect(await overlayMounts(box.name)).toEqual([]);
+        }
+        expect(await inBoxOk("box1", listing)).toBe(lowerBefore);
+        expect(await inBoxOk("box1", "cat /mnt/usbdisk/ttnode3/upper/late.txt")).toBe("after-fold\n");
+    });
+});
