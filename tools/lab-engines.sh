@@ -27,7 +27,8 @@ ENG="$CACHE/engines"
 MOBY_VERSION=v2.0.0-beta.24      # Docker 29 engine, API 1.56
 RUNC_VERSION=v1.5.3
 # docker CLI 29.x with github.com/moby/moby/api v1.56 (the engine's API); newest first
-CLI_VERSIONS="v29.9.3+incompatible v29.0.0+incompatible"
+# (v29.9.3 needs github.com/moby/swarmkit/v2 v2.1.3, which the Go proxy here refuses)
+CLI_VERSIONS="v29.9.3+incompatible v29.9.2+incompatible v29.8.2+incompatible"
 FALLBACK_CLI=/usr/local/bin/docker
 RUNTIME_NAME=of-runc             # name of the runc v1.5.3 runtime given to the docker29 engine
 
@@ -40,8 +41,8 @@ GO=$(command -v go || echo /usr/local/go/bin/go)
 # root) of module MOD at VER from the Go proxy, in a copy of the module with its own go.mod and
 # go.sum (so the dependency versions are the module's own). A module without go.mod (an
 # `+incompatible` one such as docker/cli) brings vendor.mod/vendor.sum instead: those are used.
-# Returns 1 quietly when the proxy does not serve the module (callers fall back); dies when the
-# build itself fails.
+# Returns 1 quietly when the proxy does not serve the module, 2 when the build fails (e.g. the
+# proxy refuses one of its dependencies; the errors go to stderr).
 go_build_module() {
   local out=$1 mv=$2 pkg=$3 cgo=$4 tags=$5 ldflags=$6 dir json src
   [ -x "$GO" ] || { log "no Go toolchain (tried $GO)"; return 1; }
@@ -61,7 +62,7 @@ go_build_module() {
     "$GO" build -trimpath ${tags:+-tags "$tags"} -ldflags "-s -w $ldflags" -o "$out.tmp" "./$pkg" 2>&1) |
     grep -v '^go: downloading' >&2 || true
   rm -rf "$dir"
-  [ -x "$out.tmp" ] || die "go build of $pkg ($mv) failed (see above)"
+  [ -x "$out.tmp" ] || { log "go build of $pkg ($mv) failed (see above)"; return 2; }
   mv "$out.tmp" "$out"
 }
 
@@ -92,24 +93,25 @@ ensure_docker29() {
   if [ ! -x "$dockerd" ]; then
     go_build_module "$dockerd" "github.com/moby/moby/v2@$MOBY_VERSION" cmd/dockerd 0 "" \
       "-X github.com/moby/moby/v2/dockerversion.Version=$MOBY_VERSION" ||
-      die "the Go proxy does not serve github.com/moby/moby/v2@$MOBY_VERSION (needs the Go module proxy)"
+      die "cannot build dockerd from github.com/moby/moby/v2@$MOBY_VERSION (needs Go and the Go module proxy)"
   fi
   if [ ! -x "$runc" ]; then
     [ -f /usr/include/seccomp.h ] || die "libseccomp-dev missing (run: sh tools/system-deps.sh)"
     go_build_module "$runc" "github.com/opencontainers/runc@$RUNC_VERSION" . 1 seccomp \
       "-X main.version=${RUNC_VERSION#v}" ||
-      die "the Go proxy does not serve github.com/opencontainers/runc@$RUNC_VERSION"
+      die "cannot build runc from github.com/opencontainers/runc@$RUNC_VERSION (needs Go, the Go module proxy, cgo)"
   fi
   for v in $CLI_VERSIONS; do
-    local c="$ENG/docker-cli-${v%+incompatible}/docker"
+    local c="$ENG/docker-cli-${v%+incompatible}/docker" refused="$ENG/docker-cli-${v%+incompatible}.refused"
     if [ -x "$c" ]; then cli=$c; break; fi
-    if [ -e "$ENG/docker-cli-${v%+incompatible}.refused" ]; then continue; fi
+    # a refused module or failed build is remembered for a day
+    if [ -n "$(find "$refused" -mmin -1440 2>/dev/null)" ]; then continue; fi
     if go_build_module "$c" "github.com/docker/cli@$v" cmd/docker 0 "" \
       "-X github.com/docker/cli/cli/version.Version=$(sed 's/^v//; s/+incompatible$//' <<<"$v")"; then
       cli=$c; break
     fi
-    log "the Go proxy does not serve github.com/docker/cli@$v"
-    mkdir -p "$ENG" && touch "$ENG/docker-cli-${v%+incompatible}.refused"
+    log "no docker CLI from github.com/docker/cli@$v (the Go proxy refuses it or one of its dependencies)"
+    touch "$refused"; rmdir "$(dirname "$c")" 2>/dev/null || true
   done
   if [ -z "$cli" ]; then
     [ -x "$FALLBACK_CLI" ] && [ "$(cli_major "$FALLBACK_CLI")" -ge 25 ] ||
