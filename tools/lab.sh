@@ -846,8 +846,12 @@ cmd_up() {
     done
     # Check the boxes (in parallel: each check includes an SSH login).
     local tmp pids=() to_create=() to_start=() to_engine=()
-    # engine binaries first (a first docker29 build takes minutes; later runs are instant)
-    bash "$REPO/tools/lab-engines.sh" >/dev/null
+    # engine binaries first, for the generations the boxes need (a first docker29 build takes
+    # minutes; later runs are instant)
+    local gen
+    for gen in $(for i in $(seq 1 "$n"); do box_gen "$i"; echo; done | sort -u); do
+        bash "$REPO/tools/lab-engines.sh" env "$gen" >/dev/null || die "up: no $gen engine binaries"
+    done
     tmp=$(mktemp -d "$STATE/.up.XXXXXX")
     for i in $(seq 1 "$n"); do
         ( h=0; box_health "$i" || h=$?; echo "$h" >"$tmp/health.$i" ) &

@@ -505,20 +505,61 @@ describe("local lab (tools/lab.sh)", () => {
         expect(ours.length).toBe(2);
     });
 
-    it("stop-engine stops a box's engine and its containers; start-engine brings restart=always containers back", async () => {
+    it("lab-image.sh writes the same docker-save archive every time, without an engine", async () => {
+        const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "lab-image-"));
+        try {
+            const hashes: string[] = [];
+            for (const name of ["a.tar", "b.tar"]) {
+                const r = await run("bash", [imageScript, path.join(tmp, name)]);
+                expect(r.code, r.stderr).toBe(0);
+                hashes.push(runSync("sha256sum", [path.join(tmp, name)]).stdout.split(" ")[0]);
+                await sleep(1100); // a different second: mtimes must not leak in
+            }
+            expect(hashes[0]).toMatch(/^[0-9a-f]{64}$/);
+            expect(hashes[1]).toBe(hashes[0]);
+            const entries = runSync("tar", ["tf", path.join(tmp, "a.tar")]).stdout.trim().split("\n");
+            expect(entries).toContain("manifest.json");
+            expect(entries.filter((e) => /^[0-9a-f]{64}\.json$/.test(e)).length).toBe(1);
+            expect(entries.filter((e) => /^[0-9a-f]{64}\/layer\.tar$/.test(e)).length).toBe(1);
+            const manifest = JSON.parse(runSync("tar", ["xOf", path.join(tmp, "a.tar"), "manifest.json"]).stdout);
+            expect(manifest[0].RepoTags).toEqual(["overlay-fleet/cache-node:lab"]);
+        } finally {
+            fs.rmSync(tmp, { recursive: true, force: true });
+        }
+    });
+
+    it("a macvlan container keeps its IP and MAC, serves the lower, and comes back after stop-engine/start-engine", async () => {
         const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "lab-image-"));
         try {
             const image = path.join(tmp, "cache-node.tar");
             const built = await run("bash", [imageScript, image]);
             expect(built.code, built.stderr).toBe(0);
-            for (const box of boxes) {
+            for (const [k, box] of boxes.entries()) {
+                const i = k + 1;
+                const ip = `198.18.${i}.101`;
+                const mac = `02:0f:00:00:0${i}:01`;
                 // the machine's /tmp is not the box's: stream the archive in
                 const load = await run("bash", ["-c", `bash "$1" exec "$2" -- docker load <"$3"`, "load", labScript, box.name, image]);
                 expect(load.code, load.stderr).toBe(0);
                 expect(load.stdout).toContain("overlay-fleet/cache-node:lab");
-                await sshOk(box, "docker rm -f labkeep-ctr >/dev/null 2>&1; docker run -d --name labkeep-ctr --network none --restart always overlay-fleet/cache-node:lab >/dev/null");
-                expect((await sshOk(box, "docker inspect -f '{{.State.Running}}' labkeep-ctr")).trim()).toBe("true");
-                const ctrPid = Number((await sshOk(box, "docker inspect -f '{{.State.Pid}}' labkeep-ctr")).trim());
+                // the identity recipe: the box's own CLI, per-container IP and MAC on a macvlan network
+                await sshOk(box, [
+                    `docker network create -d macvlan --subnet 198.18.${i}.0/24 --gateway 198.18.${i}.1 -o parent=of-b${i} macnet >/dev/null`,
+                    `docker run -d --name t1 --network macnet --ip ${ip} --mac-address ${mac} --hostname h1 --restart always`
+                        + ` --mount type=bind,src=${box.lower},dst=/mnts overlay-fleet/cache-node:lab >/dev/null`,
+                ].join(" && "));
+                const macOf = async () =>
+                    (await sshOk(box, "docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.MacAddress}}{{end}}' t1")).trim();
+                const served = async () => {
+                    const r = await run("curl", ["-s", "-m", "5", `http://${ip}/README.txt`]);
+                    return r.code === 0 ? r.stdout : `curl exit ${r.code}`;
+                };
+                const readme = await sshOk(box, `cat ${box.lower}/README.txt`);
+                expect(await macOf()).toBe(`${ip} ${mac}`);
+                expect(await served()).toBe(readme);
+                expect(runSync("ip", ["neigh", "show", "dev", `of-h${i}`]).stdout).toContain(`${ip} lladdr ${mac} `);
+                expect((await sshOk(box, "docker inspect -f '{{.State.Running}}' t1")).trim()).toBe("true");
+                const ctrPid = Number((await sshOk(box, "docker inspect -f '{{.State.Pid}}' t1")).trim());
                 expect(isAlive(ctrPid)).toBe(true);
 
                 const [, stopSeconds] = await timed(() => labOk("stop-engine", box.name));
@@ -531,16 +572,21 @@ describe("local lab (tools/lab.sh)", () => {
                 const [, startSeconds] = await timed(() => labOk("start-engine", box.name));
                 timings[`start-engine ${box.name}`] = startSeconds;
                 let running = "";
-                for (let k = 0; k < 50 && running !== "true"; k++) {
-                    running = (await sshOk(box, "docker inspect -f '{{.State.Running}}' labkeep-ctr")).trim();
+                for (let n = 0; n < 50 && running !== "true"; n++) {
+                    running = (await sshOk(box, "docker inspect -f '{{.State.Running}}' t1")).trim();
                     if (running !== "true") await sleep(200);
                 }
                 expect(running).toBe("true");
+                expect(await macOf()).toBe(`${ip} ${mac}`);
+                runSync("ip", ["neigh", "flush", "dev", `of-h${i}`]);
+                expect(await served()).toBe(readme);
+                expect(runSync("ip", ["neigh", "show", "dev", `of-h${i}`]).stdout).toContain(`${ip} lladdr ${mac} `);
                 expect((await statusRows()).get(box.name)?.state).toBe("up");
                 // start-engine on a running engine is a no-op
                 const dockerd = processesInBoxes().filter((p) => pidsNamed("dockerd").includes(p));
                 await labOk("start-engine", box.name);
                 expect(processesInBoxes().filter((p) => pidsNamed("dockerd").includes(p))).toEqual(dockerd);
+                await sshOk(box, "docker rm -f t1 >/dev/null && docker network rm macnet >/dev/null");
             }
         } finally {
             fs.rmSync(tmp, { recursive: true, force: true });
