@@ -659,6 +659,7 @@ box_health() {
     hif=$(host_if "$i")
     bif=$(box_if "$i")
     [ -f "$(box_dir "$i")/ready" ] || return 2
+    [ -f "$(box_dir "$i")/engine.env" ] || return 2   # a box made before boxes had engines
     anchor=$(anchor_pid "$i")
     [ -n "$anchor" ] || return 2
     has "$(ip -o addr show dev "$hif" 2>/dev/null)" " $(host_ip "$i")/24 " || return 2
