@@ -11,6 +11,8 @@
 #   tools/lab.sh ssh BOX CMD..      run CMD on BOX over real SSH (lab key, pinned host key)
 #   tools/lab.sh stop-sshd BOX      kill BOX's sshd (listener and connections); mounts stay
 #   tools/lab.sh start-sshd BOX     start BOX's sshd again in the same namespaces
+#   tools/lab.sh stop-engine BOX    stop BOX's Docker engine (dockerd, containerd, containers)
+#   tools/lab.sh start-engine BOX   start it again; restart=always containers come back
 #
 # BOX is `box<i>` or `<i>`. Box i: netns of-box<i>, veth of-h<i> (198.18.<i>.1/24, machine side)
 # <-> of-b<i> (198.18.<i>.2/24, box side), sshd on 198.18.<i>.2:22.
@@ -20,11 +22,23 @@
 # the anchor's namespaces with nsenter, so sshd can be stopped and restarted without losing the
 # box's mounts.
 #
+# Each box runs its own Docker engine (tools/lab-engines.sh builds/caches the binaries): odd
+# boxes "docker20" (Debian's docker.io 20.10, API 1.41), even boxes "docker29" (dockerd from
+# github.com/moby/moby/v2, API 1.56, with runc v1.5.3). Inside a box the engine has the usual
+# paths: the box has its own /run (the lab state dir is bound back in at the same path), so
+# /run/docker.sock, /run/docker and /run/containerd are the box's; /var/lib/docker is bound to
+# <data dir>/box<i>/docker on the machine's disk; the machine's cgroup v1 hierarchies are
+# mounted again under /sys/fs/cgroup (`ip netns exec` mounts a fresh /sys) and the engine's
+# cgroup parent is /of-lab-box<i>; `docker` (/usr/bin and /usr/local/bin) is the matching CLI.
+# Containers must run unprivileged: the VMs' capability bounding set lacks CAP_SYS_RESOURCE.
+#
 # Environment:
 #   OVERLAY_FLEET_LAB_DIR        state dir (default /run/overlay-fleet-lab)
 #   OVERLAY_FLEET_LAB_DISK_DIR   where the disk images live (default /var/tmp/overlay-fleet-lab-disks)
 #   OVERLAY_FLEET_LAB_DISK_SIZE  size of each sparse disk image (default 1G)
+#   OVERLAY_FLEET_LAB_DATA_DIR   per-box engine data (default /var/lib/overlay-fleet-lab)
 #   OVERLAY_FLEET_LAB_SKIP_DEPS  set to 1 to skip tools/system-deps.sh in `up`
+#   OVERLAY_FLEET_CACHE          where tools/lab-engines.sh caches engine builds
 #
 # Must run as root. Only touches the lab's own names (of-box*, of-h*, 198.18.<i>.0/24) and dirs.
 
@@ -42,6 +56,8 @@ STATE=${STATE%/}
 DEFAULT_DISKS=$(abspath "${OVERLAY_FLEET_LAB_DISK_DIR:-/var/tmp/overlay-fleet-lab-disks}")
 DEFAULT_DISKS=${DEFAULT_DISKS%/}
 DISK_SIZE=${OVERLAY_FLEET_LAB_DISK_SIZE:-1G}
+DEFAULT_DATA=$(abspath "${OVERLAY_FLEET_LAB_DATA_DIR:-/var/lib/overlay-fleet-lab}")
+DEFAULT_DATA=${DEFAULT_DATA%/}
 LOCK=/run/lock/overlay-fleet-lab.lock
 MAX_BOXES=50
 DISK_MOUNT=/mnt/usbdisk
@@ -63,6 +79,16 @@ disks_dir() {
     if [ -s "$STATE/disks-dir" ]; then cat "$STATE/disks-dir"; else printf '%s' "$DEFAULT_DISKS"; fi
 }
 disk_img() { printf '%s/box%s.img' "$(disks_dir)" "$1"; }
+
+data_dir() {
+    if [ -s "$STATE/data-dir" ]; then cat "$STATE/data-dir"; else printf '%s' "$DEFAULT_DATA"; fi
+}
+box_data() { printf '%s/box%s' "$(data_dir)" "$1"; }
+
+# Engine generation of box i: odd boxes docker20, even boxes docker29.
+box_gen() { if [ $(($1 % 2)) -eq 1 ]; then printf docker20; else printf docker29; fi; }
+cgroup_parent() { printf '/of-lab-box%s' "$1"; }
+DOCKER_SOCK=/run/docker.sock
 
 # box1 | 1  ->  1
 parse_box() {
@@ -217,6 +243,134 @@ spawn() {
     ) &
 }
 
+# pids of processes named COMM (one of several) in the anchor's mount namespace.
+comm_pids_in() {
+    local anchor=$1 p c n
+    shift
+    [ -e "/proc/$anchor/ns/mnt" ] || return 0
+    for p in /proc/[0-9]*; do
+        c=""
+        { read -r c <"$p/comm"; } 2>/dev/null || continue
+        for n in "$@"; do
+            if [ "$c" = "$n" ] && [ "$p/ns/mnt" -ef "/proc/$anchor/ns/mnt" ]; then
+                printf '%s\n' "${p#/proc/}"
+                break
+            fi
+        done
+    done
+    return 0
+}
+
+# ---------------------------------------------------------------- cgroups
+
+# The machine's cgroup hierarchies under /sys/fs/cgroup: "MOUNTPOINT TYPE OPTIONS" lines (the
+# controllers as mounted, e.g. cpu,cpuacct or name=systemd).
+cgroup_mounts() {
+    awk '{
+        for (k = 7; $k != "-"; k++) ;
+        fs = $(k + 1); if (fs != "cgroup" && fs != "cgroup2") next
+        if ($5 !~ "^/sys/fs/cgroup/") next
+        n = split($(k + 3), o, ","); opts = ""
+        for (j = 1; j <= n; j++) if (o[j] != "rw" && o[j] != "ro" && o[j] !~ /^release_agent=/) opts = opts (opts == "" ? "" : ",") o[j]
+        print $5, fs, (opts == "" ? "-" : opts)
+    }' /proc/self/mountinfo
+}
+
+# Symlinks in the machine's /sys/fs/cgroup (cpu -> cpu,cpuacct): "PATH TARGET" lines.
+cgroup_links() {
+    local l
+    for l in /sys/fs/cgroup/*; do
+        [ -L "$l" ] && printf '%s %s\n' "$l" "$(readlink "$l")"
+    done
+    return 0
+}
+
+# pids of processes in box i's cgroup parent (its containers), in any hierarchy.
+cgroup_pids() {
+    local f p
+    for f in $(grep -l -E ":$(cgroup_parent "$1")(/|\$)" /proc/[0-9]*/cgroup 2>/dev/null); do
+        p=${f#/proc/}
+        printf '%s\n' "${p%/cgroup}"
+    done
+    return 0
+}
+
+# Remove box i's cgroup parent in every hierarchy of the machine (deepest first).
+remove_cgroups() {
+    local i=$1 mp n d left
+    for n in $(seq 1 20); do
+        left=0
+        while read -r mp; do
+            d=$mp$(cgroup_parent "$i")
+            [ -d "$d" ] || continue
+            find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+            [ -d "$d" ] && left=1
+        done < <(cgroup_mounts | awk '{ print $1 }')
+        [ "$left" -eq 0 ] && return 0
+        sleep 0.2
+    done
+    log "box$i: cgroup $(cgroup_parent "$i") could not be removed everywhere"
+}
+
+# ---------------------------------------------------------------- engine
+
+# dockerd of box i (pid), empty if not running.
+dockerd_pid() {
+    local anchor
+    anchor=$(anchor_pid "$1")
+    [ -n "$anchor" ] || return 0
+    comm_pids_in "$anchor" dockerd | head -n1
+}
+
+# API version the box's engine answers with (through the box's own CLI), empty if none.
+engine_api() {
+    local anchor
+    anchor=$(anchor_pid "$1")
+    [ -n "$anchor" ] || return 0
+    timeout 10 nsenter -t "$anchor" -m -u -n docker version --format '{{.Server.APIVersion}}' 2>/dev/null </dev/null || true
+}
+
+start_engine() {
+    local i=$1 anchor dir n ENGINE_DOCKERD="" ENGINE_RUNC="" ENGINE_RUNTIME="" args=()
+    dir=$(box_dir "$i")
+    anchor=$(anchor_pid "$i")
+    [ -n "$anchor" ] || die "box$i is not up (run: tools/lab.sh up)"
+    . "$dir/engine.env"
+    if [ -z "$(dockerd_pid "$i")" ]; then
+        args=(--host "unix://$DOCKER_SOCK" --data-root /var/lib/docker --exec-root /run/docker
+            --pidfile /run/docker.pid --cgroup-parent "$(cgroup_parent "$i")"
+            --iptables=false --ip6tables=false --bridge=none --userland-proxy=false)
+        if [ -n "$ENGINE_RUNTIME" ]; then
+            args+=(--add-runtime "$ENGINE_RUNTIME=$ENGINE_RUNC" --default-runtime "$ENGINE_RUNTIME")
+        fi
+        spawn "$dir/dockerd.log" nsenter -t "$anchor" -m -u -n \
+            env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$ENGINE_DOCKERD" "${args[@]}"
+    fi
+    for n in $(seq 1 120); do
+        [ -n "$(engine_api "$i")" ] && return 0
+        [ -n "$(dockerd_pid "$i")" ] || [ "$n" -lt 10 ] || break
+        sleep 0.5
+    done
+    tail -n 30 "$dir/dockerd.log" >&2 2>/dev/null || true
+    die "box$i: the docker engine does not answer"
+}
+
+# Stop box i's engine: dockerd first (it stops its containers and its containerd), then
+# whatever of the engine is left (containerd, shims, container processes).
+stop_engine() {
+    local i=$1 anchor pid n pids=()
+    anchor=$(anchor_pid "$i")
+    [ -n "$anchor" ] || return 0
+    pid=$(dockerd_pid "$i")
+    if [ -n "$pid" ]; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for n in $(seq 1 300); do alive "$pid" || break; sleep 0.1; done
+    fi
+    mapfile -t pids < <(comm_pids_in "$anchor" dockerd containerd containerd-shim containerd-shim-runc-v2 runc)
+    mapfile -t -O "${#pids[@]}" pids < <(cgroup_pids "$i")
+    kill_pids "${pids[@]}"
+}
+
 # ---------------------------------------------------------------- ssh
 
 ssh_opts() {
@@ -274,6 +428,7 @@ prepare_state() {
     lab_keys_ready
     case "$STATE/" in /etc/* | /mnt/* | /tmp/* | /proc/* | /sys/* | /dev/* | /) die "state dir $STATE must not be under /etc, /mnt, /tmp (boxes cover those)" ;; esac
     case "$DEFAULT_DISKS/" in /etc/* | /mnt/* | /tmp/* | /proc/* | /sys/* | /dev/*) die "disk dir $DEFAULT_DISKS must not be under /etc, /mnt, /tmp" ;; esac
+    case "$DEFAULT_DATA/" in /etc/* | /mnt/* | /tmp/* | /run/* | /var/run/* | /proc/* | /sys/* | /dev/* | /) die "data dir $DEFAULT_DATA must be on the machine's disk, not under /etc, /mnt, /tmp, /run" ;; esac
     if [ -d "$STATE" ] && [ ! -e "$STATE/.overlay-fleet-lab" ] && [ -n "$(ls -A "$STATE")" ]; then
         die "$STATE exists and is not a lab state dir; refusing to use it"
     fi
@@ -290,7 +445,11 @@ prepare_state() {
         } >"$STATE/host-before"
     fi
     [ -s "$STATE/disks-dir" ] || printf '%s' "$DEFAULT_DISKS" >"$STATE/disks-dir"
-    mkdir -p "$STATE/boxes" "$(disks_dir)"
+    if [ ! -s "$STATE/data-dir" ]; then
+        [ -d "$DEFAULT_DATA" ] && echo "data_dir=yes" >>"$STATE/host-before" || echo "data_dir=no" >>"$STATE/host-before"
+        printf '%s' "$DEFAULT_DATA" >"$STATE/data-dir"
+    fi
+    mkdir -p "$STATE/boxes" "$(disks_dir)" "$(data_dir)"
     install_file "$KEYS_SRC/id_ed25519" "$STATE/id_ed25519" 0600
     install_file "$KEYS_SRC/id_ed25519.pub" "$STATE/id_ed25519.pub" 0644
     install_file "$KEYS_SRC/ssh_host_ed25519_key" "$STATE/ssh_host_ed25519_key" 0600
@@ -416,6 +575,44 @@ box_init() {
         populate_lower "$i" "$LOWER"
     fi
 
+    # The engine's places. Its own /run, with the lab state dir bound back at the same path.
+    if [ "${STATE#/run/}" != "$STATE" ] || [ "${STATE#/var/run/}" != "$STATE" ]; then
+        mkdir -p /mnt/.labstate
+        mount --bind "$STATE" /mnt/.labstate
+        mount -t tmpfs -o mode=0755,nosuid,nodev,size=64m tmpfs /run
+        mkdir -p "$STATE"
+        mount --move /mnt/.labstate "$STATE"
+        rmdir /mnt/.labstate
+    else
+        mount -t tmpfs -o mode=0755,nosuid,nodev,size=64m tmpfs /run
+    fi
+    mkdir -p /run/lock
+    # The machine's cgroup hierarchies again (`ip netns exec` mounted a fresh /sys).
+    mount -t tmpfs -o mode=0755,nosuid,nodev,noexec cgroup /sys/fs/cgroup
+    local cmp ctype copts
+    while read -r cmp ctype copts; do
+        mkdir -p "$cmp"
+        if [ "$ctype" = cgroup2 ]; then mount -t cgroup2 cgroup2 "$cmp"; else mount -t cgroup -o "$copts" cgroup "$cmp"; fi
+    done <"$dir/cgroup-mounts"
+    while read -r cmp copts; do
+        [ -e "$cmp" ] || ln -s "$copts" "$cmp"
+    done <"$dir/cgroup-links"
+    # Engine data on the machine's disk, per box.
+    mkdir -p "$(box_data "$i")/docker" /var/lib/docker
+    mount --bind "$(box_data "$i")/docker" /var/lib/docker
+    # `docker` is the CLI that matches the box's engine.
+    local ENGINE_CLI=""
+    . "$dir/engine.env"
+    [ /usr/bin/docker -ef "$ENGINE_CLI" ] || mount --bind "$ENGINE_CLI" /usr/bin/docker
+    if [ -e /usr/local/bin/docker ]; then
+        [ /usr/local/bin/docker -ef "$ENGINE_CLI" ] || mount --bind "$ENGINE_CLI" /usr/local/bin/docker
+    else
+        mkdir -p "$dir/usrlocalbin/upper" "$dir/usrlocalbin/work"
+        ln -sfn "$ENGINE_CLI" "$dir/usrlocalbin/upper/docker"
+        mount -t overlay overlay \
+            -o "lowerdir=/usr/local/bin,upperdir=$dir/usrlocalbin/upper,workdir=$dir/usrlocalbin/work,index=off" /usr/local/bin
+    fi
+
     mkdir -p /run/sshd
     chmod 0755 /run/sshd
 
@@ -454,13 +651,15 @@ populate_lower() {
 
 # ---------------------------------------------------------------- box lifecycle
 
-# 0 = fully up; 1 = box fine but sshd down or not answering; 2 = broken / missing.
+# 0 = fully up; 1 = box fine but sshd down or not answering; 3 = box and sshd fine but the
+# engine down or not answering; 2 = broken / missing.
 box_health() {
     local i=$1 anchor ns hif bif
     ns=$(ns_name "$i")
     hif=$(host_if "$i")
     bif=$(box_if "$i")
     [ -f "$(box_dir "$i")/ready" ] || return 2
+    [ -f "$(box_dir "$i")/engine.env" ] || return 2   # a box made before boxes had engines
     anchor=$(anchor_pid "$i")
     [ -n "$anchor" ] || return 2
     has "$(ip -o addr show dev "$hif" 2>/dev/null)" " $(host_ip "$i")/24 " || return 2
@@ -474,6 +673,7 @@ box_health() {
     [ "$inside" = "ext4"$'\n'"overlay"$'\n'"box$i" ] || return 2
     [ -n "$(sshd_pid "$i")" ] || return 1
     ssh_ok "$i" || return 1
+    [ -n "$(engine_api "$i")" ] || return 3
     return 0
 }
 
@@ -487,13 +687,16 @@ destroy_box() {
     # is gone) and through the netns handle (even if the anchor is gone).
     anchor=$(recorded_pid "$dir/anchor.pid")
     if [ -n "$anchor" ] && [ "$(proc_comm "$anchor")" = sleep ]; then
+        [ -z "$(anchor_pid "$i")" ] || stop_engine "$i"
         mapfile -t -O "${#pids[@]}" pids < <(pids_sharing_ns "$anchor" mnt)
         mapfile -t -O "${#pids[@]}" pids < <(pids_sharing_ns "$anchor" net)
     fi
     if [ -e "/run/netns/$ns" ]; then
         mapfile -t -O "${#pids[@]}" pids < <(ip netns pids "$ns" 2>/dev/null || true)
     fi
+    mapfile -t -O "${#pids[@]}" pids < <(cgroup_pids "$i")
     kill_pids "${pids[@]}"
+    remove_cgroups "$i"
     if [ -e "/run/netns/$ns" ]; then
         ip netns del "$ns" 2>/dev/null || true
     fi
@@ -508,6 +711,8 @@ destroy_box() {
     fi
     rm -rf "$dir"
     rm -f "$img"
+    # engine data (its mounts lived in the box's mount namespace, gone now)
+    [ ! -e "$(box_data "$i")" ] || rm -rf --one-file-system "$(box_data "$i")"
 }
 
 create_box() {
@@ -521,6 +726,9 @@ create_box() {
 
     mkdir -p "$dir/etc/upper" "$dir/etc/work"
     sshd_config "$i" >"$dir/sshd_config"
+    bash "$REPO/tools/lab-engines.sh" env "$(box_gen "$i")" >"$dir/engine.env"
+    cgroup_mounts >"$dir/cgroup-mounts"
+    cgroup_links >"$dir/cgroup-links"
 
     uuid=$(cat /proc/sys/kernel/random/uuid)
     rm -f "$img"
@@ -603,6 +811,18 @@ with_lock() {
     flock -w 600 9 || die "could not get the lab lock $LOCK"
 }
 
+# in_parallel FN I...: runs FN I for each box index at once; false if one of them failed.
+in_parallel() {
+    local fn=$1 i k pids=() failed=0
+    shift
+    for i in "$@"; do
+        ( "$fn" "$i" ) &
+        pids+=($!)
+    done
+    for k in "${!pids[@]}"; do wait "${pids[$k]}" || failed=1; done
+    return "$failed"
+}
+
 cmd_up() {
     local n=${1:-} i existing=() h
     [ "$(id -u)" -eq 0 ] || die "must run as root"
@@ -626,7 +846,13 @@ cmd_up() {
         [ "$i" -gt "$n" ] && { log "removing box$i"; destroy_box "$i"; }
     done
     # Check the boxes (in parallel: each check includes an SSH login).
-    local tmp pids=() to_create=() to_start=() failed=0 k
+    local tmp pids=() to_create=() to_start=() to_engine=()
+    # engine binaries first, for the generations the boxes need (a first docker29 build takes
+    # minutes; later runs are instant)
+    local gen
+    for gen in $(for i in $(seq 1 "$n"); do box_gen "$i"; echo; done | sort -u); do
+        bash "$REPO/tools/lab-engines.sh" env "$gen" >/dev/null || die "up: no $gen engine binaries"
+    done
     tmp=$(mktemp -d "$STATE/.up.XXXXXX")
     for i in $(seq 1 "$n"); do
         ( h=0; box_health "$i" || h=$?; echo "$h" >"$tmp/health.$i" ) &
@@ -639,39 +865,34 @@ cmd_up() {
             0) ;;
             1) log "box$i: (re)starting sshd"
                stop_sshd "$i" 2>/dev/null || true
-               to_start+=("$i") ;;
+               to_start+=("$i")
+               to_engine+=("$i") ;;
+            3) log "box$i: (re)starting the engine"
+               to_engine+=("$i") ;;
             *) if [ -e "$(box_dir "$i")" ] || [ -e "/run/netns/$(ns_name "$i")" ] || ip link show dev "$(host_if "$i")" >/dev/null 2>&1; then
                    log "box$i is incomplete: recreating"
                    destroy_box "$i"
                fi
                to_create+=("$i")
-               to_start+=("$i") ;;
+               to_start+=("$i")
+               to_engine+=("$i") ;;
         esac
     done
-    # Create the missing boxes in parallel, then start and wait for their sshds in parallel.
-    pids=()
-    for i in "${to_create[@]}"; do
-        ( create_box "$i" ) &
-        pids+=($!)
-    done
-    for k in "${!pids[@]}"; do wait "${pids[$k]}" || failed=1; done
-    [ "$failed" -eq 0 ] || { rm -rf "$tmp"; die "up: could not create all boxes"; }
-    pids=()
-    for i in "${to_start[@]}"; do
-        ( start_sshd "$i" ) &
-        pids+=($!)
-    done
-    for k in "${!pids[@]}"; do wait "${pids[$k]}" || failed=1; done
+    # Create the missing boxes in parallel, then start and wait for their sshds, then their
+    # engines, in parallel.
     rm -rf "$tmp"
-    [ "$failed" -eq 0 ] || die "up: not every sshd came up"
+    in_parallel create_box "${to_create[@]}" || die "up: could not create all boxes"
+    in_parallel start_sshd "${to_start[@]}" || die "up: not every sshd came up"
+    in_parallel start_engine "${to_engine[@]}" || die "up: not every engine came up"
     log "up: $n box(es) ready"
 }
 
 cmd_down() {
-    local i existing=() k v netns_dir=no netns_mounted=no run_sshd=no disks_dir_existed=no disks
+    local i existing=() k v netns_dir=no netns_mounted=no run_sshd=no disks_dir_existed=no disks data data_dir_existed=no
     [ "$(id -u)" -eq 0 ] || die "must run as root"
     with_lock
     disks=$(disks_dir)
+    data=$(data_dir)
     if [ -s "$STATE/host-before" ]; then
         while IFS='=' read -r k v; do
             case "$k" in
@@ -679,11 +900,28 @@ cmd_down() {
                 netns_mounted) netns_mounted=$v ;;
                 run_sshd) run_sshd=$v ;;
                 disks_dir) disks_dir_existed=$v ;;
+                data_dir) data_dir_existed=$v ;;
             esac
         done <"$STATE/host-before"
     fi
     mapfile -t existing < <(existing_boxes)
     for i in "${existing[@]}"; do destroy_box "$i"; done
+
+    # Leftover engine cgroups and data of boxes the state no longer knows about.
+    local d
+    for d in $(cgroup_mounts | awk '{ print $1 }'); do
+        for d in "$d"/of-lab-box*; do
+            i=${d##*/of-lab-box}
+            [[ "$i" =~ ^[1-9][0-9]*$ ]] || continue
+            kill_pids $(cgroup_pids "$i")
+            remove_cgroups "$i"
+        done
+    done
+    for d in "$data"/box* "$DEFAULT_DATA"/box*; do rm -rf --one-file-system "$d"; done
+    if [ "$data_dir_existed" != yes ]; then
+        rmdir "$data" 2>/dev/null || true
+        [ "$DEFAULT_DATA" = "$data" ] || rmdir "$DEFAULT_DATA" 2>/dev/null || true
+    fi
 
     # Leftover loop devices backed by lab images (e.g. state dir lost).
     local l f
@@ -723,11 +961,11 @@ cmd_status() {
         echo "lab: no boxes (state dir $STATE)"
         return 1
     fi
-    printf '%-6s %-7s %-16s %-8s %-8s %s\n' BOX STATE ADDRESS ANCHOR SSHD NOTE
-    local tmp pids=()
+    printf '%-6s %-7s %-16s %-8s %-8s %-9s %-5s %s\n' BOX STATE ADDRESS ANCHOR SSHD ENGINE API NOTE
+    local tmp pids=() api
     tmp=$(mktemp -d)
     for i in "${boxes[@]}"; do
-        ( h=0; box_health "$i" || h=$?; echo "$h" >"$tmp/$i" ) &
+        ( h=0; box_health "$i" || h=$?; echo "$h" >"$tmp/$i"; engine_api "$i" >"$tmp/api.$i" ) &
         pids+=($!)
     done
     wait "${pids[@]}" || true
@@ -735,11 +973,15 @@ cmd_status() {
         anchor=$(anchor_pid "$i")
         sshd=$(sshd_pid "$i")
         h=$(cat "$tmp/$i" 2>/dev/null || echo 2)
+        api=$(cat "$tmp/api.$i" 2>/dev/null || true)
+        local row=("box$i" "" "$(box_ip "$i"):22" "${anchor:--}" "${sshd:--}" "$(box_gen "$i")" "${api:--}")
         case "$h" in
-            0) printf '%-6s %-7s %-16s %-8s %-8s %s\n' "box$i" up "$(box_ip "$i"):22" "${anchor:--}" "${sshd:--}" "ssh ok" ;;
-            1) ok=1; printf '%-6s %-7s %-16s %-8s %-8s %s\n' "box$i" no-ssh "$(box_ip "$i"):22" "${anchor:--}" "${sshd:--}" "namespaces up, sshd not answering" ;;
-            *) ok=1; printf '%-6s %-7s %-16s %-8s %-8s %s\n' "box$i" broken "$(box_ip "$i"):22" "${anchor:--}" "${sshd:--}" "incomplete (run: tools/lab.sh up)" ;;
+            0) row[1]=up; row+=("ssh ok, engine ok") ;;
+            1) ok=1; row[1]=no-ssh; row+=("namespaces up, sshd not answering") ;;
+            3) ok=1; row[1]=no-engine; row+=("ssh ok, engine not answering") ;;
+            *) ok=1; row[1]=broken; row+=("incomplete (run: tools/lab.sh up)") ;;
         esac
+        printf '%-6s %-7s %-16s %-8s %-8s %-9s %-5s %s\n' "${row[@]}"
     done
     rm -rf "$tmp"
     return "$ok"
@@ -753,7 +995,7 @@ json_str() {
 }
 
 cmd_env() {
-    local n i first=1 key
+    local n i first=1 key api
     [ -s "$STATE/count" ] || die "lab is not up (run: tools/lab.sh up)"
     n=$(cat "$STATE/count")
     key=$(host_key)
@@ -761,9 +1003,12 @@ cmd_env() {
     for i in $(seq 1 "$n"); do
         [ $first -eq 1 ] || printf ','
         first=0
-        printf '\n    { "name": "box%s", "host": "%s", "port": 22, "user": "root", "hostKey": %s, "privateKeyPath": %s, "knownHostsPath": %s, "disk": %s, "lower": %s }' \
+        api=$(engine_api "$i")
+        printf '\n    { "name": "box%s", "host": "%s", "port": 22, "user": "root", "hostKey": %s, "privateKeyPath": %s, "knownHostsPath": %s, "disk": %s, "lower": %s, "engine": %s, "apiVersion": %s, "dockerHost": %s, "cgroupParent": %s, "dataDir": %s }' \
             "$i" "$(box_ip "$i")" "$(json_str "$key")" "$(json_str "$STATE/id_ed25519")" \
-            "$(json_str "$STATE/known_hosts")" "$(json_str "$DISK_MOUNT")" "$(json_str "$LOWER")"
+            "$(json_str "$STATE/known_hosts")" "$(json_str "$DISK_MOUNT")" "$(json_str "$LOWER")" \
+            "$(json_str "$(box_gen "$i")")" "$(if [ -n "$api" ]; then json_str "$api"; else printf null; fi)" \
+            "$(json_str "unix://$DOCKER_SOCK")" "$(json_str "$(cgroup_parent "$i")")" "$(json_str "$(box_data "$i")")"
     done
     printf '\n  ]\n}\n'
 }
@@ -818,6 +1063,13 @@ main() {
             i=$(parse_box "$1")
             with_lock
             start_sshd "$i" ;;
+        stop-engine | start-engine)
+            [ $# -eq 1 ] || usage
+            local i
+            i=$(parse_box "$1")
+            with_lock
+            [ -n "$(anchor_pid "$i")" ] || die "box$i is not up"
+            if [ "$cmd" = stop-engine ]; then stop_engine "$i"; else start_engine "$i"; fi ;;
         __box-init) box_init "$(parse_box "$1")" ;;
         -h | --help | help | "") usage ;;
         *) log "unknown command: $cmd"; usage ;;

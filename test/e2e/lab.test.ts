@@ -1,7 +1,8 @@
 /**
  * The local lab itself (tools/lab.sh): boxes reachable over real SSH with the pinned host key,
  * private mount/UTS namespaces, a per-box /etc and USB disk, sshd restarts that keep the box,
- * and a `down` that leaves nothing behind. Needs root (namespaces, loop devices).
+ * a Docker engine per box (docker20 on box1, docker29 on box2) that stops and starts, and a
+ * `down` that leaves nothing behind. Needs root (namespaces, loop devices).
  *
  *   npx vitest run test/e2e/lab.test.ts
  */
@@ -14,6 +15,16 @@ import type { LabBox } from "./engine";
 
 const repo = path.resolve(__dirname, "..", "..");
 const labScript = path.join(repo, "tools", "lab.sh");
+const imageScript = path.join(repo, "tools", "lab-image.sh");
+
+/** What `lab.sh env` says about a box's engine, besides the SSH facts. */
+interface LabBoxEngine extends LabBox {
+    engine: string;
+    apiVersion: string | null;
+    dockerHost: string;
+    cgroupParent: string;
+    dataDir: string;
+}
 const stateDir = process.env.OVERLAY_FLEET_LAB_DIR ?? "/run/overlay-fleet-lab";
 
 interface Run {
@@ -175,14 +186,58 @@ function processesInBoxes(): number[] {
     return pids;
 }
 
-async function statusRows(): Promise<Map<string, { state: string; anchor: string; sshd: string }>> {
+interface StatusRow {
+    state: string;
+    anchor: string;
+    sshd: string;
+    engine: string;
+    api: string;
+}
+
+async function statusRows(): Promise<Map<string, StatusRow>> {
     const r = await lab("status");
-    const rows = new Map<string, { state: string; anchor: string; sshd: string }>();
+    const rows = new Map<string, StatusRow>();
     for (const line of r.stdout.split("\n").slice(1)) {
-        const [box, state, , anchor, sshd] = line.trim().split(/\s+/);
-        if (box?.startsWith("box")) rows.set(box, { state, anchor, sshd });
+        const [box, state, , anchor, sshd, engine, api] = line.trim().split(/\s+/);
+        if (box?.startsWith("box")) rows.set(box, { state, anchor, sshd, engine, api });
     }
     return rows;
+}
+
+/** Pids of processes named `comm` (dockerd, containerd, ...) anywhere on the machine. */
+function pidsNamed(comm: string): number[] {
+    const found: number[] = [];
+    for (const entry of fs.readdirSync("/proc")) {
+        if (!/^\d+$/.test(entry)) continue;
+        try {
+            if (fs.readFileSync(`/proc/${entry}/comm`, "utf8").trim() === comm && isAlive(Number(entry))) found.push(Number(entry));
+        } catch {
+            // process went away
+        }
+    }
+    return found;
+}
+
+/** The machine's cgroup hierarchies (mount points under /sys/fs/cgroup). */
+function cgroupMounts(): string[] {
+    return fs
+        .readFileSync("/proc/self/mountinfo", "utf8")
+        .trim()
+        .split("\n")
+        .filter((l) => / - cgroup2? /.test(l))
+        .map((l) => l.split(" ")[4])
+        .filter((m) => m.startsWith("/sys/fs/cgroup/"));
+}
+
+/** The box's engine API version as its own CLI reports it over SSH. */
+async function apiOverSsh(box: LabBox): Promise<string> {
+    return (await sshOk(box, "docker version --format '{{.Server.APIVersion}}'")).trim();
+}
+
+function apiAtLeast(v: string, want: string): boolean {
+    const [a, b] = v.split(".").map(Number);
+    const [c, d] = want.split(".").map(Number);
+    return a > c || (a === c && b >= d);
 }
 
 async function sleep(ms: number): Promise<void> {
@@ -196,7 +251,7 @@ let hostFstabStatBefore: fs.Stats;
 let hostnameBefore: string;
 let netnsDirBefore: boolean;
 let netnsMountedBefore: boolean;
-let boxes: LabBox[] = [];
+let boxes: LabBoxEngine[] = [];
 let labIsDown = false;
 
 describe("local lab (tools/lab.sh)", () => {
@@ -212,7 +267,7 @@ describe("local lab (tools/lab.sh)", () => {
         netnsMountedBefore = mountPoints(fs.readFileSync("/proc/self/mountinfo", "utf8")).includes("/run/netns");
         const [, upSeconds] = await timed(() => labOk("up", "2"));
         timings["up 2 (cold)"] = upSeconds;
-        boxes = (JSON.parse(await labOk("env")) as { boxes: LabBox[] }).boxes;
+        boxes = (JSON.parse(await labOk("env")) as { boxes: LabBoxEngine[] }).boxes;
     });
 
     afterAll(async () => {
@@ -417,6 +472,127 @@ describe("local lab (tools/lab.sh)", () => {
         await sshOk(box1, "umount /mnt/labkeep && rmdir /mnt/labkeep");
     });
 
+
+    it("each box runs its own engine: docker20 (API 1.41) on box1, docker29 (API >= 1.44) on box2", async () => {
+        const [box1, box2] = boxes;
+        expect(box1.engine).toBe("docker20");
+        expect(box1.apiVersion).toBe("1.41");
+        expect(box2.engine).toBe("docker29");
+        expect(apiAtLeast(box2.apiVersion ?? "0.0", "1.44")).toBe(true);
+        expect(await apiOverSsh(box1)).toBe("1.41");
+        expect(apiAtLeast(await apiOverSsh(box2), "1.44")).toBe(true);
+        // the CLI on PATH (both usual places) matches the engine
+        for (const bin of ["/usr/bin/docker", "/usr/local/bin/docker"]) {
+            expect((await sshOk(box1, `${bin} version --format '{{.Client.Version}}'`)).trim()).toMatch(/^20\.10\./);
+            expect(Number((await sshOk(box2, `${bin} version --format '{{.Client.Version}}'`)).trim().split(".")[0])).toBeGreaterThanOrEqual(25);
+        }
+        const rows = await statusRows();
+        expect(rows.get("box1")).toMatchObject({ state: "up", engine: "docker20", api: "1.41" });
+        expect(rows.get("box2")).toMatchObject({ state: "up", engine: "docker29", api: box2.apiVersion });
+        for (const box of boxes) {
+            // the socket is the box's own (its private /run), the data is on the machine's disk
+            expect(box.dockerHost).toBe("unix:///run/docker.sock");
+            expect((await sshOk(box, "test -S /run/docker.sock && findmnt -n -o FSTYPE /run")).trim()).toBe("tmpfs");
+            const dataIno = fs.statSync(path.join(box.dataDir, "docker")).ino;
+            expect((await sshOk(box, "stat -c %i /var/lib/docker")).trim()).toBe(String(dataIno));
+            expect(box.dataDir.startsWith("/run/") || box.dataDir.startsWith("/tmp/")).toBe(false);
+            // cgroup v1 hierarchies inside the box, and the engine's cgroup parent
+            expect((await sshOk(box, "docker info --format '{{.CgroupDriver}} {{.CgroupVersion}}'")).trim()).toBe("cgroupfs 1");
+        }
+        // the two engines are different processes, one per box, in the boxes' namespaces
+        const dockerds = pidsNamed("dockerd");
+        const ours = dockerds.filter((p) => processesInBoxes().includes(p));
+        expect(ours.length).toBe(2);
+    });
+
+    it("lab-image.sh writes the same docker-save archive every time, without an engine", async () => {
+        const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "lab-image-"));
+        try {
+            const hashes: string[] = [];
+            for (const name of ["a.tar", "b.tar"]) {
+                const r = await run("bash", [imageScript, path.join(tmp, name)]);
+                expect(r.code, r.stderr).toBe(0);
+                hashes.push(runSync("sha256sum", [path.join(tmp, name)]).stdout.split(" ")[0]);
+                await sleep(1100); // a different second: mtimes must not leak in
+            }
+            expect(hashes[0]).toMatch(/^[0-9a-f]{64}$/);
+            expect(hashes[1]).toBe(hashes[0]);
+            const entries = runSync("tar", ["tf", path.join(tmp, "a.tar")]).stdout.trim().split("\n");
+            expect(entries).toContain("manifest.json");
+            expect(entries.filter((e) => /^[0-9a-f]{64}\.json$/.test(e)).length).toBe(1);
+            expect(entries.filter((e) => /^[0-9a-f]{64}\/layer\.tar$/.test(e)).length).toBe(1);
+            const manifest = JSON.parse(runSync("tar", ["xOf", path.join(tmp, "a.tar"), "manifest.json"]).stdout);
+            expect(manifest[0].RepoTags).toEqual(["overlay-fleet/cache-node:lab"]);
+        } finally {
+            fs.rmSync(tmp, { recursive: true, force: true });
+        }
+    });
+
+    it("a macvlan container keeps its IP and MAC, serves the lower, and comes back after stop-engine/start-engine", async () => {
+        const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "lab-image-"));
+        try {
+            const image = path.join(tmp, "cache-node.tar");
+            const built = await run("bash", [imageScript, image]);
+            expect(built.code, built.stderr).toBe(0);
+            for (const [k, box] of boxes.entries()) {
+                const i = k + 1;
+                const ip = `198.18.${i}.101`;
+                const mac = `02:0f:00:00:0${i}:01`;
+                // the machine's /tmp is not the box's: stream the archive in
+                const load = await run("bash", ["-c", `bash "$1" exec "$2" -- docker load <"$3"`, "load", labScript, box.name, image]);
+                expect(load.code, load.stderr).toBe(0);
+                expect(load.stdout).toContain("overlay-fleet/cache-node:lab");
+                // the identity recipe: the box's own CLI, per-container IP and MAC on a macvlan network
+                await sshOk(box, [
+                    `docker network create -d macvlan --subnet 198.18.${i}.0/24 --gateway 198.18.${i}.1 -o parent=of-b${i} macnet >/dev/null`,
+                    `docker run -d --name t1 --network macnet --ip ${ip} --mac-address ${mac} --hostname h1 --restart always`
+                        + ` --mount type=bind,src=${box.lower},dst=/mnts overlay-fleet/cache-node:lab >/dev/null`,
+                ].join(" && "));
+                const macOf = async () =>
+                    (await sshOk(box, "docker inspect -f '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{.MacAddress}}{{end}}' t1")).trim();
+                const served = async () => {
+                    const r = await run("curl", ["-s", "-m", "5", `http://${ip}/README.txt`]);
+                    return r.code === 0 ? r.stdout : `curl exit ${r.code}`;
+                };
+                const readme = await sshOk(box, `cat ${box.lower}/README.txt`);
+                expect(await macOf()).toBe(`${ip} ${mac}`);
+                expect(await served()).toBe(readme);
+                expect(runSync("ip", ["neigh", "show", "dev", `of-h${i}`]).stdout).toContain(`${ip} lladdr ${mac} `);
+                expect((await sshOk(box, "docker inspect -f '{{.State.Running}}' t1")).trim()).toBe("true");
+                const ctrPid = Number((await sshOk(box, "docker inspect -f '{{.State.Pid}}' t1")).trim());
+                expect(isAlive(ctrPid)).toBe(true);
+
+                const [, stopSeconds] = await timed(() => labOk("stop-engine", box.name));
+                timings[`stop-engine ${box.name}`] = stopSeconds;
+                expect(isAlive(ctrPid)).toBe(false);
+                expect((await ssh(box, "docker version --format '{{.Server.APIVersion}}'")).code).not.toBe(0);
+                expect((await statusRows()).get(box.name)?.state).toBe("no-engine");
+                expect((await lab("status")).code).not.toBe(0);
+
+                const [, startSeconds] = await timed(() => labOk("start-engine", box.name));
+                timings[`start-engine ${box.name}`] = startSeconds;
+                let running = "";
+                for (let n = 0; n < 50 && running !== "true"; n++) {
+                    running = (await sshOk(box, "docker inspect -f '{{.State.Running}}' t1")).trim();
+                    if (running !== "true") await sleep(200);
+                }
+                expect(running).toBe("true");
+                expect(await macOf()).toBe(`${ip} ${mac}`);
+                runSync("ip", ["neigh", "flush", "dev", `of-h${i}`]);
+                expect(await served()).toBe(readme);
+                expect(runSync("ip", ["neigh", "show", "dev", `of-h${i}`]).stdout).toContain(`${ip} lladdr ${mac} `);
+                expect((await statusRows()).get(box.name)?.state).toBe("up");
+                // start-engine on a running engine is a no-op
+                const dockerd = processesInBoxes().filter((p) => pidsNamed("dockerd").includes(p));
+                await labOk("start-engine", box.name);
+                expect(processesInBoxes().filter((p) => pidsNamed("dockerd").includes(p))).toEqual(dockerd);
+                await sshOk(box, "docker rm -f t1 >/dev/null && docker network rm macnet >/dev/null");
+            }
+        } finally {
+            fs.rmSync(tmp, { recursive: true, force: true });
+        }
+    });
+
     it("up repairs a box whose anchor died and leaves the healthy box alone", async () => {
         const rows = await statusRows();
         const box1Mnt = (await labOk("exec", "box1", "--", "readlink", "/proc/self/ns/mnt")).trim();
@@ -445,6 +621,12 @@ describe("local lab (tools/lab.sh)", () => {
         expect(labPids.length).toBeGreaterThanOrEqual(4); // two anchors, two sshds at least
         const images = loopBackingFiles().filter((f) => f.includes("overlay-fleet-lab"));
         expect(images.length).toBe(2);
+        const enginePids = ["dockerd", "containerd", "containerd-shim-runc-v2"].flatMap(pidsNamed).filter((p) => labPids.includes(p));
+        expect(enginePids.length).toBeGreaterThanOrEqual(4); // dockerd and containerd in each box
+        const dataDirs = boxes.map((b) => b.dataDir);
+        for (const d of dataDirs) expect(fs.existsSync(d)).toBe(true);
+        const cgroupDirs = cgroupMounts().flatMap((m) => boxes.map((b) => path.join(m, b.cgroupParent)));
+        expect(cgroupDirs.filter((d) => fs.existsSync(d)).length).toBeGreaterThan(0);
 
         const [, seconds] = await timed(() => labOk("down"));
         timings["down"] = seconds;
@@ -462,6 +644,13 @@ describe("local lab (tools/lab.sh)", () => {
         expect(loopBackingFiles().filter((f) => f.includes("overlay-fleet-lab"))).toEqual([]);
         for (const image of images) expect(fs.existsSync(image.replace(/ \(deleted\)$/, ""))).toBe(false);
         expect(labPids.filter(isAlive)).toEqual([]);
+        expect(enginePids.filter(isAlive)).toEqual([]);
+        // no engine process of the lab anywhere, no cgroup of a box, no engine data
+        const cgroupLeft = cgroupMounts().flatMap((m) => fs.readdirSync(m).filter((n) => /^of-lab-box\d+$/.test(n)).map((n) => path.join(m, n)));
+        expect(cgroupLeft).toEqual([]);
+        for (const d of cgroupDirs) expect(fs.existsSync(d)).toBe(false);
+        for (const d of dataDirs) expect(fs.existsSync(d)).toBe(false);
+        expect(pidsWithCmdlineContaining("--cgroup-parent /of-lab-box")).toEqual([]);
         expect(pidsWithCmdlineContaining(stateDir + "/")).toEqual([]);
         expect(fs.existsSync(stateDir)).toBe(false);
         expect(fs.readFileSync(hostFstabPath).equals(hostFstabBefore)).toBe(true);
