@@ -8,7 +8,9 @@
 # port 80: `busybox httpd -f -p 80 -h /mnts`. The archive holds manifest.json, repositories,
 # the config (<sha256>.json) and one layer (<diff id>/layer.tar). Byte-for-byte deterministic:
 # fixed mtimes (epoch), owner root, sorted entries; the same busybox gives the same sha256.
-# Env: LAB_IMAGE_BUSYBOX (default /bin/busybox), LAB_IMAGE_TAG (default overlay-fleet/cache-node:lab).
+# Env: LAB_IMAGE_BUSYBOX (default /bin/busybox), LAB_IMAGE_TAG (default overlay-fleet/cache-node:lab),
+# LAB_IMAGE_MARKER (written to /etc/lab-image in the image: another marker, another image, as
+# a new release of a node image would be).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 set -euo pipefail
 
@@ -46,7 +48,8 @@ chmod 1777 "$root/tmp"
 ln -s busybox "$root/bin/sh"
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
 printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
-chmod 0644 "$root/etc/passwd" "$root/etc/group"
+printf '%s\n' "${LAB_IMAGE_MARKER:-}" >"$root/etc/lab-image"
+chmod 0644 "$root/etc/passwd" "$root/etc/group" "$root/etc/lab-image"
 det_tar "$root" "$tmp/layer.tar"
 diff_id=$(sha256sum "$tmp/layer.tar" | cut -d' ' -f1)
 

@@ -262,10 +262,11 @@ export function labConfig(boxes: LabBox[], counts: Record<string, number>, perBo
 export const labImageArchive = path.join(repo, ".lab", "cache-node.tar");
 export const labImage = "overlay-fleet/cache-node:lab";
 
-/** Builds the lab's cache-node image archive (no engine needed); returns its path. */
+/** Builds the lab's cache-node image archive (no engine needed); a marker makes another image. */
 export async function buildLabImage(out = labImageArchive, tag = labImage, marker = ""): Promise<string> {
     fs.mkdirSync(path.dirname(out), { recursive: true });
-    const result = await run("bash", [path.join(repo, "tools", "lab-image.sh"), out, tag, ...(marker ? [marker] : [])]);
+    const env = { ...process.env, LAB_IMAGE_TAG: tag, ...(marker ? { LAB_IMAGE_MARKER: marker } : {}) };
+    const result = await run("bash", [path.join(repo, "tools", "lab-image.sh"), out], { env });
     if (result.status !== 0) {
         throw new Error(`lab-image.sh failed: ${result.stderr}`);
     }
