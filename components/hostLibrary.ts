@@ -49,16 +49,18 @@ export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostL
 }
 
 /**
- * The command line that runs one installed host command on a box with quoted arguments:
- * `sh /var/lib/overlay-fleet/host/<name> 'arg1' ...`. It names no library version, so an
- * upgrade of overlay-fleet changes only each box's library resource, not these commands.
+ * The command line that runs installed host commands on a box, each with quoted arguments and
+ * each only if the one before succeeded: `cd /var/lib/overlay-fleet/host && sh mount 'arg1' ...`.
+ * It names no library version, so an upgrade of overlay-fleet changes only each box's library
+ * resource, not these commands; on a box without the library the `cd` fails, naming the path.
  */
+export function hostCalls(...calls: Array<[HostScriptName, readonly string[]]>): string {
+    return [`cd ${hostLibraryCurrent}`, ...calls.map(([name, args]) => ["sh", name, ...args.map(shQuote)].join(" "))].join(" && ");
+}
+
+/** One installed host command (see hostCalls). */
 export function hostCall(name: HostScriptName, args: readonly string[]): string {
-    const file = `${hostLibraryCurrent}/${name}`;
-    return [
-        `[ -r ${file} ] || { echo "overlay-fleet: this box has no overlay-fleet host library (${file}); new or wiped box? see README, 'A wiped box'" >&2; exit 3; };`,
-        ["sh", file, ...args.map(shQuote)].join(" "),
-    ].join(" ");
+    return hostCalls([name, args]);
 }
 
 /** Removes a box's library on destroy (a newer version, if current, is left alone). */

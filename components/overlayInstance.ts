@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { hostCall } from "./hostLibrary";
+import { hostCalls } from "./hostLibrary";
 import { InstancePlan } from "../model/plan";
 
 /** Arguments of one overlay instance on a box. */
@@ -26,19 +26,19 @@ export interface OverlayInstanceArgs {
 /** The box command that writes the instance's fstab line, then mounts its overlay. */
 export function mountCommand(args: OverlayInstanceArgs): string {
     const plan = args.plan;
-    return [
-        hostCall("fstab", ["set", args.fstab, plan.id, plan.merged, args.fstabOptions]),
-        hostCall("mount", [args.lower, plan.upper, plan.work, plan.merged, plan.mountOptions, args.containerName ?? "-", args.foldManifest ?? "-"]),
-    ].join(" && ");
+    return hostCalls(
+        ["fstab", ["set", args.fstab, plan.id, plan.merged, args.fstabOptions]],
+        ["mount", [args.lower, plan.upper, plan.work, plan.merged, plan.mountOptions, args.containerName ?? "-", args.foldManifest ?? "-"]],
+    );
 }
 
 /** The box command that unmounts the instance, then removes its fstab line (kept if busy). */
 export function unmountCommand(args: OverlayInstanceArgs): string {
     const plan = args.plan;
-    return [
-        hostCall("unmount", [plan.merged, args.purgeOnRemove ? "purge" : "keep", plan.upper, plan.work]),
-        hostCall("fstab", ["remove", args.fstab, plan.id]),
-    ].join(" && ");
+    return hostCalls(
+        ["unmount", [plan.merged, args.purgeOnRemove ? "purge" : "keep", plan.upper, plan.work]],
+        ["fstab", ["remove", args.fstab, plan.id]],
+    );
 }
 
 /**

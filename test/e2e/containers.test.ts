@@ -96,6 +96,7 @@ beforeAll(async () => {
 afterAll(async () => {
     await project?.destroyOk().catch(() => undefined);
     await project?.remove();
+    fs.rmSync(path.join(os.tmpdir(), `overlay-fleet-image-${process.pid}.tar`), { force: true });
     for (const box of boxes ?? []) {
         await scrubBox(box.name);
     }
@@ -230,7 +231,8 @@ describe("containers on both lab engines", () => {
     it("a new image replaces the containers one at a time (maxDownPerBox 1)", async () => {
         const second = await buildLabImage(path.join(os.tmpdir(), `overlay-fleet-image-${process.pid}.tar`), labImage, "v2");
         const oldImage = (await dockerIn("box1", `image inspect --format '{{.Id}}' ${labImage}`)).trim();
-        configure({ box1: 5, box2: 2 }, { box1: { overrides: { "2": { ip: "198.18.1.150" } } } }, { imageArchive: second });
+        archive = second; // from now on the stack ships the new image
+        configure({ box1: 5, box2: 2 }, { box1: { overrides: { "2": { ip: "198.18.1.150" } } } });
         const { steps } = await project.preview();
         const changed = steps.filter((s) => s.op !== "same").map((s) => s.name);
         expect(changed).toContain("box1-image-load");
@@ -247,7 +249,6 @@ describe("containers on both lab engines", () => {
         for (let i = 1; i < facts.length; i++) {
             expect(Date.parse(facts[i].created), `ttnode${i + 1}`).toBeGreaterThanOrEqual(Date.parse(facts[i - 1].startedAt));
         }
-        fs.rmSync(second, { force: true });
     });
 
     it("scale 5 -> 3 removes containers 4-5 and their overlays, keeps their data", async () => {

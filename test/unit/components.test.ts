@@ -7,7 +7,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { hostScript } from "../../components/hostScripts";
-import { hostCall, stageHostLibrary } from "../../components/hostLibrary";
+import { hostCall, hostCalls, stageHostLibrary } from "../../components/hostLibrary";
 import { planBox } from "../../model/plan";
 import { writeImageArchive } from "./imageArchives";
 import { Box } from "../../components/box";
@@ -102,9 +102,9 @@ describe("Box resource graph", () => {
             "lowerdir=/mnt/usbdisk/static_cache,upperdir=/mnt/usbdisk/ttnode2/upper,workdir=/mnt/usbdisk/ttnode2/work," +
             "index=off,nfs_export=off,redirect_dir=off,metacopy=off,nofail,x-systemd.requires-mounts-for=/mnt/usbdisk,x-systemd.before=docker.service";
         expect(commandInputs(regs, "nas-ttnode2-mount")).toEqual({
-            create: [
-                hostCall("fstab", ["set", "/etc/fstab", "nas/ttnode2", "/mnt/usbdisk/ttnode2/mnts", fstabOptions]),
-                hostCall("mount", [
+            create: hostCalls(
+                ["fstab", ["set", "/etc/fstab", "nas/ttnode2", "/mnt/usbdisk/ttnode2/mnts", fstabOptions]],
+                ["mount", [
                     "/mnt/usbdisk/static_cache",
                     "/mnt/usbdisk/ttnode2/upper",
                     "/mnt/usbdisk/ttnode2/work",
@@ -112,12 +112,9 @@ describe("Box resource graph", () => {
                     "index=off,nfs_export=off,redirect_dir=off,metacopy=off",
                     "ttnode2",
                     "-",
-                ]),
-            ].join(" && "),
-            delete: [
-                hostCall("unmount", ["/mnt/usbdisk/ttnode2/mnts", "keep", "/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work"]),
-                hostCall("fstab", ["remove", "/etc/fstab", "nas/ttnode2"]),
-            ].join(" && "),
+                ]],
+            ),
+            delete: "cd /var/lib/overlay-fleet/host && sh unmount '/mnt/usbdisk/ttnode2/mnts' 'keep' '/mnt/usbdisk/ttnode2/upper' '/mnt/usbdisk/ttnode2/work' && sh fstab 'remove' '/etc/fstab' 'nas/ttnode2'",
             triggers: ["/etc/fstab", "nas/ttnode2", "/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work", "/mnt/usbdisk/ttnode2/mnts"],
         });
         expect(byName(regs, "nas-cache-prepare").inputs.create).toBe(hostCall("lower", ["/mnt/usbdisk/static_cache", ".yfnode/config"]));
@@ -176,7 +173,7 @@ describe("Box resource graph", () => {
         config.boxes.nas.purgeOnRemove = true;
         const { registrations: regs } = await deploy(config);
         expect(byName(regs, "nas-ttnode1-mount").inputs.delete).toContain(
-            hostCall("unmount", ["/mnt/usbdisk/ttnode1/mnts", "purge", "/mnt/usbdisk/ttnode1/upper", "/mnt/usbdisk/ttnode1/work"]),
+            "sh unmount '/mnt/usbdisk/ttnode1/mnts' 'purge' '/mnt/usbdisk/ttnode1/upper' '/mnt/usbdisk/ttnode1/work'",
         );
     });
 
