@@ -173,6 +173,15 @@ of_canon() {
     OF_CANON=$OF_NORM
 }
 
+# of_sync PATH CONSEQUENCE: flushes PATH (a file or a dir) to disk with sync(1) (coreutils 8.24 or
+# later take a file); when that fails, dies naming the error and CONSEQUENCE.
+of_sync() {
+    of_sy_out=$(sync -- "$1" 2>&1) || {
+        of_oneline "$of_sy_out"
+        of_die "cannot sync '$1'${OF_ONELINE:+ ($OF_ONELINE)}; $2"
+    }
+}
+
 # of_dir_empty DIR: DIR has no entries.
 of_dir_empty() {
     [ -z "$(ls -A -- "$1" 2>/dev/null)" ]

@@ -1,0 +1,173 @@
+/**
+ * Issue 9: defects found by the audit of the host scripts. One test per audit item (numbers in
+ * the test names), each against real overlay mounts and a scratch fstab in a private namespace.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { describe, expect, it } from "vitest";
+import { hostInvocation } from "../../components/hostScripts";
+import { fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, Result, withHostNs } from "./harness";
+
+const unavailable = hostTestsUnavailable();
+
+const FOREIGN = "# foreign\nUUID=0a1b2c3d-1111-2222-3333-444455556666 / ext4 errors=remount-ro 0 1\n";
+
+function opts(ns: HostNs, name: string): string {
+    const d = ns.p("disk");
+    return fstabOptions(`${d}/static_cache`, `${d}/${name}/upper`, `${d}/${name}/work`, d);
+}
+
+function setArgs(ns: HostNs, fstab: string, name: string): string[] {
+    return ["set", fstab, `box1/${name}`, ns.p("disk", name, "mnts"), opts(ns, name)];
+}
+
+/** Temp files of fstab edits left beside `fstab`. */
+function fstabTemps(fstab: string): string[] {
+    const base = path.basename(fstab);
+    return fs.readdirSync(path.dirname(fstab)).filter((f) => f.startsWith(`.${base}.overlay-fleet.`));
+}
+
+/** A PATH of symlinks to every command of the machine, except `without`, plus the `extra` scripts. */
+function fakePath(ns: HostNs, name: string, without: string[], extra: Record<string, string> = {}): string {
+    const bin = ns.p(name);
+    fs.mkdirSync(bin);
+    for (const [cmd, text] of Object.entries(extra)) fs.writeFileSync(path.join(bin, cmd), text, { mode: 0o755 });
+    for (const dir of ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]) {
+        if (!fs.existsSync(dir)) continue;
+        for (const f of fs.readdirSync(dir)) {
+            if (without.includes(f) || fs.existsSync(path.join(bin, f))) continue;
+            fs.symlinkSync(path.join(dir, f), path.join(bin, f));
+        }
+    }
+    return bin;
+}
+
+function makeLower(ns: HostNs, name = "static_cache"): string {
+    const lower = ns.p("disk", name);
+    fs.mkdirSync(path.join(lower, "dir"), { recursive: true });
+    fs.writeFileSync(path.join(lower, "a.txt"), "lower-a\n");
+    return lower;
+}
+
+type Inst = { upper: string; work: string; merged: string };
+const mountArgs = (lower: string, i: Inst, options = PINNED) => [lower, i.upper, i.work, i.merged, options, "-", "-"];
+
+function expectRefused(r: Result, status: number, message: RegExp) {
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(message);
+    expect(r.status).toBe(status);
+}
+
+describe.skipIf(unavailable)("audit of the host scripts (issue 9)", () => {
+    it("1: 64 managed lines in one fstab, set one by one, all succeed (findmnt --verify report parsed by stream)", async () => {
+        await withHostNs((ns) => {
+            const fstab = ns.p("fstab");
+            fs.writeFileSync(fstab, FOREIGN);
+            for (let k = 1; k <= 64; k++) {
+                const r = ns.run("fstab", setArgs(ns, fstab, `ttnode${k}`));
+                expect(`${k}: ${r.status} ${r.stderr}`).toBe(`${k}: 0 `);
+            }
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toHaveLength(64);
+            // And edits keep working on the full file: a change of the first and a removal.
+            const changed = opts(ns, "ttnode1").replace("nofail", "nofail,x-systemd.device-timeout=10s");
+            let r = ns.run("fstab", ["set", fstab, "box1/ttnode1", ns.p("disk", "ttnode1", "mnts"), changed]);
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            r = ns.run("fstab", ["remove", fstab, "box1/ttnode64"]);
+            expect(r.status).toBe(0);
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toHaveLength(63);
+        });
+    });
+
+    it("2: a write failure (full filesystem) or a sync failure fails the edit and leaves the old fstab untouched", async () => {
+        await withHostNs((ns) => {
+            // The tmpfs exists only in the namespace: every file operation on it goes through ns.sh.
+            const tiny = ns.p("tiny");
+            fs.mkdirSync(tiny);
+            ns.ok('mount -t tmpfs -o size=8k of-test-tiny "$1"', [tiny]);
+            const fstab = path.join(tiny, "fstab");
+            const state = () => ns.ok('stat -c %i "$1"; cat "$1"; echo "<end>"; ls -A "$2" | grep -v "^fstab.overlay-fleet.lock$"', [fstab, tiny]);
+            for (const before of ["", FOREIGN]) {
+                ns.ok('rm -f "$3/fill"; printf %s "$2" >"$1"; dd if=/dev/zero of="$3/fill" bs=1024 count=64 2>/dev/null || :', [fstab, before, tiny]);
+                const was = state();
+                expect(was).toContain(`${before}<end>\nfill\nfstab\n`);
+                const r = ns.run("fstab", setArgs(ns, fstab, "ttnode1"));
+                expect(r.stdout).toBe("");
+                expect(r.stderr).toMatch(/^overlay-fleet: cannot write the temp file .*'.*tiny\/fstab' is unchanged/m);
+                expect(r.status).toBe(1);
+                // Same inode, same content, no temp file or backup left.
+                expect(state()).toBe(was);
+            }
+
+            // sync(1) fails: nothing is renamed over the fstab.
+            const plain = ns.p("fstab");
+            fs.writeFileSync(plain, FOREIGN);
+            const bin = fakePath(ns, "failing-sync-bin", ["sync"], {
+                sync: "#!/bin/sh\necho 'sync: error syncing: Input/output error' >&2\nexit 1\n",
+            });
+            const r = ns.run("fstab", setArgs(ns, plain, "ttnode1"), { path: bin });
+            expect(r.stderr).toMatch(/^overlay-fleet: cannot sync '.*' \(sync: error syncing: Input\/output error\); '.*fstab' is unchanged/m);
+            expect(r.status).toBe(1);
+            expect(fs.readFileSync(plain, "utf8")).toBe(FOREIGN);
+            expect(fstabTemps(plain)).toEqual([]);
+            expect(fs.existsSync(`${plain}.overlay-fleet.bak`)).toBe(false);
+        });
+    });
+
+    it("3: temp files of killed edits are cleaned by the next edit (under the lock)", async () => {
+        await withHostNs((ns) => {
+            const fstab = ns.p("fstab");
+            fs.writeFileSync(fstab, FOREIGN);
+            const marker = ns.p("findmnt-started");
+            // findmnt --verify hangs: the edit is killed (SIGKILL, no trap runs) while it holds its temp file.
+            const bin = fakePath(ns, "hanging-findmnt-bin", ["findmnt"], {
+                findmnt: [
+                    "#!/bin/sh",
+                    'case "$*" in',
+                    "  *--help*) echo ' -x, --verify  verify mount table content' ;;",
+                    '  *--verify*) : >"$OF_TEST_MARKER"; exec sleep 60 ;;',
+                    "  *) exit 1 ;;",
+                    "esac",
+                ].join("\n") + "\n",
+            });
+            for (let k = 1; k <= 2; k++) {
+                fs.rmSync(marker, { force: true });
+                const inv = hostInvocation("fstab", setArgs(ns, fstab, `ttnode${k}`));
+                ns.ok(
+                    `setsid ${inv} & p=$!\n` +
+                        'n=0; while [ ! -e "$1" ]; do n=$((n + 1)); [ "$n" -lt 200 ] || break; sleep 0.05; done\n' +
+                        'kill -9 "-$p"; wait "$p" || :',
+                    [marker],
+                    { path: bin, env: { OF_TEST_MARKER: marker } },
+                );
+                expect(fs.existsSync(marker)).toBe(true);
+            }
+            fs.writeFileSync(`${ns.p(".fstab.overlay-fleet.AbC123")}.bak`, "stale backup copy\n");
+            // (The second edit already removed the temp file of the first, under the lock.)
+            expect(fstabTemps(fstab)).toHaveLength(2);
+            // An unrelated dot file is not touched.
+            fs.writeFileSync(ns.p(".fstab.overlay-fleet.keep-me-not-a-temp"), "");
+            expect(fs.readFileSync(fstab, "utf8")).toBe(FOREIGN);
+
+            const r = ns.run("fstab", setArgs(ns, fstab, "ttnode3"));
+            expect(r.stderr).toMatch(/^overlay-fleet: warning: removed 2 stale temp files of interrupted fstab edits/m);
+            expect(r.status).toBe(0);
+            expect(fstabTemps(fstab)).toEqual([".fstab.overlay-fleet.keep-me-not-a-temp"]);
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toHaveLength(1);
+        });
+    });
+
+    it("8: the conflict message names the line number and mount point, never a foreign line's options", async () => {
+        await withHostNs((ns) => {
+            const fstab = ns.p("fstab");
+            const merged = ns.p("disk", "ttnode1", "mnts");
+            const content = `${FOREIGN}//nas/share ${merged} cifs username=bob,password=hunter2,vers=3.0 0 0\n`;
+            fs.writeFileSync(fstab, content);
+            const r = ns.run("fstab", setArgs(ns, fstab, "ttnode1"));
+            expectRefused(r, 1, /already has another entry for '.*ttnode1\/mnts' \(line 3\)/);
+            expect(r.stderr).not.toMatch(/hunter2|password|bob|nas\/share/);
+            expect(fs.readFileSync(fstab, "utf8")).toBe(content);
+        });
+    });
+});
+
