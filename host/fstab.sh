@@ -26,7 +26,7 @@ merged=
 line=
 if [ "$action" = set ]; then
     of_check_path "merged dir" "$4"; merged=$OF_PATH
-    of_check_options "fstab options" "$5" layers
+    of_check_options "fstab options" "$5" fstab
     line="overlay $merged overlay $5,x-overlay-fleet=$id 0 0"
 fi
 

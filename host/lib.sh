@@ -77,9 +77,12 @@ of_check_relpath() {
     OF_PATH=$OF_NORM
 }
 
-# of_check_options LABEL VALUE [layers]: a comma-separated option list that is safe to put in
-# `mount -o` and in the 4th field of fstab. Layer options (lowerdir=, upperdir=, workdir=) are
-# refused unless the third argument is `layers`; then their paths are checked like of_check_path.
+# of_check_options LABEL VALUE MODE: a comma-separated option list that is safe to put in
+# `mount -o` (MODE `mount`) or in the 4th field of fstab (MODE `fstab`). Only options on an
+# allow-list pass: overlay options and per-mount flags; in `fstab` mode also the layers (lowerdir=,
+# upperdir=, workdir=, their paths checked like of_check_path) and what only fstab readers use
+# (nofail, noauto, x-systemd.*, ...). mount(8) action words (bind, move, remount, make-*, loop,
+# ...), which would turn the overlay mount into something else, are refused like any other.
 of_check_options() {
     case $2 in
         '') of_usage "$1 must not be empty" ;;
@@ -92,7 +95,7 @@ of_check_options() {
         of_co_rest=${of_co_rest#*,}
         case $of_co_o in
             lowerdir=* | lowerdir+=* | upperdir=* | workdir=* | datadir+=*)
-                [ "${3-}" = layers ] ||
+                [ "$3" = fstab ] ||
                     of_usage "$1 '$2' must not set ${of_co_o%%=*}: the layers are given as separate arguments"
                 of_co_v=${of_co_o#*=}:
                 while [ -n "$of_co_v" ]; do
@@ -102,15 +105,53 @@ of_check_options() {
                 ;;
             x-overlay-fleet=*)
                 of_usage "$1 '$2' must not contain the x-overlay-fleet= marker; it is added by the script" ;;
+            *)
+                of_option_allowed "$3" "$of_co_o" ||
+                    of_usage "$1 '$2' contain '$of_co_o', which is not an overlay mount option overlay-fleet accepts (overlay options such as xino=, uuid=, volatile, redirect_dir=; flags such as ro, noatime, nodev; in fstab also nofail, noauto, x-systemd.*)"
+                ;;
         esac
     done
 }
 
-# of_check_id VALUE: an instance id such as box1/ttnode1.
-of_check_id() {
-    case $1 in
-        '' | *[!A-Za-z0-9._/-]*) of_usage "instance id '$1' must be non-empty and use only A-Z a-z 0-9 . _ / -" ;;
+# of_option_allowed MODE OPTION: OPTION (not a layer option) is on the allow-list of MODE
+# (`mount` or `fstab`, see of_check_options). An empty option (`a,,b`) is harmless.
+of_option_allowed() {
+    case $2 in
+        '' | index=on | index=off | nfs_export=on | nfs_export=off | metacopy=on | metacopy=off | \
+            redirect_dir=on | redirect_dir=follow | redirect_dir=nofollow | redirect_dir=off | \
+            xino=on | xino=off | xino=auto | uuid=on | uuid=off | uuid=null | uuid=auto | \
+            verity=on | verity=off | verity=require | volatile | userxattr | default_permissions)
+            return 0 ;;
+        ro | rw | noatime | atime | nodiratime | diratime | relatime | norelatime | strictatime | \
+            nostrictatime | lazytime | nolazytime | nodev | dev | nosuid | suid | noexec | exec | \
+            sync | async | dirsync | nosymfollow | symfollow | silent | loud)
+            return 0 ;;
     esac
+    [ "$1" = fstab ] || return 1
+    case $2 in
+        defaults | auto | noauto | nofail | nouser | _netdev | x-initrd.mount | x-systemd.?*) return 0 ;;
+    esac
+    return 1
+}
+
+# of_check_id VALUE: an instance id <box>/<name> as model/config.ts builds them: the box name of
+# a-z 0-9 and `-` (1 to 32, no `-` at either end), the instance name of a-z 0-9 and `-` starting
+# with a letter (1 to 63). So no `.` or `..` component, no further `/`, no upper case.
+of_check_id() {
+    of_ci_msg="instance id '$1' must be <box>/<name>: box of a-z 0-9 - (at most 32, no - at either end), name of a-z 0-9 - starting with a letter (at most 63)"
+    case $1 in
+        */*) ;;
+        *) of_usage "$of_ci_msg" ;;
+    esac
+    of_ci_box=${1%%/*}
+    of_ci_name=${1#*/}
+    case $of_ci_box in
+        '' | *[!a-z0-9-]* | -* | *-) of_usage "$of_ci_msg" ;;
+    esac
+    case $of_ci_name in
+        '' | *[!a-z0-9-]* | [!a-z]*) of_usage "$of_ci_msg" ;;
+    esac
+    [ "${#of_ci_box}" -le 32 ] && [ "${#of_ci_name}" -le 63 ] || of_usage "$of_ci_msg"
 }
 
 # of_opt_get KEY OPTS: value of the last KEY=value in the comma-separated OPTS, in OF_OPT_VAL.
@@ -419,6 +460,13 @@ of_ovl_match() {
                     esac
                 fi
                 ;;
+            volatile)
+                # Newer kernels show it as fsync=volatile.
+                if ! of_opt_has volatile "$of_om_super" &&
+                    ! { of_opt_get fsync "$of_om_super" && [ "$OF_OPT_VAL" = volatile ]; }; then
+                    of_om_add "volatile pinned but not in effect"
+                fi
+                ;;
             *)
                 of_opt_has "$of_om_o" "$of_om_super" || of_om_add "$of_om_o pinned but not in effect"
                 ;;
@@ -431,6 +479,7 @@ of_ovl_match() {
         of_om_rest=${of_om_rest#*,}
         case $of_om_o in
             '' | rw | ro | lowerdir=* | upperdir=* | workdir=* | datadir=* | uuid=*) ;;
+            fsync=volatile) of_opt_has volatile "$of_om_pinned" || of_om_add "mounted with $of_om_o which is not pinned" ;;
             *=*)
                 of_opt_get "${of_om_o%%=*}" "$of_om_pinned" ||
                     of_om_add "mounted with $of_om_o which is not pinned"

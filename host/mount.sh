@@ -17,7 +17,7 @@ of_check_path "lower dir" "$1"; lower=$OF_PATH
 of_check_path "upper dir" "$2"; upper=$OF_PATH
 of_check_path "work dir" "$3"; work=$OF_PATH
 of_check_path "merged dir" "$4"; merged=$OF_PATH
-of_check_options "pinned options" "$5"; pinned=$5
+of_check_options "pinned options" "$5" mount; pinned=$5
 container=$6
 case $container in
     -) container= ;;

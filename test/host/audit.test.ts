@@ -157,6 +157,33 @@ describe.skipIf(unavailable)("audit of the host scripts (issue 9)", () => {
         });
     });
 
+    it("7: mount(8) action words and other non-overlay options are refused on the box", async () => {
+        await withHostNs((ns) => {
+            const lower = makeLower(ns);
+            const i = instancePaths(ns.p("disk"), "ttnode1");
+            const fstab = ns.p("fstab");
+            fs.writeFileSync(fstab, FOREIGN);
+            const bad = ["bind", "rbind", "move", "remount", "make-private", "make-rshared", "loop", "offset=0", "users", "x-mount.subdir=x", "X-mount.mkdir", "helper=x", "upperdir"];
+            for (const o of bad) {
+                const r = ns.run("mount", mountArgs(lower, i, `${PINNED},${o}`));
+                expectRefused(r, 2, new RegExp(`pinned options '.*' contain '${o.replace(/[.]/g, "\\.")}', which is not an overlay mount option`));
+                expect(ns.mountsAt(i.merged)).toEqual([]);
+                expect(fs.existsSync(path.join(i.merged, "overlay"))).toBe(false);
+                const f = ns.run("fstab", ["set", fstab, "box1/ttnode1", i.merged, `${opts(ns, "ttnode1")},${o}`]);
+                expectRefused(f, 2, /fstab options '.*' contain '.*', which is not an overlay mount option/);
+            }
+            expect(fs.readFileSync(fstab, "utf8")).toBe(FOREIGN);
+            // The allowed extras work.
+            // (volatile last: it marks the work dir, and a later mount without it is refused by the kernel)
+            for (const o of ["xino=off", "uuid=null", "redirect_dir=nofollow", "noatime,nodev", "volatile"]) {
+                const r = ns.run("mount", mountArgs(lower, i, `${PINNED},${o}`));
+                expect(r.stderr).toBe("");
+                expect(r.status).toBe(0);
+                expect(ns.run("fstab", ["set", fstab, "box1/ttnode1", i.merged, `${opts(ns, "ttnode1")},${o},x-systemd.device-timeout=10s`]).status).toBe(0);
+            }
+        });
+    });
+
     it("8: the conflict message names the line number and mount point, never a foreign line's options", async () => {
         await withHostNs((ns) => {
             const fstab = ns.p("fstab");
@@ -167,6 +194,27 @@ describe.skipIf(unavailable)("audit of the host scripts (issue 9)", () => {
             expectRefused(r, 1, /already has another entry for '.*ttnode1\/mnts' \(line 3\)/);
             expect(r.stderr).not.toMatch(/hunter2|password|bob|nas\/share/);
             expect(fs.readFileSync(fstab, "utf8")).toBe(content);
+        });
+    });
+
+    it("10: instance ids are <box>/<name> as the config allows them; . and .. components are refused", async () => {
+        await withHostNs((ns) => {
+            const fstab = ns.p("fstab");
+            fs.writeFileSync(fstab, FOREIGN);
+            const merged = ns.p("disk", "i", "mnts");
+            const bad = ["box/..", "box/.", "../x", "./x", "box/../x", "box", "/x", "box/", "box/x/y", "Box/x", "box/X", "box/x_1", "box/1x", "box/-x", "-box/x", "box-/x", "box/x.y", "a".repeat(33) + "/x", "box/" + "x".repeat(64)];
+            for (const id of bad) {
+                expectRefused(ns.run("fstab", ["set", fstab, id, merged, "nofail"]), 2, /instance id '.*' must be/);
+                expectRefused(ns.run("fstab", ["remove", fstab, id]), 2, /instance id/);
+                expectRefused(ns.run("status", [fstab, ns.p("disk"), id, merged, ns.p("u")]), 2, /instance id/);
+            }
+            for (const id of ["box1/ttnode1", "0/a", "my-box-2/tt-node-10", "a".repeat(32) + "/x"]) {
+                const r = ns.run("fstab", ["set", fstab, id, merged, "nofail"]);
+                expect(r.stderr).toBe("");
+                expect(r.status).toBe(0);
+                expect(ns.run("fstab", ["remove", fstab, id]).status).toBe(0);
+            }
+            expect(fs.readFileSync(fstab, "utf8")).toBe(FOREIGN);
         });
     });
 });
