@@ -51,7 +51,6 @@ fi
 tmp=
 fs_cleanup() {
     [ -z "$tmp" ] || rm -f -- "$tmp" "$tmp.bak"
-    of_unlock
 }
 trap 'fs_cleanup' EXIT
 trap 'exit 130' INT

@@ -291,45 +291,148 @@ of_overlay_mounted_at() {
 # of_layer_users PATH KINDS [EXCEPT_MOUNTPOINT [EXCEPT_DEV]]: mount points of overlays that use
 # PATH as one of the layer KINDS (comma list of lower, upper, work), compared as written or by
 # inode. Mounts on EXCEPT_MOUNTPOINT and binds of the superblock EXCEPT_DEV (major:minor) are not
-# counted. The result (newline-separated) in OF_USERS; returns 0 if there is at least one.
+# counted. The result (newline-separated "<mountpoint> (<kind>)") in OF_USERS; returns 0 if there
+# is at least one.
 of_layer_users() {
+    of_layer_scan same "$@"
+}
+
+# of_layer_near PATH KINDS [EXCEPT_MOUNTPOINT [EXCEPT_DEV [instances]]]: like of_layer_users, but
+# also counts layers PATH is inside of or contains, and for a lower its whole family of
+# generations (of_lower_relation). With `instances`, only overlays with an upper dir count (not
+# read-only views such as the fold's). Findings in OF_NEAR, each "<relation> the <kind> of another
+# overlay on '<mountpoint>' (<kind> '<layer>')", joined by "; "; returns 0 if there is one.
+of_layer_near() {
+    of_layer_scan near "$@"
+}
+
+# of_layer_scan same|near PATH KINDS [EXCEPT_MOUNTPOINT [EXCEPT_DEV [instances]]]
+of_layer_scan() {
     OF_USERS=
-    of_lu_path=$1
-    of_lu_kinds=$2
-    of_lu_except=${3-}
-    of_lu_except_dev=${4-}
-    of_mi_each of_layer_users_cb
+    OF_NEAR=
+    of_lu_mode=$1
+    of_lu_path=$2
+    of_lu_kinds=$3
+    of_lu_except=${4-}
+    of_lu_except_dev=${5-}
+    of_lu_only=${6-}
+    of_mi_each of_layer_scan_cb
     [ -n "$OF_USERS" ]
 }
-of_layer_users_cb() {
+of_layer_scan_cb() {
     [ "$OF_MI_FSTYPE" = overlay ] || return 0
     [ "$OF_MI_MP" != "$of_lu_except" ] || return 0
     [ "$OF_MI_DEV" != "$of_lu_except_dev" ] || return 0
-    of_lu_hit=
-    if of_opt_has upper "$of_lu_kinds" && of_opt_get upperdir "$OF_MI_SUPER" &&
-        of_same_path "$OF_OPT_VAL" "$of_lu_path"; then
-        of_lu_hit="upperdir"
+    if [ "$of_lu_only" = instances ] && ! of_opt_get upperdir "$OF_MI_SUPER"; then
+        return 0
     fi
-    if [ -z "$of_lu_hit" ] && of_opt_has work "$of_lu_kinds" && of_opt_get workdir "$OF_MI_SUPER" &&
-        of_same_path "$OF_OPT_VAL" "$of_lu_path"; then
-        of_lu_hit="workdir"
-    fi
-    if [ -z "$of_lu_hit" ] && of_opt_has lower "$of_lu_kinds" && of_opt_get lowerdir "$OF_MI_SUPER"; then
-        of_lu_rest=$OF_OPT_VAL:
-        while [ -n "$of_lu_rest" ]; do
-            of_lu_l=${of_lu_rest%%:*}
-            of_lu_rest=${of_lu_rest#*:}
-            if [ -n "$of_lu_l" ] && of_same_path "$of_lu_l" "$of_lu_path"; then
-                of_lu_hit="lowerdir"
-                break
-            fi
-        done
-    fi
-    if [ -n "$of_lu_hit" ]; then
-        OF_USERS="$OF_USERS${OF_USERS:+
-}$OF_MI_MP ($of_lu_hit)"
-    fi
+    of_layer_match "$of_lu_mode" "$of_lu_path" "$of_lu_kinds" "$OF_MI_SUPER" || return 0
+    OF_USERS="$OF_USERS${OF_USERS:+
+}$OF_MI_MP ($OF_MATCH_KIND)"
+    OF_NEAR="$OF_NEAR${OF_NEAR:+; }$OF_REL the $OF_MATCH_KIND of another overlay on '$OF_MI_MP' ($OF_MATCH_KIND '$OF_MATCH_LAYER')"
     return 0
+}
+
+# of_layer_match same|near PATH KINDS OPTS: whether PATH matches a layer of the KINDS named in
+# the overlay option list OPTS (upperdir=, workdir=, lowerdir= as in mountinfo or fstab); `same`
+# compares with of_same_path, `near` with of_relation (of_lower_relation for lowers). The first
+# match in OF_MATCH_KIND (upperdir, workdir, lowerdir, or "lowerdir generation" for another
+# generation of a lower), OF_MATCH_LAYER (the dir matched) and OF_REL.
+of_layer_match() {
+    OF_MATCH_KIND=
+    for of_lm_kind in upper work lower; do
+        of_opt_has "$of_lm_kind" "$3" || continue
+        of_opt_get "${of_lm_kind}dir" "$4" || continue
+        of_lm_rest=$OF_OPT_VAL:
+        while [ -n "$of_lm_rest" ]; do
+            of_lm_l=${of_lm_rest%%:*}
+            of_lm_rest=${of_lm_rest#*:}
+            [ -n "$of_lm_l" ] || continue
+            case $1:$of_lm_kind in
+                same:*) of_same_path "$2" "$of_lm_l" && OF_REL="is the same as" ;;
+                near:lower) of_lower_relation "$2" "$of_lm_l" ;;
+                *) of_relation "$2" "$of_lm_l" ;;
+            esac || continue
+            OF_MATCH_KIND=${of_lm_kind}dir
+            OF_MATCH_LAYER=$of_lm_l
+            if [ "$1:$of_lm_kind" = near:lower ] && [ "$OF_LOWER_HIT" != "$of_lm_l" ]; then
+                OF_MATCH_KIND="lowerdir generation"
+                OF_MATCH_LAYER=$OF_LOWER_HIT
+            fi
+            return 0
+        done
+    done
+    return 1
+}
+
+# of_relation A B: how path A stands to path B, in OF_REL: "is the same as", "is inside" or
+# "contains"; returns 1 when neither is within the other. Compared as written (normalised), with
+# symlinks resolved, and by inode (another name of the same dir).
+of_relation() {
+    of_rel_pair "$1" "$2" && return 0
+    of_canon "$1"
+    of_rl_a=$OF_CANON
+    of_canon "$2"
+    of_rel_pair "$of_rl_a" "$OF_CANON" && return 0
+    of_same_path "$1" "$2" || return 1
+    OF_REL="is the same as"
+}
+of_rel_pair() {
+    OF_REL=
+    of_norm "$1"
+    of_rp_a=$OF_NORM
+    of_norm "$2"
+    of_rp_b=$OF_NORM
+    if [ "$of_rp_a" = "$of_rp_b" ]; then
+        OF_REL="is the same as"
+    elif of_is_within "$of_rp_a" "$of_rp_b"; then
+        OF_REL="is inside"
+    elif of_is_within "$of_rp_b" "$of_rp_a"; then
+        OF_REL=contains
+    else
+        return 1
+    fi
+}
+
+# of_lower_relation PATH LOWER: of_relation of PATH against a lower dir and its family of
+# generations (host/lib-fold.sh): LOWER is generation 1, `L`, or generation N, `L.g<N>`; the family
+# is L and every `L.g<N>`, `L.g<N>.partial` and `L.g<N>.work` beside it. The member PATH touches in
+# OF_LOWER_HIT, the relation in OF_REL; returns 1 when PATH is apart from all of them.
+of_lower_relation() {
+    OF_LOWER_HIT=$2
+    of_relation "$1" "$2" && return 0
+    of_norm "$2"
+    of_lr_base=$OF_NORM
+    case ${of_lr_base##*/} in
+        *.g[0-9]*)
+            case ${of_lr_base##*.g} in
+                *[!0-9]*) ;;
+                *) of_lr_base=${of_lr_base%.g*} ;;
+            esac
+            ;;
+    esac
+    OF_LOWER_HIT=$of_lr_base
+    of_relation "$1" "$of_lr_base" && return 0
+    # A generation sibling: PATH is one or inside one (containing one means containing L too).
+    for of_lr_p in "$1" "$(readlink -f -- "$1" 2>/dev/null || :)"; do
+        of_norm "$of_lr_p"
+        case $OF_NORM in
+            "$of_lr_base".g[0-9]*) ;;
+            *) continue ;;
+        esac
+        of_lr_rest=${OF_NORM#"$of_lr_base".g}
+        of_lr_gen=${of_lr_rest%%/*}
+        of_lr_n=${of_lr_gen%.partial}
+        of_lr_n=${of_lr_n%.work}
+        case $of_lr_n in
+            *[!0-9]*) continue ;;
+        esac
+        OF_LOWER_HIT=$of_lr_base.g$of_lr_gen
+        OF_REL="is inside"
+        [ "$OF_NORM" != "$OF_LOWER_HIT" ] || OF_REL="is the same as"
+        return 0
+    done
+    return 1
 }
 
 # of_mounts_below DIR: mount points at or below DIR, newline-separated, in OF_BELOW.
@@ -647,55 +750,27 @@ of_container_running() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Locking (for edits of shared files such as fstab)
+# Locking
 
-# of_lock FILE: takes an exclusive lock named FILE. flock(1) on FILE when available (released
-# when the script exits); otherwise a directory FILE.d created with mkdir, retried, with stale
-# detection through the owner's pid. Gives up after OF_LOCK_WAIT seconds (default 300).
-OF_LOCKDIR=
+# of_lock FILE: takes an exclusive flock(1) lock on FILE, on fd 9, held until the script and
+# everything it started have exited (so a killed script never leaves a stale lock behind). Gives
+# up after OF_LOCK_WAIT seconds (default 300). flock is required (util-linux is anyway): there is
+# no fallback, because a lock that survives its owner cannot be recovered safely.
 of_lock() {
+    of_have flock ||
+        of_die "flock(1) (util-linux) is required to lock '$1' but was not found in PATH ($PATH); install util-linux"
     of_lk_wait=${OF_LOCK_WAIT:-300}
-    if of_have flock; then
-        exec 9>>"$1" || of_die "cannot open lock file '$1'"
-        flock -w "$of_lk_wait" 9 || of_die "timed out after ${of_lk_wait}s waiting for lock '$1'"
-        return 0
-    fi
-    of_lk_dir=$1.d
-    of_lk_t=0
-    while ! mkdir -- "$of_lk_dir" 2>/dev/null; do
-        if [ -d "$of_lk_dir" ]; then
-            of_lk_pid=
-            IFS= read -r of_lk_pid 2>/dev/null <"$of_lk_dir/pid" || of_lk_pid=
-            case $of_lk_pid in
-                '' | *[!0-9]*) ;;
-                *)
-                    if ! kill -0 "$of_lk_pid" 2>/dev/null; then
-                        of_warn "removing stale lock '$of_lk_dir' of process $of_lk_pid"
-                        rm -f -- "$of_lk_dir/pid"
-                        rmdir -- "$of_lk_dir" 2>/dev/null || :
-                        continue
-                    fi
-                    ;;
-            esac
-        elif [ -e "$of_lk_dir" ]; then
-            of_die "lock path '$of_lk_dir' exists and is not a directory"
-        fi
-        of_lk_t=$((of_lk_t + 1))
-        [ "$of_lk_t" -le "$of_lk_wait" ] ||
-            of_die "timed out after ${of_lk_wait}s waiting for lock '$of_lk_dir' (remove it if no overlay-fleet script is running)"
-        sleep 1
-    done
-    OF_LOCKDIR=$of_lk_dir
-    printf '%s\n' "$$" >"$of_lk_dir/pid"
+    exec 9>>"$1" || of_die "cannot open lock file '$1'"
+    flock -w "$of_lk_wait" 9 || of_die "timed out after ${of_lk_wait}s waiting for lock '$1'"
 }
 
-# of_unlock: releases a mkdir lock taken by of_lock (the flock lock goes with the process).
-of_unlock() {
-    if [ -n "$OF_LOCKDIR" ]; then
-        rm -f -- "$OF_LOCKDIR/pid"
-        rmdir -- "$OF_LOCKDIR" 2>/dev/null || :
-        OF_LOCKDIR=
-    fi
+# of_box_lock: the box-wide lock around checks that look at other instances and the change they
+# guard (mount, purge), so two instances changed at the same moment see each other.
+OF_BOX_LOCK=/run/lock/overlay-fleet.lock
+of_box_lock() {
+    of_bl_dir=${OF_BOX_LOCK%/*}
+    [ -d "$of_bl_dir" ] || mkdir -p -- "$of_bl_dir" || of_die "cannot create '$of_bl_dir' for the lock of this box"
+    of_lock "$OF_BOX_LOCK"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -739,20 +814,48 @@ of_fstab_managed_id() {
     return 1
 }
 
+# of_fstab_each FSTAB CALLBACK [ARGS...]: calls CALLBACK ARGS for each managed entry of FSTAB (an
+# entry with the option x-overlay-fleet=<id>) with OF_FE_ID, OF_FE_TARGET (the mount point,
+# normalised), OF_FE_OPTS and OF_FE_NO (line number) set. A callback returning non-zero stops the
+# walk. A missing FSTAB has no entries.
+of_fstab_each() {
+    [ -f "$1" ] || return 0
+    of_fw_file=$1
+    of_fw_cb=$2
+    shift 2
+    of_fw_no=0
+    while :; do
+        if IFS= read -r of_fw_line; then
+            of_fw_nl=1
+        else
+            [ -n "$of_fw_line" ] || break
+            of_fw_nl=0
+        fi
+        of_fw_no=$((of_fw_no + 1))
+        case $of_fw_line in
+            *x-overlay-fleet=*)
+                if of_fstab_is_entry "$of_fw_line" && of_opt_get x-overlay-fleet "$OF_F4"; then
+                    OF_FE_ID=$OF_OPT_VAL
+                    OF_FE_OPTS=$OF_F4
+                    OF_FE_NO=$of_fw_no
+                    of_norm "$OF_F2"
+                    OF_FE_TARGET=$OF_NORM
+                    "$of_fw_cb" "$@" || break
+                fi
+                ;;
+        esac
+        [ "$of_fw_nl" = 1 ] || break
+    done <"$of_fw_file"
+}
+
 # of_fstab_has FSTAB ID: FSTAB holds a managed entry for ID.
 of_fstab_has() {
-    [ -f "$1" ] || return 1
-    while :; do
-        if IFS= read -r of_fh_line; then
-            of_fh_nl=1
-        else
-            [ -n "$of_fh_line" ] || break
-            of_fh_nl=0
-        fi
-        of_fstab_managed_id "$of_fh_line" "$2" && return 0
-        [ "$of_fh_nl" = 1 ] || break
-    done <"$1"
-    return 1
+    of_fh_found=1
+    of_fstab_each "$1" of_fstab_has_cb "$2"
+    return "$of_fh_found"
+}
+of_fstab_has_cb() {
+    [ "$OF_FE_ID" != "$1" ] || { of_fh_found=0; return 1; }
 }
 
 # of_du_bytes PATH: disk usage of PATH (one filesystem) in bytes, in OF_BYTES; 0 if missing.

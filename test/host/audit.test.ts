@@ -157,6 +157,128 @@ describe.skipIf(unavailable)("audit of the host scripts (issue 9)", () => {
         });
     });
 
+    it("4: without flock(1) an edit fails naming what is missing (no mkdir lock fallback)", async () => {
+        await withHostNs((ns) => {
+            const fstab = ns.p("fstab");
+            fs.writeFileSync(fstab, FOREIGN);
+            const bin = fakePath(ns, "no-flock-bin", ["flock"]);
+            expect(ns.sh("command -v flock", [], { path: bin }).status).not.toBe(0);
+            for (const args of [setArgs(ns, fstab, "ttnode1"), ["remove", fstab, "box1/ttnode1"]]) {
+                const r = ns.run("fstab", args, { path: bin });
+                expectRefused(r, 1, /^overlay-fleet: flock\(1\) \(util-linux\) is required .*not found/m);
+            }
+            expect(fs.readFileSync(fstab, "utf8")).toBe(FOREIGN);
+            expect(fs.existsSync(`${fstab}.overlay-fleet.lock.d`)).toBe(false);
+            expect(fstabTemps(fstab)).toEqual([]);
+            // mount takes the box lock too.
+            const lower = makeLower(ns);
+            const i = instancePaths(ns.p("disk"), "ttnode1");
+            expectRefused(ns.run("mount", mountArgs(lower, i), { path: bin }), 1, /flock\(1\) \(util-linux\) is required/);
+            expect(ns.mountsAt(i.merged)).toEqual([]);
+        });
+    });
+
+    it("5: purge removes only the instance's own upper/work, never a lower, a generation or a dir another instance uses", async () => {
+        await withHostNs((ns) => {
+            const lower = makeLower(ns);
+            const fstab = ns.p("fstab");
+            const disk = ns.p("disk");
+            const i1 = instancePaths(disk, "ttnode1");
+            const i2 = instancePaths(disk, "ttnode2");
+            for (const i of [i1, i2]) {
+                expect(ns.run("fstab", ["set", fstab, `box1/${path.basename(path.dirname(i.merged))}`, i.merged, fstabOptions(lower, i.upper, i.work, disk)]).status).toBe(0);
+            }
+            // Nothing is mounted: only the layout and the fstab protect the lower.
+            const gen2 = `${lower}.g2`;
+            fs.mkdirSync(path.join(gen2, "dir"), { recursive: true });
+            const other = (p: string) => path.join(disk, "x", p);
+            const cases: [string[], RegExp][] = [
+                [[i1.merged, "purge", lower, i1.work], /refusing to purge '.*static_cache': the upper dir must be '.*ttnode1\/upper'/],
+                [[i1.merged, "purge", gen2, i1.work], /must be '.*ttnode1\/upper'/],
+                [[other("mnts"), "purge", i1.upper, other("work")], /must be '.*x\/upper'/],
+                [[i1.merged, "purge", i1.upper, i2.work], /the work dir must be '.*ttnode1\/work'/],
+            ];
+            for (const [args, message] of cases) {
+                expectRefused(ns.run("unmount", [...args, fstab]), 1, message);
+            }
+            // A generation laid out like an instance dir.
+            const g = { upper: path.join(gen2, "upper"), work: path.join(gen2, "work"), merged: path.join(gen2, "mnts") };
+            fs.mkdirSync(g.upper);
+            expectRefused(ns.run("unmount", [g.merged, "purge", g.upper, g.work, fstab]), 1, /refusing to purge '.*static_cache\.g2\/upper': it is inside the lowerdir generation of box1\/ttnode1/);
+            // A lower laid out like an instance dir, used by another instance's fstab line.
+            const odd = instancePaths(disk, "oddlower");
+            fs.mkdirSync(odd.upper, { recursive: true });
+            fs.writeFileSync(path.join(odd.upper, "keep"), "x");
+            const i3 = instancePaths(disk, "ttnode3");
+            expect(ns.run("fstab", ["set", fstab, "box1/ttnode3", i3.merged, fstabOptions(odd.upper, i3.upper, i3.work, disk)]).status).toBe(0);
+            expectRefused(ns.run("unmount", [odd.merged, "purge", odd.upper, odd.work, fstab]), 1, /refusing to purge '.*oddlower\/upper': .*lowerdir of box1\/ttnode3/);
+            // Another instance's fstab line names a dir inside ours.
+            const i4 = instancePaths(disk, "ttnode4");
+            const i5 = instancePaths(disk, "ttnode5");
+            fs.mkdirSync(path.join(i4.upper, "nested"), { recursive: true });
+            expect(ns.run("fstab", ["set", fstab, "box1/ttnode5", i5.merged, fstabOptions(lower, path.join(i4.upper, "nested"), i5.work, disk)]).status).toBe(0);
+            expectRefused(ns.run("unmount", [i4.merged, "purge", i4.upper, i4.work, fstab]), 1, /refusing to purge '.*ttnode4\/upper': .*upperdir of box1\/ttnode5/);
+            // A live overlay (e.g. a fold's view) uses a dir inside the upper as a lower.
+            const i6 = instancePaths(disk, "ttnode6");
+            fs.mkdirSync(path.join(i6.upper, "sub"), { recursive: true });
+            fs.mkdirSync(ns.p("view"));
+            ns.ok('mount -t overlay overlay -o "lowerdir=$1:$2" "$3"', [path.join(i6.upper, "sub"), lower, ns.p("view")]);
+            expectRefused(ns.run("unmount", [i6.merged, "purge", i6.upper, i6.work, fstab]), 1, /refusing to purge '.*ttnode6\/upper': .*view/);
+
+            for (const p of [lower, path.join(lower, "a.txt"), gen2, g.upper, path.join(odd.upper, "keep"), path.join(i4.upper, "nested"), path.join(i6.upper, "sub")]) {
+                expect(fs.existsSync(p)).toBe(true);
+            }
+            // The instance's own dirs go (its own fstab line is still there at this point of a teardown).
+            fs.mkdirSync(i1.upper, { recursive: true });
+            fs.mkdirSync(i1.work, { recursive: true });
+            const r = ns.run("unmount", [i1.merged, "purge", i1.upper, i1.work, fstab]);
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(fs.existsSync(i1.upper)).toBe(false);
+            expect(fs.existsSync(i1.work)).toBe(false);
+            expect(fs.existsSync(path.join(lower, "a.txt"))).toBe(true);
+        });
+    });
+
+    it("6: concurrent mounts on one upper (or nested uppers) never both mount; an upper that is another's lower is refused", async () => {
+        await withHostNs(async (ns) => {
+            const lower = makeLower(ns);
+            const disk = ns.p("disk");
+            for (let t = 0; t < 20; t++) {
+                const a = instancePaths(disk, `a${t}`);
+                const b = { ...instancePaths(disk, `b${t}`), upper: t % 2 === 0 ? a.upper : path.join(a.upper, "nested") };
+                const rs = await Promise.all([ns.runAsync("mount", mountArgs(lower, a)), ns.runAsync("mount", mountArgs(lower, b))]);
+                const mounted = [a, b].filter((i) => ns.superOptions(i.merged)?.fstype === "overlay");
+                expect(`try ${t}: ${mounted.length} mounted; ${rs.map((r) => `${r.status} ${r.stderr}`).join(" / ")}`).toMatch(
+                    new RegExp(`^try ${t}: 1 mounted`),
+                );
+                expect(rs.map((r) => r.status).sort()).toEqual([0, 1]);
+                expect(rs.find((r) => r.status === 1)!.stderr).toMatch(/(is inside|is the same as|contains) the (upperdir|workdir) of another overlay/);
+                for (const i of [a, b]) ns.sh(hostInvocation("unmount", [i.merged, "keep", i.upper, i.work]));
+            }
+
+            // Sequential: nested in another's upper, containing it, and another's lower as upper.
+            const i1 = instancePaths(disk, "ttnode1");
+            expect(ns.run("mount", mountArgs(lower, i1)).status).toBe(0);
+            const i2 = instancePaths(disk, "ttnode2");
+            const lower2 = makeLower(ns, "cache2");
+            const cases: [Inst, string, RegExp][] = [
+                [{ ...i2, upper: path.join(i1.upper, "deep", "er") }, lower2, /upper dir '.*ttnode1\/upper\/deep\/er' is inside the upperdir of another overlay/],
+                [{ ...i2, upper: path.dirname(i1.upper) }, lower2, /upper dir '.*ttnode1' contains the (upperdir|workdir) of another overlay/],
+                [{ ...i2, upper: lower }, lower2, /upper dir '.*static_cache' is the same as the lowerdir of another overlay/],
+                [{ ...i2, work: path.join(lower, "dir") }, lower2, /work dir '.*static_cache\/dir' is inside the lowerdir of another overlay/],
+                [i2, i1.upper, /lower dir '.*ttnode1\/upper' is the same as the upperdir of another overlay/],
+            ];
+            for (const [i, l, message] of cases) {
+                const r = ns.run("mount", mountArgs(l, i));
+                expectRefused(r, 1, message);
+                expect(r.stderr).toContain(i1.merged);
+                expect(ns.mountsAt(i.merged)).toEqual([]);
+            }
+            expect(fs.readdirSync(lower).sort()).toEqual(["a.txt", "dir"]);
+        });
+    });
+
     it("7: mount(8) action words and other non-overlay options are refused on the box", async () => {
         await withHostNs((ns) => {
             const lower = makeLower(ns);
