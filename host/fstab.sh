@@ -76,8 +76,9 @@ esac
 tmp=$(mktemp "$dir/.${fstab##*/}.overlay-fleet.XXXXXX") || of_die "cannot create a temp file in '$dir'"
 
 # fs_render: writes the new content to stdout. Sets changed=1 when it differs from the current
-# content, ourno to the line number of our line, conflict to the line number of a foreign entry
-# for <merged>, wfail=1 when a write failed (a function in an `||` list runs without set -e).
+# content, ourno to the line number of our line, conflict to the line number (in the current
+# fstab) of a foreign entry for <merged>, wfail=1 when a write failed (a function in an `||` list
+# runs without set -e), inno to the number of complete lines read.
 changed=0
 ourno=0
 conflict=
@@ -87,6 +88,7 @@ fs_put() {
 }
 fs_render() {
     emitted=0
+    inno=0
     outno=0
     last_nl=1
     if [ -e "$fstab" ]; then
@@ -97,6 +99,7 @@ fs_render() {
                 [ -n "$cur" ] || break
                 nl=0
             fi
+            inno=$((inno + nl))
             if of_fstab_managed_id "$cur" "$id"; then
                 if [ "$action" = set ] && [ "$emitted" = 0 ]; then
                     fs_put '%s\n' "$line"
@@ -115,7 +118,7 @@ fs_render() {
                 if [ "$action" = set ] && of_fstab_is_entry "$cur"; then
                     of_norm "$OF_F2"
                     if [ "$OF_NORM" = "$merged" ]; then
-                        conflict=$outno
+                        conflict=$((inno + 1 - nl))
                     fi
                 fi
             fi
@@ -131,6 +134,12 @@ fs_render() {
     fi
 }
 fs_render >"$tmp" && [ "$wfail" = 0 ] || of_die "cannot write the temp file '$tmp' (is the filesystem full?); '$fstab' is unchanged"
+# `read` cannot tell a read error from the end of the file: count the lines another way.
+if [ -e "$fstab" ]; then
+    want=$(wc -l <"$fstab") || of_die "cannot read '$fstab'"
+    [ "$inno" -eq "$((want))" ] ||
+        of_die "read only $inno of the $((want)) lines of '$fstab' (read error, or changed meanwhile?); '$fstab' is unchanged"
+fi
 
 if [ -n "$conflict" ]; then
     of_die "fstab '$fstab' already has another entry for '$merged' (line $conflict); refusing to add the line of $id"
