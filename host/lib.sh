@@ -316,6 +316,7 @@ of_layer_scan() {
     of_lu_except=${4-}
     of_lu_except_dev=${5-}
     of_lu_only=${6-}
+    of_rl_key=
     of_mi_each of_layer_scan_cb
     [ -n "$OF_USERS" ]
 }
@@ -366,16 +367,41 @@ of_layer_match() {
 }
 
 # of_relation A B: how path A stands to path B, in OF_REL: "is the same as", "is inside" or
-# "contains"; returns 1 when neither is within the other. Compared as written (normalised), with
-# symlinks resolved, and by inode (another name of the same dir).
+# "contains"; returns 1 when neither is within the other. Compared as written (normalised), by
+# inode (`test -ef`: another name of the same dir) and with symlinks resolved. Costs one fork per
+# existing B (a scan compares many layers B with one path A, whose canonical path is kept).
 of_relation() {
     of_rel_pair "$1" "$2" && return 0
-    of_canon "$1"
-    of_rl_a=$OF_CANON
-    of_canon "$2"
-    of_rel_pair "$of_rl_a" "$OF_CANON" && return 0
-    of_same_path "$1" "$2" || return 1
-    OF_REL="is the same as"
+    if [ "$1" -ef "$2" ]; then
+        OF_REL="is the same as"
+        return 0
+    fi
+    if [ "$1" != "$of_rl_key" ]; then
+        of_dir_canon "$1"
+        of_rl_key=$1
+        of_rl_val=$OF_DCANON
+    fi
+    of_dir_canon "$2"
+    of_rel_pair "$of_rl_val" "$OF_DCANON"
+}
+of_rl_key=
+
+# of_dir_canon PATH: PATH with the symlinks of its longest existing directory prefix resolved
+# (cd -P in a subshell: no exec), the rest appended; in OF_DCANON.
+of_dir_canon() {
+    of_norm "$1"
+    of_dc_dir=$OF_NORM
+    of_dc_rest=
+    while [ ! -d "$of_dc_dir" ] && [ -n "$of_dc_dir" ] && [ "$of_dc_dir" != / ]; do
+        of_dc_rest=/${of_dc_dir##*/}$of_dc_rest
+        of_dc_dir=${of_dc_dir%/*}
+    done
+    OF_DCANON=$OF_NORM
+    [ -d "$of_dc_dir" ] || return 0
+    of_dc_canon=$(cd -P -- "${of_dc_dir:-/}" 2>/dev/null && pwd -P) || return 0
+    [ -n "$of_dc_canon" ] || return 0
+    OF_DCANON=${of_dc_canon%/}$of_dc_rest
+    [ -n "$OF_DCANON" ] || OF_DCANON=/
 }
 of_rel_pair() {
     OF_REL=
@@ -414,7 +440,8 @@ of_lower_relation() {
     OF_LOWER_HIT=$of_lr_base
     of_relation "$1" "$of_lr_base" && return 0
     # A generation sibling: PATH is one or inside one (containing one means containing L too).
-    for of_lr_p in "$1" "$(readlink -f -- "$1" 2>/dev/null || :)"; do
+    of_dir_canon "$1"
+    for of_lr_p in "$1" "$OF_DCANON"; do
         of_norm "$of_lr_p"
         case $OF_NORM in
             "$of_lr_base".g[0-9]*) ;;

@@ -79,6 +79,9 @@ for d in "$upper" "$work" "$merged"; do
     fi
     [ -d "$d" ] || mkdir -p -- "$d" || of_die "cannot create directory '$d'"
 done
+# <merged> may not have existed above: its canonical path (mountinfo shows those) only now.
+of_canon "$merged"
+mcanon=$OF_CANON
 
 old_lower=
 of_mi_at "$mcanon"

@@ -54,6 +54,7 @@ um_fstab_cb() {
     fi
 }
 if [ "$mode" = purge ]; then
+    of_rl_key=
     for d in "$upper" "$work"; do
         of_fstab_each "$fstab" um_fstab_cb "$d"
         [ -z "$um_refuse" ] || of_die "refusing to purge '$d': $um_refuse"

@@ -268,7 +268,11 @@ describe.skipIf(unavailable)("audit of the host scripts (issue 9)", () => {
                 [{ ...i2, upper: lower }, lower2, /upper dir '.*static_cache' is the same as the lowerdir of another overlay/],
                 [{ ...i2, work: path.join(lower, "dir") }, lower2, /work dir '.*static_cache\/dir' is inside the lowerdir of another overlay/],
                 [i2, i1.upper, /lower dir '.*ttnode1\/upper' is the same as the upperdir of another overlay/],
+                // Through a symlink to the other instance's dir (the upper does not exist yet).
+                [{ ...i2, upper: ns.p("alias", "upper", "new") }, lower2, /upper dir '.*alias\/upper\/new' is inside the upperdir of another overlay/],
+                [{ ...i2, upper: ns.p("alias") }, lower2, /upper dir '.*alias' contains the upperdir of another overlay/],
             ];
+            fs.symlinkSync(path.dirname(i1.upper), ns.p("alias"));
             for (const [i, l, message] of cases) {
                 const r = ns.run("mount", mountArgs(l, i));
                 expectRefused(r, 1, message);
