@@ -5,11 +5,13 @@
 #   overlay <merged> overlay <options>,x-overlay-fleet=<id> 0 0
 # The x-overlay-fleet=<id> option is the marker (util-linux and systemd ignore x- options).
 # `set` replaces the instance's line in place or appends it; `remove` deletes it; duplicate lines of
-# one id collapse into one. Every edit happens under a lock (flock on <fstab>.overlay-fleet.lock, or
-# a mkdir lock), is built in a temp file in the same dir, checked with findmnt --verify, and renamed
-# over the fstab (atomic) with the fstab's mode and owner; the previous content is kept in
-# <fstab>.overlay-fleet.bak. Foreign lines are copied byte for byte. Nothing is written at all
-# when the content would not change.
+# one id collapse into one. Every edit happens under a lock (flock on <fstab>.overlay-fleet.lock;
+# flock is required), is built in a temp file in the same dir, checked with findmnt --verify,
+# synced and renamed over the fstab (atomic) with the fstab's mode and owner; the previous content
+# is kept in <fstab>.overlay-fleet.bak. A failed write or sync fails the edit and leaves the fstab
+# as it was. Temp files of killed edits are removed by the next edit. Foreign lines are copied
+# byte for byte, and never printed (a conflict names the line number only: options may hold
+# credentials). Nothing is written at all when the content would not change.
 
 [ "$#" -ge 1 ] || of_usage "usage: of-fstab set <fstabFile> <id> <merged> <options> | of-fstab remove <fstabFile> <id>"
 action=$1
@@ -24,7 +26,7 @@ merged=
 line=
 if [ "$action" = set ]; then
     of_check_path "merged dir" "$4"; merged=$OF_PATH
-    of_check_options "fstab options" "$5" layers
+    of_check_options "fstab options" "$5" fstab
     line="overlay $merged overlay $5,x-overlay-fleet=$id 0 0"
 fi
 
@@ -49,7 +51,6 @@ fi
 tmp=
 fs_cleanup() {
     [ -z "$tmp" ] || rm -f -- "$tmp" "$tmp.bak"
-    of_unlock
 }
 trap 'fs_cleanup' EXIT
 trap 'exit 130' INT
@@ -58,15 +59,36 @@ trap 'exit 129' HUP
 
 of_lock "$fstab.overlay-fleet.lock"
 
+# Temp files of edits that were killed (SIGKILL runs no trap) are stale: every edit creates its
+# temp files under this lock, so none of them can belong to a running edit.
+stale=0
+for f in "$dir/.${fstab##*/}.overlay-fleet."?????? "$dir/.${fstab##*/}.overlay-fleet."??????.*; do
+    [ -f "$f" ] && [ ! -L "$f" ] || continue
+    rm -f -- "$f" || of_die "cannot remove the stale temp file '$f'"
+    stale=$((stale + 1))
+done
+case $stale in
+    0) ;;
+    1) of_warn "removed 1 stale temp file of interrupted fstab edits beside '$fstab'" ;;
+    *) of_warn "removed $stale stale temp files of interrupted fstab edits beside '$fstab'" ;;
+esac
+
 tmp=$(mktemp "$dir/.${fstab##*/}.overlay-fleet.XXXXXX") || of_die "cannot create a temp file in '$dir'"
 
 # fs_render: writes the new content to stdout. Sets changed=1 when it differs from the current
-# content, ourno to the line number of our line, conflict to a foreign entry for <merged>.
+# content, ourno to the line number of our line, conflict to the line number (in the current
+# fstab) of a foreign entry for <merged>, wfail=1 when a write failed (a function in an `||` list
+# runs without set -e), inno to the number of complete lines read.
 changed=0
 ourno=0
 conflict=
+wfail=0
+fs_put() {
+    printf "$@" || wfail=1
+}
 fs_render() {
     emitted=0
+    inno=0
     outno=0
     last_nl=1
     if [ -e "$fstab" ]; then
@@ -77,9 +99,10 @@ fs_render() {
                 [ -n "$cur" ] || break
                 nl=0
             fi
+            inno=$((inno + nl))
             if of_fstab_managed_id "$cur" "$id"; then
                 if [ "$action" = set ] && [ "$emitted" = 0 ]; then
-                    printf '%s\n' "$line"
+                    fs_put '%s\n' "$line"
                     outno=$((outno + 1))
                     ourno=$outno
                     emitted=1
@@ -89,13 +112,13 @@ fs_render() {
                 fi
                 last_nl=1
             else
-                if [ "$nl" = 1 ]; then printf '%s\n' "$cur"; else printf '%s' "$cur"; fi
+                if [ "$nl" = 1 ]; then fs_put '%s\n' "$cur"; else fs_put '%s' "$cur"; fi
                 outno=$((outno + 1))
                 last_nl=$nl
                 if [ "$action" = set ] && of_fstab_is_entry "$cur"; then
                     of_norm "$OF_F2"
                     if [ "$OF_NORM" = "$merged" ]; then
-                        conflict="line $outno: $cur"
+                        conflict=$((inno + 1 - nl))
                     fi
                 fi
             fi
@@ -103,17 +126,23 @@ fs_render() {
         done <"$fstab"
     fi
     if [ "$action" = set ] && [ "$emitted" = 0 ]; then
-        [ "$last_nl" = 1 ] || printf '\n'
-        printf '%s\n' "$line"
+        [ "$last_nl" = 1 ] || fs_put '\n'
+        fs_put '%s\n' "$line"
         outno=$((outno + 1))
         ourno=$outno
         changed=1
     fi
 }
-fs_render >"$tmp" || of_die "cannot write the temp file '$tmp'"
+fs_render >"$tmp" && [ "$wfail" = 0 ] || of_die "cannot write the temp file '$tmp' (is the filesystem full?); '$fstab' is unchanged"
+# `read` cannot tell a read error from the end of the file: count the lines another way.
+if [ -e "$fstab" ]; then
+    want=$(wc -l <"$fstab") || of_die "cannot read '$fstab'"
+    [ "$inno" -eq "$((want))" ] ||
+        of_die "read only $inno of the $((want)) lines of '$fstab' (read error, or changed meanwhile?); '$fstab' is unchanged"
+fi
 
 if [ -n "$conflict" ]; then
-    of_die "fstab '$fstab' already has another entry for '$merged' ($conflict); refusing to add the line of $id"
+    of_die "fstab '$fstab' already has another entry for '$merged' (line $conflict); refusing to add the line of $id"
 fi
 if [ "$changed" = 0 ]; then
     printf 'ok fstab %s %s: unchanged\n' "$action" "$id"
@@ -127,7 +156,10 @@ fi
 if [ "$action" = set ] && of_have findmnt; then
     case $(findmnt --help 2>&1) in
         *--verify*)
-            report=$(findmnt --verify --verbose --tab-file "$tmp" 2>&1) || :
+            # The report (stdout) and the parse errors and summary (stderr) are read apart: mixed in
+            # one pipe, stderr lands inside a report line as soon as stdout is flushed in 4 KiB pieces.
+            report=$(findmnt --verify --verbose --tab-file "$tmp" 2>/dev/null) || :
+            perrors=$(findmnt --verify --verbose --tab-file "$tmp" 2>&1 >/dev/null) || :
             bad=
             inblock=0
             while IFS= read -r r; do
@@ -152,6 +184,7 @@ if [ "$action" = set ] && of_have findmnt; then
                     *'[E]'*) bad="$bad${bad:+; }${r#"${r%%[![:blank:]]*}"}" ;;
                 esac
             done <<EOF
+$perrors
 $report
 EOF
             if [ -n "$bad" ]; then
@@ -171,17 +204,17 @@ fi
 chmod "$mode" "$tmp" || of_die "cannot set mode $mode on '$tmp'"
 chown "$owner" "$tmp" 2>/dev/null || [ "$owner" = "$(id -u):$(id -g)" ] ||
     of_die "cannot set owner $owner on '$tmp'"
-sync -- "$tmp" 2>/dev/null || :
+of_sync "$tmp" "'$fstab' is unchanged"
 
 if [ -e "$fstab" ]; then
     bak=$fstab.overlay-fleet.bak
     cp -p -- "$fstab" "$tmp.bak" && mv -f -- "$tmp.bak" "$bak" || {
         rm -f -- "$tmp.bak"
-        of_die "cannot write the backup '$bak'"
+        of_die "cannot write the backup '$bak'; '$fstab' is unchanged"
     }
 fi
 mv -f -- "$tmp" "$fstab" || of_die "cannot rename '$tmp' over '$fstab'"
 tmp=
-sync -- "$dir" 2>/dev/null || :
+of_sync "$dir" "the new '$fstab' is in place but may not survive a crash"
 
 printf 'ok fstab %s %s: written to %s\n' "$action" "$id" "$fstab"

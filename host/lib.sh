@@ -77,9 +77,12 @@ of_check_relpath() {
     OF_PATH=$OF_NORM
 }
 
-# of_check_options LABEL VALUE [layers]: a comma-separated option list that is safe to put in
-# `mount -o` and in the 4th field of fstab. Layer options (lowerdir=, upperdir=, workdir=) are
-# refused unless the third argument is `layers`; then their paths are checked like of_check_path.
+# of_check_options LABEL VALUE MODE: a comma-separated option list that is safe to put in
+# `mount -o` (MODE `mount`) or in the 4th field of fstab (MODE `fstab`). Only options on an
+# allow-list pass: overlay options and per-mount flags; in `fstab` mode also the layers (lowerdir=,
+# upperdir=, workdir=, their paths checked like of_check_path) and what only fstab readers use
+# (nofail, noauto, x-systemd.*, ...). mount(8) action words (bind, move, remount, make-*, loop,
+# ...), which would turn the overlay mount into something else, are refused like any other.
 of_check_options() {
     case $2 in
         '') of_usage "$1 must not be empty" ;;
@@ -92,7 +95,7 @@ of_check_options() {
         of_co_rest=${of_co_rest#*,}
         case $of_co_o in
             lowerdir=* | lowerdir+=* | upperdir=* | workdir=* | datadir+=*)
-                [ "${3-}" = layers ] ||
+                [ "$3" = fstab ] ||
                     of_usage "$1 '$2' must not set ${of_co_o%%=*}: the layers are given as separate arguments"
                 of_co_v=${of_co_o#*=}:
                 while [ -n "$of_co_v" ]; do
@@ -102,15 +105,53 @@ of_check_options() {
                 ;;
             x-overlay-fleet=*)
                 of_usage "$1 '$2' must not contain the x-overlay-fleet= marker; it is added by the script" ;;
+            *)
+                of_option_allowed "$3" "$of_co_o" ||
+                    of_usage "$1 '$2' contain '$of_co_o', which is not an overlay mount option overlay-fleet accepts (overlay options such as xino=, uuid=, volatile, redirect_dir=; flags such as ro, noatime, nodev; in fstab also nofail, noauto, x-systemd.*)"
+                ;;
         esac
     done
 }
 
-# of_check_id VALUE: an instance id such as box1/ttnode1.
-of_check_id() {
-    case $1 in
-        '' | *[!A-Za-z0-9._/-]*) of_usage "instance id '$1' must be non-empty and use only A-Z a-z 0-9 . _ / -" ;;
+# of_option_allowed MODE OPTION: OPTION (not a layer option) is on the allow-list of MODE
+# (`mount` or `fstab`, see of_check_options). An empty option (`a,,b`) is harmless.
+of_option_allowed() {
+    case $2 in
+        '' | index=on | index=off | nfs_export=on | nfs_export=off | metacopy=on | metacopy=off | \
+            redirect_dir=on | redirect_dir=follow | redirect_dir=nofollow | redirect_dir=off | \
+            xino=on | xino=off | xino=auto | uuid=on | uuid=off | uuid=null | uuid=auto | \
+            verity=on | verity=off | verity=require | volatile | userxattr | default_permissions)
+            return 0 ;;
+        ro | rw | noatime | atime | nodiratime | diratime | relatime | norelatime | strictatime | \
+            nostrictatime | lazytime | nolazytime | nodev | dev | nosuid | suid | noexec | exec | \
+            sync | async | dirsync | nosymfollow | symfollow | silent | loud)
+            return 0 ;;
     esac
+    [ "$1" = fstab ] || return 1
+    case $2 in
+        defaults | auto | noauto | nofail | nouser | _netdev | x-initrd.mount | x-systemd.?*) return 0 ;;
+    esac
+    return 1
+}
+
+# of_check_id VALUE: an instance id <box>/<name> as model/config.ts builds them: the box name of
+# a-z 0-9 and `-` (1 to 32, no `-` at either end), the instance name of a-z 0-9 and `-` starting
+# with a letter (1 to 63). So no `.` or `..` component, no further `/`, no upper case.
+of_check_id() {
+    of_ci_msg="instance id '$1' must be <box>/<name>: box of a-z 0-9 - (at most 32, no - at either end), name of a-z 0-9 - starting with a letter (at most 63)"
+    case $1 in
+        */*) ;;
+        *) of_usage "$of_ci_msg" ;;
+    esac
+    of_ci_box=${1%%/*}
+    of_ci_name=${1#*/}
+    case $of_ci_box in
+        '' | *[!a-z0-9-]* | -* | *-) of_usage "$of_ci_msg" ;;
+    esac
+    case $of_ci_name in
+        '' | *[!a-z0-9-]* | [!a-z]*) of_usage "$of_ci_msg" ;;
+    esac
+    [ "${#of_ci_box}" -le 32 ] && [ "${#of_ci_name}" -le 63 ] || of_usage "$of_ci_msg"
 }
 
 # of_opt_get KEY OPTS: value of the last KEY=value in the comma-separated OPTS, in OF_OPT_VAL.
@@ -171,6 +212,15 @@ of_canon() {
     fi
     of_norm "$1"
     OF_CANON=$OF_NORM
+}
+
+# of_sync PATH CONSEQUENCE: flushes PATH (a file or a dir) to disk with sync(1) (coreutils 8.24 or
+# later take a file); when that fails, dies naming the error and CONSEQUENCE.
+of_sync() {
+    of_sy_out=$(sync -- "$1" 2>&1) || {
+        of_oneline "$of_sy_out"
+        of_die "cannot sync '$1'${OF_ONELINE:+ ($OF_ONELINE)}; $2"
+    }
 }
 
 # of_dir_empty DIR: DIR has no entries.
@@ -241,45 +291,175 @@ of_overlay_mounted_at() {
 # of_layer_users PATH KINDS [EXCEPT_MOUNTPOINT [EXCEPT_DEV]]: mount points of overlays that use
 # PATH as one of the layer KINDS (comma list of lower, upper, work), compared as written or by
 # inode. Mounts on EXCEPT_MOUNTPOINT and binds of the superblock EXCEPT_DEV (major:minor) are not
-# counted. The result (newline-separated) in OF_USERS; returns 0 if there is at least one.
+# counted. The result (newline-separated "<mountpoint> (<kind>)") in OF_USERS; returns 0 if there
+# is at least one.
 of_layer_users() {
+    of_layer_scan same "$@"
+}
+
+# of_layer_near PATH KINDS [EXCEPT_MOUNTPOINT [EXCEPT_DEV [instances]]]: like of_layer_users, but
+# also counts layers PATH is inside of or contains, and for a lower its whole family of
+# generations (of_lower_relation). With `instances`, only overlays with an upper dir count (not
+# read-only views such as the fold's). Findings in OF_NEAR, each "<relation> the <kind> of another
+# overlay on '<mountpoint>' (<kind> '<layer>')", joined by "; "; returns 0 if there is one.
+of_layer_near() {
+    of_layer_scan near "$@"
+}
+
+# of_layer_scan same|near PATH KINDS [EXCEPT_MOUNTPOINT [EXCEPT_DEV [instances]]]
+of_layer_scan() {
     OF_USERS=
-    of_lu_path=$1
-    of_lu_kinds=$2
-    of_lu_except=${3-}
-    of_lu_except_dev=${4-}
-    of_mi_each of_layer_users_cb
+    OF_NEAR=
+    of_lu_mode=$1
+    of_lu_path=$2
+    of_lu_kinds=$3
+    of_lu_except=${4-}
+    of_lu_except_dev=${5-}
+    of_lu_only=${6-}
+    of_rl_key=
+    of_mi_each of_layer_scan_cb
     [ -n "$OF_USERS" ]
 }
-of_layer_users_cb() {
+of_layer_scan_cb() {
     [ "$OF_MI_FSTYPE" = overlay ] || return 0
     [ "$OF_MI_MP" != "$of_lu_except" ] || return 0
     [ "$OF_MI_DEV" != "$of_lu_except_dev" ] || return 0
-    of_lu_hit=
-    if of_opt_has upper "$of_lu_kinds" && of_opt_get upperdir "$OF_MI_SUPER" &&
-        of_same_path "$OF_OPT_VAL" "$of_lu_path"; then
-        of_lu_hit="upperdir"
+    if [ "$of_lu_only" = instances ] && ! of_opt_get upperdir "$OF_MI_SUPER"; then
+        return 0
     fi
-    if [ -z "$of_lu_hit" ] && of_opt_has work "$of_lu_kinds" && of_opt_get workdir "$OF_MI_SUPER" &&
-        of_same_path "$OF_OPT_VAL" "$of_lu_path"; then
-        of_lu_hit="workdir"
-    fi
-    if [ -z "$of_lu_hit" ] && of_opt_has lower "$of_lu_kinds" && of_opt_get lowerdir "$OF_MI_SUPER"; then
-        of_lu_rest=$OF_OPT_VAL:
-        while [ -n "$of_lu_rest" ]; do
-            of_lu_l=${of_lu_rest%%:*}
-            of_lu_rest=${of_lu_rest#*:}
-            if [ -n "$of_lu_l" ] && of_same_path "$of_lu_l" "$of_lu_path"; then
-                of_lu_hit="lowerdir"
-                break
-            fi
-        done
-    fi
-    if [ -n "$of_lu_hit" ]; then
-        OF_USERS="$OF_USERS${OF_USERS:+
-}$OF_MI_MP ($of_lu_hit)"
-    fi
+    of_layer_match "$of_lu_mode" "$of_lu_path" "$of_lu_kinds" "$OF_MI_SUPER" || return 0
+    OF_USERS="$OF_USERS${OF_USERS:+
+}$OF_MI_MP ($OF_MATCH_KIND)"
+    OF_NEAR="$OF_NEAR${OF_NEAR:+; }$OF_REL the $OF_MATCH_KIND of another overlay on '$OF_MI_MP' ($OF_MATCH_KIND '$OF_MATCH_LAYER')"
     return 0
+}
+
+# of_layer_match same|near PATH KINDS OPTS: whether PATH matches a layer of the KINDS named in
+# the overlay option list OPTS (upperdir=, workdir=, lowerdir= as in mountinfo or fstab); `same`
+# compares with of_same_path, `near` with of_relation (of_lower_relation for lowers). The first
+# match in OF_MATCH_KIND (upperdir, workdir, lowerdir, or "lowerdir generation" for another
+# generation of a lower), OF_MATCH_LAYER (the dir matched) and OF_REL.
+of_layer_match() {
+    OF_MATCH_KIND=
+    for of_lm_kind in upper work lower; do
+        of_opt_has "$of_lm_kind" "$3" || continue
+        of_opt_get "${of_lm_kind}dir" "$4" || continue
+        of_lm_rest=$OF_OPT_VAL:
+        while [ -n "$of_lm_rest" ]; do
+            of_lm_l=${of_lm_rest%%:*}
+            of_lm_rest=${of_lm_rest#*:}
+            [ -n "$of_lm_l" ] || continue
+            case $1:$of_lm_kind in
+                same:*) of_same_path "$2" "$of_lm_l" && OF_REL="is the same as" ;;
+                near:lower) of_lower_relation "$2" "$of_lm_l" ;;
+                *) of_relation "$2" "$of_lm_l" ;;
+            esac || continue
+            OF_MATCH_KIND=${of_lm_kind}dir
+            OF_MATCH_LAYER=$of_lm_l
+            if [ "$1:$of_lm_kind" = near:lower ] && [ "$OF_LOWER_HIT" != "$of_lm_l" ]; then
+                OF_MATCH_KIND="lowerdir generation"
+                OF_MATCH_LAYER=$OF_LOWER_HIT
+            fi
+            return 0
+        done
+    done
+    return 1
+}
+
+# of_relation A B: how path A stands to path B, in OF_REL: "is the same as", "is inside" or
+# "contains"; returns 1 when neither is within the other. Compared as written (normalised), by
+# inode (`test -ef`: another name of the same dir) and with symlinks resolved. Costs one fork per
+# existing B (a scan compares many layers B with one path A, whose canonical path is kept).
+of_relation() {
+    of_rel_pair "$1" "$2" && return 0
+    if [ "$1" -ef "$2" ]; then
+        OF_REL="is the same as"
+        return 0
+    fi
+    if [ "$1" != "$of_rl_key" ]; then
+        of_dir_canon "$1"
+        of_rl_key=$1
+        of_rl_val=$OF_DCANON
+    fi
+    of_dir_canon "$2"
+    of_rel_pair "$of_rl_val" "$OF_DCANON"
+}
+of_rl_key=
+
+# of_dir_canon PATH: PATH with the symlinks of its longest existing directory prefix resolved
+# (cd -P in a subshell: no exec), the rest appended; in OF_DCANON.
+of_dir_canon() {
+    of_norm "$1"
+    of_dc_dir=$OF_NORM
+    of_dc_rest=
+    while [ ! -d "$of_dc_dir" ] && [ -n "$of_dc_dir" ] && [ "$of_dc_dir" != / ]; do
+        of_dc_rest=/${of_dc_dir##*/}$of_dc_rest
+        of_dc_dir=${of_dc_dir%/*}
+    done
+    OF_DCANON=$OF_NORM
+    [ -d "$of_dc_dir" ] || return 0
+    of_dc_canon=$(cd -P -- "${of_dc_dir:-/}" 2>/dev/null && pwd -P) || return 0
+    [ -n "$of_dc_canon" ] || return 0
+    OF_DCANON=${of_dc_canon%/}$of_dc_rest
+    [ -n "$OF_DCANON" ] || OF_DCANON=/
+}
+of_rel_pair() {
+    OF_REL=
+    of_norm "$1"
+    of_rp_a=$OF_NORM
+    of_norm "$2"
+    of_rp_b=$OF_NORM
+    if [ "$of_rp_a" = "$of_rp_b" ]; then
+        OF_REL="is the same as"
+    elif of_is_within "$of_rp_a" "$of_rp_b"; then
+        OF_REL="is inside"
+    elif of_is_within "$of_rp_b" "$of_rp_a"; then
+        OF_REL=contains
+    else
+        return 1
+    fi
+}
+
+# of_lower_relation PATH LOWER: of_relation of PATH against a lower dir and its family of
+# generations (host/lib-fold.sh): LOWER is generation 1, `L`, or generation N, `L.g<N>`; the family
+# is L and every `L.g<N>`, `L.g<N>.partial` and `L.g<N>.work` beside it. The member PATH touches in
+# OF_LOWER_HIT, the relation in OF_REL; returns 1 when PATH is apart from all of them.
+of_lower_relation() {
+    OF_LOWER_HIT=$2
+    of_relation "$1" "$2" && return 0
+    of_norm "$2"
+    of_lr_base=$OF_NORM
+    case ${of_lr_base##*/} in
+        *.g[0-9]*)
+            case ${of_lr_base##*.g} in
+                *[!0-9]*) ;;
+                *) of_lr_base=${of_lr_base%.g*} ;;
+            esac
+            ;;
+    esac
+    OF_LOWER_HIT=$of_lr_base
+    of_relation "$1" "$of_lr_base" && return 0
+    # A generation sibling: PATH is one or inside one (containing one means containing L too).
+    of_dir_canon "$1"
+    for of_lr_p in "$1" "$OF_DCANON"; do
+        of_norm "$of_lr_p"
+        case $OF_NORM in
+            "$of_lr_base".g[0-9]*) ;;
+            *) continue ;;
+        esac
+        of_lr_rest=${OF_NORM#"$of_lr_base".g}
+        of_lr_gen=${of_lr_rest%%/*}
+        of_lr_n=${of_lr_gen%.partial}
+        of_lr_n=${of_lr_n%.work}
+        case $of_lr_n in
+            *[!0-9]*) continue ;;
+        esac
+        OF_LOWER_HIT=$of_lr_base.g$of_lr_gen
+        OF_REL="is inside"
+        [ "$OF_NORM" != "$OF_LOWER_HIT" ] || OF_REL="is the same as"
+        return 0
+    done
+    return 1
 }
 
 # of_mounts_below DIR: mount points at or below DIR, newline-separated, in OF_BELOW.
@@ -410,6 +590,13 @@ of_ovl_match() {
                     esac
                 fi
                 ;;
+            volatile)
+                # Newer kernels show it as fsync=volatile.
+                if ! of_opt_has volatile "$of_om_super" &&
+                    ! { of_opt_get fsync "$of_om_super" && [ "$OF_OPT_VAL" = volatile ]; }; then
+                    of_om_add "volatile pinned but not in effect"
+                fi
+                ;;
             *)
                 of_opt_has "$of_om_o" "$of_om_super" || of_om_add "$of_om_o pinned but not in effect"
                 ;;
@@ -422,6 +609,7 @@ of_ovl_match() {
         of_om_rest=${of_om_rest#*,}
         case $of_om_o in
             '' | rw | ro | lowerdir=* | upperdir=* | workdir=* | datadir=* | uuid=*) ;;
+            fsync=volatile) of_opt_has volatile "$of_om_pinned" || of_om_add "mounted with $of_om_o which is not pinned" ;;
             *=*)
                 of_opt_get "${of_om_o%%=*}" "$of_om_pinned" ||
                     of_om_add "mounted with $of_om_o which is not pinned"
@@ -589,55 +777,27 @@ of_container_running() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Locking (for edits of shared files such as fstab)
+# Locking
 
-# of_lock FILE: takes an exclusive lock named FILE. flock(1) on FILE when available (released
-# when the script exits); otherwise a directory FILE.d created with mkdir, retried, with stale
-# detection through the owner's pid. Gives up after OF_LOCK_WAIT seconds (default 300).
-OF_LOCKDIR=
+# of_lock FILE: takes an exclusive flock(1) lock on FILE, on fd 9, held until the script and
+# everything it started have exited (so a killed script never leaves a stale lock behind). Gives
+# up after OF_LOCK_WAIT seconds (default 300). flock is required (util-linux is anyway): there is
+# no fallback, because a lock that survives its owner cannot be recovered safely.
 of_lock() {
+    of_have flock ||
+        of_die "flock(1) (util-linux) is required to lock '$1' but was not found in PATH ($PATH); install util-linux"
     of_lk_wait=${OF_LOCK_WAIT:-300}
-    if of_have flock; then
-        exec 9>>"$1" || of_die "cannot open lock file '$1'"
-        flock -w "$of_lk_wait" 9 || of_die "timed out after ${of_lk_wait}s waiting for lock '$1'"
-        return 0
-    fi
-    of_lk_dir=$1.d
-    of_lk_t=0
-    while ! mkdir -- "$of_lk_dir" 2>/dev/null; do
-        if [ -d "$of_lk_dir" ]; then
-            of_lk_pid=
-            IFS= read -r of_lk_pid 2>/dev/null <"$of_lk_dir/pid" || of_lk_pid=
-            case $of_lk_pid in
-                '' | *[!0-9]*) ;;
-                *)
-                    if ! kill -0 "$of_lk_pid" 2>/dev/null; then
-                        of_warn "removing stale lock '$of_lk_dir' of process $of_lk_pid"
-                        rm -f -- "$of_lk_dir/pid"
-                        rmdir -- "$of_lk_dir" 2>/dev/null || :
-                        continue
-                    fi
-                    ;;
-            esac
-        elif [ -e "$of_lk_dir" ]; then
-            of_die "lock path '$of_lk_dir' exists and is not a directory"
-        fi
-        of_lk_t=$((of_lk_t + 1))
-        [ "$of_lk_t" -le "$of_lk_wait" ] ||
-            of_die "timed out after ${of_lk_wait}s waiting for lock '$of_lk_dir' (remove it if no overlay-fleet script is running)"
-        sleep 1
-    done
-    OF_LOCKDIR=$of_lk_dir
-    printf '%s\n' "$$" >"$of_lk_dir/pid"
+    exec 9>>"$1" || of_die "cannot open lock file '$1'"
+    flock -w "$of_lk_wait" 9 || of_die "timed out after ${of_lk_wait}s waiting for lock '$1'"
 }
 
-# of_unlock: releases a mkdir lock taken by of_lock (the flock lock goes with the process).
-of_unlock() {
-    if [ -n "$OF_LOCKDIR" ]; then
-        rm -f -- "$OF_LOCKDIR/pid"
-        rmdir -- "$OF_LOCKDIR" 2>/dev/null || :
-        OF_LOCKDIR=
-    fi
+# of_box_lock: the box-wide lock around checks that look at other instances and the change they
+# guard (mount, purge), so two instances changed at the same moment see each other.
+OF_BOX_LOCK=/run/lock/overlay-fleet.lock
+of_box_lock() {
+    of_bl_dir=${OF_BOX_LOCK%/*}
+    [ -d "$of_bl_dir" ] || mkdir -p -- "$of_bl_dir" || of_die "cannot create '$of_bl_dir' for the lock of this box"
+    of_lock "$OF_BOX_LOCK"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -681,20 +841,48 @@ of_fstab_managed_id() {
     return 1
 }
 
+# of_fstab_each FSTAB CALLBACK [ARGS...]: calls CALLBACK ARGS for each managed entry of FSTAB (an
+# entry with the option x-overlay-fleet=<id>) with OF_FE_ID, OF_FE_TARGET (the mount point,
+# normalised), OF_FE_OPTS and OF_FE_NO (line number) set. A callback returning non-zero stops the
+# walk. A missing FSTAB has no entries.
+of_fstab_each() {
+    [ -f "$1" ] || return 0
+    of_fw_file=$1
+    of_fw_cb=$2
+    shift 2
+    of_fw_no=0
+    while :; do
+        if IFS= read -r of_fw_line; then
+            of_fw_nl=1
+        else
+            [ -n "$of_fw_line" ] || break
+            of_fw_nl=0
+        fi
+        of_fw_no=$((of_fw_no + 1))
+        case $of_fw_line in
+            *x-overlay-fleet=*)
+                if of_fstab_is_entry "$of_fw_line" && of_opt_get x-overlay-fleet "$OF_F4"; then
+                    OF_FE_ID=$OF_OPT_VAL
+                    OF_FE_OPTS=$OF_F4
+                    OF_FE_NO=$of_fw_no
+                    of_norm "$OF_F2"
+                    OF_FE_TARGET=$OF_NORM
+                    "$of_fw_cb" "$@" || break
+                fi
+                ;;
+        esac
+        [ "$of_fw_nl" = 1 ] || break
+    done <"$of_fw_file"
+}
+
 # of_fstab_has FSTAB ID: FSTAB holds a managed entry for ID.
 of_fstab_has() {
-    [ -f "$1" ] || return 1
-    while :; do
-        if IFS= read -r of_fh_line; then
-            of_fh_nl=1
-        else
-            [ -n "$of_fh_line" ] || break
-            of_fh_nl=0
-        fi
-        of_fstab_managed_id "$of_fh_line" "$2" && return 0
-        [ "$of_fh_nl" = 1 ] || break
-    done <"$1"
-    return 1
+    of_fh_found=1
+    of_fstab_each "$1" of_fstab_has_cb "$2"
+    return "$of_fh_found"
+}
+of_fstab_has_cb() {
+    [ "$OF_FE_ID" != "$1" ] || { of_fh_found=0; return 1; }
 }
 
 # of_du_bytes PATH: disk usage of PATH (one filesystem) in bytes, in OF_BYTES; 0 if missing.

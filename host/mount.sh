@@ -5,8 +5,11 @@
 # Idempotent: an overlay already on <merged> with these layers and the pinned options in effect
 # is left alone. Different layers or options: unmount + mount (remount cannot change layers);
 # when the old mount is busy and <container> is a docker container, it is stopped around the
-# change and started again. Refuses: an upper/work dir used by another overlay, a <merged> that
-# is a mountpoint of something else, an unmounted <merged> that is not empty.
+# change and started again. Refuses: an upper/work dir that is, is inside or contains a layer of
+# another instance's overlay (or a lower that is or holds another's upper/work), a <merged> that
+# is a mountpoint of something else, an unmounted <merged> that is not empty; options that are
+# not on the overlay allow-list (of_check_options). Checks and mount run under the box lock
+# (flock on /run/lock/overlay-fleet.lock), so instances mounted at the same moment see each other.
 # When the lower changes and <foldManifest> is a file, drop_folded (host/lib-fold.sh) runs
 # between the unmount and the mount.
 
@@ -17,7 +20,7 @@ of_check_path "lower dir" "$1"; lower=$OF_PATH
 of_check_path "upper dir" "$2"; upper=$OF_PATH
 of_check_path "work dir" "$3"; work=$OF_PATH
 of_check_path "merged dir" "$4"; merged=$OF_PATH
-of_check_options "pinned options" "$5"; pinned=$5
+of_check_options "pinned options" "$5" mount; pinned=$5
 container=$6
 case $container in
     -) container= ;;
@@ -41,19 +44,15 @@ for a in upper:"$upper" work:"$work" merged:"$merged"; do
     done
 done
 
-[ -d "$lower" ] ||
-    of_die "lower dir '$lower' does not exist or is not a directory (is the disk mounted? run of-lower first)"
-for d in "$upper" "$work" "$merged"; do
-    if [ -e "$d" ] && [ ! -d "$d" ]; then
-        of_die "'$d' exists and is not a directory"
-    fi
-    [ -d "$d" ] || mkdir -p -- "$d" || of_die "cannot create directory '$d'"
-done
-
 opts="lowerdir=$lower,upperdir=$upper,workdir=$work,$pinned"
 if [ "${#opts}" -gt 4095 ]; then
     of_usage "mount options for '$merged' are ${#opts} bytes; the kernel takes at most 4095 (shorten the paths): $opts"
 fi
+[ -d "$lower" ] ||
+    of_die "lower dir '$lower' does not exist or is not a directory (is the disk mounted? run of-lower first)"
+
+# From here to the mount, under the box lock: an instance mounted at the same moment must see ours.
+of_box_lock
 
 of_canon "$merged"
 mcanon=$OF_CANON
@@ -61,14 +60,28 @@ of_mi_at "$mcanon"
 cur_dev=
 [ "$OF_AT_FSTYPE" != overlay ] || cur_dev=$OF_AT_DEV
 
-# Two overlays must never share an upper or work dir; with index=off the kernel only warns.
-# (A bind of the overlay now on <merged> is the same superblock, not another overlay.)
-for d in "$upper" "$work"; do
-    if of_layer_users "$d" upper,work "$mcanon" "$cur_dev"; then
-        of_oneline "$OF_USERS"
-        of_die "'$d' is already the upperdir/workdir of another overlay: $OF_ONELINE; refusing to share it with '$merged'"
+# Two overlays must never share an upper or work dir, nor nest one in the other; with index=off
+# the kernel only warns. An upper or work dir must not be (in) another instance's lower, nor the
+# lower (in) another's upper or work: either way one instance writes into what another reads as
+# unchanging. (A bind of the overlay now on <merged> is the same superblock, not another overlay;
+# the fold's read-only views of an upper are no instances.) Checked before anything is created.
+for a in "upper:$upper:upper,work,lower" "work:$work:upper,work,lower" "lower:$lower:upper,work"; do
+    d=${a#*:}
+    d=${d%:*}
+    if of_layer_near "$d" "${a##*:}" "$mcanon" "$cur_dev" instances; then
+        of_die "${a%%:*} dir '$d' $OF_NEAR; refusing to mount '$merged'"
     fi
 done
+
+for d in "$upper" "$work" "$merged"; do
+    if [ -e "$d" ] && [ ! -d "$d" ]; then
+        of_die "'$d' exists and is not a directory"
+    fi
+    [ -d "$d" ] || mkdir -p -- "$d" || of_die "cannot create directory '$d'"
+done
+# <merged> may not have existed above: its canonical path (mountinfo shows those) only now.
+of_canon "$merged"
+mcanon=$OF_CANON
 
 old_lower=
 of_mi_at "$mcanon"

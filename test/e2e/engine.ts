@@ -39,9 +39,23 @@ export function run(command: string, args: string[], options: { input?: string; 
         let stderr = "";
         child.stdout.on("data", (chunk) => (stdout += chunk));
         child.stderr.on("data", (chunk) => (stderr += chunk));
+        // A child may exit (or close its stdin) before it has read all of `input`: the write then
+        // fails with EPIPE, an 'error' event on stdin that would otherwise crash the test run. That
+        // is no failure of ours; the child's exit status and output tell what happened. Any other
+        // error on stdin is one, and rejects.
+        let stdinError: Error | undefined;
+        child.stdin.on("error", (error: NodeJS.ErrnoException) => {
+            if (error.code === "EPIPE" || error.code === "ERR_STREAM_DESTROYED") return;
+            stdinError = error;
+        });
         child.on("error", reject);
-        child.on("close", (status) => resolve({ status, stdout, stderr }));
-        child.stdin.end(options.input ?? "");
+        child.on("close", (status) => {
+            if (stdinError) reject(new Error(`writing the stdin of ${command} failed: ${stdinError.message}`));
+            else resolve({ status, stdout, stderr });
+        });
+        if (child.exitCode === null && child.signalCode === null && child.stdin.writable) {
+            child.stdin.end(options.input ?? "");
+        }
     });
 }
 

@@ -16,6 +16,7 @@
  *
  * libmount records userspace mount options in /run/mount/utab, a file shared with the machine:
  * inside the namespace /run/mount is covered by a tmpfs, and LIBMOUNT_UTAB points into the temp dir.
+ * /run/lock (the scripts' box lock) is covered by a tmpfs too.
  */
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
@@ -95,6 +96,8 @@ export class HostNs {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
         const holderScript = [
             "if [ -d /run/mount ]; then mount -t tmpfs -o size=1m,mode=0755 of-test-utab /run/mount || exit 1; fi",
+            // The box lock of the scripts (/run/lock/overlay-fleet.lock) is per test, not shared with the machine.
+            "if [ -d /run/lock ]; then mount -t tmpfs -o size=1m,mode=1777 of-test-lock /run/lock || exit 1; fi",
             "echo ready",
             "read _ || :",
         ].join("\n");

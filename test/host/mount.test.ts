@@ -182,13 +182,13 @@ describe.skipIf(unavailable)("host mount/unmount", () => {
 
             let r = ns.run("mount", mountArgs(lower, { ...i2, upper: i1.upper }));
             expect(r.status).toBe(1);
-            expect(r.stderr).toContain(`overlay-fleet: '${i1.upper}' is already the upperdir/workdir of another overlay`);
+            expect(r.stderr).toContain(`overlay-fleet: upper dir '${i1.upper}' is the same as the upperdir of another overlay`);
             expect(r.stderr).toContain(i1.merged);
             expect(ns.mountsAt(i2.merged)).toEqual([]);
 
             r = ns.run("mount", mountArgs(lower, { ...i2, work: i1.work }));
             expect(r.status).toBe(1);
-            expect(r.stderr).toContain(`'${i1.work}' is already the upperdir/workdir of another overlay`);
+            expect(r.stderr).toContain(`work dir '${i1.work}' is the same as the workdir of another overlay`);
             expect(ns.mountsAt(i2.merged)).toEqual([]);
 
             // Upper of one used as work of the other.

@@ -152,6 +152,20 @@ describe("validation names the stack key and the bad value", () => {
         expectIssue((c) => (c.boxes["Bad Box"] = {}), "overlay-fleet:boxes.Bad Box", /box name "Bad Box"/);
     });
 
+    it("accepts only allow-listed overlay options in mountOptions: no mount(8) action words (issue 9, item 7)", () => {
+        const actions = ["bind", "rbind", "move", "remount", "make-private", "make-rshared", "loop", "users", "x-mount.subdir=x", "ro,bind", "xino=on,bind", " volatile", "uuid=", "xino=yes"];
+        for (const option of actions) {
+            const message = `mount option ${JSON.stringify(option)} is not allowed`;
+            expectIssue((c) => (c.defaults.mountOptions = [option]), "overlay-fleet:defaults.mountOptions[0]", message);
+            expectIssue((c) => (c.boxes.nas.mountOptions = ["xino=off", option]), "overlay-fleet:boxes.nas.mountOptions[1]", message);
+            expectIssue((c) => (c.boxes.nas.overrides = { 2: { mountOptions: [option] } }), "overlay-fleet:boxes.nas.overrides.2.mountOptions[0]", message);
+        }
+        const config = homeConfig();
+        config.defaults.mountOptions = ["xino=auto", "uuid=null", "volatile"];
+        config.boxes.nas.overrides = { 1: { mountOptions: ["xino=off", "uuid=on"] } };
+        expect(issuesOf(config)).toEqual([]);
+    });
+
     it("reports every problem at once", () => {
         const config = homeConfig();
         config.boxes.nas.instances = 100;
