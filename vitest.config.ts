@@ -12,10 +12,11 @@ export default defineConfig({
         testTimeout: 300_000,
         hookTimeout: 600_000,
         reporters: ["default"],
+        fileParallelism: false,
         projects: [
             { extends: true, test: { name: "unit", include: ["test/unit/**/*.test.ts"], sequence: { groupOrder: 0 } } },
-            { extends: true, test: { name: "host", include: ["test/host/**/*.test.ts"], fileParallelism: false, sequence: { groupOrder: 1 } } },
-            { extends: true, test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], fileParallelism: false, sequence: { groupOrder: 2 } } },
+            { extends: true, test: { name: "host", include: ["test/host/**/*.test.ts"], sequence: { groupOrder: 1 } } },
+            { extends: true, test: { name: "e2e", include: ["test/e2e/**/*.test.ts"], sequence: { groupOrder: 2 } } },
         ],
     },
 });

@@ -120,13 +120,12 @@ export function createLowerCache(owner: Box, name: string, box: ResolvedBox): Lo
 }
 
 /**
- * One OverlayInstance per plan. A generation switch restarts instances; chaining each mount to
- * the one `maxDownPerBox` places earlier keeps at most that many of the box down at once.
+ * One OverlayInstance per plan, all deployed in parallel. A generation switch remounts them one
+ * at a time on the box (the mount runs under the box lock), so the others keep serving.
  */
 export function createInstances(owner: Box, name: string, box: ResolvedBox, plans: InstancePlan[]): OverlayInstance[] {
     const instances: OverlayInstance[] = [];
     for (const plan of plans) {
-        const previous = instances[plan.index - 1 - box.maxDownPerBox];
         instances.push(
             new OverlayInstance(
                 `${name}-${plan.name}`,
@@ -140,7 +139,7 @@ export function createInstances(owner: Box, name: string, box: ResolvedBox, plan
                     containerName: box.cacheOnly ? undefined : plan.name,
                     foldManifest: box.generation > 1 ? foldManifest(box.lower, box.generation, plan.name) : undefined,
                 },
-                { parent: owner, dependsOn: [owner.lowerCache, ...(previous ? [previous.mount] : [])] },
+                { parent: owner, dependsOn: [owner.lowerCache] },
             ),
         );
     }
@@ -149,8 +148,8 @@ export function createInstances(owner: Box, name: string, box: ResolvedBox, plan
 
 /**
  * The macvlan network (docker provider, after an engine preflight), the image and one container
- * per instance, each after its overlay. Containers are chained like the mounts, so a new image
- * replaces at most `maxDownPerBox` of them at a time.
+ * per instance, each after its overlay. They deploy in parallel; the box lets at most
+ * `maxDownPerBox` containers be replaced (a new image) at once.
  */
 export function createContainers(
     owner: Box,
@@ -184,10 +183,8 @@ export function createContainers(
         { connection: owner.connection, image: settings.image, archive: settings.imageArchive },
         { parent: owner, dependsOn: [owner.library] },
     );
-    const containers: InstanceContainer[] = [];
-    plans.forEach((plan, i) => {
-        const previous = containers[i - box.maxDownPerBox];
-        containers.push(
+    return plans.map(
+        (plan, i) =>
             new InstanceContainer(
                 `${name}-${plan.name}`,
                 {
@@ -197,12 +194,11 @@ export function createContainers(
                     imageId: image.imageId,
                     networkName: macvlan.networkName,
                     merged: owner.instances[i].merged,
+                    maxDownPerBox: box.maxDownPerBox,
                 },
-                { parent: owner, dependsOn: [owner.instances[i], macvlan, image, ...(previous ? [previous.container] : [])] },
+                { parent: owner, dependsOn: [owner.instances[i], macvlan, image] },
             ),
-        );
-    });
-    return containers;
+    );
 }
 
 /**

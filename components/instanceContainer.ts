@@ -18,6 +18,8 @@ export interface InstanceContainerArgs {
     networkName: pulumi.Input<string>;
     /** The merged dir, as an output of the mounted overlay (so the container comes after it). */
     merged: pulumi.Input<string>;
+    /** At most this many containers of the box are replaced at once (enforced on the box). */
+    maxDownPerBox: number;
 }
 
 /** The box command that makes (or keeps) the container and checks its identity on the engine. */
@@ -39,6 +41,7 @@ export function containerCommand(args: InstanceContainerArgs): pulumi.Output<str
             plan.id,
             merged,
             settings.mountTarget,
+            String(args.maxDownPerBox),
         ]),
     );
 }

@@ -36,7 +36,7 @@ export function mountCommand(args: OverlayInstanceArgs): string {
 export function unmountCommand(args: OverlayInstanceArgs): string {
     const plan = args.plan;
     return hostCalls(
-        ["unmount", [plan.merged, args.purgeOnRemove ? "purge" : "keep", plan.upper, plan.work]],
+        ["unmount", [plan.merged, args.purgeOnRemove ? "purge" : "keep", plan.upper, plan.work, args.fstab]],
         ["fstab", ["remove", args.fstab, plan.id]],
     );
 }

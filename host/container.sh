@@ -1,4 +1,4 @@
-# of-container create <name> <hostname> <image> <imageId> <network> <ip> <mac> <dns|-> <restart> <privileged 0|1> <instanceId> <merged> <target>
+# of-container create <name> <hostname> <image> <imageId> <network> <ip> <mac> <dns|-> <restart> <privileged 0|1> <instanceId> <merged> <target> <maxDown>
 # of-container remove <name> <instanceId>
 # of-container status <network> <name>...
 #
@@ -11,7 +11,8 @@
 #
 # Idempotent: a container of this instance that already matches the plan (image id, network,
 # address, MAC, hostname, DNS, restart policy, privileged, bind mount) is only started if it is
-# stopped; any difference replaces it. A container of that name that overlay-fleet did not create
+# stopped; any difference replaces it, holding one of the box's <maxDown> "instance down" slots
+# (of_down_slot), so a new image replaces at most that many containers of the box at once. A container of that name that overlay-fleet did not create
 # (no `overlay-fleet.instance` label of this instance) is never touched.
 # The merged dir must be the instance's mounted overlay: a bind mount (not a volume) fails when
 # the source is missing instead of creating an empty dir.
@@ -72,7 +73,7 @@ owned_or_absent() { # prints `absent`, `ours` or `foreign`
 
 cmd=${1-}
 case $cmd in
-    create) [ "$#" -eq 14 ] || of_usage "usage: of-container create <name> <hostname> <image> <imageId> <network> <ip> <mac> <dns|-> <restart> <privileged 0|1> <instanceId> <merged> <target>" ;;
+    create) [ "$#" -eq 15 ] || of_usage "usage: of-container create <name> <hostname> <image> <imageId> <network> <ip> <mac> <dns|-> <restart> <privileged 0|1> <instanceId> <merged> <target> <maxDown>" ;;
     remove) [ "$#" -eq 3 ] || of_usage "usage: of-container remove <name> <instanceId>" ;;
     status) [ "$#" -ge 2 ] || of_usage "usage: of-container status <network> <name>..." ;;
     *) of_usage "usage: of-container create|remove|status ..." ;;
@@ -152,16 +153,18 @@ esac
 of_check_id "${12}"; id=${12}
 of_check_path "merged dir" "${13}"; merged=$OF_PATH
 of_check_path "mount target" "${14}"; target=$OF_PATH
+max_down=${15}
+case $max_down in '' | *[!0-9]* | 0*) of_usage "maxDown must be a positive number, got '$max_down'" ;; esac
 
 of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
 of_overlay_mounted_at "$merged" ||
     of_die "the overlay of $id is not mounted at $merged: refusing to start its container on an empty dir"
 
 state=$(owned_or_absent)
-[ "$state" != foreign ] ||
+[ "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" != foreign ] ||
     of_die "a container named $name exists that overlay-fleet did not create for $id: remove or rename it (nothing was changed)"
 
-if [ "$state" = ours ]; then
+if [ "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" = ours ]; then
     facts=$(container_facts)
     case $facts in
         "$hostname|$ip|$mac|true|$image_id|$id" | "$hostname|$ip|$mac|false|$image_id|$id") same=1 ;;
@@ -173,12 +176,13 @@ if [ "$state" = ours ]; then
         fi
         state=kept
     else
+        of_down_slot "$max_down"
         docker rm -f "$name" >/dev/null || of_die "cannot remove container $name to replace it"
-        state=absent
+        state=replaced
     fi
 fi
 
-if [ "$state" = absent ]; then
+if [ "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" != kept ]; then
     set -- --name "$name" --hostname "$hostname" --label "$OF_LABEL=$id" \
         --network "$network" --ip "$ip" --mac-address "$mac" --restart "$restart" \
         --mount "type=bind,source=$merged,target=$target"
@@ -201,5 +205,5 @@ if [ "$actual" != "$planned" ]; then
     of_die "container $name of $id does not have its planned identity: planned $planned, engine reports $actual (container removed)"
 fi
 [ "$(printf '%s' "$facts" | cut -d'|' -f4)" = true ] || of_die "container $name of $id is not running after start"
-printf 'ok: container %s of %s %s (%s) %s\n' "$name" "$id" "$([ "$state" = kept ] && echo unchanged || echo created)" \
+printf 'ok: container %s of %s %s (%s) %s\n' "$name" "$id" "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" \
     "$(docker inspect --type container --format '{{.Id}}' "$name" | cut -c1-12)" "$planned"

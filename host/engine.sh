@@ -20,7 +20,9 @@ api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null) || of_die "c
 
 major=${api%%.*} minor=${api#*.}
 case $major.$minor in *[!0-9.]*) of_die "unexpected engine API version '$api'" ;; esac
-for n in $(docker network ls --quiet --filter driver=macvlan); do
+networks=$(docker network ls --quiet --filter driver=macvlan) || of_die "cannot list the engine's networks"
+printf '%s\n' "$networks" | while IFS= read -r n; do
+    [ -n "$n" ] || continue
     facts=$(docker network inspect --format "{{.Name}}|{{index .Options \"parent\"}}|{{index .Labels \"overlay-fleet.box\"}}" "$n") ||
         of_die "cannot inspect docker network $n"
     name=${facts%%|*} rest=${facts#*|}
@@ -31,5 +33,5 @@ for n in $(docker network ls --quiet --filter driver=macvlan); do
     elif [ "$nparent" = "$parent" ] && { [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 47 ]; }; }; then
         of_die "docker network '$name' already uses '$parent' as macvlan parent, and this engine (API $api) allows one macvlan network per parent interface: remove it or use its name as network.name"
     fi
-done
+done || exit 1
 printf 'api=%s parent=%s subnet=%s gateway=%s\n' "$api" "$parent" "$subnet" "$gateway"

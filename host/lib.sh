@@ -781,23 +781,51 @@ of_container_running() {
 
 # of_lock FILE: takes an exclusive flock(1) lock on FILE, on fd 9, held until the script and
 # everything it started have exited (so a killed script never leaves a stale lock behind). Gives
-# up after OF_LOCK_WAIT seconds (default 300). flock is required (util-linux is anyway): there is
+# up after OF_LOCK_WAIT seconds (default: the second argument, else 300). flock is required (util-linux is anyway): there is
 # no fallback, because a lock that survives its owner cannot be recovered safely.
 of_lock() {
     of_have flock ||
         of_die "flock(1) (util-linux) is required to lock '$1' but was not found in PATH ($PATH); install util-linux"
-    of_lk_wait=${OF_LOCK_WAIT:-300}
+    of_lk_wait=${OF_LOCK_WAIT:-${2:-300}}
     exec 9>>"$1" || of_die "cannot open lock file '$1'"
     flock -w "$of_lk_wait" 9 || of_die "timed out after ${of_lk_wait}s waiting for lock '$1'"
 }
 
 # of_box_lock: the box-wide lock around checks that look at other instances and the change they
-# guard (mount, purge), so two instances changed at the same moment see each other.
+# guard (mount, purge), so two instances changed at the same moment see each other. Remounts
+# (a generation switch) run under it one after the other: waits up to 1800 s.
 OF_BOX_LOCK=/run/lock/overlay-fleet.lock
 of_box_lock() {
     of_bl_dir=${OF_BOX_LOCK%/*}
     [ -d "$of_bl_dir" ] || mkdir -p -- "$of_bl_dir" || of_die "cannot create '$of_bl_dir' for the lock of this box"
-    of_lock "$OF_BOX_LOCK"
+    of_lock "$OF_BOX_LOCK" 1800
+}
+
+# of_down_slot N: waits for one of N "instance down" slots of this box (flock on
+# /run/lock/overlay-fleet-down.<k>, fd 8, held until the script exits), so at most N instances of
+# the box are down at once (maxDownPerBox) whatever order the deployment runs them in. Gives up
+# after OF_LOCK_WAIT seconds (default 1800).
+of_down_slot() {
+    of_ds_wait=${OF_LOCK_WAIT:-1800}
+    of_ds_dir=${OF_BOX_LOCK%/*}
+    [ -d "$of_ds_dir" ] || mkdir -p -- "$of_ds_dir" || of_die "cannot create '$of_ds_dir' for the locks of this box"
+    of_have flock || of_die "flock(1) (util-linux) is required but was not found in PATH ($PATH); install util-linux"
+    of_ds_tries=0
+    while :; do
+        of_ds_k=1
+        while [ "$of_ds_k" -le "$1" ]; do
+            exec 8>>"$of_ds_dir/overlay-fleet-down.$of_ds_k" || of_die "cannot open lock file '$of_ds_dir/overlay-fleet-down.$of_ds_k'"
+            if flock -n 8; then
+                return 0
+            fi
+            exec 8>&-
+            of_ds_k=$((of_ds_k + 1))
+        done
+        of_ds_tries=$((of_ds_tries + 1))
+        [ "$of_ds_tries" -le $((of_ds_wait * 5)) ] ||
+            of_die "timed out after ${of_ds_wait}s waiting until fewer than $1 instances of this box are down"
+        sleep 0.2
+    done
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@
 #
 # The image, tagged overlay-fleet/cache-node:lab, is a busybox-static root (Debian's
 # /bin/busybox, package busybox-static) that serves its mounted cache dir /mnts over HTTP on
-# port 80: `busybox httpd -f -p 80 -h /mnts`. The archive holds manifest.json, repositories,
+# port 80: `busybox httpd -f -p 80 -h /mnts`. Its stop signal is SIGKILL: as PID 1, httpd
+# ignores SIGTERM, and `docker stop` would wait 10 s for nothing (it keeps no state). The archive holds manifest.json, repositories,
 # the config (<sha256>.json) and one layer (<diff id>/layer.tar). Byte-for-byte deterministic:
 # fixed mtimes (epoch), owner root, sorted entries; the same busybox gives the same sha256.
 # Env: LAB_IMAGE_BUSYBOX (default /bin/busybox), LAB_IMAGE_TAG (default overlay-fleet/cache-node:lab),
@@ -55,7 +56,7 @@ diff_id=$(sha256sum "$tmp/layer.tar" | cut -d' ' -f1)
 
 # ---- config, manifest
 arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
-config=$(printf '{"architecture":"%s","config":{"Cmd":["/bin/busybox","httpd","-f","-p","80","-h","/mnts"],"Env":["PATH=/bin"],"ExposedPorts":{"80/tcp":{}},"Labels":{"org.opencontainers.image.title":"overlay-fleet lab cache node"},"WorkingDir":"/"},"created":"%s","history":[{"created":"%s","created_by":"tools/lab-image.sh (busybox-static root, busybox httpd serving /mnts)"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+config=$(printf '{"architecture":"%s","config":{"Cmd":["/bin/busybox","httpd","-f","-p","80","-h","/mnts"],"Env":["PATH=/bin"],"ExposedPorts":{"80/tcp":{}},"StopSignal":"SIGKILL","Labels":{"org.opencontainers.image.title":"overlay-fleet lab cache node"},"WorkingDir":"/"},"created":"%s","history":[{"created":"%s","created_by":"tools/lab-image.sh (busybox-static root, busybox httpd serving /mnts)"}],"os":"linux","rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
   "$arch" "$CREATED" "$CREATED" "$diff_id")
 config_id=$(printf '%s' "$config" | sha256sum | cut -d' ' -f1)
 

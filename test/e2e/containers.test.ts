@@ -127,6 +127,19 @@ describe("containers on both lab engines", () => {
         }
     });
 
+    it("a foreign macvlan network on the parent of an old engine is reported, not clobbered", async () => {
+        await dockerIn("box1", "network create -d macvlan --subnet 198.18.1.0/24 --gateway 198.18.1.1 -o parent=of-b1 othernet");
+        configure({ box1: 3, box2: 2 });
+        const up = await project.up();
+        expect(up.status).not.toBe(0);
+        expect(up.stdout + up.stderr).toContain(
+            "docker network 'othernet' already uses 'of-b1' as macvlan parent, and this engine (API 1.41) allows one macvlan network per parent interface",
+        );
+        expect((await dockerIn("box1", "network ls --filter driver=macvlan --format '{{.Name}}'")).trim()).toBe("othernet");
+        expect(await dockerIn("box1", "ps -aq")).toBe("");
+        await dockerIn("box1", "network rm othernet");
+    });
+
     it("up: every container runs with exactly its planned IP, MAC and hostname, and serves its own cache", async () => {
         configure({ box1: 3, box2: 2 });
         await project.upOk();
@@ -245,9 +258,10 @@ describe("containers on both lab engines", () => {
             expect(f.running).toBe(true);
             expect((await dockerIn("box1", `inspect --format '{{.Image}}' ${f.id}`)).trim()).toBe(newImage);
         }
-        // Each replacement started only after the previous one was running again.
-        for (let i = 1; i < facts.length; i++) {
-            expect(Date.parse(facts[i].created), `ttnode${i + 1}`).toBeGreaterThanOrEqual(Date.parse(facts[i - 1].startedAt));
+        // One replacement at a time: each new container was created after the one before it was running.
+        const byCreation = [...facts].sort((a, b) => Date.parse(a.created) - Date.parse(b.created));
+        for (let i = 1; i < byCreation.length; i++) {
+            expect(Date.parse(byCreation[i].created)).toBeGreaterThanOrEqual(Date.parse(byCreation[i - 1].startedAt));
         }
     });
 

@@ -4,7 +4,7 @@ import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { hostInvocation, hostScript, hostScriptDir, HostScriptName } from "../../components/hostScripts";
 
-const SCRIPTS: HostScriptName[] = ["preflight", "lower", "mount", "unmount", "fstab", "status"];
+const SCRIPTS: HostScriptName[] = ["preflight", "lower", "mount", "unmount", "fstab", "status", "engine", "image", "container"];
 const have = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
 
 /**

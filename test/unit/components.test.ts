@@ -83,10 +83,9 @@ describe("Box resource graph", () => {
         expect(container.dependencies).toEqual(
             expect.arrayContaining([urn("nas-ttnode1-mount"), urn("nas-macvlan-network"), urn("nas-macvlan-engine"), urn("nas-image-pull")]),
         );
-        // With maxDownPerBox 1, each mount and container follows the previous one.
-        expect(byName(regs, "nas-ttnode3-mount").dependencies).toContain(urn("nas-ttnode2-mount"));
-        expect(byName(regs, "nas-ttnode2-mount").dependencies).not.toContain(urn("nas-ttnode3-mount"));
-        expect(byName(regs, "nas-ttnode3-container").dependencies).toContain(urn("nas-ttnode2-container"));
+        // Instances deploy in parallel: none waits for another (the box limits what is down at once).
+        expect(byName(regs, "nas-ttnode3-mount").dependencies).not.toContain(urn("nas-ttnode2-mount"));
+        expect(byName(regs, "nas-ttnode3-container").dependencies).not.toContain(urn("nas-ttnode2-container"));
         // Old generations are retired only after every instance.
         expect(byName(regs, "nas-retire").dependencies).toEqual(expect.arrayContaining([1, 2, 3].map((i) => urn(`nas-ttnode${i}-mount`))));
     });
@@ -114,7 +113,7 @@ describe("Box resource graph", () => {
                     "-",
                 ]],
             ),
-            delete: "cd /var/lib/overlay-fleet/host && sh unmount '/mnt/usbdisk/ttnode2/mnts' 'keep' '/mnt/usbdisk/ttnode2/upper' '/mnt/usbdisk/ttnode2/work' && sh fstab 'remove' '/etc/fstab' 'nas/ttnode2'",
+            delete: "cd /var/lib/overlay-fleet/host && sh unmount '/mnt/usbdisk/ttnode2/mnts' 'keep' '/mnt/usbdisk/ttnode2/upper' '/mnt/usbdisk/ttnode2/work' '/etc/fstab' && sh fstab 'remove' '/etc/fstab' 'nas/ttnode2'",
             triggers: ["/etc/fstab", "nas/ttnode2", "/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work", "/mnt/usbdisk/ttnode2/mnts"],
         });
         expect(byName(regs, "nas-cache-prepare").inputs.create).toBe(hostCall("lower", ["/mnt/usbdisk/static_cache", ".yfnode/config"]));
@@ -145,7 +144,7 @@ describe("Box resource graph", () => {
         expect(create).toBe(
             hostCall("container", [
                 "create", "ttnode2", "nas-ttnode2", "ericwang2006/ttnode", mockImageId, "macnet",
-                "192.168.1.202", mac, "192.168.1.1", "always", "1", "nas/ttnode2", "/mnt/usbdisk/ttnode2/mnts", "/mnts",
+                "192.168.1.202", mac, "192.168.1.1", "always", "1", "nas/ttnode2", "/mnt/usbdisk/ttnode2/mnts", "/mnts", "1",
             ]),
         );
         expect(byName(regs, "nas-ttnode2-container").inputs.delete).toBe(hostCall("container", ["remove", "ttnode2", "nas/ttnode2"]));
@@ -173,7 +172,7 @@ describe("Box resource graph", () => {
         config.boxes.nas.purgeOnRemove = true;
         const { registrations: regs } = await deploy(config);
         expect(byName(regs, "nas-ttnode1-mount").inputs.delete).toContain(
-            "sh unmount '/mnt/usbdisk/ttnode1/mnts' 'purge' '/mnt/usbdisk/ttnode1/upper' '/mnt/usbdisk/ttnode1/work'",
+            "sh unmount '/mnt/usbdisk/ttnode1/mnts' 'purge' '/mnt/usbdisk/ttnode1/upper' '/mnt/usbdisk/ttnode1/work' '/etc/fstab'",
         );
     });
 
