@@ -442,6 +442,7 @@ prepare_state() {
             mountpoint -q /run/netns 2>/dev/null && echo "netns_mounted=yes" || echo "netns_mounted=no"
             [ -d /run/sshd ] && echo "run_sshd=yes" || echo "run_sshd=no"
             [ -d "$DEFAULT_DISKS" ] && echo "disks_dir=yes" || echo "disks_dir=no"
+            [ -d /var/lib/overlay-fleet ] && echo "var_lib_of=yes" || echo "var_lib_of=no"
         } >"$STATE/host-before"
     fi
     [ -s "$STATE/disks-dir" ] || printf '%s' "$DEFAULT_DISKS" >"$STATE/disks-dir"
@@ -600,6 +601,9 @@ box_init() {
     # Engine data on the machine's disk, per box.
     mkdir -p "$(box_data "$i")/docker" /var/lib/docker
     mount --bind "$(box_data "$i")/docker" /var/lib/docker
+    # overlay-fleet's host library lives in /var/lib/overlay-fleet on a real box: the box's own.
+    mkdir -p "$(box_data "$i")/overlay-fleet" /var/lib/overlay-fleet
+    mount --bind "$(box_data "$i")/overlay-fleet" /var/lib/overlay-fleet
     # `docker` is the CLI that matches the box's engine.
     local ENGINE_CLI=""
     . "$dir/engine.env"
@@ -888,7 +892,7 @@ cmd_up() {
 }
 
 cmd_down() {
-    local i existing=() k v netns_dir=no netns_mounted=no run_sshd=no disks_dir_existed=no disks data data_dir_existed=no
+    local i existing=() k v netns_dir=no netns_mounted=no run_sshd=no disks_dir_existed=no var_lib_of=yes disks data data_dir_existed=no
     [ "$(id -u)" -eq 0 ] || die "must run as root"
     with_lock
     disks=$(disks_dir)
@@ -900,6 +904,7 @@ cmd_down() {
                 netns_mounted) netns_mounted=$v ;;
                 run_sshd) run_sshd=$v ;;
                 disks_dir) disks_dir_existed=$v ;;
+                var_lib_of) var_lib_of=$v ;;
                 data_dir) data_dir_existed=$v ;;
             esac
         done <"$STATE/host-before"
@@ -937,6 +942,8 @@ cmd_down() {
         fi
         [ "$netns_dir" = yes ] || rmdir /run/netns 2>/dev/null || true
     fi
+    # The mount point of the boxes' /var/lib/overlay-fleet, if the lab made it.
+    [ "$var_lib_of" = yes ] || rmdir /var/lib/overlay-fleet 2>/dev/null || true
     if [ "$run_sshd" != yes ] && [ -d /run/sshd ] && ! any_live_sshd; then
         rmdir /run/sshd 2>/dev/null || true
     fi

@@ -104,11 +104,11 @@ describe("cache generations", () => {
         const up = project.upInBackground();
         let upOutput = "";
         up.stdout!.on("data", (d) => (upOutput += d));
-        // Kill the fold on the box as soon as it is building the new generation (the script runs
-        // as `sh -c <script> of-fold ...`: find it by that argument).
+        // Kill the fold on the box as soon as it is building the new generation: the installed
+        // library runs it as `sh fold ...` (the shell, or a helper it execs, has `fold` as argv[1]).
         const killFold = `test -d /mnt/usbdisk/static_cache.g3.partial || exit 0
             for p in /proc/[0-9]*; do
-              if tr '\\0' '\\n' < $p/cmdline 2>/dev/null | grep -qx 'of-[f]old'; then kill -9 \${p#/proc/} && echo killed; fi
+              if tr '\\0' '\\n' < $p/cmdline 2>/dev/null | sed -n 2p | grep -qx '[f]old'; then kill -9 \${p#/proc/} && echo killed; fi
             done`;
         let killed = false;
         while (!killed && up.exitCode === null) {
