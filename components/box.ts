@@ -62,7 +62,7 @@ export class Box extends pulumi.ComponentResource {
         const box = args.settings;
         const plans = planBox(box);
         this.connection = boxConnection(box, args.privateKey);
-        this.library = new HostLibrary(`${name}-host`, { connection: this.connection, bundle: stageHostLibrary() }, { parent: this });
+        this.library = new HostLibrary(`${name}-host`, { connection: this.connection, bundle: stageHostLibrary(), fstab: boxFstab }, { parent: this });
         this.lowerCache = createLowerCache(this, name, box);
         this.instances = createInstances(this, name, box, plans);
         this.containers = box.container && box.network ? createContainers(this, name, box, box.container, plans, args.privateKey) : [];

@@ -50,27 +50,39 @@ export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostL
 
 /**
  * The command line that runs installed host commands on a box, each with quoted arguments and
- * each only if the one before succeeded: `cd /var/lib/overlay-fleet/host && sh mount 'arg1' ...`.
+ * each only if the one before succeeded: `{ cd /var/lib/overlay-fleet/host || ...; } && sh mount 'arg1' ...`.
  * It names no library version, so an upgrade of overlay-fleet changes only each box's library
- * resource, not these commands; on a box without the library the `cd` fails, naming the path.
+ * resource, not these commands; a box without the library fails saying so.
  */
 export function hostCalls(...calls: Array<[HostScriptName, readonly string[]]>): string {
-    return [`cd ${hostLibraryCurrent}`, ...calls.map(([name, args]) => ["sh", name, ...args.map(shQuote)].join(" "))].join(" && ");
+    const enter = `{ cd ${hostLibraryCurrent} 2>/dev/null || { echo "overlay-fleet: ${missingLibrary}" >&2; exit 3; }; }`;
+    return [enter, ...calls.map(([name, args]) => ["sh", name, ...args.map(shQuote)].join(" "))].join(" && ");
 }
+
+/** What a box without the host library says (no double quotes: it is echoed inside them). */
+export const missingLibrary = `no host library on this box (${hostLibraryCurrent}): replace the box's HostLibrary, see README: A wiped box`;
 
 /** One installed host command (see hostCalls). */
 export function hostCall(name: HostScriptName, args: readonly string[]): string {
     return hostCalls([name, args]);
 }
 
-/** Removes a box's library on destroy (a newer version, if current, is left alone). */
-export function removalScript(hash: string): string {
+/**
+ * Removes a box's library when its install resource goes: only the current version, and only
+ * once no managed fstab line is left on the box (destroy removes the instances first). A
+ * replacement of the same version (a wiped box) runs this after the new install, while the
+ * box's instances still exist, so it keeps what it just installed.
+ */
+export function removalScript(hash: string, fstab: string): string {
     return [
         "set -eu",
         `root=${shQuote(hostLibraryRoot)}`,
         `current=${shQuote(hostLibraryCurrent)}`,
         `hash=${shQuote(hash)}`,
-        'if [ "$(readlink "$current" 2>/dev/null)" = "lib/$hash" ]; then rm -f -- "$current"; fi',
+        `fstab=${shQuote(fstab)}`,
+        '[ "$(readlink "$current" 2>/dev/null)" = "lib/$hash" ] || exit 0',
+        'if grep -q "x-overlay-fleet=" "$fstab" 2>/dev/null; then echo "host library $hash kept: instances remain"; exit 0; fi',
+        'rm -f -- "$current"',
         'rm -rf -- "${root:?}/$hash"',
         'rmdir -- "$root" 2>/dev/null || :',
     ].join("\n");
@@ -103,6 +115,8 @@ export interface HostLibraryArgs {
     connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
     /** The staged library (see stageHostLibrary). */
     bundle: HostLibraryBundle;
+    /** The box's fstab: the library is removed only when no managed line is left in it. */
+    fstab: string;
 }
 
 /**
@@ -131,7 +145,7 @@ export class HostLibrary extends pulumi.ComponentResource {
         this.install = new command.remote.Command(
             `${name}-install`,
             { connection: args.connection, addPreviousOutputInEnv: false, create: activationScript(bundle.hash),
-              delete: removalScript(bundle.hash),
+              delete: removalScript(bundle.hash, args.fstab),
               triggers: [bundle.hash] },
             { parent: this, dependsOn: [this.copy] },
         );

@@ -113,9 +113,11 @@ describe("Box resource graph", () => {
                     "-",
                 ]],
             ),
-            delete: "cd /var/lib/overlay-fleet/host && sh unmount '/mnt/usbdisk/ttnode2/mnts' 'keep' '/mnt/usbdisk/ttnode2/upper' '/mnt/usbdisk/ttnode2/work' '/etc/fstab' && sh fstab 'remove' '/etc/fstab' 'nas/ttnode2'",
+            delete: hostCalls(["unmount", ["/mnt/usbdisk/ttnode2/mnts", "keep", "/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work", "/etc/fstab"]], ["fstab", ["remove", "/etc/fstab", "nas/ttnode2"]]),
             triggers: ["/etc/fstab", "nas/ttnode2", "/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work", "/mnt/usbdisk/ttnode2/mnts"],
         });
+        // Removal: unmount first, then the fstab line (a busy mount keeps its line).
+        expect(byName(regs, "nas-ttnode2-mount").inputs.delete.endsWith("sh unmount '/mnt/usbdisk/ttnode2/mnts' 'keep' '/mnt/usbdisk/ttnode2/upper' '/mnt/usbdisk/ttnode2/work' '/etc/fstab' && sh fstab 'remove' '/etc/fstab' 'nas/ttnode2'")).toBe(true);
         expect(byName(regs, "nas-cache-prepare").inputs.create).toBe(hostCall("lower", ["/mnt/usbdisk/static_cache", ".yfnode/config"]));
         expect(byName(regs, "nas-cache-preflight").inputs.create).toBe(hostCall("preflight", ["/mnt/usbdisk", "/mnt/usbdisk/static_cache"]));
         // The call ends with each argument as one single-quoted word, and stays short.

@@ -1,0 +1,85 @@
+/**
+ * The host library is installed once per box and named by its content: a new overlay-fleet
+ * version previews as the library update of each box and nothing else, old versions are removed,
+ * and a box that lost its library gets it back.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { missingLibrary } from "../../components/hostLibrary";
+import { freshLab, inBox, inBoxOk, LabBox, labConfig, overlayMounts, scrubBox, TestProject } from "./engine";
+
+let boxes: LabBox[];
+let project: TestProject;
+const libraries = async (box: string) => (await inBoxOk(box, "ls /var/lib/overlay-fleet/lib")).split("\n").filter(Boolean);
+
+beforeAll(async () => {
+    boxes = await freshLab();
+    project = new TestProject("hostlib");
+    await project.init(boxes[0].privateKeyPath);
+    const { defaults, boxes: declared } = labConfig(boxes, { box1: 2, box2: 1 });
+    project.configure(defaults, declared);
+    await project.upOk();
+});
+
+afterAll(async () => {
+    await project?.destroyOk().catch(() => undefined);
+    await project?.remove();
+    for (const box of boxes ?? []) await scrubBox(box.name);
+});
+
+describe("host library", () => {
+    it("is installed once per box, and the box's commands are short calls into it", async () => {
+        for (const box of ["box1", "box2"]) {
+            const [hash] = await libraries(box);
+            expect(await libraries(box)).toEqual([hash]);
+            expect((await inBoxOk(box, "readlink /var/lib/overlay-fleet/host")).trim()).toBe(`lib/${hash}`);
+            expect((await inBox(box, "cd /var/lib/overlay-fleet/host && sha256sum -c --quiet SHA256SUMS")).status).toBe(0);
+        }
+        const state = JSON.parse(await project.pulumiOk(["stack", "export"])) as { deployment: { resources: Array<{ urn: string; inputs?: { create?: string } }> } };
+        const mount = state.deployment.resources.find((r) => r.urn.endsWith("box1-ttnode1-mount"))!;
+        expect(mount.inputs!.create!).toMatch(/^\{ cd \/var\/lib\/overlay-fleet\/host .*\} && sh fstab 'set' /);
+        expect(mount.inputs!.create!.length).toBeLessThan(1000);
+    });
+
+    it("a changed host library previews as each box's library update only, and replaces the old version", async () => {
+        const before = await libraries("box1");
+        fs.appendFileSync(path.join(project.dir, "host", "lib.sh"), "\n# overlay-fleet, a later version\n");
+        const { steps } = await project.preview();
+        const changed = [...new Set(steps.filter((s) => s.op !== "same").map((s) => s.name))].sort();
+        expect(changed).toEqual(["box1-host-copy", "box1-host-install", "box2-host-copy", "box2-host-install"]);
+        await project.upOk();
+        const after = await libraries("box1");
+        expect(after).toHaveLength(1);
+        expect(after).not.toEqual(before);
+        // The instances were not touched, and the new library serves the next change.
+        expect(await overlayMounts("box1")).toEqual(["/mnt/usbdisk/ttnode1/mnts", "/mnt/usbdisk/ttnode2/mnts"]);
+        const { defaults, boxes: declared } = labConfig(boxes, { box1: 3, box2: 1 });
+        project.configure(defaults, declared);
+        await project.upOk();
+        expect(await overlayMounts("box1")).toHaveLength(3);
+    });
+
+    it("a box that lost its library says so, and gets it back by replacing its library resources", async () => {
+        await inBoxOk("box1", "rm -rf /var/lib/overlay-fleet/lib /var/lib/overlay-fleet/host");
+        const { defaults, boxes: declared } = labConfig(boxes, { box1: 4, box2: 1 });
+        project.configure(defaults, declared);
+        const failed = await project.up();
+        expect(failed.status).not.toBe(0);
+        expect(failed.stdout + failed.stderr).toContain(`overlay-fleet: ${missingLibrary}`);
+        const urns = (await project.pulumiOk(["stack", "--show-urns"])).split("\n").map((l) => /URN: (\S+)/.exec(l)?.[1]).filter((u): u is string => !!u);
+        const library = urns.filter((u) => /::box1-host-(copy|install)$/.test(u));
+        expect(library).toHaveLength(2);
+        await project.upOk(library.flatMap((u) => ["--target-replace", u]));
+        await project.upOk();
+        expect(await libraries("box1")).toHaveLength(1);
+        expect(await overlayMounts("box1")).toHaveLength(4);
+    });
+
+    it("destroy removes the library once nothing on the box uses it", async () => {
+        await project.destroyOk();
+        for (const box of ["box1", "box2"]) {
+            expect((await inBox(box, "test -e /var/lib/overlay-fleet/host || test -e /var/lib/overlay-fleet/lib")).status).not.toBe(0);
+        }
+    });
+});
