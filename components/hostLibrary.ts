@@ -1,3 +1,4 @@
+import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -16,9 +17,57 @@ export interface HostLibraryBundle {
     hash: string;
     /** Local directory holding the files (named by the hash, so the copy lands in `lib/<hash>`). */
     dir: string;
+    /** Why the library lacks the fold helper (no Go here): deploys work, folds fail saying so. */
+    warning?: string;
 }
 
 let staged: HostLibraryBundle | undefined;
+
+/**
+ * The fold helper (host/foldtool, Go, standard library only) as static Linux binaries, one per
+ * box architecture: GOARCH -> the `uname -m` names it serves. The box's install picks its own.
+ */
+export const foldToolArches: Record<string, string[]> = {
+    amd64: ["x86_64"],
+    arm64: ["aarch64", "arm64"],
+    arm: ["armv7l", "armv6l", "armv7", "armv6"],
+    "386": ["i686", "i586", "i386"],
+    riscv64: ["riscv64"],
+};
+
+/**
+ * Builds host/foldtool for every architecture in foldToolArches, once per source content, into
+ * `.overlay-fleet/foldtool/<hash>/` of the project; returns `{ name, file }` per binary. Needs Go
+ * on the operator's machine (the toolchain has it); fails naming what is missing otherwise.
+ */
+export function buildFoldTool(projectDir: string): Array<{ name: string; file: string }> {
+    const src = path.join(projectDir, "host", "foldtool");
+    if (!fs.existsSync(path.join(src, "go.mod"))) {
+        return [];
+    }
+    const sources = fs.readdirSync(src).filter((f) => f.endsWith(".go") || f === "go.mod" || f === "go.sum").sort();
+    const hash = crypto.createHash("sha256");
+    for (const f of sources) hash.update(f).update("\0").update(fs.readFileSync(path.join(src, f)));
+    const outDir = path.join(projectDir, ".overlay-fleet", "foldtool", hash.digest("hex").slice(0, 16));
+    return Object.keys(foldToolArches).map((goarch) => {
+        const file = path.join(outDir, `foldtool-${goarch}`);
+        if (!fs.existsSync(file)) {
+            fs.mkdirSync(outDir, { recursive: true });
+            const env = { ...process.env, CGO_ENABLED: "0", GOOS: "linux", GOARCH: goarch, GOARM: "6", GOFLAGS: "-mod=mod", GOTOOLCHAIN: "local" };
+            // Go's usual install place, when it is not on PATH.
+            const go = spawnSync("go", ["version"]).error && fs.existsSync("/usr/local/go/bin/go") ? "/usr/local/go/bin/go" : "go";
+            const result = spawnSync(go, ["build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", `${file}.tmp`, "."], { cwd: src, env, encoding: "utf8" });
+            if (result.error || result.status !== 0) {
+                throw new Error(
+                    `cannot build the fold helper host/foldtool for linux/${goarch}: ${result.error?.message ?? result.stderr.trim()}\n` +
+                        "overlay-fleet builds it once with Go (https://go.dev/dl, 1.22 or later) on the machine that runs pulumi",
+                );
+            }
+            fs.renameSync(`${file}.tmp`, file);
+        }
+        return { name: `foldtool-${goarch}`, file };
+    });
+}
 
 /**
  * Writes the host library into `.overlay-fleet/hostlib/<hash>/` of the project (once per
@@ -29,7 +78,17 @@ export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostL
     if (staged !== undefined) {
         return staged;
     }
-    const files = hostScriptNames.map((name) => ({ name, text: hostScript(name) }));
+    let foldTool: Array<{ name: string; file: string }> = [];
+    let warning: string | undefined;
+    try {
+        foldTool = buildFoldTool(projectDir);
+    } catch (error) {
+        warning = `${(error as Error).message}; until then the boxes' host library has no fold helper and a generation bump fails on the box`;
+    }
+    const files: Array<{ name: string; text: string | Buffer }> = [
+        ...hostScriptNames.map((name) => ({ name, text: hostScript(name) })),
+        ...foldTool.map(({ name, file }) => ({ name, text: fs.readFileSync(file) })),
+    ];
     const sums = files.map((f) => `${crypto.createHash("sha256").update(f.text).digest("hex")}  ${f.name}\n`).join("");
     const hash = crypto.createHash("sha256").update(sums).digest("hex").slice(0, 16);
     const absolute = path.join(projectDir, ".overlay-fleet", "hostlib", hash);
@@ -38,13 +97,13 @@ export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostL
         fs.rmSync(tmp, { recursive: true, force: true });
         fs.mkdirSync(tmp, { recursive: true });
         for (const f of files) {
-            fs.writeFileSync(path.join(tmp, f.name), f.text);
+            fs.writeFileSync(path.join(tmp, f.name), f.text, { mode: f.name.startsWith("foldtool-") ? 0o755 : 0o644 });
         }
         fs.writeFileSync(path.join(tmp, "SHA256SUMS"), sums);
         fs.rmSync(absolute, { recursive: true, force: true });
         fs.renameSync(tmp, absolute);
     }
-    staged = { hash, dir: path.relative(process.cwd(), absolute) || "." };
+    staged = { hash, dir: path.relative(process.cwd(), absolute) || ".", ...(warning ? { warning } : {}) };
     return staged;
 }
 
@@ -103,6 +162,14 @@ export function activationScript(hash: string): string {
         `hash=${shQuote(hash)}`,
         'cd "$root/$hash" 2>/dev/null || { echo "overlay-fleet: host library $hash was not copied to $root" >&2; exit 1; }',
         'sha256sum -c --quiet SHA256SUMS >&2 || { echo "overlay-fleet: host library $hash on this box is incomplete" >&2; exit 1; }',
+        // The fold helper of this box's architecture (the copy keeps no modes).
+        'if ls foldtool-* >/dev/null 2>&1; then',
+        '  case $(uname -m) in',
+        ...Object.entries(foldToolArches).map(([goarch, names]) => `    ${names.join(" | ")}) arch=${goarch} ;;`),
+        '    *) echo "overlay-fleet: no fold helper for this box\'s architecture $(uname -m)" >&2; exit 1 ;;',
+        "  esac",
+        '  cp "foldtool-$arch" foldtool.new && chmod 0755 foldtool.new && mv -f foldtool.new foldtool',
+        "fi",
         'ln -sfn "lib/$hash" "$current.new" && mv -f -T "$current.new" "$current"',
         'for d in "$root"/*; do [ "$d" = "$root/$hash" ] || rm -rf -- "$d"; done',
         'echo "ok: host library $hash"',
@@ -132,6 +199,9 @@ export class HostLibrary extends pulumi.ComponentResource {
     constructor(name: string, args: HostLibraryArgs, opts?: pulumi.ComponentResourceOptions) {
         super("overlay-fleet:host:HostLibrary", name, {}, opts);
         const { bundle } = args;
+        if (bundle.warning) {
+            pulumi.log.warn(bundle.warning, this);
+        }
         this.copy = new command.remote.CopyToRemote(
             `${name}-copy`,
             {

@@ -62,9 +62,10 @@ export class OverlayInstance extends pulumi.ComponentResource {
                 addPreviousOutputInEnv: false,
                 create: mountCommand(args),
                 delete: unmountCommand(args),
-                // New directories or a new identity mean a different instance: unmount the old one
-                // first, then mount. Option or lower changes re-run the idempotent commands.
-                triggers: [args.fstab, plan.id, plan.upper, plan.work, plan.merged],
+                // A new identity or instance dir (upper, work and merged live in it) means a
+                // different instance: unmount the old one first, then mount. Option or lower
+                // changes re-run the idempotent commands.
+                triggers: [plan.id, plan.dir],
             },
             { parent: this, deleteBeforeReplace: true, dependsOn: opts?.dependsOn },
         );

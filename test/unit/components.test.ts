@@ -114,7 +114,7 @@ describe("Box resource graph", () => {
                 ]],
             ),
             delete: hostCalls(["unmount", ["/mnt/usbdisk/ttnode2/mnts", "keep", "/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work", "/etc/fstab"]], ["fstab", ["remove", "/etc/fstab", "nas/ttnode2"]]),
-            triggers: ["/etc/fstab", "nas/ttnode2", "/mnt/usbdisk/ttnode2/upper", "/mnt/usbdisk/ttnode2/work", "/mnt/usbdisk/ttnode2/mnts"],
+            triggers: ["nas/ttnode2", "/mnt/usbdisk/ttnode2"],
         });
         // Removal: unmount first, then the fstab line (a busy mount keeps its line).
         expect(byName(regs, "nas-ttnode2-mount").inputs.delete.endsWith("sh unmount '/mnt/usbdisk/ttnode2/mnts' 'keep' '/mnt/usbdisk/ttnode2/upper' '/mnt/usbdisk/ttnode2/work' '/etc/fstab' && sh fstab 'remove' '/etc/fstab' 'nas/ttnode2'")).toBe(true);
