@@ -14,7 +14,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { hostInvocation } from "../../components/hostScripts";
-import { HostNs, hostTestsUnavailable, PINNED, withHostNs } from "./harness";
+import { foldTool, HostNs, hostTestsUnavailable, PINNED, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
 const hasAttr = spawnSync("sh", ["-c", "command -v getfattr && command -v setfattr"]).status === 0;
@@ -370,6 +370,7 @@ function startScript(ns: HostNs, args: string[], env: Record<string, string> = {
             LANG: "C",
             LC_ALL: "C",
             LIBMOUNT_UTAB: path.join(ns.dir, ".utab"),
+            OVERLAY_FLEET_FOLDTOOL: foldTool(),
             ...env,
         },
     });
