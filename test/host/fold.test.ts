@@ -849,7 +849,10 @@ describe.skipIf(skip)("gc: old generations", () => {
             expect(r.status).toBe(0);
             expect(r.stdout).toContain(`removed ${lower}\n`);
             expect(r.stdout).toContain(`removed ${lower}.g1.partial\n`);
-            expect(ns.sh('test -e "$1"', [lower]).status).not.toBe(0);
+            // the configured lower names the current generation: a symlink to it, nothing dangles
+            expect(r.stdout).toContain(`linked ${lower} -> static_cache.g2\n`);
+            expect(ns.ok('readlink "$1"', [lower])).toBe("static_cache.g2\n");
+            expect(ns.ok('cat "$1/.yfnode/cache/a" "$1/.yfnode/cache/b"', [lower])).toBe("a\nb\n");
             // the instances are fine; the kept generation is untouched; a second gc does nothing
             expect(ns.ok('cat "$1/.yfnode/cache/a" "$1/.yfnode/cache/b"', [insts[1].merged])).toBe("a\nb\n");
             r = ns.run("gc", [lower, "2", fstab]);
@@ -859,6 +862,23 @@ describe.skipIf(skip)("gc: old generations", () => {
             expect(r.status).not.toBe(0);
             expect(r.stderr).toMatch(/generation 5 .* does not exist/);
             expect(ns.sh('test -d "$1.g2"', [lower]).status).toBe(0);
+
+            // the next generation folds from the symlinked lower; gc points the lower at it and
+            // removes generation 2 once nothing uses it
+            ns.ok('echo c >"$1/.yfnode/cache/c"', [insts[0].merged]);
+            expect(ns.run("fold", foldArgs(lower, 3, `${root}/.of/gen3`, insts)).status).toBe(0);
+            for (const i of insts) switchInstance(ns, `${lower}.g3`, i, `${root}/.of/gen3/${i.name}.manifest`);
+            fs.writeFileSync(fstab, `overlay ${insts[0].merged} overlay lowerdir=${lower}.g3,upperdir=${insts[0].upper},workdir=${insts[0].work} 0 0\n`);
+            r = ns.run("gc", [lower, "3", fstab]);
+            expect(r.stderr).toBe("");
+            expect(r.stdout).toContain(`linked ${lower} -> static_cache.g3\n`);
+            expect(r.stdout).toContain(`removed ${lower}.g2\n`);
+            expect(ns.ok('readlink "$1" && cat "$1/.yfnode/cache/c"', [lower])).toBe("static_cache.g3\nc\n");
+            expect(ns.ok('ls -a "$1"', [root]).split("\n").filter((n) => n.startsWith("static_cache"))).toEqual([
+                "static_cache",
+                "static_cache.fold.lock",
+                "static_cache.g3",
+            ]);
         });
     }, 120_000);
 });
