@@ -8,7 +8,8 @@
 # into the current lower (the instances keep running on it):
 #
 #  1. The current generation C is the highest complete one below the target (<lower> for 1,
-#     <lower>.g<k> for k>1). If the target already exists the fold is a no-op.
+#     <lower>.g<k> for k>1; <lower> may be the symlink to the current generation host/gc.sh
+#     leaves). If the target already exists the fold is a no-op.
 #  2. A hard-link farm of C is built in <lower>.g<target>.partial (new directories, hard-linked
 #     files: extra disk is one directory entry per file and one block per directory), on C's
 #     filesystem (refused otherwise).
@@ -19,9 +20,13 @@
 #     by an opaque directory says "absent", a directory "a directory with this mode, owner and
 #     attributes", anything else "this object". Unclaimed paths are applied to the staging tree
 #     (never in place: the hard link is unlinked and a copy made from the view, with owner, mode,
-#     mtime, xattrs, sparseness; hard-link groups of the upper stay groups); a path already
+#     times, xattrs, sparseness; hard-link groups of the upper stay groups); a path already
 #     claimed by an earlier instance is identical (same type, content, mode, owner, mtime,
-#     xattrs: not a conflict) or a conflict, which the earlier instance wins (lowest-index-wins).
+#     xattrs: not a conflict) or a conflict, which <conflictRule> decides:
+#       lowest-index-wins  the instance listed first wins;
+#       newest-wins        the newer upper entry (file, symlink, device or whiteout: by mtime;
+#                          ties: the instance listed first) wins. A conflict that involves a
+#                          directory is decided as with lowest-index-wins.
 #     A directory claimed by one instance cannot be deleted or replaced by a later one: a
 #     conflict on the directory, and it is kept whole.
 #  4. A file is folded only if its stat (type, inode, size, mtime, ctime) is the same before and
@@ -29,6 +34,10 @@
 #  5. Per instance, <manifestDir>/<name>.manifest lists every upper entry examined, with its
 #     identity and whether it was folded (see host/lib-fold.sh), written before the new
 #     generation appears; then the staging dir is synced and renamed to <lower>.g<target>.
+#
+# This script checks the arguments, the layout, the uppers and the free space, takes the lock,
+# and then runs the fold helper in its place: host/foldtool, a static binary (Go, no cgo) at the
+# path OVERLAY_FLEET_FOLDTOOL names (default /usr/local/lib/overlay-fleet/foldtool).
 #
 # Private paths (comma-separated, relative, e.g. `.yfnode/config`) are never read nor folded.
 # Killed at any point, the current generation and the instances are untouched; a re-run discards
@@ -40,60 +49,62 @@
 # newline or tab are shown with \\ \n \t escapes), and finally
 # `folded <target> from <g>: files=<n> bytes=<n> deleted=<n> conflicts=<n> skipped=<n>`.
 #
-# Needs getfattr/setfattr (package attr). Test hook: OVERLAY_FLEET_FOLD_PAUSE_AT=<step> makes the
-# fold sleep at a step (farm, walk, instance-<n>, manifests, rename).
+# Needs getfattr (package attr) to check the uppers' overlay attributes. Test hook:
+# OVERLAY_FLEET_FOLD_PAUSE_AT=<step> makes the fold sleep at a step (farm, walk, instance-<n>,
+# manifests, rename).
 
 set -eu
 fold_init
 
-f_usage_text="usage: of-fold <lower> <targetGeneration> <manifestDir> <conflictRule> <privatePathsCSV|-> (<instanceName> <upper>... | --fstab <fstabFile>)"
-[ "$#" -ge 7 ] && [ $((($# - 5) % 2)) -eq 0 ] || of_usage "$f_usage_text"
+usage_text="usage: of-fold <lower> <targetGeneration> <manifestDir> <conflictRule> <privatePathsCSV|-> (<instanceName> <upper>... | --fstab <fstabFile>)"
+[ "$#" -ge 7 ] && [ $((($# - 5) % 2)) -eq 0 ] || of_usage "$usage_text"
 
 fold_check_path "lower dir" "$1"
-L=$FOLD_PATH
+lower=$FOLD_PATH
 fold_check_generation "target generation" "$2"
-f_target=$2
+target_gen=$2
 fold_check_path "manifest dir" "$3"
-M=$FOLD_PATH
+manifests=$FOLD_PATH
 case $4 in
-    lowest-index-wins | newest-wins) f_rule=$4 ;;
-    *) of_usage "conflict rule '$4' is not supported (supported: lowest-index-wins, the instance listed first wins; newest-wins, the newest modification time wins, ties to the instance listed first)" ;;
+    lowest-index-wins | newest-wins) rule=$4 ;;
+    *) of_usage "conflict rule '$4' is not supported (supported: lowest-index-wins, the instance listed first wins; newest-wins, the newest change wins, ties to the instance listed first)" ;;
 esac
 
-# Private paths, newline-separated, normalised.
-f_priv=
+# Private paths, normalised, comma-separated for the helper.
+private=
 if [ "$5" != - ]; then
-    f_rest=$5,
-    while [ -n "$f_rest" ]; do
-        f_item=${f_rest%%,*}
-        f_rest=${f_rest#*,}
-        [ -n "$f_item" ] || continue
-        case $f_item in
-            *[[:cntrl:]]*) of_usage "private path '$f_item' contains control characters" ;;
+    rest=$5,
+    while [ -n "$rest" ]; do
+        item=${rest%%,*}
+        rest=${rest#*,}
+        [ -n "$item" ] || continue
+        case $item in
+            *[[:cntrl:]]*) of_usage "private path '$item' contains control characters" ;;
         esac
         while :; do
-            case $f_item in
-                /*) f_item=${f_item#/} ;;
-                ./*) f_item=${f_item#./} ;;
+            case $item in
+                /*) item=${item#/} ;;
+                ./*) item=${item#./} ;;
                 *) break ;;
             esac
         done
-        case /$f_item/ in
-            */./* | */../*) of_usage "private path '$f_item' must not contain . or .. components" ;;
+        case /$item/ in
+            */./* | */../*) of_usage "private path '$item' must not contain . or .. components" ;;
         esac
-        of_norm "$f_item"
-        f_item=$OF_NORM
-        [ -n "$f_item" ] && [ "$f_item" != / ] && [ "$f_item" != . ] ||
+        of_norm "$item"
+        item=$OF_NORM
+        [ -n "$item" ] && [ "$item" != / ] && [ "$item" != . ] ||
             of_usage "private path list '$5' contains an empty path or the whole tree"
-        f_priv="$f_priv$f_item$FOLD_NL"
+        private=$private${private:+,}$item
     done
 fi
 shift 5
 
+# From here on "$@" is the instances: <name> <upper> pairs, in fold order.
 if [ "$1" = --fstab ]; then
     [ -f "$2" ] && [ -r "$2" ] || of_die "fstab file '$2' is not readable"
     # Managed lines carry every path in their options; our paths never contain blanks or commas.
-    f_list=$(awk '
+    fstab_instances=$(awk '
         $1 !~ /^#/ && $4 ~ /(^|,)x-overlay-fleet=/ {
             n = split($4, opt, ","); id = ""; up = ""
             for (i = 1; i <= n; i++) {
@@ -105,233 +116,222 @@ if [ "$1" = --fstab ]; then
             if (name != "" && up != "") printf "%d\t%s\t%s\n", index_ + 0, name, up
         }' "$2" | LC_ALL=C sort -n -k1,1 | cut -f2,3)
     set --
-    while IFS="$FOLD_TAB" read -r f_a f_b; do
-        [ -z "$f_a" ] || set -- "$@" "$f_a" "$f_b"
+    while IFS="$FOLD_TAB" read -r name upper; do
+        [ -z "$name" ] || set -- "$@" "$name" "$upper"
     done <<EOF
-$f_list
+$fstab_instances
 EOF
 fi
 
-f_n=0
-while [ "$#" -gt 0 ]; do
-    f_n=$((f_n + 1))
-    case $1 in
-        '' | . | .. | *[!A-Za-z0-9._-]*) of_usage "instance name '$1' must be non-empty and use only A-Z a-z 0-9 . _ -" ;;
+fold_gen_path "$lower" "$target_gen"
+target=$FOLD_GP
+staging=$lower.g$target_gen.partial
+work=$lower.g$target_gen.work
+parent=${lower%/*}
+[ -n "$parent" ] || parent=/
+
+# check_instance NAME UPPER [<name> <upper>]...: NAME and UPPER are valid, and differ from and do
+# not overlap the instances that follow; uppers and the manifest dir are outside every
+# generation, and the other way round. The normalised upper in FOLD_PATH.
+check_instance() {
+    ci_name=$1
+    case $ci_name in
+        '' | . | .. | *[!A-Za-z0-9._-]*) of_usage "instance name '$ci_name' must be non-empty and use only A-Z a-z 0-9 . _ -" ;;
     esac
-    fold_check_path "upper dir of instance '$1'" "$2"
-    f_j=1
-    while [ "$f_j" -lt "$f_n" ]; do
-        eval "f_oname=\$f_name_$f_j f_oup=\$f_up_$f_j"
-        [ "$f_oname" != "$1" ] || of_usage "instance name '$1' is given twice"
-        if fold_within "$FOLD_PATH" "$f_oup" || fold_within "$f_oup" "$FOLD_PATH"; then
-            of_usage "upper dir '$FOLD_PATH' of instance '$1' overlaps the upper dir '$f_oup' of instance '$f_oname'"
-        fi
-        f_j=$((f_j + 1))
-    done
-    eval "f_name_$f_n=\$1 f_up_$f_n=\$FOLD_PATH"
+    fold_check_path "upper dir of instance '$ci_name'" "$2"
+    ci_upper=$FOLD_PATH
     shift 2
-done
-
-fold_gen_path "$L" "$f_target"
-T=$FOLD_GP
-S=$L.g$f_target.partial
-W=$L.g$f_target.work
-f_parent=${L%/*}
-[ -n "$f_parent" ] || f_parent=/
-
-# Layout: uppers and the manifest dir outside every generation, and the other way round.
-f_i=1
-while [ "$f_i" -le "$f_n" ]; do
-    eval "f_U=\$f_up_$f_i f_name=\$f_name_$f_i"
-    case $f_U/ in
-        "$L"/* | "$L".g[0-9]*) of_usage "upper dir '$f_U' of instance '$f_name' is inside the lower '$L' or one of its generations" ;;
-    esac
-    fold_within "$L" "$f_U" && of_usage "lower '$L' is inside the upper dir '$f_U' of instance '$f_name'"
-    fold_within "$M" "$f_U" && of_usage "manifest dir '$M' is inside the upper dir '$f_U' of instance '$f_name'"
-    [ -d "$f_U" ] && [ ! -L "$f_U" ] || of_die "upper dir '$f_U' of instance '$f_name' does not exist or is not a directory"
-    f_i=$((f_i + 1))
-done
-case $M/ in
-    "$L"/* | "$L".g[0-9]*) of_usage "manifest dir '$M' must be outside the lower '$L' and its generations (e.g. $f_parent/.overlay-fleet/gen$f_target)" ;;
-esac
-# Generation 1 (L itself) is gone once every instance moved past it and it was retired.
-if [ ! -d "$L" ] || [ -L "$L" ]; then
-    f_any=
-    for f_d in "$L".g*; do
-        case ${f_d#"$L".g} in '' | *[!0-9]* | 0*) continue ;; esac
-        [ ! -d "$f_d" ] || f_any=1
+    while [ "$#" -gt 0 ]; do
+        [ "$1" != "$ci_name" ] || of_usage "instance name '$ci_name' is given twice"
+        of_norm "$2"
+        if fold_within "$ci_upper" "$OF_NORM" || fold_within "$OF_NORM" "$ci_upper"; then
+            of_usage "upper dir '$ci_upper' of instance '$ci_name' overlaps the upper dir '$OF_NORM' of instance '$1'"
+        fi
+        shift 2
     done
-    [ -n "$f_any" ] || of_die "lower dir '$L' does not exist or is not a directory, and no later generation of it does"
+    case $ci_upper/ in
+        "$lower"/* | "$lower".g[0-9]*) of_usage "upper dir '$ci_upper' of instance '$ci_name' is inside the lower '$lower' or one of its generations" ;;
+    esac
+    fold_within "$lower" "$ci_upper" && of_usage "lower '$lower' is inside the upper dir '$ci_upper' of instance '$ci_name'"
+    fold_within "$manifests" "$ci_upper" && of_usage "manifest dir '$manifests' is inside the upper dir '$ci_upper' of instance '$ci_name'"
+    [ -d "$ci_upper" ] && [ ! -L "$ci_upper" ] || of_die "upper dir '$ci_upper' of instance '$ci_name' does not exist or is not a directory"
+    FOLD_PATH=$ci_upper
+}
+
+# Every instance checked and its upper normalised: "$@" is rotated once, pair by pair.
+n_instances=$(($# / 2))
+k=0
+while [ "$k" -lt "$n_instances" ]; do
+    check_instance "$@"
+    name=$1
+    shift 2
+    set -- "$@" "$name" "$FOLD_PATH"
+    k=$((k + 1))
+done
+case $manifests/ in
+    "$lower"/* | "$lower".g[0-9]*) of_usage "manifest dir '$manifests' must be outside the lower '$lower' and its generations (e.g. $parent/.overlay-fleet/gen$target_gen)" ;;
+esac
+# Generation 1 (lower itself) is gone once every instance moved past it and it was retired.
+if [ ! -d "$lower" ] || [ -L "$lower" ]; then
+    any=
+    for d in "$lower".g*; do
+        case ${d#"$lower".g} in '' | *[!0-9]* | 0*) continue ;; esac
+        [ ! -d "$d" ] || any=1
+    done
+    [ -n "$any" ] || of_die "lower dir '$lower' does not exist or is not a directory, and no later generation of it does"
 fi
 
-for f_tool in getfattr setfattr; do
-    of_have "$f_tool" || of_die "$f_tool (package attr) is required to read the overlay attributes of the uppers (whiteouts, opaque directories, redirects) and to copy extended attributes; install attr on this box"
+of_have getfattr || of_die "getfattr (package attr) is required to read the overlay attributes of the uppers (whiteouts, opaque directories, redirects); install attr on this box"
+for tool in stat du df find umount; do
+    of_have "$tool" || of_die "$tool is required by fold but is not installed"
 done
-for f_tool in stat du df find umount; do
-    of_have "$f_tool" || of_die "$f_tool is required by fold but is not installed"
-done
-# The fold helper: a static binary built from host/foldtool (CGO_ENABLED=0 go build), delivered
-# with the host scripts. OVERLAY_FLEET_FOLDTOOL names it.
-f_tool=${OVERLAY_FLEET_FOLDTOOL:-/usr/local/lib/overlay-fleet/foldtool}
-[ -x "$f_tool" ] || of_die "the fold helper '$f_tool' is missing or not executable (build host/foldtool with CGO_ENABLED=0 go build and install it there, or set OVERLAY_FLEET_FOLDTOOL to its path)"
+foldtool=${OVERLAY_FLEET_FOLDTOOL:-/usr/local/lib/overlay-fleet/foldtool}
+[ -x "$foldtool" ] || of_die "the fold helper '$foldtool' is missing or not executable (build host/foldtool with CGO_ENABLED=0 go build and install it there, or set OVERLAY_FLEET_FOLDTOOL to its path)"
 
-fold_lock "$L" fold
+fold_lock "$lower" fold
 
-if [ -d "$T" ]; then
-    printf 'fold %s: generation %s already exists; nothing to do\n' "$f_target" "$T"
+if [ -d "$target" ]; then
+    printf 'fold %s: generation %s already exists; nothing to do\n' "$target_gen" "$target"
     exit 0
 fi
 
 # The current generation: the highest complete one below the target.
-f_g=1
-C=$L
-for f_d in "$L".g*; do
-    f_k=${f_d#"$L".g}
-    case $f_k in
+from_gen=1
+current=$lower
+for d in "$lower".g*; do
+    g=${d#"$lower".g}
+    case $g in
         '' | *[!0-9]* | 0*) continue ;;
     esac
-    [ "${#f_k}" -le 9 ] && [ -d "$f_d" ] || continue
-    if [ "$f_k" -gt "$f_target" ]; then
-        of_die "generation $f_k ('$f_d') is newer than the target generation $f_target; refusing to fold backwards"
+    [ "${#g}" -le 9 ] && [ -d "$d" ] || continue
+    if [ "$g" -gt "$target_gen" ]; then
+        of_die "generation $g ('$d') is newer than the target generation $target_gen; refusing to fold backwards"
     fi
-    if [ "$f_k" -lt "$f_target" ] && [ "$f_k" -gt "$f_g" ]; then
-        f_g=$f_k
-        C=$f_d
+    if [ "$g" -lt "$target_gen" ] && [ "$g" -gt "$from_gen" ]; then
+        from_gen=$g
+        current=$d
     fi
 done
 
-[ -d "$C" ] || of_die "no generation of '$L' older than $f_target exists to fold from"
-f_dev_c=$(stat -c '%d' -- "$C/") || of_die "cannot stat the current lower '$C'"
-f_dev_p=$(stat -c '%d' -- "$f_parent/") || of_die "cannot stat '$f_parent'"
-if [ "$f_dev_c" != "$f_dev_p" ]; then
-    of_die "the staging dir '$S' would be on a different filesystem (device $f_dev_p, '$f_parent') than the current lower '$C' (device $f_dev_c); the new generation is a hard-link farm of the current one and must be on its filesystem"
+[ -d "$current" ] || of_die "no generation of '$lower' older than $target_gen exists to fold from"
+dev_current=$(stat -c '%d' -- "$current/") || of_die "cannot stat the current lower '$current'"
+dev_parent=$(stat -c '%d' -- "$parent/") || of_die "cannot stat '$parent'"
+if [ "$dev_current" != "$dev_parent" ]; then
+    of_die "the staging dir '$staging' would be on a different filesystem (device $dev_parent, '$parent') than the current lower '$current' (device $dev_current); the new generation is a hard-link farm of the current one and must be on its filesystem"
 fi
 
-# Instances: a mounted upper must be mounted on the current generation; its xattr namespace.
-f_i=1
-while [ "$f_i" -le "$f_n" ]; do
-    eval "f_U=\$f_up_$f_i f_name=\$f_name_$f_i"
-    f_ns=
-    if fold_upper_mount "$f_U"; then
+# upper_namespace NAME UPPER: the xattr namespace of the instance's overlay attributes (trusted,
+# or user with userxattr), in NS. A mounted upper must be mounted on the current generation;
+# attributes a plain overlay cannot interpret are refused.
+upper_namespace() {
+    NS=
+    if fold_upper_mount "$2"; then
         case $FOLD_UM_LOWER in
-            *:*) of_die "instance '$f_name': upper '$f_U' is mounted at $FOLD_UM_MP with several lower layers ($FOLD_UM_LOWER); fold handles one lower" ;;
+            *:*) of_die "instance '$1': upper '$2' is mounted at $FOLD_UM_MP with several lower layers ($FOLD_UM_LOWER); fold handles one lower" ;;
         esac
-        if ! of_same_path "$FOLD_UM_LOWER" "$C"; then
-            of_die "instance '$f_name': upper '$f_U' is mounted at $FOLD_UM_MP on lower '$FOLD_UM_LOWER', but the fold starts from generation $f_g ('$C'); switch it to generation $f_g first"
+        if ! of_same_path "$FOLD_UM_LOWER" "$current"; then
+            of_die "instance '$1': upper '$2' is mounted at $FOLD_UM_MP on lower '$FOLD_UM_LOWER', but the fold starts from generation $from_gen ('$current'); switch it to generation $from_gen first"
         fi
         case ,$FOLD_UM_SUPER, in
-            *,userxattr,*) f_ns=user ;;
-            *) f_ns=trusted ;;
+            *,userxattr,*) NS=user ;;
+            *) NS=trusted ;;
         esac
     fi
-    # Overlay attributes of the upper: refuse what a plain overlay cannot interpret.
-    f_has_user=
-    f_has_trusted=
-    f_has_opq=
-    f_file=
-    f_scan=$(getfattr -R -P -h --absolute-names -m '^(trusted|user)\.overlay\.' -- "$f_U" 2>/dev/null) || :
-    while IFS= read -r f_line; do
-        case $f_line in
-            '# file: '*) f_file=${f_line#'# file: '} ;;
+    un_user=
+    un_trusted=
+    un_file=
+    un_scan=$(getfattr -R -P -h --absolute-names -m '^(trusted|user)\.overlay\.' -- "$2" 2>/dev/null) || :
+    while IFS= read -r un_line; do
+        case $un_line in
+            '# file: '*) un_file=${un_line#'# file: '} ;;
             trusted.overlay.redirect | user.overlay.redirect)
-                of_die "instance '$f_name': '$f_file' has $f_line (a directory renamed with redirect_dir=on); fold cannot interpret redirects; mount with redirect_dir=off and copy the directory instead" ;;
+                of_die "instance '$1': '$un_file' has $un_line (a directory renamed with redirect_dir=on); fold cannot interpret redirects; mount with redirect_dir=off and copy the directory instead" ;;
             trusted.overlay.metacopy | user.overlay.metacopy)
-                of_die "instance '$f_name': '$f_file' has $f_line (metadata-only copy-up, metacopy=on); fold needs full copies; mount with metacopy=off" ;;
-            *.overlay.opaque) f_has_opq=1 ;;
-        esac
-        case $f_line in
-            user.overlay.*) f_has_user=1 ;;
-            trusted.overlay.*) f_has_trusted=1 ;;
+                of_die "instance '$1': '$un_file' has $un_line (metadata-only copy-up, metacopy=on); fold needs full copies; mount with metacopy=off" ;;
+            user.overlay.*) un_user=1 ;;
+            trusted.overlay.*) un_trusted=1 ;;
         esac
     done <<EOF
-$f_scan
+$un_scan
 EOF
-    if [ -z "$f_ns" ]; then
-        if [ -n "$f_has_user" ] && [ -n "$f_has_trusted" ]; then
-            of_die "instance '$f_name': upper '$f_U' has both trusted.overlay.* and user.overlay.* attributes; mount it once (with or without userxattr) so fold knows which apply"
+    if [ -z "$NS" ]; then
+        if [ -n "$un_user" ] && [ -n "$un_trusted" ]; then
+            of_die "instance '$1': upper '$2' has both trusted.overlay.* and user.overlay.* attributes; mount it once (with or without userxattr) so fold knows which apply"
         fi
-        f_ns=trusted
-        [ -z "$f_has_user" ] || f_ns=user
-    elif [ "$f_ns" = trusted ] && [ -n "$f_has_user" ]; then
-        of_die "instance '$f_name': upper '$f_U' has user.overlay.* attributes but is mounted without userxattr; they would be copied into the lower as plain attributes"
+        NS=trusted
+        [ -z "$un_user" ] || NS=user
+    elif [ "$NS" = trusted ] && [ -n "$un_user" ]; then
+        of_die "instance '$1': upper '$2' has user.overlay.* attributes but is mounted without userxattr; they would be copied into the lower as plain attributes"
     fi
-    eval "f_ns_$f_i=\$f_ns f_opq_$f_i=\$f_has_opq"
-    f_i=$((f_i + 1))
+}
+
+# Per instance: its namespace, and the worst case of its upper (every file copied). "$@" becomes
+# <name> <namespace> <upper> triples, the helper's arguments.
+need_bytes=0
+need_inodes=0
+k=0
+while [ "$k" -lt "$n_instances" ]; do
+    name=$1
+    upper=$2
+    shift 2
+    upper_namespace "$name" "$upper"
+    du_out=$(du -s -x -B1 -- "$upper") || of_die "cannot measure the upper '$upper'"
+    need_bytes=$((need_bytes + ${du_out%%[!0-9]*}))
+    n_files=$(find "$upper" -xdev ! -type d -printf x | wc -c) || of_die "cannot count the files of '$upper'"
+    need_inodes=$((need_inodes + n_files))
+    set -- "$@" "$name" "$NS" "$upper"
+    k=$((k + 1))
 done
 
 # Leftovers of an interrupted fold of this target: views still mounted, staging and work dirs.
-f_leftover_mounts=
-f_leftover_cb() {
-    if fold_within "$FOLD_MI_MP" "$W"; then
-        f_leftover_mounts="$FOLD_MI_MP$FOLD_NL$f_leftover_mounts"
+leftover_mounts=
+leftover_cb() {
+    if fold_within "$FOLD_MI_MP" "$work"; then
+        leftover_mounts="$FOLD_MI_MP$FOLD_NL$leftover_mounts"
     fi
     return 0
 }
-fold_mi_each f_leftover_cb
-while IFS= read -r f_mp; do
-    [ -n "$f_mp" ] || continue
-    umount -- "$f_mp" 2>/dev/null || umount -l -- "$f_mp" ||
-        of_die "cannot unmount '$f_mp' left by an interrupted fold"
+fold_mi_each leftover_cb
+while IFS= read -r mp; do
+    [ -n "$mp" ] || continue
+    umount -- "$mp" 2>/dev/null || umount -l -- "$mp" ||
+        of_die "cannot unmount '$mp' left by an interrupted fold"
 done <<EOF
-$f_leftover_mounts
+$leftover_mounts
 EOF
-rm -rf --one-file-system -- "$W" "$S" "$M.partial" ||
-    of_die "cannot remove what an interrupted fold left ('$S', '$W')"
+rm -rf --one-file-system -- "$work" "$staging" "$manifests.partial" ||
+    of_die "cannot remove what an interrupted fold left ('$staging', '$work')"
 
-# Free space: worst case, every file of the uppers is copied; plus one block per directory of C.
-f_need=0
-f_inodes=0
-f_i=1
-while [ "$f_i" -le "$f_n" ]; do
-    eval "f_U=\$f_up_$f_i"
-    f_du=$(du -s -x -B1 -- "$f_U") || of_die "cannot measure the upper '$f_U'"
-    f_need=$((f_need + ${f_du%%[!0-9]*}))
-    f_cnt=$(find "$f_U" -xdev ! -type d -printf x | wc -c) || of_die "cannot count the files of '$f_U'"
-    f_inodes=$((f_inodes + f_cnt))
-    f_i=$((f_i + 1))
-done
-f_files_need=$f_need
-f_ndirs=$(find "$C" -xdev -type d -printf x | wc -c) || of_die "cannot count the directories of '$C'"
-f_bs=$(stat -f -c '%S' -- "$C/") || f_bs=4096
-f_need=$((f_need + f_ndirs * f_bs))
-f_inodes=$((f_inodes + f_ndirs))
-f_df=$(df -P -k -- "$f_parent/" | tail -n 1) || of_die "df cannot tell the free space of '$f_parent'"
-set -f
-set -- $f_df
-set +f
-f_avail=$(($4 * 1024))
-f_mnt=$6
-if [ "$f_need" -gt "$f_avail" ]; then
-    fold_mib "$f_need"
-    f_m1=$FOLD_MIB
-    fold_mib "$f_avail"
-    f_m2=$FOLD_MIB
-    fold_mib "$f_files_need"
-    of_die "not enough free space on $f_mnt to fold generation $f_target: need $f_need bytes ($f_m1 MiB: $FOLD_MIB MiB of files in the uppers + $f_ndirs directories of '$C'), available $f_avail bytes ($f_m2 MiB); nothing was changed"
+# Free space and inodes: plus one block and one inode per directory of the current generation.
+files_bytes=$need_bytes
+n_dirs=$(find "$current/" -xdev -type d -printf x | wc -c) || of_die "cannot count the directories of '$current'"
+block=$(stat -f -c '%S' -- "$current/") || block=4096
+need_bytes=$((need_bytes + n_dirs * block))
+need_inodes=$((need_inodes + n_dirs))
+avail=$(df -B1 --output=avail -- "$parent/" | tail -n 1) || of_die "df cannot tell the free space of '$parent'"
+avail=$((avail))
+fs_mount=$(df --output=target -- "$parent/" | tail -n 1) || fs_mount=$parent
+if [ "$need_bytes" -gt "$avail" ]; then
+    fold_mib "$need_bytes"
+    m_need=$FOLD_MIB
+    fold_mib "$avail"
+    m_avail=$FOLD_MIB
+    fold_mib "$files_bytes"
+    of_die "not enough free space on $fs_mount to fold generation $target_gen: need $need_bytes bytes ($m_need MiB: $FOLD_MIB MiB of files in the uppers + $n_dirs directories of '$current'), available $avail bytes ($m_avail MiB); nothing was changed"
 fi
-f_df=$(df -P -i -- "$f_parent/" | tail -n 1) || f_df=
-if [ -n "$f_df" ]; then
-    set -f
-    set -- $f_df
-    set +f
-    case $2$4 in
-        *[!0-9]*) ;;
-        *)
-            if [ "$2" -gt 0 ] && [ "$f_inodes" -gt "$4" ]; then
-                of_die "not enough free inodes on $f_mnt to fold generation $f_target: need $f_inodes, available $4; nothing was changed"
-            fi
-            ;;
-    esac
-fi
+free_inodes=$(df --output=iavail -- "$parent/" | tail -n 1) || free_inodes=
+free_inodes=${free_inodes##* }
+case $free_inodes in
+    '' | *[!0-9]*) ;;
+    *)
+        # filesystems without an inode limit (btrfs) report 0
+        if [ "$free_inodes" -gt 0 ] && [ "$need_inodes" -gt "$free_inodes" ]; then
+            of_die "not enough free inodes on $fs_mount to fold generation $target_gen: need $need_inodes, available $free_inodes; nothing was changed"
+        fi
+        ;;
+esac
 
-# The fold itself: the static helper host/foldtool (see its main.go and fold.go), in this
-# process's place (it keeps the lock on fd 9; kill -9 leaves the staging and work dirs, which the
-# next run discards above).
-f_private_csv=$(printf '%s' "$f_priv" | tr '\n' ',')
-set -- fold "$C" "$f_g" "$S" "$W" "$T" "$f_target" "$M" "$f_rule" "${f_private_csv:--}"
-f_i=1
-while [ "$f_i" -le "$f_n" ]; do
-    eval "set -- \"\$@\" \"\$f_name_$f_i\" \"\$f_ns_$f_i\" \"\$f_up_$f_i\""
-    f_i=$((f_i + 1))
-done
-exec "$f_tool" "$@"
+# The fold itself, in this process's place: the helper keeps the lock (fd 9). Killed, it leaves
+# the staging and work dirs, which the next run discards above.
+exec "$foldtool" fold "$current" "$from_gen" "$staging" "$work" "$target" "$target_gen" \
+    "$manifests" "$rule" "${private:--}" "$@"

@@ -200,7 +200,10 @@ elif [ "$g_keep" -gt 1 ] && [ -d "$L" ]; then
     # killed), and the configured path names the current generation at once
     g_remove "$L" "$L.g1.partial"
 fi
-for g_k in $(printf '%s' "$g_list" | sort -n); do
-    g_remove "$L.g$g_k"
-done
+g_list=$(printf '%s' "$g_list" | sort -n)
+while IFS= read -r g_k; do
+    [ -z "$g_k" ] || g_remove "$L.g$g_k"
+done <<EOF
+$g_list
+EOF
 printf 'gc %s: keep generation %s: removed=%s kept=%s\n' "$L" "$g_keep" "$g_removed" "$g_kept"

@@ -684,16 +684,38 @@ function tmpfsRoot(ns: HostNs, name: string, sizeMiB: number): string {
     return root;
 }
 
+/**
+ * A lower built by `build` ($1: the lower) on a tmpfs, `n` instances (trusted xattrs) mounted on
+ * it and changed by `changes` ($1 $2 ...: their merged dirs).
+ */
+function sharedCache(ns: HostNs, sizeMiB: number, build: string, n: number, changes: string) {
+    const root = tmpfsRoot(ns, "disk", sizeMiB);
+    const lower = `${root}/static_cache`;
+    ns.ok(build, [lower]);
+    const insts = instances(root, n).map((i) => ({ ...i, userxattr: false }));
+    for (const i of insts) mountInstance(ns, lower, i);
+    ns.ok(changes, insts.map((i) => i.merged));
+    return { root, lower, insts, manifests: `${root}/.of/gen2` };
+}
+
+/** Folds into generation 2; must succeed silently. Output, conflict lines and seconds taken. */
+function foldOk(ns: HostNs, c: { lower: string; insts: Inst[]; manifests: string }, rule = "lowest-index-wins") {
+    const t0 = Date.now();
+    const r = ns.run("fold", foldArgs(c.lower, 2, c.manifests, c.insts, "-", rule));
+    const seconds = (Date.now() - t0) / 1000;
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    return { stdout: r.stdout, conflicts: r.stdout.split("\n").filter((l) => l.startsWith("conflict")), seconds };
+}
+
 describe.skipIf(skip)("fold: conflict rules and shapes", () => {
     it("newest-wins: the newest change of a path wins (ties: lowest index), every conflict is reported", async () => {
         await withHostNs(async (ns) => {
-            const root = tmpfsRoot(ns, "disk", 64);
-            const lower = `${root}/static_cache`;
-            ns.ok('mkdir -p "$1/d" && echo base >"$1/d/f" && echo base >"$1/d/g" && echo base >"$1/d/h"', [lower]);
-            const insts = instances(root, 3).map((i) => ({ ...i, userxattr: false }));
-            for (const i of insts) mountInstance(ns, lower, i);
-            const [m1, m2, m3] = insts.map((i) => i.merged);
-            ns.ok(
+            const c = sharedCache(
+                ns,
+                64,
+                'mkdir -p "$1/d" && echo base >"$1/d/f" && echo base >"$1/d/g" && echo base >"$1/d/h"',
+                3,
                 [
                     'echo n1 >"$1/d/f" && touch -d @1700000000 "$1/d/f"',
                     'echo n2 >"$2/d/f" && touch -d @1700000100 "$2/d/f"',
@@ -703,37 +725,32 @@ describe.skipIf(skip)("fold: conflict rules and shapes", () => {
                     'echo n2 >"$2/d/h" && touch -d @1600000000 "$2/d/h"',
                     'echo n3 >"$3/d/h" && touch -d @1600000001 "$3/d/h"',
                 ].join("\n"),
-                [m1, m2, m3],
             );
-            const views = insts.map((i) => walk(ns, i.merged));
-            const man = `${root}/.of/gen2`;
-            const r = ns.run("fold", foldArgs(lower, 2, man, insts, "-", "newest-wins"));
-            expect(r.stderr).toBe("");
-            expect(r.status).toBe(0);
-            expect(r.stdout.split("\n").filter((l) => l.startsWith("conflict"))).toEqual([
+            const views = c.insts.map((i) => walk(ns, i.merged));
+            const r = foldOk(ns, c, "newest-wins");
+            expect(r.conflicts).toEqual([
                 "conflict\td/f\twinner=n2\tothers=n1,n3",
                 "conflict\td/g\twinner=n2\tothers=n1",
                 "conflict\td/h\twinner=n3\tothers=n2",
             ]);
-            expect(ns.ok('cat "$1/d/f" "$1/d/h"', [`${lower}.g2`])).toBe("n2\nn3\n");
-            expect(ns.sh('test -e "$1/d/g"', [`${lower}.g2`]).status).not.toBe(0);
+            const g2 = `${c.lower}.g2`;
+            expect(ns.ok('cat "$1/d/f" "$1/d/h"', [g2])).toBe("n2\nn3\n");
+            expect(ns.sh('test -e "$1/d/g"', [g2]).status).not.toBe(0);
             // the losers keep their version of what they changed, and see the winners' elsewhere
-            insts.forEach((i) => switchInstance(ns, `${lower}.g2`, i, `${man}/${i.name}.manifest`));
-            const seen = insts.map((i) => ns.ok('for f in f g h; do cat "$1/d/$f" 2>/dev/null || echo -; done', [i.merged]));
+            c.insts.forEach((i) => switchInstance(ns, g2, i, `${c.manifests}/${i.name}.manifest`));
+            const seen = c.insts.map((i) => ns.ok('for f in f g h; do cat "$1/d/$f" 2>/dev/null || echo -; done', [i.merged]));
             expect(seen).toEqual(["n1\nn1\nn3\n", "n2\n-\nn2\n", "n3\n-\nn3\n"]);
-            expect(asRecord(walk(ns, m1))["d/f"]).toBe(asRecord(views[0])["d/f"]);
+            expect(asRecord(walk(ns, c.insts[0].merged))["d/f"]).toBe(asRecord(views[0])["d/f"]);
         });
     }, 120_000);
 
     it("a path that is a file in one upper and a directory in another", async () => {
         await withHostNs(async (ns) => {
-            const root = tmpfsRoot(ns, "disk", 64);
-            const lower = `${root}/static_cache`;
-            ns.ok('mkdir -p "$1/q" && echo y >"$1/q/y" && echo r >"$1/r"', [lower]);
-            const insts = instances(root, 2).map((i) => ({ ...i, userxattr: false }));
-            for (const i of insts) mountInstance(ns, lower, i);
-            const [m1, m2] = insts.map((i) => i.merged);
-            ns.ok(
+            const c = sharedCache(
+                ns,
+                64,
+                'mkdir -p "$1/q" && echo y >"$1/q/y" && echo r >"$1/r"',
+                2,
                 [
                     'echo file >"$1/p"', // new: a file for n1 ...
                     'mkdir "$2/p" && echo x >"$2/p/x"', // ... a directory for n2
@@ -742,42 +759,34 @@ describe.skipIf(skip)("fold: conflict rules and shapes", () => {
                     'rm "$1/r" && mkdir "$1/r" && echo in >"$1/r/in"', // a file replaced by a directory ...
                     'echo r2 >"$2/r"', // ... that n2 rewrites
                 ].join("\n"),
-                [m1, m2],
             );
-            const current = walk(ns, lower);
-            const views = insts.map((i) => walk(ns, i.merged));
+            const current = walk(ns, c.lower);
+            const views = c.insts.map((i) => walk(ns, i.merged));
             const m = model(current, views, []);
-            const man = `${root}/.of/gen2`;
-            const uppers = insts.map((i) => walk(ns, i.upper, { hash: false }));
-            const r = ns.run("fold", foldArgs(lower, 2, man, insts, "-"));
-            expect(r.stderr).toBe("");
-            expect(r.status).toBe(0);
-            expect(r.stdout.split("\n").filter((l) => l.startsWith("conflict"))).toEqual([
-                "conflict\tp\twinner=n1\tothers=n2",
-                "conflict\tq\twinner=n1\tothers=n2",
-                "conflict\tr\twinner=n1\tothers=n2",
-            ]);
+            const uppers = c.insts.map((i) => walk(ns, i.upper, { hash: false }));
+            const r = foldOk(ns, c);
+            expect(r.conflicts).toEqual(["conflict\tp\twinner=n1\tothers=n2", "conflict\tq\twinner=n1\tothers=n2", "conflict\tr\twinner=n1\tothers=n2"]);
+            const g2 = `${c.lower}.g2`;
             const want: Record<string, string> = {};
             for (const [p, e] of m.lower) if (p !== "") want[p] = describe_(e, { noDirMtime: true });
-            expect(asRecord(walk(ns, `${lower}.g2`), { noDirMtime: true, skipRoot: true })).toEqual(want);
-            insts.forEach((i) => switchInstance(ns, `${lower}.g2`, i, `${man}/${i.name}.manifest`));
-            insts.forEach((i, k) => expectOwnAfterSwitch(ns, m, k, i, views[k], uppers[k]));
+            expect(asRecord(walk(ns, g2), { noDirMtime: true, skipRoot: true })).toEqual(want);
+            c.insts.forEach((i) => switchInstance(ns, g2, i, `${c.manifests}/${i.name}.manifest`));
+            c.insts.forEach((i, k) => expectOwnAfterSwitch(ns, m, k, i, views[k], uppers[k]));
             // the loser still has what it wrote below its directory
-            expect(ns.ok('cat "$1/p/x" "$1/q/z"', [m2])).toBe("x\nz\n");
+            expect(ns.ok('cat "$1/p/x" "$1/q/z"', [c.insts[1].merged])).toBe("x\nz\n");
         });
     }, 120_000);
 
     it("100,000 files: unchanged files are hard links, changes and conflicts all folded", async () => {
         await withHostNs(async (ns) => {
-            const root = tmpfsRoot(ns, "disk", 1024);
-            const lower = `${root}/static_cache`;
-            // 100 directories of 1,000 files of 16 bytes (d<k>/f0000 .. f0999)
-            ns.ok('for k in $(seq 0 99); do mkdir -p "$1/d$k" && head -c 16000 /dev/urandom | (cd "$1/d$k" && split -b 16 -a 4 -d - f); done', [lower]);
-            const insts = instances(root, 2).map((i) => ({ ...i, userxattr: false }));
-            for (const i of insts) mountInstance(ns, lower, i);
-            // n1 rewrites f0000..f0009 of every dir, deletes f0010..f0014, adds n1-0..n1-4;
-            // n2 rewrites f0005..f0019 (f0005..f0014 conflict with n1) and adds n2-0..n2-4
-            ns.ok(
+            const c = sharedCache(
+                ns,
+                1024,
+                // 100 directories of 1,000 files of 16 bytes (d<k>/f0000 .. f0999)
+                'for k in $(seq 0 99); do mkdir -p "$1/d$k" && head -c 16000 /dev/urandom | (cd "$1/d$k" && split -b 16 -a 4 -d - f); done',
+                2,
+                // n1 rewrites f0000..f0009 of every dir, deletes f0010..f0014, adds n1-0..n1-4;
+                // n2 rewrites f0005..f0019 (f0005..f0014 conflict with n1) and adds n2-0..n2-4
                 String.raw`for k in $(seq 0 99); do
                     for j in 0 1 2 3 4 5 6 7 8 9; do printf 'n1 %s
 ' "$k.$j" >"$1/d$k/f000$j"; done
@@ -787,59 +796,43 @@ describe.skipIf(skip)("fold: conflict rules and shapes", () => {
 ' "$k.$j" >"$2/d$k/f00$j"; done
                     for j in 0 1 2 3 4; do echo "n2 new" >"$2/d$k/n2-$j"; done
                 done`,
-                insts.map((i) => i.merged),
             );
-            const inoBefore = ns.ok('stat -c %i "$1/d42/f0500"', [lower]);
-            const man = `${root}/.of/gen2`;
-            const t0 = Date.now();
-            const r = ns.run("fold", foldArgs(lower, 2, man, insts, "-"));
-            const seconds = (Date.now() - t0) / 1000;
-            expect(r.stderr).toBe("");
-            expect(r.status).toBe(0);
-            const conflicts = r.stdout.split("\n").filter((l) => l.startsWith("conflict"));
+            const inoBefore = ns.ok('stat -c %i "$1/d42/f0500"', [c.lower]);
+            const r = foldOk(ns, c);
             // n1 rewrote f0005..f0009 and deleted f0010..f0014 where n2 wrote: 10 per directory
-            expect(conflicts.length).toBe(1000);
+            expect(r.conflicts.length).toBe(1000);
             expect(r.stdout).toMatch(/folded 2 from 1: files=\d+ bytes=\d+ deleted=500 conflicts=1000 skipped=0\n$/);
-            const g2 = `${lower}.g2`;
+            const g2 = `${c.lower}.g2`;
             expect(ns.ok('find "$1" -type f | wc -l', [g2]).trim()).toBe(String(100_000 - 500 + 500 + 500));
             expect(ns.ok('stat -c %i "$1/d42/f0500"', [g2])).toBe(inoBefore);
             expect(ns.ok('cat "$1/d42/f0003" "$1/d42/f0007" "$1/d42/f0017" "$1/d42/n2-1"', [g2])).toBe("n1 42.3\nn1 42.7\nn2 42.17\nn2 new\n");
             expect(ns.sh('test -e "$1/d42/f0012"', [g2]).status).not.toBe(0);
             // linear: far below the per-directory process storm of the sh fold (minutes)
-            expect(seconds).toBeLessThan(60);
+            expect(r.seconds).toBeLessThan(60);
         });
     }, 300_000);
 
     it("a cache directory with 100,000 entries", async () => {
         await withHostNs(async (ns) => {
-            const root = tmpfsRoot(ns, "disk", 1024);
-            const lower = `${root}/static_cache`;
-            ns.ok('mkdir -p "$1/big" && head -c 800000 /dev/urandom | (cd "$1/big" && split -b 8 -a 5 -d - e)', [lower]);
-            const insts = instances(root, 2).map((i) => ({ ...i, userxattr: false }));
-            for (const i of insts) mountInstance(ns, lower, i);
-            ns.ok(
+            const c = sharedCache(
+                ns,
+                1024,
+                'mkdir -p "$1/big" && head -c 800000 /dev/urandom | (cd "$1/big" && split -b 8 -a 5 -d - e)',
+                2,
                 [
                     'for j in 00001 00002 00003; do echo n1 >"$1/big/e$j"; done; rm "$1/big/e99999"; echo new >"$1/big/n1new"',
                     // n2 empties the directory and starts over (an opaque directory hiding 100,000 entries)
                     'rm -rf "$2/big" && mkdir "$2/big" && echo only >"$2/big/n2only"',
                 ].join("\n"),
-                insts.map((i) => i.merged),
             );
-            const man = `${root}/.of/gen2`;
-            const t0 = Date.now();
-            const r = ns.run("fold", foldArgs(lower, 2, man, insts, "-"));
-            const seconds = (Date.now() - t0) / 1000;
-            expect(r.stderr).toBe("");
-            expect(r.status).toBe(0);
+            const r = foldOk(ns, c);
             // n2's deletes of the entries n1 changed are conflicts n1 won; all the others are gone
             // (n1's delete of e99999 is the same as n2's, n1's new entry is none of n2's business)
-            expect(r.stdout.split("\n").filter((l) => l.startsWith("conflict"))).toEqual(
-                ["00001", "00002", "00003"].map((j) => `conflict\tbig/e${j}\twinner=n1\tothers=n2`),
-            );
+            expect(r.conflicts).toEqual(["00001", "00002", "00003"].map((j) => `conflict\tbig/e${j}\twinner=n1\tothers=n2`));
             expect(r.stdout).toMatch(/deleted=99997 conflicts=3 skipped=0\n$/);
-            expect(seconds).toBeLessThan(60);
-            expect(ns.ok('ls "$1/big"', [`${lower}.g2`])).toBe("e00001\ne00002\ne00003\nn1new\nn2only\n");
-            expect(ns.ok('ls "$1/big" | wc -l', [lower]).trim()).toBe("100000");
+            expect(r.seconds).toBeLessThan(60);
+            expect(ns.ok('ls "$1/big"', [`${c.lower}.g2`])).toBe("e00001\ne00002\ne00003\nn1new\nn2only\n");
+            expect(ns.ok('ls "$1/big" | wc -l', [c.lower]).trim()).toBe("100000");
         });
     }, 300_000);
 });
