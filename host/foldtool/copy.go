@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
+	"sync"
 	"syscall"
 )
 
@@ -15,12 +17,15 @@ const (
 	seekHole = 4 // SEEK_HOLE
 )
 
-// copyEntry makes dst a copy of src (an entry of a view; st is its lstat). dst must not exist.
-func copyEntry(src, dst string, st *stat) error {
+// copyEntry makes dst a copy of src, an entry of a view (st: its lstat); dst must not exist. The
+// data of a regular file is read from data, the same file in the upper layer (a non-directory of
+// the upper is what the view shows; read directly, copy_file_range can copy it in the kernel, or
+// share its blocks: reflink on btrfs and xfs).
+func copyEntry(src, data, dst string, st *stat) error {
 	var err error
 	switch st.fileType() {
 	case sIFREG:
-		err = copyRegular(src, dst, st)
+		err = copyRegular(data, dst, st)
 	case sIFLNK:
 		err = copySymlink(src, dst)
 	case sIFCHR, sIFBLK, sIFIFO, sIFSOCK:
@@ -135,8 +140,41 @@ func copyXattrs(src, dst string) error {
 
 // linkFarm builds dst as a hard-link farm of the directory src: new directories with src's
 // owner, mode, attributes and times; every other entry a hard link (extra disk: one directory
-// entry per file, the directories' blocks).
+// entry per file, the directories' blocks). Directories are farmed by up to one goroutine per CPU.
 func linkFarm(src, dst string) error {
+	fm := &farm{slots: make(chan struct{}, runtime.NumCPU())}
+	fm.dir(src, dst)
+	return fm.err
+}
+
+type farm struct {
+	slots chan struct{} // a free slot: a subdirectory may be farmed in a goroutine of its own
+	mu    sync.Mutex
+	err   error
+}
+
+func (fm *farm) fail(err error) {
+	fm.mu.Lock()
+	if fm.err == nil {
+		fm.err = err
+	}
+	fm.mu.Unlock()
+}
+
+func (fm *farm) failed() bool {
+	fm.mu.Lock()
+	defer fm.mu.Unlock()
+	return fm.err != nil
+}
+
+// dir farms src into dst; its subdirectories in other goroutines when slots are free.
+func (fm *farm) dir(src, dst string) {
+	if err := fm.entries(src, dst); err != nil {
+		fm.fail(err)
+	}
+}
+
+func (fm *farm) entries(src, dst string) error {
 	st, err := lstat(src)
 	if err != nil {
 		return err
@@ -149,29 +187,35 @@ func linkFarm(src, dst string) error {
 		return err
 	}
 	defer d.Close()
-	for {
-		names, err := d.Readdirnames(4096)
-		for _, n := range names {
-			s, t := src+"/"+n, dst+"/"+n
-			est, err := lstat(s)
-			if err != nil {
-				return err
+	var sub sync.WaitGroup
+	for !fm.failed() {
+		ents, rerr := d.ReadDir(4096) // d_type: no lstat per entry
+		for _, e := range ents {
+			s, t := src+"/"+e.Name(), dst+"/"+e.Name()
+			if !e.IsDir() {
+				if err := os.Link(s, t); err != nil {
+					return err
+				}
+				continue
 			}
-			if est.isDir() {
-				err = linkFarm(s, t)
-			} else {
-				err = os.Link(s, t)
-			}
-			if err != nil {
-				return err
+			select {
+			case fm.slots <- struct{}{}:
+				sub.Add(1)
+				go func() {
+					defer func() { <-fm.slots; sub.Done() }()
+					fm.dir(s, t)
+				}()
+			default:
+				fm.dir(s, t)
 			}
 		}
-		if err == io.EOF || len(names) == 0 {
+		if rerr == io.EOF || len(ents) == 0 {
 			break
 		}
-		if err != nil {
-			return err
+		if rerr != nil {
+			return rerr
 		}
 	}
+	sub.Wait() // the directory's times are set once everything below it is there
 	return copyMeta(src, dst, st)
 }

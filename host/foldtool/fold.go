@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
 const (
@@ -98,6 +99,8 @@ type folder struct {
 	views     []string
 	done      bool
 	pauseAt   string
+	times     bool // OVERLAY_FLEET_FOLD_TIMES=1: the time of each phase on stderr
+	lastPhase time.Time
 	walked    bool
 
 	files, bytes, deleted, skipped int64
@@ -151,10 +154,13 @@ func (f *folder) run() {
 	if err := linkFarm(f.current, f.staging); err != nil {
 		die("cannot build the hard-link farm of '%s' in '%s': %v", f.current, f.staging, err)
 	}
+	f.phase("farm")
 	f.pause("farm")
 	for _, in := range f.insts {
 		f.pause(fmt.Sprintf("instance-%d", in.index+1))
 		f.foldInstance(in)
+		f.phase("instance " + in.name)
+		go syncfs(f.staging) // start writing back while the next instance is folded
 	}
 	for _, d := range f.dirTimes {
 		if err := setMtime(at(f.staging, d.rel), d.mtime); err != nil {
@@ -170,16 +176,26 @@ func (f *folder) run() {
 	nConflicts := f.reportConflicts()
 	f.pause("manifests")
 	f.writeManifests()
+	f.phase("directory times, manifests")
 	f.pause("rename")
-	syncAll()
+	syncfs(f.staging)
 	if err := os.Rename(f.staging, f.target); err != nil {
 		die("cannot rename '%s' to '%s': %v", f.staging, f.target, err)
 	}
+	f.phase("sync, rename")
 	f.done = true
-	syncAll()
+	syncfs(f.target)
 	runCleanup()
 	fmt.Fprintf(out, "folded %s from %s: files=%d bytes=%d deleted=%d conflicts=%d skipped=%d\n",
 		f.targetGen, f.fromGen, f.files, f.bytes, f.deleted, nConflicts, f.skipped)
+}
+
+func (f *folder) phase(name string) {
+	if f.times {
+		now := time.Now()
+		fmt.Fprintf(os.Stderr, "fold phase %s: %.3fs\n", name, now.Sub(f.lastPhase).Seconds())
+		f.lastPhase = now
+	}
 }
 
 // foldInstance folds one instance's upper, directory by directory, breadth first.
@@ -326,7 +342,7 @@ func (f *folder) stage(in *instance, e *entry) {
 		}
 		f.firstCopy[e.st.ino] = e.rel
 	}
-	if err := copyEntry(at(in.view, e.rel), dst, e.st); err != nil && !errors.Is(err, syscall.ENOENT) {
+	if err := copyEntry(at(in.view, e.rel), at(in.upper, e.rel), dst, e.st); err != nil && !errors.Is(err, syscall.ENOENT) {
 		die("instance '%s': %v", in.name, err)
 	}
 }

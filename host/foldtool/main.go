@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 var (
@@ -58,6 +59,8 @@ func main() {
 		claims:    map[string]*claim{},
 		conflicts: map[string]*conflict{},
 		pauseAt:   os.Getenv("OVERLAY_FLEET_FOLD_PAUSE_AT"),
+		times:     os.Getenv("OVERLAY_FLEET_FOLD_TIMES") == "1",
+		lastPhase: time.Now(),
 	}
 	switch f.rule {
 	case ruleLowestIndex, ruleNewest:
@@ -120,5 +123,5 @@ func enc(s string) string {
 func shown(s string) string { return enc(s)[1:] }
 
 func ts9(t syscall.Timespec) string {
-	return strconv.FormatInt(t.Sec, 10) + fmt.Sprintf(".%09d", t.Nsec)
+	return strconv.FormatInt(int64(t.Sec), 10) + fmt.Sprintf(".%09d", t.Nsec)
 }

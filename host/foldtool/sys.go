@@ -180,5 +180,16 @@ func setMtime(path string, mtime syscall.Timespec) error {
 	return setTimes(path, syscall.Timespec{Nsec: utimeOmit}, mtime)
 }
 
-// syncAll flushes every filesystem (the new generation must be on disk before it is renamed).
-func syncAll() { syscall.Sync() }
+// syncfs flushes the filesystem that holds path (the new generation must be on disk before it
+// is renamed into place).
+func syncfs(path string) {
+	fd, err := syscall.Open(path, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		syscall.Sync()
+		return
+	}
+	defer syscall.Close(fd)
+	if _, _, errno := syscall.Syscall(sysSyncfs, uintptr(fd), 0, 0); errno != 0 {
+		syscall.Sync()
+	}
+}
