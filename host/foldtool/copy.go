@@ -104,21 +104,24 @@ func copyMeta(src, dst string, st *stat) error {
 			return err
 		}
 	}
-	if err := copyXattrs(src, dst); err != nil {
+	if err := copyXattrs(src, dst, true); err != nil {
 		return err
 	}
 	return setTimes(dst, st.atime, st.mtime)
 }
 
 // copyXattrs sets on dst exactly the extended attributes of src (a view: overlayfs hides its own).
-func copyXattrs(src, dst string) error {
+// fresh: dst was just created (it has none to remove).
+func copyXattrs(src, dst string, fresh bool) error {
 	want, err := readXattrs(src)
 	if err != nil {
 		return fmt.Errorf("read attributes of '%s': %w", src, err)
 	}
-	have, err := readXattrs(dst)
-	if err != nil {
-		return fmt.Errorf("read attributes of '%s': %w", dst, err)
+	var have map[string]string
+	if !fresh {
+		if have, err = readXattrs(dst); err != nil {
+			return fmt.Errorf("read attributes of '%s': %w", dst, err)
+		}
 	}
 	for name := range have {
 		if _, ok := want[name]; !ok {
@@ -140,9 +143,10 @@ func copyXattrs(src, dst string) error {
 
 // linkFarm builds dst as a hard-link farm of the directory src: new directories with src's
 // owner, mode, attributes and times; every other entry a hard link (extra disk: one directory
-// entry per file, the directories' blocks). Directories are farmed by up to one goroutine per CPU.
+// entry per file, the directories' blocks). Directories are farmed by up to four goroutines per
+// CPU (the work is mostly waiting on the filesystem's journal).
 func linkFarm(src, dst string) error {
-	fm := &farm{slots: make(chan struct{}, runtime.NumCPU())}
+	fm := &farm{slots: make(chan struct{}, 4*runtime.NumCPU())}
 	fm.dir(src, dst)
 	return fm.err
 }
@@ -187,26 +191,32 @@ func (fm *farm) entries(src, dst string) error {
 		return err
 	}
 	defer d.Close()
+	t, err := os.Open(dst)
+	if err != nil {
+		return err
+	}
+	defer t.Close()
 	var sub sync.WaitGroup
 	for !fm.failed() {
 		ents, rerr := d.ReadDir(4096) // d_type: no lstat per entry
 		for _, e := range ents {
-			s, t := src+"/"+e.Name(), dst+"/"+e.Name()
 			if !e.IsDir() {
-				if err := os.Link(s, t); err != nil {
-					return err
+				// relative to the two open directories: no path walk per file
+				if err := linkat(int(d.Fd()), e.Name(), int(t.Fd()), e.Name()); err != nil {
+					return &os.LinkError{Op: "link", Old: src + "/" + e.Name(), New: dst + "/" + e.Name(), Err: err}
 				}
 				continue
 			}
+			subSrc, subDst := src+"/"+e.Name(), dst+"/"+e.Name()
 			select {
 			case fm.slots <- struct{}{}:
 				sub.Add(1)
 				go func() {
 					defer func() { <-fm.slots; sub.Done() }()
-					fm.dir(s, t)
+					fm.dir(subSrc, subDst)
 				}()
 			default:
-				fm.dir(s, t)
+				fm.dir(subSrc, subDst)
 			}
 		}
 		if rerr == io.EOF || len(ents) == 0 {

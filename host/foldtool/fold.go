@@ -273,25 +273,23 @@ func (f *folder) foldDir(in *instance, rel string) []string {
 
 // decide: what the instance's view says about e, against the earlier instances' claims.
 func (f *folder) decide(in *instance, e *entry) {
-	view, _ := lstat(at(in.view, e.rel))
+	// Only a whiteout (char 0/0, or a zero-size file with the whiteout attribute) hides its
+	// upper entry: the view says which.
 	switch {
-	case view == nil:
-		if !e.st.isCharWhiteout() && !(e.st.fileType() == sIFREG && e.st.size == 0) {
+	case e.st.isCharWhiteout() || e.st.fileType() == sIFREG && e.st.size == 0:
+		view, _ := lstat(at(in.view, e.rel))
+		switch {
+		case view == nil:
+			e.kind = claimAbsent
+		case view.isDir():
 			e.verdict = verdictSkip
 			return
+		default:
+			e.kind = claimObject
 		}
-		e.kind = claimAbsent
 	case e.st.isDir():
-		if !view.isDir() {
-			e.verdict = verdictSkip
-			return
-		}
 		e.kind = claimDir
 	default:
-		if view.isDir() {
-			e.verdict = verdictSkip
-			return
-		}
 		e.kind = claimObject
 	}
 	e.prev = f.claims[e.rel]
@@ -428,7 +426,7 @@ func (f *folder) stageDir(in *instance, e *entry) {
 	if err := syscall.Chmod(dst, e.st.mode&0o7777); err != nil {
 		die("cannot set the mode of '%s': %v", dst, err)
 	}
-	if err := copyXattrs(at(in.view, e.rel), dst); err != nil {
+	if err := copyXattrs(at(in.view, e.rel), dst, false); err != nil {
 		die("%v", err)
 	}
 }

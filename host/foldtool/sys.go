@@ -193,3 +193,14 @@ func syncfs(path string) {
 		syscall.Sync()
 	}
 }
+
+// linkat makes newName in directory newDir a hard link to oldName in oldDir (never following a
+// symlink: a symlink is linked itself).
+func linkat(oldDir int, oldName string, newDir int, newName string) error {
+	_, _, errno := syscall.Syscall6(syscall.SYS_LINKAT, uintptr(oldDir), uintptr(unsafe.Pointer(bytePtr(oldName))),
+		uintptr(newDir), uintptr(unsafe.Pointer(bytePtr(newName))), 0, 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}
