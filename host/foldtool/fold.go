@@ -42,8 +42,12 @@ type claim struct {
 	inst      int
 	kind      claimKind
 	mtime     syscall.Timespec
-	fromUpper bool // an upper entry (a hidden lower entry has no time of its own)
+	fromUpper bool  // an upper entry (a hidden lower entry has no time of its own)
+	same      []int // later instances whose identical version it is
 }
+
+// holders: the instances whose version of the path the claim is.
+func (c *claim) holders() []int { return append([]int{c.inst}, c.same...) }
 
 type verdict int
 
@@ -373,6 +377,9 @@ func (f *folder) commit(in *instance, e *entry) bool {
 	}
 	switch e.verdict {
 	case verdictSame:
+		if e.kind != claimDir {
+			e.prev.same = append(e.prev.same, in.index)
+		}
 		in.record(e, "D")
 		return e.kind == claimDir
 	case verdictLost:
@@ -402,9 +409,11 @@ func (f *folder) commit(in *instance, e *entry) bool {
 		f.stageDir(in, e)
 		f.dirTimes = append(f.dirTimes, dirTime{e.rel, e.st.mtime})
 	}
-	if e.prev != nil { // newest-wins: an earlier instance's version is replaced
-		f.conflict(e.rel, in.index, e.prev.inst)
-		f.insts[e.prev.inst].keep(e.rel)
+	if e.prev != nil { // newest-wins: the earlier instances' version is replaced
+		for _, i := range e.prev.holders() {
+			f.conflict(e.rel, in.index, i)
+			f.insts[i].keep(e.rel)
+		}
 	}
 	f.claims[e.rel] = &claim{inst: in.index, kind: e.kind, mtime: e.st.mtime, fromUpper: true}
 	in.record(e, "D")
@@ -489,8 +498,10 @@ func (f *folder) revert(e *entry) {
 	if err != nil {
 		die("cannot restore '%s' from '%s': %v", dst, src, err)
 	}
-	if e.prev != nil && e.prev.kind != claimDir { // an earlier winner's version was replaced
-		f.insts[e.prev.inst].keep(e.rel)
+	if e.prev != nil && e.prev.kind != claimDir { // the earlier instances' version was replaced
+		for _, i := range e.prev.holders() {
+			f.insts[i].keep(e.rel)
+		}
 		delete(f.claims, e.rel)
 	}
 }

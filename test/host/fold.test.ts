@@ -714,7 +714,7 @@ describe.skipIf(skip)("fold: conflict rules and shapes", () => {
             const c = sharedCache(
                 ns,
                 64,
-                'mkdir -p "$1/d" && echo base >"$1/d/f" && echo base >"$1/d/g" && echo base >"$1/d/h"',
+                'mkdir -p "$1/d" && for f in f g h k; do echo base >"$1/d/$f"; done',
                 3,
                 [
                     'echo n1 >"$1/d/f" && touch -d @1700000000 "$1/d/f"',
@@ -724,6 +724,10 @@ describe.skipIf(skip)("fold: conflict rules and shapes", () => {
                     'rm "$2/d/g"', // the delete is newer than n1's write
                     'echo n2 >"$2/d/h" && touch -d @1600000000 "$2/d/h"',
                     'echo n3 >"$3/d/h" && touch -d @1600000001 "$3/d/h"',
+                    // n1 and n2 made the same change (not a conflict), n3 a newer one: both lose
+                    'echo same >"$1/d/k" && touch -d @1700000000 "$1/d/k"',
+                    'echo same >"$2/d/k" && touch -d @1700000000 "$2/d/k"',
+                    'echo n3 >"$3/d/k" && touch -d @1700000200 "$3/d/k"',
                 ].join("\n"),
             );
             const views = c.insts.map((i) => walk(ns, i.merged));
@@ -732,14 +736,15 @@ describe.skipIf(skip)("fold: conflict rules and shapes", () => {
                 "conflict\td/f\twinner=n2\tothers=n1,n3",
                 "conflict\td/g\twinner=n2\tothers=n1",
                 "conflict\td/h\twinner=n3\tothers=n2",
+                "conflict\td/k\twinner=n3\tothers=n1,n2",
             ]);
             const g2 = `${c.lower}.g2`;
-            expect(ns.ok('cat "$1/d/f" "$1/d/h"', [g2])).toBe("n2\nn3\n");
+            expect(ns.ok('cat "$1/d/f" "$1/d/h" "$1/d/k"', [g2])).toBe("n2\nn3\nn3\n");
             expect(ns.sh('test -e "$1/d/g"', [g2]).status).not.toBe(0);
             // the losers keep their version of what they changed, and see the winners' elsewhere
             c.insts.forEach((i) => switchInstance(ns, g2, i, `${c.manifests}/${i.name}.manifest`));
-            const seen = c.insts.map((i) => ns.ok('for f in f g h; do cat "$1/d/$f" 2>/dev/null || echo -; done', [i.merged]));
-            expect(seen).toEqual(["n1\nn1\nn3\n", "n2\n-\nn2\n", "n3\n-\nn3\n"]);
+            const seen = c.insts.map((i) => ns.ok('for f in f g h k; do cat "$1/d/$f" 2>/dev/null || echo -; done', [i.merged]));
+            expect(seen).toEqual(["n1\nn1\nn3\nsame\n", "n2\n-\nn2\nsame\n", "n3\n-\nn3\nn3\n"]);
             expect(asRecord(walk(ns, c.insts[0].merged))["d/f"]).toBe(asRecord(views[0])["d/f"]);
         });
     }, 120_000);
