@@ -18,8 +18,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -60,7 +62,8 @@ const (
 
 type entry struct {
 	rel     string
-	st      *stat // upper entry when first seen (its identity in the manifest)
+	flag    string // its manifest line: D folded, K kept (empty: none)
+	st      *stat  // upper entry when first seen (its identity in the manifest)
 	kind    claimKind
 	verdict verdict
 	prev    *claim // the earlier claim on rel, if any
@@ -86,6 +89,12 @@ type conflict struct {
 	others map[int]bool
 }
 
+// firstCopy: the staged copy of a hard-link group of the upper; ready once it is there.
+type firstCopy struct {
+	rel   string
+	ready chan struct{}
+}
+
 type dirTime struct {
 	rel   string
 	mtime syscall.Timespec
@@ -99,7 +108,8 @@ type folder struct {
 	claims    map[string]*claim
 	conflicts map[string]*conflict
 	dirTimes  []dirTime
-	firstCopy map[uint64]string // hard links of the current instance: upper inode -> staged copy
+	firstCopy map[uint64]*firstCopy // hard links of the current instance, by upper inode
+	mu        sync.Mutex            // claims, conflicts, firstCopy, counters, dirTimes, out
 	views     []string
 	done      bool
 	pauseAt   string
@@ -216,9 +226,33 @@ func (f *folder) foldInstance(in *instance) {
 		die("instance '%s': cannot mount the read-only view of '%s' on '%s' (ro,%s): %v", in.name, in.upper, f.current, opts, err)
 	}
 	f.views = append(f.views, in.view)
-	f.firstCopy = map[uint64]string{}
-	for queue := []string{""}; len(queue) > 0; queue = queue[1:] {
-		queue = append(queue, f.foldDir(in, queue[0])...)
+	f.firstCopy = map[uint64]*firstCopy{}
+	// Breadth first, one level at a time; the directories of a level are folded in parallel
+	// (each is its own part of the staging tree), their manifest lines kept in level order.
+	for level := []string{""}; len(level) > 0; {
+		results := make([][]*entry, len(level))
+		next := make([][]string, len(level))
+		work := make(chan int)
+		var wg sync.WaitGroup
+		for w := 0; w < min(len(level), 2*runtime.NumCPU()); w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					results[i], next[i] = f.foldDir(in, level[i])
+				}
+			}()
+		}
+		for i := range level {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		level = nil
+		for i := range results {
+			in.record(results[i])
+			level = append(level, next[i]...)
+		}
 	}
 	if err := syscall.Unmount(in.view, 0); err != nil {
 		die("cannot unmount the view '%s': %v", in.view, err)
@@ -238,8 +272,9 @@ func readNames(dir string) ([]string, error) {
 }
 
 // foldDir folds the entries of directory rel of the upper: decide and stage every entry, then
-// verify and record each one. Returns the subdirectories to fold next.
-func (f *folder) foldDir(in *instance, rel string) []string {
+// verify each one. Returns the entries (with their manifest flags) and the subdirectories to fold
+// next.
+func (f *folder) foldDir(in *instance, rel string) ([]*entry, []string) {
 	names, err := readNames(at(in.upper, rel))
 	if err != nil {
 		die("instance '%s': cannot read '%s': %v", in.name, at(in.upper, rel), err)
@@ -259,7 +294,7 @@ func (f *folder) foldDir(in *instance, rel string) []string {
 		f.stage(in, e)
 		batch = append(batch, e)
 	}
-	if !f.walked {
+	if !f.walked { // the upper's root, folded alone
 		f.walked = true
 		f.pause("walk")
 	}
@@ -272,7 +307,7 @@ func (f *folder) foldDir(in *instance, rel string) []string {
 	if v, _ := lgetxattr(at(in.upper, rel), in.ns+xattrOpaque); string(v) == opaqueYes {
 		f.hiddenBelowOpaque(in, rel, names)
 	}
-	return next
+	return batch, next
 }
 
 // decide: what the instance's view says about e, against the earlier instances' claims.
@@ -296,7 +331,9 @@ func (f *folder) decide(in *instance, e *entry) {
 	default:
 		e.kind = claimObject
 	}
+	f.mu.Lock()
 	e.prev = f.claims[e.rel]
+	f.mu.Unlock()
 	p := e.prev
 	switch {
 	case p == nil:
@@ -336,13 +373,21 @@ func (f *folder) stage(in *instance, e *entry) {
 		die("cannot remove '%s': %v", dst, err)
 	}
 	if e.st.fileType() == sIFREG && e.st.nlink > 1 {
-		if first, ok := f.firstCopy[e.st.ino]; ok {
-			if err := os.Link(at(f.staging, first), dst); err != nil {
+		f.mu.Lock()
+		first, linked := f.firstCopy[e.st.ino]
+		if !linked {
+			first = &firstCopy{rel: e.rel, ready: make(chan struct{})}
+			f.firstCopy[e.st.ino] = first
+		}
+		f.mu.Unlock()
+		if linked {
+			<-first.ready
+			if err := os.Link(at(f.staging, first.rel), dst); err != nil {
 				die("cannot link '%s': %v", dst, err)
 			}
 			return
 		}
-		f.firstCopy[e.st.ino] = e.rel
+		defer close(first.ready)
 	}
 	if err := copyEntry(at(in.view, e.rel), at(in.upper, e.rel), dst, e.st); err != nil && !errors.Is(err, syscall.ENOENT) {
 		die("instance '%s': %v", in.name, err)
@@ -378,13 +423,15 @@ func (f *folder) commit(in *instance, e *entry) bool {
 	switch e.verdict {
 	case verdictSame:
 		if e.kind != claimDir {
+			f.mu.Lock()
 			e.prev.same = append(e.prev.same, in.index)
+			f.mu.Unlock()
 		}
-		in.record(e, "D")
+		e.flag = "D"
 		return e.kind == claimDir
 	case verdictLost:
 		f.conflict(e.rel, e.prev.inst, in.index)
-		in.record(e, "K")
+		e.flag = "K"
 		return e.kind == claimDir && e.descend
 	}
 	// verdictApply
@@ -397,26 +444,34 @@ func (f *folder) commit(in *instance, e *entry) bool {
 			f.skip(in, e)
 			return false
 		}
+		f.mu.Lock()
 		f.files++
 		if e.st.fileType() == sIFREG {
 			f.bytes += e.st.size
 		}
+		f.mu.Unlock()
 	case claimAbsent:
 		if removeStaged(at(f.staging, e.rel)) {
+			f.mu.Lock()
 			f.deleted++
+			f.mu.Unlock()
 		}
 	case claimDir:
 		f.stageDir(in, e)
+	}
+	f.mu.Lock()
+	if e.kind == claimDir {
 		f.dirTimes = append(f.dirTimes, dirTime{e.rel, e.st.mtime})
 	}
+	f.claims[e.rel] = &claim{inst: in.index, kind: e.kind, mtime: e.st.mtime, fromUpper: true}
+	f.mu.Unlock()
 	if e.prev != nil { // newest-wins: the earlier instances' version is replaced
 		for _, i := range e.prev.holders() {
 			f.conflict(e.rel, in.index, i)
-			f.insts[i].keep(e.rel)
+			f.keep(i, e.rel)
 		}
 	}
-	f.claims[e.rel] = &claim{inst: in.index, kind: e.kind, mtime: e.st.mtime, fromUpper: true}
-	in.record(e, "D")
+	e.flag = "D"
 	return e.kind == claimDir
 }
 
@@ -459,12 +514,18 @@ func (f *folder) hiddenBelowOpaque(in *instance, rel string, upperNames []string
 		if st, _ := lstat(at(in.view, r)); st != nil {
 			continue
 		}
+		f.mu.Lock()
 		p := f.claims[r]
 		if p == nil {
-			if removeStaged(at(f.staging, r)) {
-				f.deleted++
-			}
 			f.claims[r] = &claim{inst: in.index, kind: claimAbsent}
+		}
+		f.mu.Unlock()
+		if p == nil {
+			if removeStaged(at(f.staging, r)) {
+				f.mu.Lock()
+				f.deleted++
+				f.mu.Unlock()
+			}
 		} else if p.kind != claimAbsent {
 			f.conflict(r, p.inst, in.index)
 		}
@@ -483,9 +544,11 @@ func removeStaged(path string) bool {
 
 // revert puts the current generation's version of e back into the staging tree.
 func (f *folder) revert(e *entry) {
-	if f.firstCopy[e.st.ino] == e.rel {
+	f.mu.Lock()
+	if fc := f.firstCopy[e.st.ino]; fc != nil && fc.rel == e.rel {
 		delete(f.firstCopy, e.st.ino)
 	}
+	f.mu.Unlock()
 	dst := at(f.staging, e.rel)
 	removeStaged(dst)
 	src := at(f.current, e.rel)
@@ -500,19 +563,32 @@ func (f *folder) revert(e *entry) {
 	}
 	if e.prev != nil && e.prev.kind != claimDir { // the earlier instances' version was replaced
 		for _, i := range e.prev.holders() {
-			f.insts[i].keep(e.rel)
+			f.keep(i, e.rel)
 		}
+		f.mu.Lock()
 		delete(f.claims, e.rel)
+		f.mu.Unlock()
 	}
 }
 
 func (f *folder) skip(in *instance, e *entry) {
+	f.mu.Lock()
 	fmt.Fprintf(out, "skipped\t%s\t%s\n", shown(e.rel), in.name)
 	f.skipped++
-	in.record(e, "K")
+	f.mu.Unlock()
+	e.flag = "K"
+}
+
+// keep marks what instance i had put in at rel as kept (a later instance replaced it).
+func (f *folder) keep(i int, rel string) {
+	f.mu.Lock()
+	f.insts[i].keep(rel)
+	f.mu.Unlock()
 }
 
 func (f *folder) conflict(rel string, winner, loser int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	c := f.conflicts[rel]
 	if c == nil {
 		c = &conflict{winner: winner, others: map[int]bool{}}
@@ -544,17 +620,23 @@ func (f *folder) reportConflicts() int {
 	return len(lines)
 }
 
-// record adds e's manifest line.
-func (in *instance) record(e *entry, flag string) {
-	if e.kind == claimDir && e.verdict != verdictSkip {
-		if v, _ := lgetxattr(at(in.upper, e.rel), in.ns+xattrOpaque); len(v) > 0 {
-			flag += "o"
+// record adds the manifest lines of one directory's entries, in order.
+func (in *instance) record(entries []*entry) {
+	for _, e := range entries {
+		flag := e.flag
+		if flag == "" {
+			continue
 		}
+		if e.kind == claimDir && e.verdict != verdictSkip {
+			if v, _ := lgetxattr(at(in.upper, e.rel), in.ns+xattrOpaque); len(v) > 0 {
+				flag += "o"
+			}
+		}
+		if flag == "D" && e.kind != claimDir {
+			in.won[e.rel] = len(in.manifest)
+		}
+		in.manifest = append(in.manifest, manifestLine{flag: flag, st: e.st, rel: e.rel})
 	}
-	if flag == "D" && e.kind != claimDir {
-		in.won[e.rel] = len(in.manifest)
-	}
-	in.manifest = append(in.manifest, manifestLine{flag: flag, st: e.st, rel: e.rel})
 }
 
 // keep marks a non-directory this instance had put in as kept (a later instance replaced it).
