@@ -1,18 +1,21 @@
 #!/bin/sh
-# Benchmark of the cache-generation fold (host/fold.sh) against plain rsync, on a loop ext4 image.
-# Not a test: it prints figures.
+# Benchmark of the cache-generation fold (host/fold.sh + host/foldtool) against plain copies, on a
+# loop ext4 image. Not a test: it prints figures.
 #
-#   sudo sh bench/fold.sh [files=10000] [changedPercent=10] [fileKiB=64] [workDir=/var/tmp]
+#   sudo sh bench/fold.sh [files=10000] [changedPercent=10] [fileKiB=64] [workDir=/var/tmp] [bigFiles=100000] [bigFileKiB=4]
 #
-# Builds a lower cache of <files> files of <fileKiB> KiB in 100 directories, mounts two overlay
-# instances on it, changes <changedPercent>% of the files through each instance (rewrites, new
-# files, deletes; a few paths changed by both, to make conflicts), then times:
+# Case 1 builds a lower cache of <files> files of <fileKiB> KiB in 100 directories, mounts two
+# overlay instances on it, changes <changedPercent>% of the files through each instance (rewrites,
+# new files, deletes; a few paths changed by both, to make conflicts), then times:
 #   - fold into generation 2 (hard-link farm + copies of the changed files);
 #   - for comparison, `cp -al` of the lower plus `rsync -aHAX upper/ farm/` of both uppers
 #     (the seed's approach without its whiteout handling: the same data moved);
 #   - drop_folded of each upper (the switch).
-# and prints files/s, MB/s and the extra disk each used. Runs in a private mount namespace;
-# everything is removed at the end. Needs root, util-linux, e2fsprogs, attr, rsync.
+# and prints files/s, MB/s, the extra disk each used, the peak memory of the fold and
+# `fold/rsync: <ratio>` (fold time over cp -al + rsync time). Case 2 does the same fold with
+# <bigFiles> files of <bigFileKiB> KiB (linearity) and prints `100k: ...`. Runs in a private mount
+# namespace; everything is removed at the end. Needs root, util-linux, e2fsprogs, attr, rsync, go
+# (to build host/foldtool).
 set -eu
 
 if [ "${OF_BENCH_IN_NS-}" != 1 ]; then
@@ -24,46 +27,63 @@ files=${1:-10000}
 pct=${2:-10}
 kib=${3:-64}
 base=${4:-/var/tmp}
+bigfiles=${5:-100000}
+bigkib=${6:-4}
 here=$(cd "$(dirname "$0")/.." && pwd)
-for t in getfattr setfattr rsync mkfs.ext4; do
+for t in getfattr setfattr rsync mkfs.ext4 go; do
     command -v "$t" >/dev/null 2>&1 || { echo "bench/fold.sh: $t is required" >&2; exit 1; }
 done
 
-T=$(mktemp -d "$base/of-bench.XXXXXX")
+B=$(mktemp -d "$base/of-bench.XXXXXX")
 cleanup() {
-    for m in "$T"/disk/n1/mnts "$T"/disk/n2/mnts "$T"/disk; do umount -l "$m" 2>/dev/null || :; done
-    rm -rf "$T"
+    for m in "$B"/*/disk/n1/mnts "$B"/*/disk/n2/mnts "$B"/*/disk; do umount -l "$m" 2>/dev/null || :; done
+    rm -rf "$B"
 }
 trap cleanup EXIT INT TERM
 
-img_mib=$(((files * kib * 3) / 1024 + 512))
-truncate -s "${img_mib}M" "$T/disk.img"
-mkfs.ext4 -q -F "$T/disk.img"
-mkdir "$T/disk"
-mount -o loop "$T/disk.img" "$T/disk"
-D=$T/disk
-L=$D/static_cache
+OVERLAY_FLEET_FOLDTOOL=$B/foldtool
+export OVERLAY_FLEET_FOLDTOOL
+(cd "$here/host/foldtool" && CGO_ENABLED=0 go build -trimpath -o "$OVERLAY_FLEET_FOLDTOOL" .)
+timer=
+[ ! -x /usr/bin/time ] || timer="/usr/bin/time -f %M -o"
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.0f", n / s; else print "inf" }'; }
 mbrate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", n / 1048576 / s; else print "inf" }'; }
-used() { sync; df -P -k "$D" | awk 'NR == 2 { print $3 * 1024 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
 mib() { awk -v n="$1" 'BEGIN { printf "%.1f", n / 1048576 }'; }
+used() { sync; df -P -k "$D" | awk 'NR == 2 { print $3 * 1024 }'; }
+lib=$(cat "$here/host/lib.sh" "$here/host/lib-fold.sh")
+bundle=$(printf '%s\n' "$lib"; cat "$here/host/fold.sh")
+
+# run_case NAME FILES PERCENT KIB: builds, changes, folds and compares; prints the figures and
+# leaves fold_ratio, fold_rate, fold_secs, rss_kib set.
+run_case() {
+files=$2
+pct=$3
+kib=$4
+T=$B/$1
+mkdir "$T"
+img_mib=$(((files * kib * 3) / 1024 + files / 50 + 512))
+truncate -s "${img_mib}M" "$T/disk.img"
+mkfs.ext4 -q -F -N $((files * 3 + 100000)) "$T/disk.img"
+mkdir "$T/disk"
+mount -o loop "$T/disk.img" "$T/disk"
+D=$T/disk
+L=$D/static_cache
 
 echo "building a lower of $files files x $kib KiB ..."
 i=0
 while [ "$i" -lt 100 ]; do
     mkdir -p "$L/.yfnode/cache/d$i"
+    # distinct random content per file, one process per directory: file i is d<i%100>/f<i/100>.vdata
+    # (7 digits)
+    head -c $(((files / 100) * kib * 1024)) /dev/urandom |
+        (cd "$L/.yfnode/cache/d$i" && split -b "${kib}K" -a 7 -d --additional-suffix=.vdata - f)
     i=$((i + 1))
 done
-# one random block, reused with a per-file header: fast to build, distinct content per file
 head -c $((kib * 1024)) /dev/urandom >"$T/block"
-i=0
-while [ "$i" -lt "$files" ]; do
-    { printf '%08d' "$i"; cat "$T/block"; } >"$L/.yfnode/cache/d$((i % 100))/f$i.vdata"
-    i=$((i + 1))
-done
 
 for n in 1 2; do
     mkdir -p "$D/n$n/upper" "$D/n$n/work" "$D/n$n/mnts"
@@ -79,7 +99,8 @@ for n in 1 2; do
         # n1 takes files 0.., n2 the next ones; 1% of them are n1's too (conflicts)
         if [ "$n" = 1 ]; then f=$k; else f=$((changed - changed / 100 + k)); fi
         f=$((f % files))
-        p=$M/.yfnode/cache/d$((f % 100))/f$f.vdata
+        pad=0000000$((f / 100))
+        p=$M/.yfnode/cache/d$((f % 100))/f${pad#"${pad%???????}"}.vdata
         case $((k % 4)) in
             0 | 1) { printf 'n%s%06d' "$n" "$k"; cat "$T/block"; } >"$p" ;;
             2) rm -f "$p" ;;
@@ -92,15 +113,13 @@ for n in 1 2; do
 done
 sync
 
-lib=$(cat "$here/host/lib.sh" "$here/host/lib-fold.sh" 2>/dev/null || cat "$here/host/lib-fold.sh")
-bundle=$(printf '%s\n' "$lib"; cat "$here/host/fold.sh")
 changed_bytes=$(du -s -B1 "$D/n1/upper" "$D/n2/upper" | awk '{ s += $1 } END { print s }')
 changed_files=$(find "$D/n1/upper" "$D/n2/upper" -type f | wc -l)
 
 echo "fold ..."
 u0=$(used)
 t0=$(now)
-out=$(sh -c "$bundle" of-fold "$L" 2 "$D/.overlay-fleet/gen2" lowest-index-wins .yfnode/config \
+out=$($timer "$T/rss" sh -c "$bundle" of-fold "$L" 2 "$D/.overlay-fleet/gen2" lowest-index-wins .yfnode/config \
     n1 "$D/n1/upper" n2 "$D/n2/upper")
 t1=$(now)
 u1=$(used)
@@ -149,3 +168,19 @@ echo "rsync -aHAX:     ${trs}s  $(rate "$changed_files" "$trs") files/s  $(mbrat
 echo "switch (2 inst): ${td}s  longest single instance down: ${longest}s  disk freed by drop_folded $(mib $((u1 - u3))) MiB"
 printf '%s' "$dropout"
 echo "fold summary: $summary"
+tall=$(awk -v a="$tcp" -v b="$trs" 'BEGIN { printf "%.2f", a + b }')
+fold_ratio=$(ratio "$tf" "$tall")
+fold_rate=$(rate "$ffiles" "$tf")
+fold_secs=$tf
+rss_kib=
+[ ! -s "$T/rss" ] || rss_kib=$(tail -n 1 "$T/rss")
+[ -z "$rss_kib" ] || echo "fold peak memory: $rss_kib KiB"
+echo "fold/rsync: $fold_ratio  (fold ${tf}s / cp -al + rsync ${tall}s)"
+for m in "$D"/n1/mnts "$D"/n2/mnts "$D"; do umount -l "$m" 2>/dev/null || :; done
+rm -rf "$T"
+}
+
+run_case small "$files" "$pct" "$kib"
+echo
+run_case big "$bigfiles" "$pct" "$bigkib"
+echo "100k: $bigfiles files of $bigkib KiB: fold $fold_rate files/s (changed files), $fold_secs s, fold/rsync: $fold_ratio${rss_kib:+, peak memory $rss_kib KiB}"

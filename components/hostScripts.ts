@@ -26,9 +26,9 @@ const usesFoldLibrary: ReadonlySet<HostScriptName> = new Set(["mount", "fold", "
 
 /**
  * The text a box runs for one script: `host/lib.sh`, `host/lib-fold.sh` for the scripts that
- * need it, then `host/<name>.sh`. Scripts are sent inline (and each command string is kept in
- * the stack state), so a box needs nothing installed beyond a POSIX shell and util-linux, and
- * a script carries only the libraries it uses.
+ * need it, then `host/<name>.sh`: self-contained, so a box runs it with a POSIX shell alone,
+ * installed in its host library (see hostLibrary.ts) or sent inline; a script carries only the
+ * libraries it uses.
  */
 export function hostScript(name: HostScriptName): string {
     let text = bundleCache.get(name);

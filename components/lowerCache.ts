@@ -9,7 +9,7 @@ export interface LowerCacheArgs {
     connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
     /** Directory holding the instances' upper/work/merged sets; the preflight test-mounts there. */
     instanceRoot: string;
-    /** Generation-1 lower: the user's cache directory. Never deleted. */
+    /** Generation-1 lower: the user's cache directory. Its path always names the current cache (host/gc.sh). */
     lower: string;
     /** Paths relative to the lower that belong to one instance each; moved out of the lower. */
     privatePaths: string[];

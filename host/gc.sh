@@ -1,11 +1,17 @@
 # of-gc <lower> <keepGeneration> <fstabFile>
 #
-# Removes the generations of the lower cache older than <keepGeneration>: `<lower>.g<k>` for
-# k < keep, and <lower> itself (generation 1, the original data; every later generation holds
-# all of it) when keep > 1. Conservative: a generation is removed only when no mount in this
-# mount namespace uses it (an overlay layer at or below it, or a mount point at or below it) and
-# no line of <fstabFile> names it (as a layer or as a mount source or point). Otherwise it prints
-# `kept <path>: in use by <what>` and goes on; the exit status stays 0.
+# Retires the generations of the lower cache older than <keepGeneration>, and keeps the configured
+# <lower> path naming the current cache:
+#   - <lower> itself is generation 1 (the user's directory; every later generation holds all of
+#     its data). When keep > 1 and nothing uses it any more, it is replaced, in one rename, by a
+#     symlink `<lower> -> <name>.g<keep>` (`linked <lower> -> <name>.g<keep>`), then its old
+#     content is removed (`removed <lower>`). Once <lower> is that symlink, gc points it at
+#     generation <keep> (a symlink is never a layer: mounts and fstab lines name `<lower>.g<k>`).
+#   - `<lower>.g<k>` for k < keep are removed.
+# Conservative: a generation is removed only when no mount in this mount namespace uses it (an
+# overlay layer at or below it, or a mount point at or below it) and no line of <fstabFile> names
+# it (as a layer or as a mount source or point). Otherwise it prints `kept <path>: in use by
+# <what>` and goes on; the exit status stays 0.
 # Also removes what interrupted folds left for generations < keep (`<lower>.g<k>.partial` and
 # `.work`, after unmounting the read-only views a killed fold may have left in the work dir).
 # Refuses (exit 1) when generation <keepGeneration> does not exist, or while a fold runs.
@@ -64,19 +70,16 @@ g_fstab_users() {
     g_ln=0
     while IFS= read -r g_line || [ -n "$g_line" ]; do
         g_ln=$((g_ln + 1))
-        set -f
-        # shellcheck disable=SC2086
-        set -- $g_line
-        set +f
-        [ "$#" -ge 2 ] || continue
-        case $1 in '#'*) continue ;; esac
+        of_fstab_fields "$g_line"
+        [ -n "$OF_F2" ] || continue
+        case $OF_F1 in '#'*) continue ;; esac
         g_hit=
-        g_fstab_unescape "$1"
+        g_fstab_unescape "$OF_F1"
         fold_refs_path "$G_FIELD" "$g_path" && g_hit="source"
-        g_fstab_unescape "$2"
+        g_fstab_unescape "$OF_F2"
         [ -n "$g_hit" ] || ! fold_refs_path "$G_FIELD" "$g_path" || g_hit="mount point"
-        if [ -z "$g_hit" ] && [ "$#" -ge 4 ]; then
-            g_rest=$4,
+        if [ -z "$g_hit" ] && [ -n "$OF_F4" ]; then
+            g_rest=$OF_F4,
             while [ -n "$g_rest" ]; do
                 g_o=${g_rest%%,*}
                 g_rest=${g_rest#*,}
@@ -105,7 +108,9 @@ g_fstab_users() {
 g_removed=0
 g_kept=0
 
-# g_remove PATH: removes the generation PATH unless something uses it.
+# g_remove PATH [ASIDE]: removes the generation PATH unless something uses it. With ASIDE, PATH
+# (generation 1, the configured lower) is renamed to ASIDE and replaced by a symlink to
+# generation keep before its content is removed.
 g_remove() {
     g_path=$1
     g_what=
@@ -124,9 +129,15 @@ EOF
         g_kept=$((g_kept + 1))
         return 0
     fi
+    if [ "$#" -eq 2 ]; then
+        rm -rf --one-file-system -- "$2" || of_die "cannot remove '$2'"
+        mv -T -- "$g_path" "$2" || of_die "cannot move '$g_path' aside to '$2' (a mount point?)"
+        g_link_current
+        g_path=$2
+    fi
     rm -rf --one-file-system -- "$g_path" || of_die "cannot remove '$g_path'"
     [ ! -e "$g_path" ] || of_die "'$g_path' is still there after removal (another filesystem mounted below it?)"
-    printf 'removed %s\n' "$g_path"
+    printf 'removed %s\n' "$1"
     g_removed=$((g_removed + 1))
 }
 
@@ -170,10 +181,26 @@ for g_d in "$L".g*; do
     [ "${#g_k}" -le 9 ] && [ -d "$g_d" ] && [ "$g_k" -lt "$g_keep" ] || continue
     g_list="$g_list$g_k$FOLD_NL"
 done
-if [ "$g_keep" -gt 1 ] && [ -d "$L" ]; then
-    g_remove "$L"
+# g_link_current: <lower> (a symlink) names generation keep.
+g_link_current() {
+    g_want=${L##*/}.g$g_keep
+    [ "$(readlink -- "$L")" != "$g_want" ] || return 0
+    rm -f -- "$L.link.tmp"
+    ln -s -- "$g_want" "$L.link.tmp" && mv -T -- "$L.link.tmp" "$L" ||
+        of_die "cannot point '$L' at generation $g_keep ('$g_want')"
+    printf 'linked %s -> %s\n' "$L" "$g_want"
+}
+if [ "$g_keep" -gt 1 ] && { [ -L "$L" ] || [ ! -e "$L" ]; }; then
+    g_link_current
+elif [ "$g_keep" -gt 1 ] && [ -d "$L" ]; then
+    # generation 1: out of the way under a leftover name (removed below, or by the next gc if
+    # killed), and the configured path names the current generation at once
+    g_remove "$L" "$L.g1.partial"
 fi
-for g_k in $(printf '%s' "$g_list" | sort -n); do
-    g_remove "$L.g$g_k"
-done
+g_list=$(printf '%s' "$g_list" | sort -n)
+while IFS= read -r g_k; do
+    [ -z "$g_k" ] || g_remove "$L.g$g_k"
+done <<EOF
+$g_list
+EOF
 printf 'gc %s: keep generation %s: removed=%s kept=%s\n' "$L" "$g_keep" "$g_removed" "$g_kept"

@@ -8,6 +8,7 @@
 # (package attr) where noted.
 #
 # Generations of a lower L: generation 1 is L itself, generation g>1 is the sibling `L.g<g>`.
+# Once generation 1 is retired, L is a symlink to the current generation (host/gc.sh).
 # While generation g is built it is `L.g<g>.partial` (staging) with a work dir `L.g<g>.work`;
 # both are siblings of L so that they are on L's filesystem. `L.fold.lock` serialises fold and gc.
 #
@@ -24,16 +25,14 @@
 #           folded whole): always kept. A trailing `o` marks a directory that was opaque (`y`).
 # identity: stat %f %i %s %.9Y %.9Z of the upper entry when it was folded.
 # path: relative to the upper; `R<path>` verbatim, or `E<path>` with \\, \n, \t escapes (names
-# with a backslash, newline or tab). Entries are in breadth-first order: every directory before
-# its children, and the children of one directory on consecutive lines.
+# with a backslash, newline or tab; host/foldtool's enc). Entries are in breadth-first order:
+# every directory before its children, and the children of one directory on consecutive lines.
 
 # fold_init: the constants below; every entry point calls it first.
 fold_init() {
     FOLD_NL='
 '
     FOLD_TAB='	'
-    # stat format of an upper entry: type+mode, inode, size, mtime, ctime, links, uid, gid, rdev
-    FOLD_STFMT='%f %i %s %.9Y %.9Z %h %u %g %t %T'
 }
 
 
@@ -67,31 +66,7 @@ fold_gen_path() {
     if [ "$2" -eq 1 ]; then FOLD_GP=$1; else FOLD_GP=$1.g$2; fi
 }
 
-# fold_enc STRING: STRING as one manifest/report field (see header), in FOLD_ENC.
-fold_enc() {
-    case $1 in
-        *\\* | *"$FOLD_NL"* | *"$FOLD_TAB"*) ;;
-        *)
-            FOLD_ENC=R$1
-            return 0
-            ;;
-    esac
-    fold_e_in=$1
-    fold_e_out=
-    while [ -n "$fold_e_in" ]; do
-        fold_e_c=${fold_e_in%"${fold_e_in#?}"}
-        fold_e_in=${fold_e_in#?}
-        case $fold_e_c in
-            \\) fold_e_out="$fold_e_out\\\\" ;;
-            "$FOLD_NL") fold_e_out="$fold_e_out\\n" ;;
-            "$FOLD_TAB") fold_e_out="$fold_e_out\\t" ;;
-            *) fold_e_out=$fold_e_out$fold_e_c ;;
-        esac
-    done
-    FOLD_ENC=E$fold_e_out
-}
-
-# fold_dec FIELD: the string fold_enc encoded, in FOLD_DEC; 1 if FIELD is not an encoded string.
+# fold_dec FIELD: the string a manifest path field holds, in FOLD_DEC; 1 if FIELD is not an encoded string.
 fold_dec() {
     case $1 in
         R*) FOLD_DEC=${1#R} ;;
@@ -101,17 +76,6 @@ fold_dec() {
             ;;
         *) return 1 ;;
     esac
-}
-
-# fold_oct N: N (decimal) in octal, in FOLD_OCT (no fork).
-fold_oct() {
-    fold_o_n=$1
-    FOLD_OCT=
-    while [ "$fold_o_n" -gt 0 ]; do
-        FOLD_OCT=$((fold_o_n % 8))$FOLD_OCT
-        fold_o_n=$((fold_o_n / 8))
-    done
-    [ -n "$FOLD_OCT" ] || FOLD_OCT=0
 }
 
 # fold_mib BYTES: BYTES in MiB with one decimal, in FOLD_MIB.
@@ -223,31 +187,6 @@ fold_lock() {
     FOLD_LOCKFILE=$1.fold.lock
     exec 9>>"$FOLD_LOCKFILE" || of_die "cannot open lock file '$FOLD_LOCKFILE'"
     flock -n 9 || of_die "another fold or gc of '$1' is running (lock '$FOLD_LOCKFILE' is held); retry when it has finished"
-}
-
-# fold_xdump DIR NAME: the extended attributes of DIR/NAME (symlink itself), as getfattr -d -e hex
-# lines without the `# file:` header, in FOLD_X. Empty without attributes or without getfattr.
-fold_xdump() {
-    FOLD_X=$(cd -- "$1" && getfattr -h -d -m - -e hex -- "$2" 2>/dev/null) || FOLD_X=
-    case $FOLD_X in
-        '# file:'*"$FOLD_NL"*) FOLD_X=${FOLD_X#*"$FOLD_NL"} ;;
-        '# file:'*) FOLD_X= ;;
-    esac
-}
-
-# fold_xdump_plain DIR NAME: like fold_xdump, without overlay's own attributes.
-fold_xdump_plain() {
-    fold_xdump "$1" "$2"
-    fold_xp_out=
-    while IFS= read -r fold_xp_l; do
-        case $fold_xp_l in
-            '' | trusted.overlay.* | user.overlay.*) continue ;;
-        esac
-        fold_xp_out="$fold_xp_out$fold_xp_l$FOLD_NL"
-    done <<EOF
-$FOLD_X
-EOF
-    FOLD_X=$fold_xp_out
 }
 
 # fold_same_plain_xattrs UPPERPATH LOWERPATH: both have the same extended attributes, overlay's
@@ -443,7 +382,6 @@ drop_folded() (
     fd_tmp=$fdm.drop-e.$$
     fd_tmp2=$fdm.drop-f.$$
     fd_rml=$fdm.drop-g.$$
-    fd_files="$fd_dec $fd_chk $fd_chkst $fd_tmp $fd_tmp2 $fd_rml"
     : >"$fd_dec" && : >"$fd_chk" || { of_err "drop_folded: cannot write next to '$fdm'"; exit 1; }
     while IFS=' ' read -r fd_flag fd_f fd_i fd_s fd_y fd_z fd_p; do
         case $fd_flag in
@@ -503,7 +441,7 @@ EOF
     # files of one directory are removed together and its mtime is put back.
     if ! tac -- "$fdm" >"$fd_tmp2" || ! tac -- "$fd_tmp" >"$fd_dec"; then
         of_err "drop_folded: cannot read '$fdm'"
-        rm -f -- $fd_files
+        rm -f -- "$fd_dec" "$fd_chk" "$fd_chkst" "$fd_tmp" "$fd_tmp2" "$fd_rml"
         exit 1
     fi
     : >"$fd_rml"
@@ -536,7 +474,7 @@ EOF
             if [ -s "$fd_rml" ]; then
                 if ! xargs -0 rm -f -- <"$fd_rml"; then
                     of_err "drop_folded: cannot remove files in '$fd_cur_par'"
-                    rm -f -- $fd_files
+                    rm -f -- "$fd_dec" "$fd_chk" "$fd_chkst" "$fd_tmp" "$fd_tmp2" "$fd_rml"
                     exit 1
                 fi
                 : >"$fd_rml"
@@ -575,7 +513,7 @@ EOF
         if [ "$fd_d" = rmdir ]; then
             if ! rmdir -- "$fd_u"; then
                 of_err "drop_folded: cannot remove directory '$fd_u'"
-                rm -f -- $fd_files
+                rm -f -- "$fd_dec" "$fd_chk" "$fd_chkst" "$fd_tmp" "$fd_tmp2" "$fd_rml"
                 exit 1
             fi
         else
@@ -584,7 +522,7 @@ EOF
         fd_removed=$((fd_removed + 1))
     done <"$fd_tmp2"
     exec 4<&-
-    rm -f -- $fd_files
+    rm -f -- "$fd_dec" "$fd_chk" "$fd_chkst" "$fd_tmp" "$fd_tmp2" "$fd_rml"
     printf 'dropped %s: removed=%s kept=%s whiteouts=%s unopaqued=%s\n' \
         "$fdu" "$fd_removed" "$fd_kept" "$fd_whiteouts" "$fd_unopaqued"
     exit 0

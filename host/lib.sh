@@ -10,6 +10,8 @@
 set -eu
 
 OF_PROG=${0##*/}
+# Where the script was started: an installed host library is the working directory of its calls.
+OF_START_DIR=$PWD
 
 of_err() { printf 'overlay-fleet: %s\n' "$*" >&2; }
 of_warn() { printf 'overlay-fleet: warning: %s\n' "$*" >&2; }

@@ -102,8 +102,11 @@ export interface BoxSettings {
     generation?: number;
     /** At most this many instances of a box are down at once while switching generation. */
     maxDownPerBox?: number;
-    /** Which change wins when several uppers changed the same path during a fold. */
-    conflictRule?: "lowest-index-wins";
+    /**
+     * Which change wins when several uppers changed the same path during a fold: the instance
+     * with the lowest index, or the newest modification time (ties: lowest index).
+     */
+    conflictRule?: ConflictRule;
     /** Extra overlay mount options for every instance of the box (allow-listed). */
     mountOptions?: string[];
     network?: NetworkSettings;
@@ -134,7 +137,7 @@ export interface ResolvedBox {
     purgeOnRemove: boolean;
     generation: number;
     maxDownPerBox: number;
-    conflictRule: "lowest-index-wins";
+    conflictRule: ConflictRule;
     mountOptions: string[];
     network?: Required<NetworkSettings>;
     container?: ResolvedContainer;
@@ -146,7 +149,9 @@ export interface ResolvedBox {
 const allowedExtraMountOption = /^(xino=(on|off|auto)|uuid=(on|off|null|auto)|volatile)$/;
 
 const restartPolicies = ["always", "unless-stopped", "on-failure", "no"] as const;
-const conflictRules = ["lowest-index-wins"] as const;
+const conflictRules = ["lowest-index-wins", "newest-wins"] as const;
+/** Conflict rules of host/fold.sh. */
+export type ConflictRule = (typeof conflictRules)[number];
 
 /** One problem found in the stack config. */
 export interface ConfigIssue {

@@ -115,7 +115,11 @@ export async function scrubBox(box: string): Promise<void> {
          for m in $(findmnt -rn -t overlay -o TARGET | grep '^/mnt/usbdisk/' | sort -r); do umount "$m"; done
          sed -i '/x-overlay-fleet=/d' /etc/fstab
          cd /mnt/usbdisk
-         # A test may have moved the box to a later cache generation: make it the lower again.
+         # A test may have moved the box to a later cache generation: make it the lower again
+         # (once retired, the configured lower is a symlink to the current generation).
+         if [ -L static_cache ]; then
+           target=$(readlink static_cache); rm static_cache; mv "$target" static_cache
+         fi
          if [ ! -d static_cache ]; then
            latest=$(ls -d static_cache.g* 2>/dev/null | grep -E '\.g[0-9]+$' | sort -t g -k2 -n | tail -1)
            [ -n "$latest" ] && mv "$latest" static_cache

@@ -14,7 +14,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { hostInvocation } from "../../components/hostScripts";
-import { HostNs, hostTestsUnavailable, PINNED, withHostNs } from "./harness";
+import { foldTool, HostNs, hostTestsUnavailable, PINNED, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
 const hasAttr = spawnSync("sh", ["-c", "command -v getfattr && command -v setfattr"]).status === 0;
@@ -289,6 +289,33 @@ function model(current: Tree, views: Tree[], priv: string[]): Model {
     return { lower, conflicts, claimed };
 }
 
+/**
+ * After the switch, an instance sees exactly what it saw for the paths it changed (its claims, and
+ * everything below its opaque directories and its private config), and the new lower elsewhere.
+ */
+function expectOwnAfterSwitch(ns: HostNs, m: Model, k: number, inst: Inst, before: Tree, upper: Tree) {
+    const after = walk(ns, inst.merged);
+    const owned = (p: string) =>
+        m.claimed[k].has(p) ||
+        [...m.claimed[k]].some((q) => p.startsWith(q + "/") && before.get(q)?.type !== "d") ||
+        ancestors(p).some((a) => {
+            const u = upper.get(a);
+            return u !== undefined && (u.xattrs["trusted.overlay.opaque"] || u.xattrs["user.overlay.opaque"]);
+        }) ||
+        p.startsWith(".yfnode/config");
+    const got: Record<string, string> = {};
+    const exp: Record<string, string> = {};
+    for (const p of new Set([...before.keys(), ...after.keys(), ...m.lower.keys()])) {
+        if (p === "") continue;
+        got[p] = describe_(after.get(p), { noDirMtime: !owned(p) });
+        exp[p] = describe_(owned(p) ? before.get(p) : m.lower.get(p), { noDirMtime: !owned(p) });
+    }
+    expect(got, inst.name).toEqual(exp);
+    // hard-link groups of what it changed are kept
+    const mine = new Set([...before.keys()].filter(owned));
+    expect(linkGroups(after, mine)).toEqual(linkGroups(before, mine));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Running things in the namespace
 
@@ -343,8 +370,8 @@ function instances(root: string, n: number): Inst[] {
     }));
 }
 
-function foldArgs(lower: string, target: number, manifests: string, insts: Inst[], priv = ".yfnode/config"): string[] {
-    return [lower, String(target), manifests, "lowest-index-wins", priv, ...insts.flatMap((i) => [i.name, i.upper])];
+function foldArgs(lower: string, target: number, manifests: string, insts: Inst[], priv = ".yfnode/config", rule = "lowest-index-wins"): string[] {
+    return [lower, String(target), manifests, rule, priv, ...insts.flatMap((i) => [i.name, i.upper])];
 }
 
 function dfUsed(ns: HostNs, dir: string): number {
@@ -370,6 +397,7 @@ function startScript(ns: HostNs, args: string[], env: Record<string, string> = {
             LANG: "C",
             LC_ALL: "C",
             LIBMOUNT_UTAB: path.join(ns.dir, ".utab"),
+            OVERLAY_FLEET_FOLDTOOL: foldTool(),
             ...env,
         },
     });
@@ -573,31 +601,7 @@ describe.skipIf(skip)("fold: a new lower generation from the instances' uppers",
                 // the switch, one instance at a time
                 const dropOut = c.insts.map((i) => switchInstance(ns, g2, i, `${c.manifests}/${i.name}.manifest`));
                 for (const o of dropOut) expect(o).toMatch(/^dropped .*: removed=\d+ kept=\d+ whiteouts=0 unopaqued=\d+\n$/);
-                c.insts.forEach((inst, k) => {
-                    const after = walk(ns, inst.merged);
-                    const before = views[k];
-                    const upper = uppersBefore[k];
-                    // paths this instance changed, and everything below its opaque dirs
-                    const owned = (p: string) =>
-                        m.claimed[k].has(p) ||
-                        [...m.claimed[k]].some((q) => p.startsWith(q + "/") && before.get(q)?.type !== "d") ||
-                        ancestors(p).some((a) => {
-                            const u = upper.get(a);
-                            return u !== undefined && (u.xattrs["trusted.overlay.opaque"] || u.xattrs["user.overlay.opaque"]);
-                        }) ||
-                        p.startsWith(".yfnode/config");
-                    const got: Record<string, string> = {};
-                    const exp: Record<string, string> = {};
-                    for (const p of new Set([...before.keys(), ...after.keys(), ...m.lower.keys()])) {
-                        if (p === "") continue;
-                        got[p] = describe_(after.get(p), { noDirMtime: !owned(p) });
-                        exp[p] = describe_(owned(p) ? before.get(p) : m.lower.get(p), { noDirMtime: !owned(p) });
-                    }
-                    expect(got, inst.name).toEqual(exp);
-                    // hard-link groups of what it changed are kept
-                    const mine = new Set([...before.keys()].filter(owned));
-                    expect(linkGroups(after, mine)).toEqual(linkGroups(before, mine));
-                });
+                c.insts.forEach((inst, k) => expectOwnAfterSwitch(ns, m, k, inst, views[k], uppersBefore[k]));
                 // the uppers shrank: n1's folded files are gone from its upper, its private config stays
                 const u1 = walk(ns, c.insts[0].upper, { hash: false });
                 expect(u1.has(".yfnode/config")).toBe(true);
@@ -669,6 +673,171 @@ describe.skipIf(skip)("fold: a new lower generation from the instances' uppers",
             expect(asRecord(walk(ns, `${c.lower}.g2`, { hash: false }))).toEqual(asRecord(g2));
             expect(ns.ok('cat "$1"/*.manifest', [c.manifests])).toBe(man);
             expect(ns.ok('ls -a "$1"', [c.root]).split("\n")).not.toContain("static_cache.g2.partial");
+        });
+    }, 300_000);
+});
+
+/** A tmpfs of `sizeMiB` at `root` (many small files build fast there and need no inode sizing). */
+function tmpfsRoot(ns: HostNs, name: string, sizeMiB: number): string {
+    const root = ns.p(name);
+    ns.ok('mkdir -p "$1" && mount -t tmpfs -o "size=$2m" tmpfs "$1"', [root, String(sizeMiB)]);
+    return root;
+}
+
+/**
+ * A lower built by `build` ($1: the lower) on a tmpfs, `n` instances (trusted xattrs) mounted on
+ * it and changed by `changes` ($1 $2 ...: their merged dirs).
+ */
+function sharedCache(ns: HostNs, sizeMiB: number, build: string, n: number, changes: string) {
+    const root = tmpfsRoot(ns, "disk", sizeMiB);
+    const lower = `${root}/static_cache`;
+    ns.ok(build, [lower]);
+    const insts = instances(root, n).map((i) => ({ ...i, userxattr: false }));
+    for (const i of insts) mountInstance(ns, lower, i);
+    ns.ok(changes, insts.map((i) => i.merged));
+    return { root, lower, insts, manifests: `${root}/.of/gen2` };
+}
+
+/** Folds into generation 2; must succeed silently. Output, conflict lines and seconds taken. */
+function foldOk(ns: HostNs, c: { lower: string; insts: Inst[]; manifests: string }, rule = "lowest-index-wins") {
+    const t0 = Date.now();
+    const r = ns.run("fold", foldArgs(c.lower, 2, c.manifests, c.insts, "-", rule));
+    const seconds = (Date.now() - t0) / 1000;
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    return { stdout: r.stdout, conflicts: r.stdout.split("\n").filter((l) => l.startsWith("conflict")), seconds };
+}
+
+describe.skipIf(skip)("fold: conflict rules and shapes", () => {
+    it("newest-wins: the newest change of a path wins (ties: lowest index), every conflict is reported", async () => {
+        await withHostNs(async (ns) => {
+            const c = sharedCache(
+                ns,
+                64,
+                'mkdir -p "$1/d" && for f in f g h k; do echo base >"$1/d/$f"; done',
+                3,
+                [
+                    'echo n1 >"$1/d/f" && touch -d @1700000000 "$1/d/f"',
+                    'echo n2 >"$2/d/f" && touch -d @1700000100 "$2/d/f"',
+                    'echo n3 >"$3/d/f" && touch -d @1700000100 "$3/d/f"', // tie with n2: n2 wins
+                    'echo n1 >"$1/d/g" && touch -d @1700000000 "$1/d/g"',
+                    'rm "$2/d/g"', // the delete is newer than n1's write
+                    'echo n2 >"$2/d/h" && touch -d @1600000000 "$2/d/h"',
+                    'echo n3 >"$3/d/h" && touch -d @1600000001 "$3/d/h"',
+                    // n1 and n2 made the same change (not a conflict), n3 a newer one: both lose
+                    'echo same >"$1/d/k" && touch -d @1700000000 "$1/d/k"',
+                    'echo same >"$2/d/k" && touch -d @1700000000 "$2/d/k"',
+                    'echo n3 >"$3/d/k" && touch -d @1700000200 "$3/d/k"',
+                ].join("\n"),
+            );
+            const views = c.insts.map((i) => walk(ns, i.merged));
+            const r = foldOk(ns, c, "newest-wins");
+            expect(r.conflicts).toEqual([
+                "conflict\td/f\twinner=n2\tothers=n1,n3",
+                "conflict\td/g\twinner=n2\tothers=n1",
+                "conflict\td/h\twinner=n3\tothers=n2",
+                "conflict\td/k\twinner=n3\tothers=n1,n2",
+            ]);
+            const g2 = `${c.lower}.g2`;
+            expect(ns.ok('cat "$1/d/f" "$1/d/h" "$1/d/k"', [g2])).toBe("n2\nn3\nn3\n");
+            expect(ns.sh('test -e "$1/d/g"', [g2]).status).not.toBe(0);
+            // the losers keep their version of what they changed, and see the winners' elsewhere
+            c.insts.forEach((i) => switchInstance(ns, g2, i, `${c.manifests}/${i.name}.manifest`));
+            const seen = c.insts.map((i) => ns.ok('for f in f g h k; do cat "$1/d/$f" 2>/dev/null || echo -; done', [i.merged]));
+            expect(seen).toEqual(["n1\nn1\nn3\nsame\n", "n2\n-\nn2\nsame\n", "n3\n-\nn3\nn3\n"]);
+            expect(asRecord(walk(ns, c.insts[0].merged))["d/f"]).toBe(asRecord(views[0])["d/f"]);
+        });
+    }, 120_000);
+
+    it("a path that is a file in one upper and a directory in another", async () => {
+        await withHostNs(async (ns) => {
+            const c = sharedCache(
+                ns,
+                64,
+                'mkdir -p "$1/q" && echo y >"$1/q/y" && echo r >"$1/r"',
+                2,
+                [
+                    'echo file >"$1/p"', // new: a file for n1 ...
+                    'mkdir "$2/p" && echo x >"$2/p/x"', // ... a directory for n2
+                    'rm -rf "$1/q" && echo file >"$1/q"', // a directory replaced by a file ...
+                    'echo z >"$2/q/z"', // ... that n2 writes into
+                    'rm "$1/r" && mkdir "$1/r" && echo in >"$1/r/in"', // a file replaced by a directory ...
+                    'echo r2 >"$2/r"', // ... that n2 rewrites
+                ].join("\n"),
+            );
+            const current = walk(ns, c.lower);
+            const views = c.insts.map((i) => walk(ns, i.merged));
+            const m = model(current, views, []);
+            const uppers = c.insts.map((i) => walk(ns, i.upper, { hash: false }));
+            const r = foldOk(ns, c);
+            expect(r.conflicts).toEqual(["conflict\tp\twinner=n1\tothers=n2", "conflict\tq\twinner=n1\tothers=n2", "conflict\tr\twinner=n1\tothers=n2"]);
+            const g2 = `${c.lower}.g2`;
+            const want: Record<string, string> = {};
+            for (const [p, e] of m.lower) if (p !== "") want[p] = describe_(e, { noDirMtime: true });
+            expect(asRecord(walk(ns, g2), { noDirMtime: true, skipRoot: true })).toEqual(want);
+            c.insts.forEach((i) => switchInstance(ns, g2, i, `${c.manifests}/${i.name}.manifest`));
+            c.insts.forEach((i, k) => expectOwnAfterSwitch(ns, m, k, i, views[k], uppers[k]));
+            // the loser still has what it wrote below its directory
+            expect(ns.ok('cat "$1/p/x" "$1/q/z"', [c.insts[1].merged])).toBe("x\nz\n");
+        });
+    }, 120_000);
+
+    it("100,000 files: unchanged files are hard links, changes and conflicts all folded", async () => {
+        await withHostNs(async (ns) => {
+            const c = sharedCache(
+                ns,
+                1024,
+                // 100 directories of 1,000 files of 16 bytes (d<k>/f0000 .. f0999)
+                'for k in $(seq 0 99); do mkdir -p "$1/d$k" && head -c 16000 /dev/urandom | (cd "$1/d$k" && split -b 16 -a 4 -d - f); done',
+                2,
+                // n1 rewrites f0000..f0009 of every dir, deletes f0010..f0014, adds n1-0..n1-4;
+                // n2 rewrites f0005..f0019 (f0005..f0014 conflict with n1) and adds n2-0..n2-4
+                String.raw`for k in $(seq 0 99); do
+                    for j in 0 1 2 3 4 5 6 7 8 9; do printf 'n1 %s
+' "$k.$j" >"$1/d$k/f000$j"; done
+                    for j in 10 11 12 13 14; do rm "$1/d$k/f00$j"; done
+                    for j in 0 1 2 3 4; do echo "n1 new" >"$1/d$k/n1-$j"; done
+                    for j in 05 06 07 08 09 10 11 12 13 14 15 16 17 18 19; do printf 'n2 %s
+' "$k.$j" >"$2/d$k/f00$j"; done
+                    for j in 0 1 2 3 4; do echo "n2 new" >"$2/d$k/n2-$j"; done
+                done`,
+            );
+            const inoBefore = ns.ok('stat -c %i "$1/d42/f0500"', [c.lower]);
+            const r = foldOk(ns, c);
+            // n1 rewrote f0005..f0009 and deleted f0010..f0014 where n2 wrote: 10 per directory
+            expect(r.conflicts.length).toBe(1000);
+            expect(r.stdout).toMatch(/folded 2 from 1: files=\d+ bytes=\d+ deleted=500 conflicts=1000 skipped=0\n$/);
+            const g2 = `${c.lower}.g2`;
+            expect(ns.ok('find "$1" -type f | wc -l', [g2]).trim()).toBe(String(100_000 - 500 + 500 + 500));
+            expect(ns.ok('stat -c %i "$1/d42/f0500"', [g2])).toBe(inoBefore);
+            expect(ns.ok('cat "$1/d42/f0003" "$1/d42/f0007" "$1/d42/f0017" "$1/d42/n2-1"', [g2])).toBe("n1 42.3\nn1 42.7\nn2 42.17\nn2 new\n");
+            expect(ns.sh('test -e "$1/d42/f0012"', [g2]).status).not.toBe(0);
+            // linear: far below the per-directory process storm of the sh fold (minutes)
+            expect(r.seconds).toBeLessThan(60);
+        });
+    }, 300_000);
+
+    it("a cache directory with 100,000 entries", async () => {
+        await withHostNs(async (ns) => {
+            const c = sharedCache(
+                ns,
+                1024,
+                'mkdir -p "$1/big" && head -c 800000 /dev/urandom | (cd "$1/big" && split -b 8 -a 5 -d - e)',
+                2,
+                [
+                    'for j in 00001 00002 00003; do echo n1 >"$1/big/e$j"; done; rm "$1/big/e99999"; echo new >"$1/big/n1new"',
+                    // n2 empties the directory and starts over (an opaque directory hiding 100,000 entries)
+                    'rm -rf "$2/big" && mkdir "$2/big" && echo only >"$2/big/n2only"',
+                ].join("\n"),
+            );
+            const r = foldOk(ns, c);
+            // n2's deletes of the entries n1 changed are conflicts n1 won; all the others are gone
+            // (n1's delete of e99999 is the same as n2's, n1's new entry is none of n2's business)
+            expect(r.conflicts).toEqual(["00001", "00002", "00003"].map((j) => `conflict\tbig/e${j}\twinner=n1\tothers=n2`));
+            expect(r.stdout).toMatch(/deleted=99997 conflicts=3 skipped=0\n$/);
+            expect(r.seconds).toBeLessThan(60);
+            expect(ns.ok('ls "$1/big"', [`${c.lower}.g2`])).toBe("e00001\ne00002\ne00003\nn1new\nn2only\n");
+            expect(ns.ok('ls "$1/big" | wc -l', [c.lower]).trim()).toBe("100000");
         });
     }, 300_000);
 });
@@ -848,7 +1017,10 @@ describe.skipIf(skip)("gc: old generations", () => {
             expect(r.status).toBe(0);
             expect(r.stdout).toContain(`removed ${lower}\n`);
             expect(r.stdout).toContain(`removed ${lower}.g1.partial\n`);
-            expect(ns.sh('test -e "$1"', [lower]).status).not.toBe(0);
+            // the configured lower names the current generation: a symlink to it, nothing dangles
+            expect(r.stdout).toContain(`linked ${lower} -> static_cache.g2\n`);
+            expect(ns.ok('readlink "$1"', [lower])).toBe("static_cache.g2\n");
+            expect(ns.ok('cat "$1/.yfnode/cache/a" "$1/.yfnode/cache/b"', [lower])).toBe("a\nb\n");
             // the instances are fine; the kept generation is untouched; a second gc does nothing
             expect(ns.ok('cat "$1/.yfnode/cache/a" "$1/.yfnode/cache/b"', [insts[1].merged])).toBe("a\nb\n");
             r = ns.run("gc", [lower, "2", fstab]);
@@ -858,6 +1030,23 @@ describe.skipIf(skip)("gc: old generations", () => {
             expect(r.status).not.toBe(0);
             expect(r.stderr).toMatch(/generation 5 .* does not exist/);
             expect(ns.sh('test -d "$1.g2"', [lower]).status).toBe(0);
+
+            // the next generation folds from the symlinked lower; gc points the lower at it and
+            // removes generation 2 once nothing uses it
+            ns.ok('echo c >"$1/.yfnode/cache/c"', [insts[0].merged]);
+            expect(ns.run("fold", foldArgs(lower, 3, `${root}/.of/gen3`, insts)).status).toBe(0);
+            for (const i of insts) switchInstance(ns, `${lower}.g3`, i, `${root}/.of/gen3/${i.name}.manifest`);
+            fs.writeFileSync(fstab, `overlay ${insts[0].merged} overlay lowerdir=${lower}.g3,upperdir=${insts[0].upper},workdir=${insts[0].work} 0 0\n`);
+            r = ns.run("gc", [lower, "3", fstab]);
+            expect(r.stderr).toBe("");
+            expect(r.stdout).toContain(`linked ${lower} -> static_cache.g3\n`);
+            expect(r.stdout).toContain(`removed ${lower}.g2\n`);
+            expect(ns.ok('readlink "$1" && cat "$1/.yfnode/cache/c"', [lower])).toBe("static_cache.g3\nc\n");
+            expect(ns.ok('ls -a "$1"', [root]).split("\n").filter((n) => n.startsWith("static_cache"))).toEqual([
+                "static_cache",
+                "static_cache.fold.lock",
+                "static_cache.g3",
+            ]);
         });
     }, 120_000);
 });

@@ -38,6 +38,29 @@ export interface RunOptions {
     timeoutMs?: number;
 }
 
+/**
+ * The fold helper (host/foldtool), built static once per source version as a box gets it, and
+ * passed to the host scripts as OVERLAY_FLEET_FOLDTOOL (see host/fold.sh).
+ */
+export function foldTool(): string {
+    const dir = path.join(__dirname, "..", "..", "host", "foldtool");
+    const files = fs.readdirSync(dir).filter((f) => f.endsWith(".go") || f === "go.mod").sort();
+    let sum = 0;
+    for (const f of files) for (const b of fs.readFileSync(path.join(dir, f))) sum = (sum * 31 + b) >>> 0;
+    const bin = path.join(os.tmpdir(), `overlay-fleet-foldtool-${sum.toString(16)}`);
+    if (!fs.existsSync(bin)) {
+        const tmp = `${bin}.${process.pid}`;
+        const r = spawnSync("go", ["build", "-trimpath", "-o", tmp, "."], {
+            cwd: dir,
+            env: { ...process.env, CGO_ENABLED: "0", GOFLAGS: "-mod=mod", GOTOOLCHAIN: "local" },
+            encoding: "utf8",
+        });
+        if (r.status !== 0) throw new Error(`go build of host/foldtool failed: ${r.stderr}`);
+        fs.renameSync(tmp, bin);
+    }
+    return bin;
+}
+
 /** The options overlay-fleet pins on every overlay mount. */
 export const PINNED = "index=off,nfs_export=off,redirect_dir=off,metacopy=off";
 
@@ -134,6 +157,7 @@ export class HostNs {
             LC_ALL: "C",
             HOME: "/root",
             LIBMOUNT_UTAB: path.join(this.dir, ".utab"),
+            OVERLAY_FLEET_FOLDTOOL: foldTool(),
             ...(opts?.env ?? {}),
         };
     }

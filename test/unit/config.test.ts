@@ -145,7 +145,7 @@ describe("validation names the stack key and the bad value", () => {
         expectIssue((c) => (c.defaults.container.image = "Bad Image"), "overlay-fleet:defaults.container.image", /not a docker image reference/);
         expectIssue((c) => (c.defaults.container.restart = "sometimes"), "overlay-fleet:defaults.container.restart", /got "sometimes"/);
         expectIssue((c) => (c.boxes.nas.generation = 0), "overlay-fleet:boxes.nas.generation", /got 0/);
-        expectIssue((c) => (c.defaults.conflictRule = "newest-wins"), "overlay-fleet:defaults.conflictRule", /one of lowest-index-wins, got "newest-wins"/);
+        expectIssue((c) => (c.defaults.conflictRule = "oldest-wins"), "overlay-fleet:defaults.conflictRule", /one of lowest-index-wins, newest-wins, got "oldest-wins"/);
         expectIssue((c) => (c.defaults.maxDownPerBox = 0), "overlay-fleet:defaults.maxDownPerBox", /got 0/);
         expectIssue((c) => (c.defaults.mountOptions = ["index=on"]), "overlay-fleet:defaults.mountOptions[0]", /"index=on" is not allowed/);
         expectIssue((c) => (c.boxes.nas.overrides = { 1: { mountOptions: ["lowerdir=/x"] } }), "overlay-fleet:boxes.nas.overrides.1.mountOptions[0]", /not allowed/);
@@ -164,6 +164,14 @@ describe("validation names the stack key and the bad value", () => {
         config.defaults.mountOptions = ["xino=auto", "uuid=null", "volatile"];
         config.boxes.nas.overrides = { 1: { mountOptions: ["xino=off", "uuid=on"] } };
         expect(issuesOf(config)).toEqual([]);
+    });
+
+    it("accepts both conflict rules, lowest-index-wins by default", () => {
+        const config = homeConfig();
+        config.boxes.nas.conflictRule = "newest-wins";
+        const boxes = resolveFleetConfig(raw(config));
+        expect(boxes.find((b) => b.name === "nas")!.conflictRule).toBe("newest-wins");
+        expect(boxes.find((b) => b.name === "minipc")!.conflictRule).toBe("lowest-index-wins");
     });
 
     it("reports every problem at once", () => {

@@ -1,0 +1,3 @@
+module overlay-fleet/foldtool
+
+go 1.25
