@@ -93,12 +93,16 @@ describe("cache generations", () => {
         expect((await inBox("box1", "test -e /mnt/usbdisk/static_cache.g2/.yfnode/config")).status).not.toBe(0);
         // Folded data left the uppers (the instances read it from the new lower).
         expect((await inBox("box1", "test -e /mnt/usbdisk/ttnode1/upper/own-1")).status).not.toBe(0);
-        // The old generation is gone: nothing uses it any more.
-        expect(await inBoxOk("box1", "ls /mnt/usbdisk")).not.toMatch(/^static_cache$/m);
+        // The old generation is gone: nothing uses it any more. The configured lower now names
+        // the current generation (a symlink), so the stack's `lower` never dangles.
+        expect(await inBoxOk("box1", "ls /mnt/usbdisk")).not.toMatch(/^static_cache\.g1$/m);
+        expect((await inBoxOk("box1", "readlink /mnt/usbdisk/static_cache")).trim()).toBe("static_cache.g2");
     });
 
     it("a fold killed half way leaves every instance working; the next up completes it", async () => {
+        // Enough files that the (fast) fold is still running when the poller below finds it.
         await inBoxOk("box1", `mkdir -p ${merged(1)}/bulk && for n in $(seq 1 300); do mkdir ${merged(1)}/bulk/d$n && echo $n > ${merged(1)}/bulk/d$n/f; done`);
+        await inBoxOk("box1", `mkdir -p ${merged(1)}/big && for n in $(seq 1 160); do head -c 1048576 /dev/urandom > ${merged(1)}/big/f$n; done`);
         const views = await Promise.all([1, 2, 3].map(view));
         await configure(3);
         const up = project.upInBackground();
