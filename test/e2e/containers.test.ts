@@ -140,6 +140,25 @@ describe("containers on both lab engines", () => {
         await dockerIn("box1", "network rm othernet");
     });
 
+    it("a container that did not get its planned MAC fails the up, naming planned and actual, and is removed", async () => {
+        // A newer docker CLI accepts --mac-address against the API 1.41 engine and silently drops
+        // it (measured): the engine gives the container its own MAC. The read-back must catch it.
+        const cli = /ENGINE_CLI=(\S+)/.exec((await run("bash", [path.join(__dirname, "..", "..", "tools", "lab-engines.sh"), "env", "docker29"])).stdout)![1].replace(/^'|'$/g, "");
+        await inBoxOk("box1", `mount --bind '${cli}' /usr/bin/docker && mount --bind '${cli}' /usr/local/bin/docker`);
+        try {
+            configure({ box1: 3, box2: 2 });
+            const up = await project.up();
+            const text = up.stdout + up.stderr;
+            expect(up.status).not.toBe(0);
+            const reported = /container (ttnode\d) of box1\/\1 does not have its planned identity: planned hostname=box1-\1 ip=198\.18\.1\.10\d mac=(\S+), engine reports hostname=box1-\1 ip=198\.18\.1\.10\d mac=(\S+) \(container removed\)/.exec(text);
+            expect(reported, text.slice(-3000)).not.toBeNull();
+            expect(reported![3]).not.toBe(reported![2]);
+            expect((await dockerIn("box1", "ps -aq --filter label=overlay-fleet.instance")).trim()).toBe("");
+        } finally {
+            await inBoxOk("box1", "umount /usr/local/bin/docker; umount /usr/bin/docker");
+        }
+    });
+
     it("up: every container runs with exactly its planned IP, MAC and hostname, and serves its own cache", async () => {
         configure({ box1: 3, box2: 2 });
         await project.upOk();

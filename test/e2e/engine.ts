@@ -158,6 +158,11 @@ export class TestProject {
             fs.cpSync(path.join(repo, entry), path.join(this.dir, entry), { recursive: true });
         }
         fs.symlinkSync(path.join(repo, "node_modules"), path.join(this.dir, "node_modules"));
+        // The fold helper builds of the repo (per source hash): no need to build them again.
+        const foldTools = path.join(repo, ".overlay-fleet", "foldtool");
+        if (fs.existsSync(foldTools)) {
+            fs.cpSync(foldTools, path.join(this.dir, ".overlay-fleet", "foldtool"), { recursive: true });
+        }
         fs.mkdirSync(path.join(this.dir, "stacks"));
         fs.mkdirSync(path.join(this.dir, "state"));
         this.env = {
