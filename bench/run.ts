@@ -51,12 +51,11 @@ async function timed<T>(work: () => Promise<T> | T): Promise<[T, number]> {
     return [result, Number(process.hrtime.bigint() - start) / 1e9];
 }
 
+/** `ssh <box> sh -s` with the lab's key and pinned host key: the script comes on stdin. */
+const sshArgs = (box: LabBox) => ["-i", box.privateKeyPath, "-o", `UserKnownHostsFile=${box.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", `${box.user}@${box.host}`, "sh -s"];
+
 function ssh(box: LabBox, script: string): { status: number | null; stdout: string; stderr: string } {
-    return spawnSync(
-        "ssh",
-        ["-i", box.privateKeyPath, "-o", `UserKnownHostsFile=${box.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", `${box.user}@${box.host}`, "sh -s"],
-        { input: script, encoding: "utf8", maxBuffer: 64 << 20 },
-    );
+    return spawnSync("ssh", sshArgs(box), { input: script, encoding: "utf8", maxBuffer: 64 << 20 });
 }
 
 /** The seed's recipe by hand: one SSH session per box, boxes in parallel as an operator would with N terminals. */
@@ -91,9 +90,7 @@ async function floor(boxes: LabBox[], shape: Shape, teardown: boolean): Promise<
                     }
                 }
                 if (shape.containers && teardown) lines.push("docker network rm macnet >/dev/null");
-                const result = await run("ssh", ["-i", box.privateKeyPath, "-o", `UserKnownHostsFile=${box.knownHostsPath}`, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", `${box.user}@${box.host}`, "sh -s"], {
-                    input: lines.join("\n"),
-                });
+                const result = await run("ssh", sshArgs(box), { input: lines.join("\n") });
                 if (result.status !== 0) {
                     throw new Error(`hand-typed recipe failed on ${box.name}: ${result.stderr.split("\n").slice(0, 3).join("\n")}`);
                 }

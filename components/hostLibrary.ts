@@ -126,6 +126,11 @@ export function hostCall(name: HostScriptName, args: readonly string[]): string 
     return hostCalls([name, args]);
 }
 
+/** The shell lines both library scripts start with: strict mode and the library's paths. */
+function libraryScriptPreamble(hash: string): string[] {
+    return ["set -eu", `root=${shQuote(hostLibraryRoot)}`, `current=${shQuote(hostLibraryCurrent)}`, `hash=${shQuote(hash)}`];
+}
+
 /**
  * Removes a box's library when its install resource goes: only the current version, and only
  * once no managed fstab line is left on the box (destroy removes the instances first). A
@@ -134,10 +139,7 @@ export function hostCall(name: HostScriptName, args: readonly string[]): string 
  */
 export function removalScript(hash: string, fstab: string): string {
     return [
-        "set -eu",
-        `root=${shQuote(hostLibraryRoot)}`,
-        `current=${shQuote(hostLibraryCurrent)}`,
-        `hash=${shQuote(hash)}`,
+        ...libraryScriptPreamble(hash),
         `fstab=${shQuote(fstab)}`,
         '[ "$(readlink "$current" 2>/dev/null)" = "lib/$hash" ] || exit 0',
         'if grep -q "x-overlay-fleet=" "$fstab" 2>/dev/null; then echo "host library $hash kept: instances remain"; exit 0; fi',
@@ -155,11 +157,8 @@ export function removalScript(hash: string, fstab: string): string {
  */
 export function activationScript(hash: string): string {
     return [
-        "set -eu",
+        ...libraryScriptPreamble(hash),
         "umask 022",
-        `root=${shQuote(hostLibraryRoot)}`,
-        `current=${shQuote(hostLibraryCurrent)}`,
-        `hash=${shQuote(hash)}`,
         'cd "$root/$hash" 2>/dev/null || { echo "overlay-fleet: host library $hash was not copied to $root" >&2; exit 1; }',
         'sha256sum -c --quiet SHA256SUMS >&2 || { echo "overlay-fleet: host library $hash on this box is incomplete" >&2; exit 1; }',
         // The fold helper of this box's architecture (the copy keeps no modes).

@@ -70,21 +70,25 @@ export function boxStatus(box: BoxSummary, privateKey: string | undefined): BoxS
             return status;
         }
         const containers = new Map<string, string[]>();
+        let engineDown = false;
         for (const line of result.stdout.split("\n")) {
             const fields = line.split("\t");
             if (fields[0] === "instance") {
                 status.instances.push({ box: box.name, instance: fields[1], mounted: fields[2] === "1", fstab: fields[3] === "1", upperBytes: Number(fields[4]) });
             } else if (fields[0] === "lower") {
                 status.lowerBytes = Number(fields[2]);
-            } else if (fields[0] === "container" || fields[0] === "engine") {
+            } else if (fields[0] === "container") {
                 containers.set(fields[1], fields);
+            } else if (fields[0] === "engine") {
+                engineDown = true;
             }
         }
         if (!box.cacheOnly && box.network) {
             for (const instance of status.instances) {
                 const plan = box.instances.find((i) => i.id === instance.instance)!;
-                const fields = containers.get("down") ?? containers.get(plan.name) ?? ["container", plan.name, "absent", "", "", ""];
-                const [, , state, ip, mac, hostname] = fields[0] === "engine" ? ["", "", "engine down", "", "", ""] : fields;
+                const [, , state, ip, mac, hostname] = engineDown
+                    ? ["", "", "engine down", "", "", ""]
+                    : (containers.get(plan.name) ?? ["container", plan.name, "absent", "", "", ""]);
                 instance.container = {
                     state: state as ContainerStatus["state"],
                     ip,

@@ -72,13 +72,18 @@ build() {
   mv "$out.tmp" "$out"
 }
 
+# verify ARCHIVE: the upstream archive matches its line in SHA256SUMS.
+verify() {
+  (cd "$UPSTREAM" && grep " $1\$" SHA256SUMS | sha256sum -c --quiet -) >&2 ||
+    die "$UPSTREAM/$1 does not match its SHA256SUMS line"
+}
+
 # unpack ARCHIVE: extracts an upstream source archive (checked against SHA256SUMS) into a
 # fresh temp dir and prints that dir.
 unpack() {
   local archive=$1 dir
   [ -f "$UPSTREAM/$archive" ] || return 1
-  (cd "$UPSTREAM" && grep " $archive\$" SHA256SUMS | sha256sum -c --quiet -) >&2 ||
-    die "$UPSTREAM/$archive does not match its SHA256SUMS line"
+  verify "$archive"
   dir=$(mktemp -d "$CACHE/.src.XXXXXX")
   tar xzf "$UPSTREAM/$archive" -C "$dir"
   echo "$dir"
@@ -156,7 +161,7 @@ build_docker() {
   # The Terraform provider it wraps (its `upstream` submodule), patched as upstream does.
   tf=$(ls "$UPSTREAM" | grep '^terraform-provider-docker-.*\.tar\.gz$' | head -1) ||
     missing_plugin docker "$version" "terraform-provider-docker-<commit>.tar.gz"
-  (cd "$UPSTREAM" && grep " $tf\$" SHA256SUMS | sha256sum -c --quiet -) >&2 || die "$tf does not match SHA256SUMS"
+  verify "$tf"
   mkdir -p "$top/upstream"
   tar xzf "$UPSTREAM/$tf" -C "$top/upstream" --strip-components=1
   (cd "$top/upstream" && for p in ../patches/*.patch; do patch -s -p1 <"$p"; done) >&2
