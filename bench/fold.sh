@@ -54,7 +54,9 @@ mbrate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s > 0) printf "%.1f", n / 104857
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "inf" }'; }
 mib() { awk -v n="$1" 'BEGIN { printf "%.1f", n / 1048576 }'; }
 used() { sync; df -P -k "$D" | awk 'NR == 2 { print $3 * 1024 }'; }
-lib=$(cat "$here/host/lib.sh" "$here/host/lib-fold.sh")
+# The facts preamble comes from the TypeScript that owns it (components/hostScripts.ts).
+facts=$(cd "$here" && node -r ts-node/register/transpile-only -e 'process.stdout.write(require("./components/hostScripts").hostFactsPreamble())')
+lib=$(printf '%s\n' "$facts"; cat "$here/host/lib.sh" "$here/host/lib-fold.sh")
 bundle=$(printf '%s\n' "$lib"; cat "$here/host/fold.sh")
 
 # run_case NAME FILES PERCENT KIB: builds, changes, folds and compares; prints the figures and

@@ -1,5 +1,6 @@
 import * as fs from "fs";
 import * as path from "path";
+import { generationSuffix, maxGeneration, maxMountDataLength, pinnedMountOptions } from "../model/constants";
 
 /** Directory holding the POSIX sh scripts that run on a box. */
 export const hostScriptDir = path.join(__dirname, "..", "host");
@@ -19,14 +20,35 @@ export function shQuote(value: string): string {
     return "'" + value.replace(/'/g, "'\\''") + "'";
 }
 
+/**
+ * Facts the TypeScript owns (model/constants.ts) that the host scripts need too, as the shell
+ * variables they read. No host script writes one of these values itself (test/unit/facts.test.ts).
+ */
+export const hostFacts: Readonly<Record<string, string>> = {
+    OF_PINNED_OPTIONS: pinnedMountOptions.join(","),
+    OF_MAX_MOUNT_DATA: String(maxMountDataLength),
+    OF_GENERATION_SUFFIX: generationSuffix,
+    OF_MAX_GENERATION: String(maxGeneration),
+};
+
+/**
+ * The first lines of every host script: the facts as quoted assignments. They ride in the
+ * content-hashed library (one update per box when one changes), and commands recorded in the
+ * state by an older overlay-fleet (a delete) still get them from the box's current library.
+ */
+export function hostFactsPreamble(): string {
+    const lines = Object.entries(hostFacts).map(([name, value]) => `${name}=${shQuote(value)}`);
+    return ["# Facts from overlay-fleet's model/constants.ts (written when the library is built).", ...lines, ""].join("\n");
+}
+
 const bundleCache = new Map<HostScriptName, string>();
 
 /** Scripts that use the fold functions (`drop_folded`, `fold_*`) of `host/lib-fold.sh`. */
 const usesFoldLibrary: ReadonlySet<HostScriptName> = new Set(["mount", "fold", "gc"]);
 
 /**
- * The text a box runs for one script: `host/lib.sh`, `host/lib-fold.sh` for the scripts that
- * need it, then `host/<name>.sh`: self-contained, so a box runs it with a POSIX shell alone,
+ * The text a box runs for one script: the facts (hostFactsPreamble), `host/lib.sh`,
+ * `host/lib-fold.sh` for the scripts that need it, then `host/<name>.sh`: self-contained, so a box runs it with a POSIX shell alone,
  * installed in its host library (see hostLibrary.ts) or sent inline; a script carries only the
  * libraries it uses.
  */
@@ -34,10 +56,10 @@ export function hostScript(name: HostScriptName): string {
     let text = bundleCache.get(name);
     if (text === undefined) {
         const libraries = usesFoldLibrary.has(name) ? ["lib.sh", "lib-fold.sh"] : ["lib.sh"];
-        text = [...libraries, `${name}.sh`]
-            .map((file) => path.join(hostScriptDir, file))
-            .map((file) => fs.readFileSync(file, "utf8"))
-            .join("\n");
+        text = [
+            hostFactsPreamble(),
+            ...[...libraries, `${name}.sh`].map((file) => fs.readFileSync(path.join(hostScriptDir, file), "utf8")),
+        ].join("\n");
         bundleCache.set(name, text);
     }
     return text;

@@ -126,8 +126,8 @@ fi
 
 fold_gen_path "$lower" "$target_gen"
 target=$FOLD_GP
-staging=$lower.g$target_gen.partial
-work=$lower.g$target_gen.work
+staging=$lower$OF_GENERATION_SUFFIX$target_gen.partial
+work=$lower$OF_GENERATION_SUFFIX$target_gen.work
 parent=${lower%/*}
 [ -n "$parent" ] || parent=/
 
@@ -151,7 +151,7 @@ check_instance() {
         shift 2
     done
     case $ci_upper/ in
-        "$lower"/* | "$lower".g[0-9]*) of_usage "upper dir '$ci_upper' of instance '$ci_name' is inside the lower '$lower' or one of its generations" ;;
+        "$lower"/* | "$lower$OF_GENERATION_SUFFIX"[0-9]*) of_usage "upper dir '$ci_upper' of instance '$ci_name' is inside the lower '$lower' or one of its generations" ;;
     esac
     fold_within "$lower" "$ci_upper" && of_usage "lower '$lower' is inside the upper dir '$ci_upper' of instance '$ci_name'"
     fold_within "$manifests" "$ci_upper" && of_usage "manifest dir '$manifests' is inside the upper dir '$ci_upper' of instance '$ci_name'"
@@ -170,13 +170,13 @@ while [ "$k" -lt "$n_instances" ]; do
     k=$((k + 1))
 done
 case $manifests/ in
-    "$lower"/* | "$lower".g[0-9]*) of_usage "manifest dir '$manifests' must be outside the lower '$lower' and its generations (e.g. $parent/.overlay-fleet/gen$target_gen)" ;;
+    "$lower"/* | "$lower$OF_GENERATION_SUFFIX"[0-9]*) of_usage "manifest dir '$manifests' must be outside the lower '$lower' and its generations (e.g. under $parent/.overlay-fleet/)" ;;
 esac
 # Generation 1 (lower itself) is gone once every instance moved past it and it was retired.
 if [ ! -d "$lower" ] || [ -L "$lower" ]; then
     any=
-    for d in "$lower".g*; do
-        case ${d#"$lower".g} in '' | *[!0-9]* | 0*) continue ;; esac
+    for d in "$lower$OF_GENERATION_SUFFIX"*; do
+        fold_is_generation "${d#"$lower$OF_GENERATION_SUFFIX"}" || continue
         [ ! -d "$d" ] || any=1
     done
     [ -n "$any" ] || of_die "lower dir '$lower' does not exist or is not a directory, and no later generation of it does"
@@ -199,12 +199,9 @@ fi
 # The current generation: the highest complete one below the target.
 from_gen=1
 current=$lower
-for d in "$lower".g*; do
-    g=${d#"$lower".g}
-    case $g in
-        '' | *[!0-9]* | 0*) continue ;;
-    esac
-    [ "${#g}" -le 9 ] && [ -d "$d" ] || continue
+for d in "$lower$OF_GENERATION_SUFFIX"*; do
+    g=${d#"$lower$OF_GENERATION_SUFFIX"}
+    fold_is_generation "$g" && [ -d "$d" ] || continue
     if [ "$g" -gt "$target_gen" ]; then
         of_die "generation $g ('$d') is newer than the target generation $target_gen; refusing to fold backwards"
     fi

@@ -145,17 +145,16 @@ EOF
 g_views=
 g_views_cb() {
     case $FOLD_MI_MP in
-        "$L".g*.work/*) g_views="$FOLD_MI_MP$FOLD_NL$g_views" ;;
+        "$L$OF_GENERATION_SUFFIX"*.work/*) g_views="$FOLD_MI_MP$FOLD_NL$g_views" ;;
     esac
     return 0
 }
-for g_d in "$L".g*.partial "$L".g*.work; do
+for g_d in "$L$OF_GENERATION_SUFFIX"*.partial "$L$OF_GENERATION_SUFFIX"*.work; do
     [ -e "$g_d" ] || continue
-    g_k=${g_d#"$L".g}
+    g_k=${g_d#"$L$OF_GENERATION_SUFFIX"}
     g_k=${g_k%.partial}
     g_k=${g_k%.work}
-    case $g_k in '' | *[!0-9]* | 0*) continue ;; esac
-    [ "${#g_k}" -le 9 ] && [ "$g_k" -lt "$g_keep" ] || continue
+    fold_is_generation "$g_k" && [ "$g_k" -lt "$g_keep" ] || continue
     case $g_d in
         *.work)
             g_views=
@@ -175,15 +174,14 @@ done
 
 # Generations below keep, oldest first.
 g_list=
-for g_d in "$L".g*; do
-    g_k=${g_d#"$L".g}
-    case $g_k in '' | *[!0-9]* | 0*) continue ;; esac
-    [ "${#g_k}" -le 9 ] && [ -d "$g_d" ] && [ "$g_k" -lt "$g_keep" ] || continue
+for g_d in "$L$OF_GENERATION_SUFFIX"*; do
+    g_k=${g_d#"$L$OF_GENERATION_SUFFIX"}
+    fold_is_generation "$g_k" && [ -d "$g_d" ] && [ "$g_k" -lt "$g_keep" ] || continue
     g_list="$g_list$g_k$FOLD_NL"
 done
 # g_link_current: <lower> (a symlink) names generation keep.
 g_link_current() {
-    g_want=${L##*/}.g$g_keep
+    g_want=${L##*/}$OF_GENERATION_SUFFIX$g_keep
     [ "$(readlink -- "$L")" != "$g_want" ] || return 0
     rm -f -- "$L.link.tmp"
     ln -s -- "$g_want" "$L.link.tmp" && mv -T -- "$L.link.tmp" "$L" ||
@@ -195,11 +193,11 @@ if [ "$g_keep" -gt 1 ] && { [ -L "$L" ] || [ ! -e "$L" ]; }; then
 elif [ "$g_keep" -gt 1 ] && [ -d "$L" ]; then
     # generation 1: out of the way under a leftover name (removed below, or by the next gc if
     # killed), and the configured path names the current generation at once
-    g_remove "$L" "$L.g1.partial"
+    g_remove "$L" "$L${OF_GENERATION_SUFFIX}1.partial"
 fi
 g_list=$(printf '%s' "$g_list" | sort -n)
 while IFS= read -r g_k; do
-    [ -z "$g_k" ] || g_remove "$L.g$g_k"
+    [ -z "$g_k" ] || g_remove "$L$OF_GENERATION_SUFFIX$g_k"
 done <<EOF
 $g_list
 EOF

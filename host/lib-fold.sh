@@ -44,12 +44,18 @@ fold_check_path() {
     FOLD_PATH=$OF_PATH
 }
 
-# fold_check_generation LABEL VALUE: a generation number (positive, at most 9 digits).
-fold_check_generation() {
-    case $2 in
-        '' | *[!0-9]* | 0*) of_usage "$1 must be a positive integer, got '$2'" ;;
+# fold_is_generation VALUE: VALUE is a generation number, 1..OF_MAX_GENERATION (digits only, no
+# leading zero; the length is checked first, so no comparison can overflow).
+fold_is_generation() {
+    case $1 in
+        '' | *[!0-9]* | 0*) return 1 ;;
     esac
-    [ "${#2}" -le 9 ] || of_usage "$1 '$2' is too large"
+    [ "${#1}" -le "${#OF_MAX_GENERATION}" ] && [ "$1" -le "$OF_MAX_GENERATION" ]
+}
+
+# fold_check_generation LABEL VALUE: exits 2 unless VALUE is a generation number.
+fold_check_generation() {
+    fold_is_generation "$2" || of_usage "$1 must be a whole number 1..$OF_MAX_GENERATION, got '$2'"
 }
 
 # fold_within PATH DIR: PATH is DIR or below it (normalised strings).
@@ -63,7 +69,7 @@ fold_within() {
 
 # fold_gen_path L G: directory of generation G of lower L, in FOLD_GP.
 fold_gen_path() {
-    if [ "$2" -eq 1 ]; then FOLD_GP=$1; else FOLD_GP=$1.g$2; fi
+    if [ "$2" -eq 1 ]; then FOLD_GP=$1; else FOLD_GP=$1$OF_GENERATION_SUFFIX$2; fi
 }
 
 # fold_dec FIELD: the string a manifest path field holds, in FOLD_DEC; 1 if FIELD is not an encoded string.

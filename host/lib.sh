@@ -1,7 +1,9 @@
 # overlay-fleet host library. Shared functions for host/<name>.sh.
 #
-# Delivery: a box runs `sh -c '<lib.sh><lib-fold.sh><name>.sh' of-<name> 'arg1' ...`, so this file
-# is plain function definitions (nothing is sourced). Strict POSIX sh (tested with dash); needs
+# Delivery: a box runs `sh -c '<facts><lib.sh><lib-fold.sh><name>.sh' of-<name> 'arg1' ...`, so this
+# file is plain function definitions (nothing is sourced). <facts> assigns the values the
+# TypeScript owns (components/hostScripts.ts hostFacts: OF_PINNED_OPTIONS, OF_MAX_MOUNT_DATA,
+# OF_GENERATION_SUFFIX, OF_MAX_GENERATION); no host file writes one of those values itself. Strict POSIX sh (tested with dash); needs
 # only coreutils and util-linux on the box. Every name defined here starts with `of_`/`OF_`.
 #
 # Conventions: errors print `overlay-fleet: <message>` on stderr; exit 1 for a failure, 2 for a
@@ -439,10 +441,10 @@ of_lower_relation() {
     of_norm "$2"
     of_lr_base=$OF_NORM
     case ${of_lr_base##*/} in
-        *.g[0-9]*)
-            case ${of_lr_base##*.g} in
+        *"$OF_GENERATION_SUFFIX"[0-9]*)
+            case ${of_lr_base##*"$OF_GENERATION_SUFFIX"} in
                 *[!0-9]*) ;;
-                *) of_lr_base=${of_lr_base%.g*} ;;
+                *) of_lr_base=${of_lr_base%"$OF_GENERATION_SUFFIX"*} ;;
             esac
             ;;
     esac
@@ -453,17 +455,17 @@ of_lower_relation() {
     for of_lr_p in "$1" "$OF_DCANON"; do
         of_norm "$of_lr_p"
         case $OF_NORM in
-            "$of_lr_base".g[0-9]*) ;;
+            "$of_lr_base$OF_GENERATION_SUFFIX"[0-9]*) ;;
             *) continue ;;
         esac
-        of_lr_rest=${OF_NORM#"$of_lr_base".g}
+        of_lr_rest=${OF_NORM#"$of_lr_base$OF_GENERATION_SUFFIX"}
         of_lr_gen=${of_lr_rest%%/*}
         of_lr_n=${of_lr_gen%.partial}
         of_lr_n=${of_lr_n%.work}
         case $of_lr_n in
             *[!0-9]*) continue ;;
         esac
-        OF_LOWER_HIT=$of_lr_base.g$of_lr_gen
+        OF_LOWER_HIT=$of_lr_base$OF_GENERATION_SUFFIX$of_lr_gen
         OF_REL="is inside"
         [ "$OF_NORM" != "$OF_LOWER_HIT" ] || OF_REL="is the same as"
         return 0

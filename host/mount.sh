@@ -45,8 +45,8 @@ for a in upper:"$upper" work:"$work" merged:"$merged"; do
 done
 
 opts="lowerdir=$lower,upperdir=$upper,workdir=$work,$pinned"
-if [ "${#opts}" -gt 4095 ]; then
-    of_usage "mount options for '$merged' are ${#opts} bytes; the kernel takes at most 4095 (shorten the paths): $opts"
+if [ "${#opts}" -gt "$OF_MAX_MOUNT_DATA" ]; then
+    of_usage "mount options for '$merged' are ${#opts} bytes; the kernel takes at most $OF_MAX_MOUNT_DATA (shorten the paths): $opts"
 fi
 [ -d "$lower" ] ||
     of_die "lower dir '$lower' does not exist or is not a directory (is the disk mounted? run of-lower first)"

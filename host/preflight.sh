@@ -12,7 +12,7 @@
 of_check_path "instance root" "$1"; root=$OF_PATH
 of_check_path "lower dir" "$2"; lower=$OF_PATH
 
-pinned=index=off,nfs_export=off,redirect_dir=off,metacopy=off
+pinned=$OF_PINNED_OPTIONS
 
 if [ -e "$lower" ] && [ ! -d "$lower" ]; then
     of_die "lower dir '$lower' exists and is not a directory"

@@ -8,3 +8,9 @@ export const maxInstancesPerBox = 64;
 
 /** Legacy mount(2) option data must fit in one page. */
 export const maxMountDataLength = 4095;
+
+/** Highest cache generation (config `generation`; the host scripts refuse larger numbers). */
+export const maxGeneration = 9999;
+
+/** Generation N > 1 of a lower `L` is the sibling directory `L<generationSuffix>N`. */
+export const generationSuffix = ".g";

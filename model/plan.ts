@@ -5,7 +5,7 @@
  */
 import * as path from "path/posix";
 import type { NetworkSettings, ResolvedBox } from "./config";
-import { configNamespace, pinnedMountOptions } from "./constants";
+import { configNamespace, generationSuffix, pinnedMountOptions } from "./constants";
 import { derivedMac, formatIPv4, normaliseMac, parseIPv4 } from "./net";
 
 /** Everything one instance is on its box. */
@@ -36,7 +36,7 @@ export interface InstancePlan {
 
 /** Path of the lower for one cache generation: generation 1 is the configured lower itself. */
 export function lowerForGeneration(lower: string, generation: number): string {
-    return generation === 1 ? lower : `${lower}.g${generation}`;
+    return generation === 1 ? lower : `${lower}${generationSuffix}${generation}`;
 }
 
 /** Where folds keep their per-instance manifests (beside the lowers, never inside one). */

@@ -25,4 +25,4 @@ export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-overlay-fleet-lab}"
 pulumi stack select --create "$stack" >/dev/null
 pulumi up --yes --stack "$stack" --parallel 8
 echo
-node -r ts-node/register/transpile-only tools/status.ts --stack "$stack"
+node -r ts-node/register/transpile-only ops/status.ts --stack "$stack"

@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type { BoxSummary } from "../../components/box";
-import { boxStatus } from "../../tools/status";
+import { boxStatus } from "../../ops/status";
 import {
     buildLabImage,
     dockerIn,

@@ -13,7 +13,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { hostInvocation } from "../../components/hostScripts";
+import { hostFactsPreamble, hostInvocation } from "../../components/hostScripts";
 import { foldTool, HostNs, hostTestsUnavailable, PINNED, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
@@ -320,11 +320,10 @@ function expectOwnAfterSwitch(ns: HostNs, m: Model, k: number, inst: Inst, befor
 // Running things in the namespace
 
 const libBundle = () =>
-    ["lib.sh", "lib-fold.sh"]
-        .map((f) => path.join(__dirname, "..", "..", "host", f))
-        .filter((f) => fs.existsSync(f))
-        .map((f) => fs.readFileSync(f, "utf8"))
-        .join("\n");
+    [
+        hostFactsPreamble(),
+        ...["lib.sh", "lib-fold.sh"].map((f) => fs.readFileSync(path.join(__dirname, "..", "..", "host", f), "utf8")),
+    ].join("\n");
 
 /** drop_folded as mount.sh calls it: the function from the bundle, in a shell. */
 function dropFolded(ns: HostNs, manifest: string, upper: string) {

@@ -2,7 +2,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { hostInvocation, hostScriptDir, shQuote } from "../../components/hostScripts";
+import { hostFactsPreamble, hostInvocation, hostScriptDir, shQuote } from "../../components/hostScripts";
 import { fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
@@ -338,8 +338,9 @@ describe.skipIf(unavailable)("host mount/unmount", () => {
                 '  printf "%s|%s|%s\\n" "$1" "$2" "$m" >> "$OF_T_LOG"\n' +
                 "}\n";
             const bundle = [
+                hostFactsPreamble(),
                 read("lib.sh"),
-                ...(fs.existsSync(path.join(hostScriptDir, "lib-fold.sh")) ? [read("lib-fold.sh")] : []),
+                read("lib-fold.sh"),
                 stub,
                 read("mount.sh"),
             ].join("\n");
