@@ -10,4 +10,4 @@ const boxes = fleet.boxes.map((settings) => new Box(settings.name, { settings, p
 
 /** What is deployed where: read by `npm run status`. */
 export const summary: BoxSummary[] = boxes.map((box) => box.summary);
-export const foldReports = Object.fromEntries(boxes.map((box) => [box.summary.name, box.lowerCache.fold.stdout]));
+export const foldReports = Object.fromEntries(boxes.map((box) => [box.summary.name, box.lowerCache.report]));

@@ -8,9 +8,9 @@ import { ResolvedBox, ResolvedContainer } from "../model/config";
 import { knownHostsLine } from "../model/net";
 import { foldManifest, fstabOptions, InstancePlan, planBox } from "../model/plan";
 import { ContainerImage } from "./containerImage";
-import { hostCall, HostLibrary, stageHostLibrary } from "./hostLibrary";
+import { HostLibrary, stageHostLibrary } from "./hostLibrary";
 import { InstanceContainer } from "./instanceContainer";
-import { LowerCache } from "./lowerCache";
+import { createRetire, LowerCache } from "./lowerCache";
 import { MacvlanNetwork } from "./macvlanNetwork";
 import { OverlayInstance } from "./overlayInstance";
 
@@ -66,7 +66,8 @@ export class Box extends pulumi.ComponentResource {
         this.lowerCache = createLowerCache(this, name, box);
         this.instances = createInstances(this, name, box, plans);
         this.containers = box.container && box.network ? createContainers(this, name, box, box.container, plans, args.privateKey) : [];
-        createRetire(this, name, box);
+        // The retire step belongs to the lower cache; it kept its name when it moved under it.
+        createRetire(this.lowerCache, name, this.instances, { aliases: [{ parent: this }] });
 
         this.summary = {
             name,
@@ -139,7 +140,8 @@ export function createInstances(owner: Box, name: string, box: ResolvedBox, plan
                     containerName: box.cacheOnly ? undefined : plan.name,
                     foldManifest: box.generation > 1 ? foldManifest(box.lower, box.generation, plan.name) : undefined,
                 },
-                { parent: owner, dependsOn: [owner.lowerCache] },
+                // The cache's ready command, not the component: its retire step waits for these.
+                { parent: owner, dependsOn: [owner.lowerCache.ready] },
             ),
         );
     }
@@ -198,18 +200,6 @@ export function createContainers(
                 },
                 { parent: owner, dependsOn: [owner.instances[i], macvlan, image] },
             ),
-    );
-}
-
-/**
- * Old cache generations go only after every instance has switched (the script also refuses to
- * remove a lower that any mount or fstab line still uses).
- */
-export function createRetire(owner: Box, name: string, box: ResolvedBox): command.remote.Command {
-    return new command.remote.Command(
-        `${name}-retire`,
-        { connection: owner.connection, addPreviousOutputInEnv: false, create: hostCall("gc", [box.lower, String(box.generation), boxFstab]) },
-        { parent: owner, dependsOn: owner.instances.length > 0 ? owner.instances : [owner.lowerCache] },
     );
 }
 

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import { hostCall } from "./hostLibrary";
+import { hostCall, hostCalls } from "./hostLibrary";
 import { foldManifestDir, lowerForGeneration } from "../model/plan";
 
 /** Arguments of a LowerCache: the shared read-only lower of one box. */
@@ -22,54 +22,59 @@ export interface LowerCacheArgs {
 }
 
 /**
- * The shared lower cache of one box: a preflight proving the box can host overlay uppers,
- * the lower prepared with instance-private paths moved aside, and the current cache generation
- * built (folded) when the stack asks for a newer one. Lower data is never deleted.
+ * The shared lower cache of one box, made by one command over one SSH connection: a preflight
+ * proving the box can host overlay uppers, the lower prepared with instance-private paths moved
+ * aside, and the current cache generation built (folded) when the stack asks for a newer one.
+ * Its retire step (createRetire) removes old generations once every instance has switched.
+ * Lower data is never deleted.
  */
 export class LowerCache extends pulumi.ComponentResource {
     /** Path of the lower the instances mount for the declared generation. */
     public readonly lowerPath: string;
     /** Where the fold left per-instance manifests for this generation. */
     public readonly manifestDir: string;
-    public readonly preflight: command.remote.Command;
-    public readonly prepare: command.remote.Command;
-    public readonly fold: command.remote.Command;
+    /** Preflight, prepare and fold: instances mount after it. */
+    public readonly ready: command.remote.Command;
+    /** What the box did: the preflight, the lower's preparation and the fold report. */
+    public readonly report: pulumi.Output<string>;
+    /** The arguments, for the retire step (created once the instances exist). */
+    public readonly args: LowerCacheArgs;
 
     constructor(name: string, args: LowerCacheArgs, opts?: pulumi.ComponentResourceOptions) {
         super("overlay-fleet:cache:LowerCache", name, {}, opts);
+        this.args = args;
         this.lowerPath = lowerForGeneration(args.lower, args.generation);
         this.manifestDir = foldManifestDir(args.lower, args.generation);
-
-        const common = { connection: args.connection, addPreviousOutputInEnv: false };
-        this.preflight = new command.remote.Command(
-            `${name}-preflight`,
-            { ...common, create: hostCall("preflight", [args.instanceRoot, args.lower]) },
+        // The fold reads the live instances from the box's managed fstab lines, so scaling the box
+        // changes nothing here; a new generation (or new fold rules) re-runs the idempotent chain.
+        this.ready = new command.remote.Command(
+            `${name}-lower`,
+            {
+                connection: args.connection,
+                addPreviousOutputInEnv: false,
+                create: hostCalls(
+                    ["preflight", [args.instanceRoot, args.lower]],
+                    ["lower", [args.lower, ...args.privatePaths]],
+                    ["fold", [args.lower, String(args.generation), this.manifestDir, args.conflictRule, args.privatePaths.join(",") || "-", "--fstab", args.fstab]],
+                ),
+            },
             // Children do not inherit the component's dependsOn (the host library comes first).
             { parent: this, dependsOn: opts?.dependsOn },
         );
-        this.prepare = new command.remote.Command(
-            `${name}-prepare`,
-            { ...common, create: hostCall("lower", [args.lower, ...args.privatePaths]) },
-            { parent: this, dependsOn: [this.preflight] },
-        );
-        // Only the generation number (and the fold's rules) are inputs: scaling the box must not
-        // show a change here. The fold reads the live instances from the box's managed fstab lines.
-        this.fold = new command.remote.Command(
-            `${name}-fold`,
-            {
-                ...common,
-                create: hostCall("fold", [
-                    args.lower,
-                    String(args.generation),
-                    this.manifestDir,
-                    args.conflictRule,
-                    args.privatePaths.join(",") || "-",
-                    "--fstab",
-                    args.fstab,
-                ]),
-            },
-            { parent: this, dependsOn: [this.prepare] },
-        );
-        this.registerOutputs({ lowerPath: this.lowerPath, foldOutput: this.fold.stdout });
+        this.report = this.ready.stdout;
+        this.registerOutputs({ lowerPath: this.lowerPath, report: this.report });
     }
+}
+
+/**
+ * The lower cache's retire step: old cache generations go only after every instance has switched
+ * (host/gc.sh also refuses to remove a lower that any mount or fstab line still uses).
+ */
+export function createRetire(cache: LowerCache, name: string, instances: pulumi.Resource[], opts?: pulumi.CustomResourceOptions): command.remote.Command {
+    const args = cache.args;
+    return new command.remote.Command(
+        `${name}-retire`,
+        { connection: args.connection, addPreviousOutputInEnv: false, create: hostCall("gc", [args.lower, String(args.generation), args.fstab]) },
+        { ...opts, parent: cache, dependsOn: instances.length > 0 ? instances : [cache.ready] },
+    );
 }

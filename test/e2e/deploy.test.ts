@@ -71,7 +71,7 @@ describe("pulumi against the lab", () => {
         const { steps, result } = await project.preview();
         expect(result.status, result.stderr).toBe(0);
         const creates = steps.filter((s) => s.op === "create").map((s) => s.name);
-        for (const name of ["box1-ttnode1-mount", "box1-ttnode3-mount", "box2-ttnode2-mount", "box1-cache-preflight", "box1-host-copy", "box1-host-install"]) {
+        for (const name of ["box1-ttnode1-mount", "box1-ttnode3-mount", "box2-ttnode2-mount", "box1-cache-lower", "box1-host-copy", "box1-host-install"]) {
             expect(creates).toContain(name);
         }
         expect(steps.filter((s) => !["create", "same"].includes(s.op))).toEqual([]);

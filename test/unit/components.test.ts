@@ -44,9 +44,7 @@ describe("Box resource graph", () => {
                 "command:remote:CopyToRemote nas-host-copy",
                 "command:remote:Command nas-host-install",
                 "overlay-fleet:cache:LowerCache nas-cache",
-                "command:remote:Command nas-cache-preflight",
-                "command:remote:Command nas-cache-prepare",
-                "command:remote:Command nas-cache-fold",
+                "command:remote:Command nas-cache-lower",
                 "pulumi:providers:docker nas-docker",
                 "overlay-fleet:network:MacvlanNetwork nas-macvlan",
                 "command:remote:Command nas-macvlan-engine",
@@ -74,11 +72,11 @@ describe("Box resource graph", () => {
         const { registrations: regs } = await deploy(homeConfig());
         const urn = (name: string) => byName(regs, name).urn;
         // Nothing runs on the box before its host library is installed.
-        for (const name of ["nas-cache-preflight", "nas-macvlan-engine", "nas-image-pull"]) {
+        for (const name of ["nas-cache-lower", "nas-macvlan-engine", "nas-image-pull"]) {
             expect(byName(regs, name).dependencies, name).toContain(urn("nas-host-install"));
         }
         const mount = byName(regs, "nas-ttnode1-mount");
-        expect(mount.dependencies).toEqual(expect.arrayContaining([urn("nas-cache-fold"), urn("nas-cache-prepare"), urn("nas-cache-preflight")]));
+        expect(mount.dependencies).toContain(urn("nas-cache-lower"));
         const container = byName(regs, "nas-ttnode1-container");
         expect(container.dependencies).toEqual(
             expect.arrayContaining([urn("nas-ttnode1-mount"), urn("nas-macvlan-network"), urn("nas-macvlan-engine"), urn("nas-image-pull")]),
@@ -118,8 +116,14 @@ describe("Box resource graph", () => {
         });
         // Removal: unmount first, then the fstab line (a busy mount keeps its line).
         expect(byName(regs, "nas-ttnode2-mount").inputs.delete.endsWith("sh unmount '/mnt/usbdisk/ttnode2/mnts' 'keep' '/mnt/usbdisk/ttnode2/upper' '/mnt/usbdisk/ttnode2/work' '/etc/fstab' && sh fstab 'remove' '/etc/fstab' 'nas/ttnode2'")).toBe(true);
-        expect(byName(regs, "nas-cache-prepare").inputs.create).toBe(hostCall("lower", ["/mnt/usbdisk/static_cache", ".yfnode/config"]));
-        expect(byName(regs, "nas-cache-preflight").inputs.create).toBe(hostCall("preflight", ["/mnt/usbdisk", "/mnt/usbdisk/static_cache"]));
+        // The lower cache: preflight, prepare and fold over one connection, each only if the one before succeeded.
+        expect(byName(regs, "nas-cache-lower").inputs.create).toBe(
+            hostCalls(
+                ["preflight", ["/mnt/usbdisk", "/mnt/usbdisk/static_cache"]],
+                ["lower", ["/mnt/usbdisk/static_cache", ".yfnode/config"]],
+                ["fold", ["/mnt/usbdisk/static_cache", "1", "/mnt/usbdisk/.overlay-fleet/static_cache.gen1", "lowest-index-wins", ".yfnode/config", "--fstab", "/etc/fstab"]],
+            ),
+        );
         // The call ends with each argument as one single-quoted word, and stays short.
         expect(byName(regs, "nas-ttnode2-mount").inputs.create.endsWith(`'index=off,nfs_export=off,redirect_dir=off,metacopy=off' 'ttnode2' '-'`)).toBe(true);
         for (const r of regs.filter((r) => r.type === "command:remote:Command" && r.name !== "nas-host-install")) {
@@ -183,13 +187,12 @@ describe("Box resource graph", () => {
         const config = homeConfig();
         config.boxes.nas.generation = 2;
         const after = (await deploy(config)).registrations;
-        expect(byName(after, "nas-cache-fold").inputs.create).not.toBe(byName(before, "nas-cache-fold").inputs.create);
+        expect(byName(after, "nas-cache-lower").inputs.create).not.toBe(byName(before, "nas-cache-lower").inputs.create);
         expect(byName(after, "nas-ttnode1-mount").inputs.create).toContain("'/mnt/usbdisk/static_cache.g2'");
         expect(byName(after, "nas-ttnode1-mount").inputs.create).toContain("'/mnt/usbdisk/.overlay-fleet/static_cache.gen2/ttnode1.manifest'");
         expect(byName(after, "nas-ttnode1-mount").inputs.create).toContain("lowerdir=/mnt/usbdisk/static_cache.g2,");
         // Triggers (identity) stay: a generation switch is an in-place update, not a replacement.
         expect(byName(after, "nas-ttnode1-mount").inputs.triggers).toEqual(byName(before, "nas-ttnode1-mount").inputs.triggers);
-        expect(byName(after, "nas-cache-preflight").inputs).toEqual(byName(before, "nas-cache-preflight").inputs);
         expect(byName(after, "nas-ttnode1-container").inputs).toEqual(byName(before, "nas-ttnode1-container").inputs);
     });
 });
@@ -243,7 +246,8 @@ describe("secrets", () => {
         const { box, registrations: regs } = await deploy(homeConfig());
         expect(await pulumi.isSecret(box.connection)).toBe(true);
         const commands = regs.filter((r) => r.type === "command:remote:Command");
-        expect(commands.length).toBe(7 + 3 * 2);
+        // per box: host install, cache, engine preflight, image, retire; per instance: mount, container
+        expect(commands.length).toBe(5 + 3 * 2);
         for (const command of commands) {
             expect(command.raw.connection["4dabf18193072939515e22adb298388d"], command.name).toBe(secretSignature);
             expect(JSON.stringify({ ...command.raw, connection: undefined })).not.toContain("secret-key-material");
