@@ -82,7 +82,8 @@ export class Box extends pulumi.ComponentResource {
             ...(box.network ? { network: box.network.name } : {}),
             instances: plans.map(({ id, name, merged, upper, hostname, ip, mac }) => ({ id, name, merged, upper, hostname, ip, mac })),
         };
-        this.registerOutputs({ summary: this.summary });
+        // The summary is the stack's `summary` output already: the state keeps it once.
+        this.registerOutputs({ host: box.ssh.host, lower: this.lowerCache.lowerPath });
     }
 }
 
