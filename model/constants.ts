@@ -8,3 +8,6 @@ export const maxInstancesPerBox = 64;
 
 /** Legacy mount(2) option data must fit in one page. */
 export const maxMountDataLength = 4095;
+
+/** Highest cache generation (`generation` in the stack config). */
+export const maxGeneration = 9999;
