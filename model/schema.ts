@@ -425,8 +425,8 @@ const configErrorMap: z.core.$ZodErrorMap = (issue) => {
     switch (issue.code) {
         case "invalid_type":
             if (issue.input === undefined) {
-                const inNetwork = issue.path?.[0] === "network" || issue.path?.[0] === "container";
-                return inNetwork ? "is required unless cacheOnly is true" : `is required (set it on the box or in ${configNamespace}:defaults)`;
+                const dockerField = issue.path?.[0] === "network" || issue.path?.[0] === "container";
+                return dockerField ? "is required unless cacheOnly is true" : `is required (set it on the box or in ${configNamespace}:defaults)`;
             }
             return `must be ${expectedNames[issue.expected] ?? `a ${issue.expected}`}, got ${show(issue.input)}`;
         case "invalid_value":
