@@ -6,7 +6,7 @@ import { Box, BoxSummary } from "./components/box";
 import { readFleetConfig } from "./components/stackConfig";
 
 const fleet = readFleetConfig();
-const boxes = fleet.boxes.map((settings) => new Box(settings.name, { settings, privateKey: fleet.privateKey }));
+const boxes = fleet.boxes.map((plan) => new Box(plan.settings.name, { plan, privateKey: fleet.privateKey }));
 
 /** What is deployed where: read by `npm run status`. */
 export const summary: BoxSummary[] = boxes.map((box) => box.summary);

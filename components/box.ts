@@ -4,9 +4,9 @@ import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
-import { ResolvedBox, ResolvedContainer } from "../model/config";
+import { BoxPlan, ResolvedBox, ServiceBox } from "../model/config";
 import { knownHostsLine } from "../model/net";
-import { foldManifest, fstabOptions, InstancePlan, planBox } from "../model/plan";
+import { foldManifest, fstabOptions, InstancePlan } from "../model/plan";
 import { ContainerImage } from "./containerImage";
 import { HostLibrary, stageHostLibrary } from "./hostLibrary";
 import { InstanceContainer } from "./instanceContainer";
@@ -21,8 +21,8 @@ type Connection = pulumi.Output<command.types.input.remote.ConnectionArgs>;
 
 /** Arguments of one box of the host group. */
 export interface BoxArgs {
-    /** The box's validated settings (see model/config.ts). */
-    settings: ResolvedBox;
+    /** The box's validated settings and the plan of its instances (see model/config.ts planFleet). */
+    plan: BoxPlan;
     /** SSH private key (a secret) unless the box uses the SSH agent. */
     privateKey?: pulumi.Input<string>;
 }
@@ -59,13 +59,13 @@ export class Box extends pulumi.ComponentResource {
 
     constructor(name: string, args: BoxArgs, opts?: pulumi.ComponentResourceOptions) {
         super("overlay-fleet:fleet:Box", name, {}, opts);
-        const box = args.settings;
-        const plans = planBox(box);
+        const box = args.plan.settings;
+        const plans = args.plan.instances;
         this.connection = boxConnection(box, args.privateKey);
         this.library = new HostLibrary(`${name}-host`, { connection: this.connection, bundle: stageHostLibrary(), fstab: boxFstab }, { parent: this });
         this.lowerCache = createLowerCache(this, name, box);
         this.instances = createInstances(this, name, box, plans);
-        this.containers = box.container && box.network ? createContainers(this, name, box, box.container, plans, args.privateKey) : [];
+        this.containers = box.cacheOnly ? [] : createContainers(this, name, box, plans, args.privateKey);
         // The retire step belongs to the lower cache; it kept its name when it moved under it.
         createRetire(this.lowerCache, name, this.instances, { aliases: [{ parent: this }] });
 
@@ -157,12 +157,11 @@ export function createInstances(owner: Box, name: string, box: ResolvedBox, plan
 export function createContainers(
     owner: Box,
     name: string,
-    box: ResolvedBox,
-    settings: ResolvedContainer,
+    box: ServiceBox,
     plans: InstancePlan[],
     privateKey?: pulumi.Input<string>,
 ): InstanceContainer[] {
-    const network = box.network!;
+    const { network, container: settings } = box;
     const provider = new docker.Provider(
         `${name}-docker`,
         { host: `ssh://${box.ssh.user}@${box.ssh.host}:${box.ssh.port}`, sshOpts: dockerSshOptions(name, box, privateKey) },

@@ -1,23 +1,25 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, configNamespace, resolveFleetConfig, ResolvedBox } from "../model/config";
+import { BoxPlan, ConfigError, configNamespace, planFleet } from "../model/config";
 
-/** The validated host group of the current stack. */
+/** The validated and planned host group of the current stack. */
 export interface FleetConfig {
-    boxes: ResolvedBox[];
+    /** Every box, sorted by name: its settings and the plan of its instances. */
+    boxes: BoxPlan[];
     /** `overlay-fleet:sshPrivateKey`, always a secret. */
     privateKey?: pulumi.Output<string>;
 }
 
 /**
- * Reads `overlay-fleet:*` from the stack and validates it. `requireObject` checks nothing, so
- * every rule lives in resolveFleetConfig; failures become a RunError that names each key and
- * value, which Pulumi prints without a stack trace.
+ * Reads `overlay-fleet:*` from the stack, validates and plans it. `requireObject` checks nothing,
+ * so every rule lives in model/ (planFleet). Failures become one Pulumi `InputPropertiesError`:
+ * its `errors` hold a `{ propertyPath, reason }` per problem (the path is the full stack key),
+ * its message lists every `key: message` line, which is what `pulumi preview` prints.
  */
 export function readFleetConfig(): FleetConfig {
     const config = new pulumi.Config(configNamespace);
     const keyName = `${configNamespace}:sshPrivateKey`;
     try {
-        const boxes = resolveFleetConfig({
+        const { boxes } = planFleet({
             defaults: parseObject(config, "defaults"),
             boxes: parseObject(config, "boxes"),
             presentKeys: Object.keys(pulumi.runtime.allConfig()),
@@ -26,7 +28,7 @@ export function readFleetConfig(): FleetConfig {
         if (privateKeyPresent && !isConfigSecret(keyName)) {
             throw new ConfigError([{ key: keyName, message: "is stored in plain text: set it with `pulumi config set --secret`" }]);
         }
-        const needsKey = boxes.filter((box) => !box.ssh.agent);
+        const needsKey = boxes.map((box) => box.settings).filter((box) => !box.ssh.agent);
         if (!privateKeyPresent && needsKey.length > 0) {
             throw new ConfigError(
                 needsKey.map((box) => ({
@@ -38,10 +40,22 @@ export function readFleetConfig(): FleetConfig {
         return { boxes, privateKey: privateKeyPresent ? config.requireSecret("sshPrivateKey") : undefined };
     } catch (error) {
         if (error instanceof ConfigError) {
-            throw new pulumi.RunError(error.message);
+            throw inputPropertiesError(error);
         }
         throw error;
     }
+}
+
+/**
+ * The config problems as one InputPropertiesError. It needs no resource: its constructor takes only
+ * the message and the errors. Outside a component provider the Node host prints a thrown error's
+ * stack unless it is a RunError; without a stack it prints just the message, so the list of
+ * problems is what the user sees, as it was with RunError.
+ */
+export function inputPropertiesError(error: ConfigError): pulumi.InputPropertiesError {
+    const failure = new pulumi.InputPropertiesError({ message: error.message, errors: error.errors });
+    failure.stack = undefined;
+    return failure;
 }
 
 function parseObject(config: pulumi.Config, key: string): unknown {

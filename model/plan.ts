@@ -4,9 +4,9 @@
  * instances never changes the plan of the others.
  */
 import * as path from "path/posix";
-import type { NetworkSettings, ResolvedBox } from "./config";
+import type { ResolvedBox, ResolvedNetwork } from "./schema";
 import { configNamespace, generationSuffix, pinnedMountOptions } from "./constants";
-import { derivedMac, formatIPv4, normaliseMac, parseIPv4 } from "./net";
+import { derivedMac, formatIPv4, parseIPv4 } from "./net";
 
 /** Everything one instance is on its box. */
 export interface InstancePlan {
@@ -49,13 +49,19 @@ export function foldManifest(lower: string, generation: number, instanceName: st
     return path.join(foldManifestDir(lower, generation), `${instanceName}.manifest`);
 }
 
+/** One box of the host group: its settings and the plan of each of its instances. */
+export interface BoxPlan {
+    settings: ResolvedBox;
+    instances: InstancePlan[];
+}
+
 /** The plan of every instance of a box, index 1..instances. */
 export function planBox(box: ResolvedBox): InstancePlan[] {
     return Array.from({ length: box.instances }, (_, i) => planInstance(box, i + 1));
 }
 
 export function planInstance(box: ResolvedBox, index: number): InstancePlan {
-    const override = box.overrides.get(index) ?? {};
+    const override = box.overrides[String(index)] ?? {};
     const name = `${box.namePrefix}${index}`;
     const dir = path.join(box.instanceRoot, name);
     const ip = box.network ? (override.ip ?? formatIPv4(derivedAddress(box.network, index))) : undefined;
@@ -74,7 +80,7 @@ export function planInstance(box: ResolvedBox, index: number): InstancePlan {
         hostname: override.hostname ?? `${box.name}-${name}`,
         ip,
         ipOverridden: override.ip !== undefined,
-        mac: override.mac !== undefined ? normaliseMac(override.mac)! : derivedMac(box.name, index),
+        mac: override.mac ?? derivedMac(box.name, index),
         mountOptions: [...pinnedMountOptions, ...new Set(extraOptions)].join(","),
     };
 }
@@ -100,7 +106,7 @@ export function fstabOptions(box: ResolvedBox, instance: InstancePlan, lower: st
 }
 
 /** Address of instance `index` counted from the network's first address, skipping the gateway. */
-export function derivedAddress(network: Required<NetworkSettings>, index: number): number {
+export function derivedAddress(network: ResolvedNetwork, index: number): number {
     const gateway = parseIPv4(network.gateway)!;
     let address = parseIPv4(network.firstAddress)!;
     for (let counted = 0; ; address++) {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
 import { byName, drain, installMocks, mockImageId, Registration, secretSignature, settle } from "./mocks";
 import { homeConfig, raw } from "./fixtures";
-import { resolveFleetConfig } from "../../model/config";
+import { planFleet, resolveFleetConfig } from "../../model/config";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
@@ -21,8 +21,8 @@ const privateKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-key-material\n--
 async function deploy(config: { defaults?: any; boxes?: any }, boxName = "nas") {
     await drain(registrations);
     registrations.length = 0;
-    const settings = resolveFleetConfig(raw(config)).find((b) => b.name === boxName)!;
-    const box = new Box(boxName, { settings, privateKey: pulumi.secret(privateKey) });
+    const plan = planFleet(raw(config)).boxes.find((b) => b.settings.name === boxName)!;
+    const box = new Box(boxName, { plan, privateKey: pulumi.secret(privateKey) });
     await settle(box.urn);
     await drain(registrations);
     return { box, registrations: [...registrations] };
@@ -263,12 +263,28 @@ describe("stack config reading", () => {
             secretKeys,
         );
 
-    it("fails with a RunError naming the key and value", () => {
+    it("fails with one InputPropertiesError naming every key and value", () => {
         const config = homeConfig();
         config.boxes.nas.network.firstAddress = "192.168.7.9";
+        config.boxes.minipc.ssh.port = 0;
         setConfig({ "overlay-fleet:defaults": config.defaults, "overlay-fleet:boxes": config.boxes, "overlay-fleet:sshPrivateKey": privateKey }, ["overlay-fleet:sshPrivateKey"]);
-        expect(() => readFleetConfig()).toThrow(pulumi.RunError);
+        expect(() => readFleetConfig()).toThrow(pulumi.InputPropertiesError);
         expect(() => readFleetConfig()).toThrow(/overlay-fleet:boxes\.nas\.network\.firstAddress: "192\.168\.7\.9" is outside the subnet/);
+        expect(() => readFleetConfig()).toThrow(/overlay-fleet:boxes\.minipc\.ssh\.port: must be a port number 1\.\.65535, got 0/);
+        let thrown: unknown;
+        try {
+            readFleetConfig();
+        } catch (error) {
+            thrown = error;
+        }
+        expect(pulumi.InputPropertiesError.isInstance(thrown)).toBe(true);
+        const { errors, stack } = thrown as pulumi.InputPropertiesError;
+        expect(errors).toEqual([
+            { propertyPath: "overlay-fleet:boxes.minipc.ssh.port", reason: "must be a port number 1..65535, got 0" },
+            { propertyPath: "overlay-fleet:boxes.nas.network.firstAddress", reason: '"192.168.7.9" is outside the subnet "192.168.1.0/24"' },
+        ]);
+        // No stack: the Node host then prints the message alone, every `key: message` line.
+        expect(stack).toBeUndefined();
     });
 
     it("refuses a private key stored in plain text, and a missing one", () => {
@@ -279,7 +295,7 @@ describe("stack config reading", () => {
         expect(() => readFleetConfig()).toThrow(/overlay-fleet:boxes\.minipc\.ssh: no SSH credentials/);
         config.defaults.ssh = { agent: true };
         setConfig({ "overlay-fleet:defaults": config.defaults, "overlay-fleet:boxes": config.boxes });
-        expect(readFleetConfig().boxes.every((b) => b.ssh.agent)).toBe(true);
+        expect(readFleetConfig().boxes.every((b) => b.settings.ssh.agent)).toBe(true);
     });
 
     it("returns the key as a secret output", async () => {
@@ -287,7 +303,8 @@ describe("stack config reading", () => {
         setConfig({ "overlay-fleet:defaults": config.defaults, "overlay-fleet:boxes": config.boxes, "overlay-fleet:sshPrivateKey": privateKey }, ["overlay-fleet:sshPrivateKey"]);
         const fleet = readFleetConfig();
         expect(await pulumi.isSecret(fleet.privateKey!)).toBe(true);
-        expect(fleet.boxes.map((b) => b.name)).toEqual(["minipc", "nas"]);
+        expect(fleet.boxes.map((b) => b.settings.name)).toEqual(["minipc", "nas"]);
+        expect(fleet.boxes.map((b) => b.instances.length)).toEqual([2, 3]);
     });
 
     it("catches a typo in a top-level key", () => {
