@@ -3,7 +3,7 @@
  * then declares one Box per host. Invalid config fails `pulumi preview` before any box is touched.
  */
 import { Box, BoxSummary } from "./components/box";
-import { readFleetConfig } from "./components/stackConfig";
+import { readFleetConfig } from "./program/stackConfig";
 
 const fleet = readFleetConfig();
 const boxes = fleet.boxes.map((plan) => new Box(plan.settings.name, { plan, privateKey: fleet.privateKey }));

@@ -6,7 +6,8 @@ import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
 import { BoxPlan, ResolvedBox, ServiceBox } from "../model/config";
 import { knownHostsLine } from "../model/net";
-import { foldManifest, fstabOptions, InstancePlan } from "../model/plan";
+import { boxFstab } from "../model/constants";
+import { InstancePlan } from "../model/plan";
 import { ContainerImage } from "./containerImage";
 import { HostLibrary, stageHostLibrary } from "./hostLibrary";
 import { InstanceContainer } from "./instanceContainer";
@@ -14,8 +15,6 @@ import { createRetire, LowerCache } from "./lowerCache";
 import { MacvlanNetwork } from "./macvlanNetwork";
 import { OverlayInstance } from "./overlayInstance";
 
-/** The file every box's managed mount lines live in. */
-export const boxFstab = "/etc/fstab";
 
 type Connection = pulumi.Output<command.types.input.remote.ConnectionArgs>;
 
@@ -63,7 +62,7 @@ export class Box extends pulumi.ComponentResource {
         const plans = args.plan.instances;
         this.connection = boxConnection(box, args.privateKey);
         this.library = new HostLibrary(`${name}-host`, { connection: this.connection, bundle: stageHostLibrary(), fstab: boxFstab }, { parent: this });
-        this.lowerCache = createLowerCache(this, name, box);
+        this.lowerCache = createLowerCache(this, name, args.plan);
         this.instances = createInstances(this, name, box, plans);
         this.containers = box.cacheOnly ? [] : createContainers(this, name, box, plans, args.privateKey);
         // The retire step belongs to the lower cache; it kept its name when it moved under it.
@@ -105,13 +104,14 @@ export function boxConnection(box: ResolvedBox, privateKey?: pulumi.Input<string
 }
 
 /** The box's preflight, lower and fold, after its host library. */
-export function createLowerCache(owner: Box, name: string, box: ResolvedBox): LowerCache {
+export function createLowerCache(owner: Box, name: string, plan: BoxPlan): LowerCache {
+    const box = plan.settings;
     return new LowerCache(
         `${name}-cache`,
         {
             connection: owner.connection,
             instanceRoot: box.instanceRoot,
-            lower: box.lower,
+            lower: plan.lower,
             privatePaths: box.privatePaths,
             generation: box.generation,
             conflictRule: box.conflictRule,
@@ -134,12 +134,8 @@ export function createInstances(owner: Box, name: string, box: ResolvedBox, plan
                 {
                     connection: owner.connection,
                     plan,
-                    lower: owner.lowerCache.lowerPath,
-                    fstabOptions: fstabOptions(box, plan, owner.lowerCache.lowerPath),
                     fstab: boxFstab,
                     purgeOnRemove: box.purgeOnRemove,
-                    containerName: box.cacheOnly ? undefined : plan.name,
-                    foldManifest: box.generation > 1 ? foldManifest(box.lower, box.generation, plan.name) : undefined,
                 },
                 // The cache's ready command, not the component: its retire step waits for these.
                 { parent: owner, dependsOn: [owner.lowerCache.ready] },

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { hostCall, hostCalls } from "./hostLibrary";
-import { foldManifestDir, lowerForGeneration } from "../model/plan";
+import { LowerPlan } from "../model/plan";
 
 /** Arguments of a LowerCache: the shared read-only lower of one box. */
 export interface LowerCacheArgs {
@@ -9,8 +9,8 @@ export interface LowerCacheArgs {
     connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
     /** Directory holding the instances' upper/work/merged sets; the preflight test-mounts there. */
     instanceRoot: string;
-    /** Generation-1 lower: the user's cache directory. Its path always names the current cache (host/gc.sh). */
-    lower: string;
+    /** The lower at the declared generation (model/plan.ts): the configured path, the current one, the fold's manifests. */
+    lower: LowerPlan;
     /** Paths relative to the lower that belong to one instance each; moved out of the lower. */
     privatePaths: string[];
     /** Cache generation the box should run on; a bump folds the uppers into a new lower. */
@@ -43,8 +43,9 @@ export class LowerCache extends pulumi.ComponentResource {
     constructor(name: string, args: LowerCacheArgs, opts?: pulumi.ComponentResourceOptions) {
         super("overlay-fleet:cache:LowerCache", name, {}, opts);
         this.args = args;
-        this.lowerPath = lowerForGeneration(args.lower, args.generation);
-        this.manifestDir = foldManifestDir(args.lower, args.generation);
+        this.lowerPath = args.lower.current;
+        this.manifestDir = args.lower.manifestDir;
+        const lower = args.lower.configured;
         // The fold reads the live instances from the box's managed fstab lines, so scaling the box
         // changes nothing here; a new generation (or new fold rules) re-runs the idempotent chain.
         this.ready = new command.remote.Command(
@@ -53,9 +54,9 @@ export class LowerCache extends pulumi.ComponentResource {
                 connection: args.connection,
                 addPreviousOutputInEnv: false,
                 create: hostCalls(
-                    ["preflight", [args.instanceRoot, args.lower]],
-                    ["lower", [args.lower, ...args.privatePaths]],
-                    ["fold", [args.lower, String(args.generation), this.manifestDir, args.conflictRule, args.privatePaths.join(",") || "-", "--fstab", args.fstab]],
+                    ["preflight", [args.instanceRoot, lower]],
+                    ["lower", [lower, ...args.privatePaths]],
+                    ["fold", [lower, String(args.generation), this.manifestDir, args.conflictRule, args.privatePaths.join(",") || "-", "--fstab", args.fstab]],
                 ),
             },
             // Children do not inherit the component's dependsOn (the host library comes first).
@@ -74,7 +75,7 @@ export function createRetire(cache: LowerCache, name: string, instances: pulumi.
     const args = cache.args;
     return new command.remote.Command(
         `${name}-retire`,
-        { connection: args.connection, addPreviousOutputInEnv: false, create: hostCall("gc", [args.lower, String(args.generation), args.fstab]) },
+        { connection: args.connection, addPreviousOutputInEnv: false, create: hostCall("gc", [args.lower.configured, String(args.generation), args.fstab]) },
         { ...opts, parent: cache, dependsOn: instances.length > 0 ? instances : [cache.ready] },
     );
 }

@@ -7,28 +7,20 @@ import { InstancePlan } from "../model/plan";
 export interface OverlayInstanceArgs {
     /** SSH connection to the box (secret: it holds the private key). */
     connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
-    /** The instance's deterministic plan: paths, names, mount options. */
+    /** The instance's plan (model/plan.ts): paths, names, lower, mount and fstab options, container, fold manifest. */
     plan: InstancePlan;
-    /** The lower this instance mounts (the box's current cache generation). */
-    lower: string;
-    /** Full fstab options of the instance (layers, pinned options, boot ordering). */
-    fstabOptions: string;
     /** The box's fstab file. */
     fstab: string;
     /** On removal also delete upper and work (default: the upper data is kept). */
     purgeOnRemove: boolean;
-    /** Container using the merged dir; stopped and started again when the mount must change. */
-    containerName?: string;
-    /** Fold manifest of the current generation: what to drop from the upper when switching lowers. */
-    foldManifest?: string;
 }
 
 /** The box command that writes the instance's fstab line, then mounts its overlay. */
 export function mountCommand(args: OverlayInstanceArgs): string {
     const plan = args.plan;
     return hostCalls(
-        ["fstab", ["set", args.fstab, plan.id, plan.merged, args.fstabOptions]],
-        ["mount", [args.lower, plan.upper, plan.work, plan.merged, plan.mountOptions, args.containerName ?? "-", args.foldManifest ?? "-"]],
+        ["fstab", ["set", args.fstab, plan.id, plan.merged, plan.fstabOptions]],
+        ["mount", [plan.lower, plan.upper, plan.work, plan.merged, plan.mountOptions, plan.containerName ?? "-", plan.foldManifest ?? "-"]],
     );
 }
 

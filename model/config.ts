@@ -38,7 +38,7 @@ export interface FleetPlan {
  * Throws ConfigError listing every problem.
  */
 export function planFleet(raw: RawFleetConfig): FleetPlan {
-    const boxes = parseFleetConfig(raw).map((settings) => ({ settings, instances: planBox(settings) }));
+    const boxes = parseFleetConfig(raw).map(planBox);
     const issues = validatePlan(boxes);
     if (issues.length > 0) {
         throw new ConfigError(issues);

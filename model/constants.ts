@@ -6,6 +6,9 @@ export const pinnedMountOptions = ["index=off", "nfs_export=off", "redirect_dir=
 
 export const maxInstancesPerBox = 64;
 
+/** The file every box's managed mount lines live in. */
+export const boxFstab = "/etc/fstab";
+
 /** Legacy mount(2) option data must fit in one page. */
 export const maxMountDataLength = 4095;
 

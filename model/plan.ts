@@ -32,6 +32,24 @@ export interface InstancePlan {
     mac: string;
     /** Options passed to `mount -t overlay` besides the layers: pinned + allowed extras. */
     mountOptions: string;
+    /** The lower it mounts: the box's current cache generation. */
+    lower: string;
+    /** Its fstab line's options: layers, mount options, boot ordering (see fstabOptions). */
+    fstabOptions: string;
+    /** Fold manifest of the current generation (generation > 1): what the switch drops from the upper. */
+    foldManifest?: string;
+    /** Its container (absent on cache-only boxes): stopped and started around a remount. */
+    containerName?: string;
+}
+
+/** The box's lower cache at its declared generation. */
+export interface LowerPlan {
+    /** The configured lower (generation 1); its path always names the current cache. */
+    configured: string;
+    /** The lower the instances mount: `<configured><generationSuffix><N>` from generation 2 on. */
+    current: string;
+    /** Where the fold leaves per-instance manifests for this generation. */
+    manifestDir: string;
 }
 
 /** Path of the lower for one cache generation: generation 1 is the configured lower itself. */
@@ -49,15 +67,24 @@ export function foldManifest(lower: string, generation: number, instanceName: st
     return path.join(foldManifestDir(lower, generation), `${instanceName}.manifest`);
 }
 
-/** One box of the host group: its settings and the plan of each of its instances. */
+/** One box of the host group: its settings, its lower cache and the plan of each of its instances. */
 export interface BoxPlan {
     settings: ResolvedBox;
+    lower: LowerPlan;
     instances: InstancePlan[];
 }
 
-/** The plan of every instance of a box, index 1..instances. */
-export function planBox(box: ResolvedBox): InstancePlan[] {
-    return Array.from({ length: box.instances }, (_, i) => planInstance(box, i + 1));
+/** The plan of a box: its lower cache and every instance, index 1..instances. */
+export function planBox(box: ResolvedBox): BoxPlan {
+    return {
+        settings: box,
+        lower: {
+            configured: box.lower,
+            current: lowerForGeneration(box.lower, box.generation),
+            manifestDir: foldManifestDir(box.lower, box.generation),
+        },
+        instances: Array.from({ length: box.instances }, (_, i) => planInstance(box, i + 1)),
+    };
 }
 
 export function planInstance(box: ResolvedBox, index: number): InstancePlan {
@@ -66,6 +93,10 @@ export function planInstance(box: ResolvedBox, index: number): InstancePlan {
     const dir = path.join(box.instanceRoot, name);
     const ip = box.network ? (override.ip ?? formatIPv4(derivedAddress(box.network, index))) : undefined;
     const extraOptions = [...box.mountOptions, ...(override.mountOptions ?? [])];
+    const lower = lowerForGeneration(box.lower, box.generation);
+    const upper = path.join(dir, "upper");
+    const work = path.join(dir, "work");
+    const mountOptions = [...pinnedMountOptions, ...new Set(extraOptions)].join(",");
     return {
         box: box.name,
         index,
@@ -73,20 +104,24 @@ export function planInstance(box: ResolvedBox, index: number): InstancePlan {
         id: `${box.name}/${name}`,
         key: `${configNamespace}:boxes.${box.name}.overrides.${index}`,
         dir,
-        upper: path.join(dir, "upper"),
-        work: path.join(dir, "work"),
+        upper,
+        work,
         merged: path.join(dir, "mnts"),
         // Hostnames must be unique in the group; prefixing the box keeps the default unique.
         hostname: override.hostname ?? `${box.name}-${name}`,
         ip,
         ipOverridden: override.ip !== undefined,
         mac: override.mac ?? derivedMac(box.name, index),
-        mountOptions: [...pinnedMountOptions, ...new Set(extraOptions)].join(","),
+        mountOptions,
+        lower,
+        fstabOptions: fstabOptions(box.disk, { upper, work, mountOptions }, lower),
+        ...(box.generation > 1 ? { foldManifest: foldManifest(box.lower, box.generation, name) } : {}),
+        ...(box.cacheOnly ? {} : { containerName: name }),
     };
 }
 
 /** The overlay layer options for one instance on one lower. */
-export function layerOptions(instance: InstancePlan, lower: string): string {
+export function layerOptions(instance: Pick<InstancePlan, "upper" | "work">, lower: string): string {
     return `lowerdir=${lower},upperdir=${instance.upper},workdir=${instance.work}`;
 }
 
@@ -95,12 +130,12 @@ export function layerOptions(instance: InstancePlan, lower: string): string {
  * layers, pinned options, `nofail` so a missing USB disk cannot hang boot, and explicit boot
  * ordering because nofail drops the implicit one: wait for the disk, come up before docker.
  */
-export function fstabOptions(box: ResolvedBox, instance: InstancePlan, lower: string): string {
+export function fstabOptions(disk: string, instance: Pick<InstancePlan, "upper" | "work" | "mountOptions">, lower: string): string {
     return [
         layerOptions(instance, lower),
         instance.mountOptions,
         "nofail",
-        `x-systemd.requires-mounts-for=${box.disk}`,
+        `x-systemd.requires-mounts-for=${disk}`,
         "x-systemd.before=docker.service",
     ].join(",");
 }

@@ -6,7 +6,7 @@
 import { configNamespace, maxMountDataLength } from "./constants";
 import { ConfigIssue, show } from "./issues";
 import { parseIPv4 } from "./net";
-import { BoxPlan, fstabOptions, lowerForGeneration } from "./plan";
+import { BoxPlan } from "./plan";
 import { instanceAddressProblem } from "./schema";
 
 /** Every problem of the host group's plan (empty when it is valid). */
@@ -15,7 +15,7 @@ export function validatePlan(boxes: BoxPlan[]): ConfigIssue[] {
     const seen = { ip: new Map<string, string>(), mac: new Map<string, string>(), hostname: new Map<string, string>() };
     for (const { settings: box, instances } of boxes) {
         for (const instance of instances) {
-            const optionBytes = Buffer.byteLength(fstabOptions(box, instance, lowerForGeneration(box.lower, box.generation)));
+            const optionBytes = Buffer.byteLength(instance.fstabOptions);
             if (optionBytes + instance.id.length + 20 > maxMountDataLength) {
                 issues.push({
                     key: `${configNamespace}:boxes.${box.name}.lower`,

@@ -11,7 +11,7 @@ import { hostCall, hostCalls, stageHostLibrary } from "../../components/hostLibr
 import { planBox } from "../../model/plan";
 import { writeImageArchive } from "./imageArchives";
 import { Box } from "../../components/box";
-import { readFleetConfig } from "../../components/stackConfig";
+import { readFleetConfig } from "../../program/stackConfig";
 
 // One mock monitor for the file: every deploy records into the same list, cleared per deploy.
 const registrations: Registration[] = installMocks();
@@ -146,7 +146,7 @@ describe("Box resource graph", () => {
     it("runs each container with its fixed identity on the macvlan network, merged dir bind-mounted", async () => {
         const { registrations: regs } = await deploy(homeConfig());
         const create: string = byName(regs, "nas-ttnode2-container").inputs.create;
-        const mac = planBox(resolveFleetConfig(raw(homeConfig())).find((b) => b.name === "nas")!)[1].mac;
+        const mac = planBox(resolveFleetConfig(raw(homeConfig())).find((b) => b.name === "nas")!).instances[1].mac;
         expect(create).toBe(
             hostCall("container", [
                 "create", "ttnode2", "nas-ttnode2", "ericwang2006/ttnode", mockImageId, "macnet",

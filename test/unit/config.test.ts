@@ -45,7 +45,7 @@ describe("a valid home config", () => {
         config.boxes = { lab: { ssh: { host: "box1", hostKey: config.boxes.nas.ssh.hostKey }, instances: 2 } };
         const [box] = resolveFleetConfig(raw(config));
         expect(box.network).toBeUndefined();
-        expect(planBox(box).map((i) => i.ip)).toEqual([undefined, undefined]);
+        expect(planBox(box).instances.map((i) => i.ip)).toEqual([undefined, undefined]);
     });
 });
 

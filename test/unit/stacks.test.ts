@@ -30,9 +30,9 @@ describe("the stack files in stacks/", () => {
     it("the documented home example is valid and plans the addresses its comments promise", () => {
         const boxes = resolveFleetConfig(stackConfig("Pulumi.home.yaml"));
         const nas = boxes.find((b) => b.name === "nas")!;
-        expect(planBox(nas).map((i) => i.ip)).toEqual(["192.168.1.201", "192.168.1.202", "192.168.1.203"]);
+        expect(planBox(nas).instances.map((i) => i.ip)).toEqual(["192.168.1.201", "192.168.1.202", "192.168.1.203"]);
         const minipc = boxes.find((b) => b.name === "minipc")!;
-        expect(planBox(minipc)[1]).toMatchObject({ ip: "192.168.1.220", mac: "02:42:c0:a8:01:dc", hostname: "ttnode-old" });
+        expect(planBox(minipc).instances[1]).toMatchObject({ ip: "192.168.1.220", mac: "02:42:c0:a8:01:dc", hostname: "ttnode-old" });
         expect(nas.privatePaths).toEqual([".yfnode/config"]);
     });
 
