@@ -154,7 +154,7 @@ export class TestProject {
 
     constructor(readonly stack: string) {
         this.dir = fs.mkdtempSync(path.join(os.tmpdir(), `overlay-fleet-e2e-${stack}-`));
-        for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "components", "model", "host"]) {
+        for (const entry of ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "program", "components", "model", "host"]) {
             fs.cpSync(path.join(repo, entry), path.join(this.dir, entry), { recursive: true });
         }
         fs.symlinkSync(path.join(repo, "node_modules"), path.join(this.dir, "node_modules"));

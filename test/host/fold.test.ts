@@ -697,14 +697,12 @@ function sharedCache(ns: HostNs, sizeMiB: number, build: string, n: number, chan
     return { root, lower, insts, manifests: `${root}/.of/gen2` };
 }
 
-/** Folds into generation 2; must succeed silently. Output, conflict lines and seconds taken. */
+/** Folds into generation 2; must succeed silently. Output and conflict lines (speed: bench/fold.sh). */
 function foldOk(ns: HostNs, c: { lower: string; insts: Inst[]; manifests: string }, rule = "lowest-index-wins") {
-    const t0 = Date.now();
     const r = ns.run("fold", foldArgs(c.lower, 2, c.manifests, c.insts, "-", rule));
-    const seconds = (Date.now() - t0) / 1000;
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
-    return { stdout: r.stdout, conflicts: r.stdout.split("\n").filter((l) => l.startsWith("conflict")), seconds };
+    return { stdout: r.stdout, conflicts: r.stdout.split("\n").filter((l) => l.startsWith("conflict")) };
 }
 
 describe.skipIf(skip)("fold: conflict rules and shapes", () => {
@@ -811,8 +809,6 @@ describe.skipIf(skip)("fold: conflict rules and shapes", () => {
             expect(ns.ok('stat -c %i "$1/d42/f0500"', [g2])).toBe(inoBefore);
             expect(ns.ok('cat "$1/d42/f0003" "$1/d42/f0007" "$1/d42/f0017" "$1/d42/n2-1"', [g2])).toBe("n1 42.3\nn1 42.7\nn2 42.17\nn2 new\n");
             expect(ns.sh('test -e "$1/d42/f0012"', [g2]).status).not.toBe(0);
-            // linear: far below the per-directory process storm of the sh fold (minutes)
-            expect(r.seconds).toBeLessThan(60);
         });
     }, 300_000);
 
@@ -834,7 +830,6 @@ describe.skipIf(skip)("fold: conflict rules and shapes", () => {
             // (n1's delete of e99999 is the same as n2's, n1's new entry is none of n2's business)
             expect(r.conflicts).toEqual(["00001", "00002", "00003"].map((j) => `conflict\tbig/e${j}\twinner=n1\tothers=n2`));
             expect(r.stdout).toMatch(/deleted=99997 conflicts=3 skipped=0\n$/);
-            expect(r.seconds).toBeLessThan(60);
             expect(ns.ok('ls "$1/big"', [`${c.lower}.g2`])).toBe("e00001\ne00002\ne00003\nn1new\nn2only\n");
             expect(ns.ok('ls "$1/big" | wc -l', [c.lower]).trim()).toBe("100000");
         });
