@@ -14,6 +14,7 @@
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import {
     buildLabImage,
@@ -181,10 +182,19 @@ async function costs(): Promise<void> {
     const [, handshakes] = await timed(() => {
         for (let i = 0; i < n; i++) ssh(box, "true");
     });
+    // What one connection per box would cost instead: sessions multiplexed on an open connection.
+    const socket = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "of-bench-mux-")), "mux");
+    const mux = ["-S", socket, ...sshArgs(box).slice(0, -1)];
+    spawnSync("ssh", ["-M", "-f", "-N", ...mux]);
+    const [, sessions] = await timed(() => {
+        for (let i = 0; i < n; i++) spawnSync("ssh", [...mux, "true"]);
+    });
+    spawnSync("ssh", ["-O", "exit", ...mux]);
     const [, processes] = await timed(() => ssh(box, `i=0; while [ $i -lt 100 ]; do /bin/true; i=$((i+1)); done`));
     const [, fstab] = await timed(() => ssh(box, "for i in 1 2 3 4 5 6 7 8 9 10; do findmnt --verify --tab-file /etc/fstab >/dev/null 2>&1 || :; done"));
     console.log(
         `unit costs on box1: SSH connection + login ${((handshakes / n) * 1000).toFixed(0)} ms; ` +
+            `a session on an open connection (ssh -S) ${((sessions / n) * 1000).toFixed(0)} ms; ` +
             `process start on the box ${((processes - handshakes / n) * 10).toFixed(1)} ms; ` +
             `findmnt --verify of the box's fstab ${((fstab - handshakes / n) * 100).toFixed(0)} ms`,
     );

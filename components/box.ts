@@ -52,6 +52,8 @@ export class Box extends pulumi.ComponentResource {
     public readonly lowerCache: LowerCache;
     public readonly instances: OverlayInstance[];
     public readonly containers: InstanceContainer[];
+    /** The lower cache's retire step (generation > 1). */
+    public readonly retire?: command.remote.Command;
     /** The SSH connection given to every remote command; a secret as a whole. */
     public readonly connection: Connection;
     public readonly summary: BoxSummary;
@@ -66,7 +68,8 @@ export class Box extends pulumi.ComponentResource {
         this.instances = createInstances(this, name, box, plans);
         this.containers = box.cacheOnly ? [] : createContainers(this, name, box, plans, args.privateKey);
         // The retire step belongs to the lower cache; it kept its name when it moved under it.
-        createRetire(this.lowerCache, name, this.instances, { aliases: [{ parent: this }] });
+        // Generation 1 has nothing to retire: the step exists from the first bump on.
+        this.retire = box.generation > 1 ? createRetire(this.lowerCache, name, this.instances, { aliases: [{ parent: this }] }) : undefined;
 
         this.summary = {
             name,

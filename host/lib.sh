@@ -161,16 +161,16 @@ of_check_id() {
 # of_opt_get KEY OPTS: value of the last KEY=value in the comma-separated OPTS, in OF_OPT_VAL.
 # Returns 1 when KEY is absent.
 of_opt_get() {
-    of_og_rest=$2,
-    of_og_found=1
-    while [ -n "$of_og_rest" ]; do
-        of_og_o=${of_og_rest%%,*}
-        of_og_rest=${of_og_rest#*,}
-        case $of_og_o in
-            "$1"=*) OF_OPT_VAL=${of_og_o#*=}; of_og_found=0 ;;
-        esac
-    done
-    return "$of_og_found"
+    # Option values never hold a comma, so `,KEY=` starts an option; `##` finds the last one.
+    case ,$2 in
+        *,"$1"=*)
+            of_og_v=,$2
+            of_og_v=${of_og_v##*,"$1"=}
+            OF_OPT_VAL=${of_og_v%%,*}
+            return 0
+            ;;
+    esac
+    return 1
 }
 
 # of_opt_has FLAG OPTS: whether the comma-separated OPTS contain the bare FLAG.
@@ -384,11 +384,16 @@ of_relation() {
         of_dir_canon "$1"
         of_rl_key=$1
         of_rl_val=$OF_DCANON
+        of_rl_norm=$of_rp_a
     fi
     of_dir_canon "$2"
-    of_rel_pair "$of_rl_val" "$OF_DCANON"
+    # Both already canonical (no symlink on either way): the string test above was the answer.
+    [ "$of_rl_val" != "$of_rl_norm" ] || [ "$OF_DCANON" != "$of_rp_b" ] || return 1
+    of_rel_norm "$of_rl_val" "$OF_DCANON"
 }
 of_rl_key=
+of_rl_val=
+of_rl_norm=
 
 # of_dir_canon PATH: PATH with the symlinks of its longest existing directory prefix resolved
 # (cd -P in a subshell: no exec), the rest appended; in OF_DCANON.
@@ -420,15 +425,26 @@ of_rel_pair() {
     of_rp_a=$OF_NORM
     of_norm "$2"
     of_rp_b=$OF_NORM
-    if [ "$of_rp_a" = "$of_rp_b" ]; then
+    of_rel_norm "$of_rp_a" "$of_rp_b"
+}
+# of_rel_norm A B: of_rel_pair of two normalised paths (string tests only).
+of_rel_norm() {
+    if [ "$1" = "$2" ]; then
         OF_REL="is the same as"
-    elif of_is_within "$of_rp_a" "$of_rp_b"; then
-        OF_REL="is inside"
-    elif of_is_within "$of_rp_b" "$of_rp_a"; then
-        OF_REL=contains
-    else
-        return 1
+        return 0
     fi
+    case $2 in
+        /) OF_REL="is inside"; return 0 ;;
+    esac
+    case $1 in
+        /) OF_REL=contains; return 0 ;;
+        "$2"/*) OF_REL="is inside"; return 0 ;;
+    esac
+    case $2 in
+        "$1"/*) OF_REL=contains; return 0 ;;
+    esac
+    OF_REL=
+    return 1
 }
 
 # of_lower_relation PATH LOWER: of_relation of PATH against a lower dir and its family of

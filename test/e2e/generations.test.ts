@@ -54,7 +54,7 @@ describe("cache generations", () => {
         expect(result.status, result.stderr).toBe(0);
         const changed = steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`).sort();
         expect(changed).toEqual(
-            ["update box1-cache-lower", "update box1-retire", ...[1, 2, 3].map((i) => `update box1-ttnode${i}-mount`)].sort(),
+            ["update box1-cache-lower", "create box1-retire", ...[1, 2, 3].map((i) => `update box1-ttnode${i}-mount`)].sort(),
         );
         expect(await inBoxOk("box1", "ls /mnt/usbdisk")).not.toContain("static_cache.g2");
     });

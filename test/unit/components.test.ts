@@ -51,7 +51,6 @@ describe("Box resource graph", () => {
                 "docker:index/network:Network nas-macvlan-network",
                 "overlay-fleet:container:ContainerImage nas-image",
                 "command:remote:Command nas-image-pull",
-                "command:remote:Command nas-retire",
                 ...[1, 2, 3].flatMap((i) => [
                     `overlay-fleet:overlay:OverlayInstance nas-ttnode${i}`,
                     `command:remote:Command nas-ttnode${i}-mount`,
@@ -84,8 +83,8 @@ describe("Box resource graph", () => {
         // Instances deploy in parallel: none waits for another (the box limits what is down at once).
         expect(byName(regs, "nas-ttnode3-mount").dependencies).not.toContain(urn("nas-ttnode2-mount"));
         expect(byName(regs, "nas-ttnode3-container").dependencies).not.toContain(urn("nas-ttnode2-container"));
-        // Old generations are retired only after every instance.
-        expect(byName(regs, "nas-retire").dependencies).toEqual(expect.arrayContaining([1, 2, 3].map((i) => urn(`nas-ttnode${i}-mount`))));
+        // Generation 1 has nothing to retire.
+        expect(regs.filter((r) => r.name === "nas-retire")).toEqual([]);
     });
 
     it("replaces mounts delete-before-create", async () => {
@@ -194,6 +193,11 @@ describe("Box resource graph", () => {
         // Triggers (identity) stay: a generation switch is an in-place update, not a replacement.
         expect(byName(after, "nas-ttnode1-mount").inputs.triggers).toEqual(byName(before, "nas-ttnode1-mount").inputs.triggers);
         expect(byName(after, "nas-ttnode1-container").inputs).toEqual(byName(before, "nas-ttnode1-container").inputs);
+        // The lower cache's retire step appears, after every instance has switched.
+        const retire = byName(after, "nas-retire");
+        expect(retire.parent).toBe(byName(after, "nas-cache").urn);
+        expect(retire.inputs.create).toBe(hostCall("gc", ["/mnt/usbdisk/static_cache", "2", "/etc/fstab"]));
+        expect(retire.dependencies).toEqual(expect.arrayContaining([1, 2, 3].map((i) => byName(after, `nas-ttnode${i}-mount`).urn)));
     });
 });
 
@@ -246,8 +250,8 @@ describe("secrets", () => {
         const { box, registrations: regs } = await deploy(homeConfig());
         expect(await pulumi.isSecret(box.connection)).toBe(true);
         const commands = regs.filter((r) => r.type === "command:remote:Command");
-        // per box: host install, cache, engine preflight, image, retire; per instance: mount, container
-        expect(commands.length).toBe(5 + 3 * 2);
+        // per box: host install, cache, engine preflight, image; per instance: mount, container
+        expect(commands.length).toBe(4 + 3 * 2);
         for (const command of commands) {
             expect(command.raw.connection["4dabf18193072939515e22adb298388d"], command.name).toBe(secretSignature);
             expect(JSON.stringify({ ...command.raw, connection: undefined })).not.toContain("secret-key-material");
