@@ -1,6 +1,6 @@
 /**
  * How a problem in the stack config is reported: one issue per problem, each naming the full stack
- * key and the offending value. Pure; the Pulumi side (components/stackConfig.ts) turns a
+ * key and the offending value. Pure; the Pulumi side (program/stackConfig.ts) turns a
  * ConfigError into one `InputPropertiesError`.
  */
 
