@@ -63,7 +63,8 @@ export class LowerCache extends pulumi.ComponentResource {
             { parent: this, dependsOn: opts?.dependsOn },
         );
         this.report = this.ready.stdout;
-        this.registerOutputs({ lowerPath: this.lowerPath, report: this.report });
+        // The report is the stack's `foldReports` output: the state keeps it once.
+        this.registerOutputs({ lowerPath: this.lowerPath });
     }
 }
 
