@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { hostCalls } from "./hostLibrary";
+import { HostScriptName } from "./hostScripts";
 import { InstancePlan } from "../model/plan";
 
 /** Arguments of one overlay instance on a box. */
@@ -15,22 +16,34 @@ export interface OverlayInstanceArgs {
     purgeOnRemove: boolean;
 }
 
-/** The box command that writes the instance's fstab line, then mounts its overlay. */
-export function mountCommand(args: OverlayInstanceArgs): string {
+type Calls = Array<[HostScriptName, string[]]>;
+
+/** The host calls that write the instance's fstab line, then mount its overlay. */
+export function mountCalls(args: Pick<OverlayInstanceArgs, "plan" | "fstab">): Calls {
     const plan = args.plan;
-    return hostCalls(
+    return [
         ["fstab", ["set", args.fstab, plan.id, plan.merged, plan.fstabOptions]],
         ["mount", [plan.lower, plan.upper, plan.work, plan.merged, plan.mountOptions, plan.containerName ?? "-", plan.foldManifest ?? "-"]],
-    );
+    ];
 }
 
-/** The box command that unmounts the instance, then removes its fstab line (kept if busy). */
-export function unmountCommand(args: OverlayInstanceArgs): string {
+/** The host calls that unmount the instance, then remove its fstab line (kept if busy). */
+export function unmountCalls(args: Pick<OverlayInstanceArgs, "plan" | "fstab" | "purgeOnRemove">): Calls {
     const plan = args.plan;
-    return hostCalls(
+    return [
         ["unmount", [plan.merged, args.purgeOnRemove ? "purge" : "keep", plan.upper, plan.work, args.fstab]],
         ["fstab", ["remove", args.fstab, plan.id]],
-    );
+    ];
+}
+
+/** The box command of mountCalls, one SSH connection. */
+export function mountCommand(args: OverlayInstanceArgs): string {
+    return hostCalls(...mountCalls(args));
+}
+
+/** The box command of unmountCalls, one SSH connection. */
+export function unmountCommand(args: OverlayInstanceArgs): string {
+    return hostCalls(...unmountCalls(args));
 }
 
 /**
