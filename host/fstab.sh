@@ -50,7 +50,7 @@ fi
 
 tmp=
 fs_cleanup() {
-    [ -z "$tmp" ] || rm -f -- "$tmp" "$tmp.bak"
+    [ -z "$tmp" ] || rm -f -- "$tmp" "$tmp.bak" "$tmp.err"
 }
 trap 'fs_cleanup' EXIT
 trap 'exit 130' INT
@@ -154,12 +154,20 @@ fi
 # use... util-linux 2.38 calls this "[E] unreachable on boot required target"), so only parse
 # errors on our line and other errors reported for our target block are fatal.
 if [ "$action" = set ] && of_have findmnt; then
-    case $(findmnt --help 2>&1) in
-        *--verify*)
-            # The report (stdout) and the parse errors and summary (stderr) are read apart: mixed in
-            # one pipe, stderr lands inside a report line as soon as stdout is flushed in 4 KiB pieces.
-            report=$(findmnt --verify --verbose --tab-file "$tmp" 2>/dev/null) || :
-            perrors=$(findmnt --verify --verbose --tab-file "$tmp" 2>&1 >/dev/null) || :
+    # One run; the report (stdout) and the parse errors and summary (stderr, via a file) are read
+    # apart: mixed in one pipe, stderr lands inside a report line as soon as stdout is flushed in
+    # 4 KiB pieces.
+    report=$(findmnt --verify --verbose --tab-file "$tmp" 2>"$tmp.err") || :
+    perrors=
+    while IFS= read -r r || [ -n "$r" ]; do
+        perrors="$perrors$r
+"
+    done <"$tmp.err"
+    rm -f -- "$tmp.err"
+    case $perrors in
+        # a findmnt without --verify (util-linux before 2.29) refuses the option: nothing to check with
+        *"findmnt --help"*) ;;
+        *)
             bad=
             inblock=0
             while IFS= read -r r; do
@@ -195,8 +203,9 @@ EOF
 fi
 
 if [ -e "$fstab" ]; then
-    mode=$(stat -c '%a' -- "$fstab") && owner=$(stat -c '%u:%g' -- "$fstab") ||
-        of_die "cannot read the mode and owner of '$fstab'"
+    mode=$(stat -c '%a %u:%g' -- "$fstab") || of_die "cannot read the mode and owner of '$fstab'"
+    owner=${mode#* }
+    mode=${mode%% *}
 else
     mode=644
     owner=0:0

@@ -310,6 +310,34 @@ of_layer_near() {
     of_layer_scan near "$@"
 }
 
+# of_layers_near EXCEPT_MOUNTPOINT EXCEPT_DEV LABEL:PATH:KINDS...: of_layer_near of several paths
+# (no `:` in them) against the instance overlays, in one walk of the mount table: the first
+# finding in OF_NEAR_LABEL, OF_NEAR_PATH and OF_NEAR (one "<relation> the <kind> of another
+# overlay on ..."); returns 0 if there is one.
+of_layers_near() {
+    of_ln_except=$1
+    of_ln_except_dev=$2
+    shift 2
+    OF_NEAR=
+    of_mi_each of_layers_near_cb "$@"
+    [ -n "$OF_NEAR" ]
+}
+of_layers_near_cb() {
+    [ "$OF_MI_FSTYPE" = overlay ] || return 0
+    [ "$OF_MI_MP" != "$of_ln_except" ] || return 0
+    [ "$OF_MI_DEV" != "$of_ln_except_dev" ] || return 0
+    # instances only: the fold's read-only views have no upper
+    of_opt_get upperdir "$OF_MI_SUPER" || return 0
+    for of_ln_spec in "$@"; do
+        of_ln_rest=${of_ln_spec#*:}
+        of_layer_match near "${of_ln_rest%:*}" "${of_ln_rest##*:}" "$OF_MI_SUPER" || continue
+        OF_NEAR_LABEL=${of_ln_spec%%:*}
+        OF_NEAR_PATH=${of_ln_rest%:*}
+        OF_NEAR="$OF_REL the $OF_MATCH_KIND of another overlay on '$OF_MI_MP' ($OF_MATCH_KIND '$OF_MATCH_LAYER')"
+        return 1
+    done
+}
+
 # of_layer_scan same|near PATH KINDS [EXCEPT_MOUNTPOINT [EXCEPT_DEV [instances]]]
 of_layer_scan() {
     OF_USERS=

@@ -65,13 +65,9 @@ cur_dev=
 # lower (in) another's upper or work: either way one instance writes into what another reads as
 # unchanging. (A bind of the overlay now on <merged> is the same superblock, not another overlay;
 # the fold's read-only views of an upper are no instances.) Checked before anything is created.
-for a in "upper:$upper:upper,work,lower" "work:$work:upper,work,lower" "lower:$lower:upper,work"; do
-    d=${a#*:}
-    d=${d%:*}
-    if of_layer_near "$d" "${a##*:}" "$mcanon" "$cur_dev" instances; then
-        of_die "${a%%:*} dir '$d' $OF_NEAR; refusing to mount '$merged'"
-    fi
-done
+if of_layers_near "$mcanon" "$cur_dev" "upper:$upper:upper,work,lower" "work:$work:upper,work,lower" "lower:$lower:upper,work"; then
+    of_die "$OF_NEAR_LABEL dir '$OF_NEAR_PATH' $OF_NEAR; refusing to mount '$merged'"
+fi
 
 for d in "$upper" "$work" "$merged"; do
     if [ -e "$d" ] && [ ! -d "$d" ]; then

@@ -143,14 +143,15 @@ describe.skipIf(unavailable)("audit of the host scripts (issue 9)", () => {
                 expect(fs.existsSync(marker)).toBe(true);
             }
             fs.writeFileSync(`${ns.p(".fstab.overlay-fleet.AbC123")}.bak`, "stale backup copy\n");
-            // (The second edit already removed the temp file of the first, under the lock.)
-            expect(fstabTemps(fstab)).toHaveLength(2);
+            // (The second edit already removed the temp files of the first, under the lock; the
+            // second left its temp file and the one findmnt's messages went to.)
+            expect(fstabTemps(fstab)).toHaveLength(3);
             // An unrelated dot file is not touched.
             fs.writeFileSync(ns.p(".fstab.overlay-fleet.keep-me-not-a-temp"), "");
             expect(fs.readFileSync(fstab, "utf8")).toBe(FOREIGN);
 
             const r = ns.run("fstab", setArgs(ns, fstab, "ttnode3"));
-            expect(r.stderr).toMatch(/^overlay-fleet: warning: removed 2 stale temp files of interrupted fstab edits/m);
+            expect(r.stderr).toMatch(/^overlay-fleet: warning: removed 3 stale temp files of interrupted fstab edits/m);
             expect(r.status).toBe(0);
             expect(fstabTemps(fstab)).toEqual([".fstab.overlay-fleet.keep-me-not-a-temp"]);
             expect(managedLines(fs.readFileSync(fstab, "utf8"))).toHaveLength(1);
