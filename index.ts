@@ -5,6 +5,7 @@
  * `foldReports` (each box's last fold: what it folded, and every conflict).
  */
 import { Box, BoxSummary } from "./components/box";
+import { stageHostLibrary } from "./components/hostLibrary";
 import { readFleetConfig } from "./program/stackConfig";
 
 async function main() {
@@ -13,7 +14,8 @@ async function main() {
     // those of ts-node and the Pulumi runtime that loaded it: about 0.5 KB less state per resource.
     await Promise.resolve();
     const fleet = readFleetConfig();
-    const boxes = fleet.boxes.map((plan) => new Box(plan.settings.name, { plan, privateKey: fleet.privateKey }));
+    const hostLibrary = stageHostLibrary();
+    const boxes = fleet.boxes.map((plan) => new Box(plan.settings.name, { plan, privateKey: fleet.privateKey, hostLibrary }));
     const summary: BoxSummary[] = boxes.map((box) => box.summary);
     return { summary, foldReports: Object.fromEntries(boxes.map((box) => [box.summary.name, box.lowerCache.report])) };
 }

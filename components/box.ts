@@ -9,7 +9,7 @@ import { knownHostsLine } from "../model/net";
 import { boxFstab } from "../model/constants";
 import { InstancePlan } from "../model/plan";
 import { ContainerImage } from "./containerImage";
-import { HostLibrary, stageHostLibrary } from "./hostLibrary";
+import { HostLibrary, HostLibraryBundle } from "./hostLibrary";
 import { InstanceContainer } from "./instanceContainer";
 import { createRetire, LowerCache } from "./lowerCache";
 import { MacvlanNetwork } from "./macvlanNetwork";
@@ -24,6 +24,8 @@ export interface BoxArgs {
     plan: BoxPlan;
     /** SSH private key (a secret) unless the box uses the SSH agent. */
     privateKey?: pulumi.Input<string>;
+    /** The host library to install on the box, staged once by the program (stageHostLibrary). */
+    hostLibrary: HostLibraryBundle;
 }
 
 /** What the stack exports per box (used by the status command). */
@@ -63,7 +65,7 @@ export class Box extends pulumi.ComponentResource {
         const box = args.plan.settings;
         const plans = args.plan.instances;
         this.connection = boxConnection(box, args.privateKey);
-        this.library = new HostLibrary(`${name}-host`, { connection: this.connection, bundle: stageHostLibrary(), fstab: boxFstab }, { parent: this });
+        this.library = new HostLibrary(`${name}-host`, { connection: this.connection, bundle: args.hostLibrary, fstab: boxFstab }, { parent: this });
         this.lowerCache = createLowerCache(this, name, args.plan);
         this.instances = createInstances(this, name, box, plans);
         this.containers = box.cacheOnly ? [] : createContainers(this, name, box, plans, args.privateKey);

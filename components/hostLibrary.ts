@@ -21,7 +21,8 @@ export interface HostLibraryBundle {
     warning?: string;
 }
 
-let staged: HostLibraryBundle | undefined;
+/** Staged libraries by project directory: a program stages once. */
+const staged = new Map<string, HostLibraryBundle>();
 
 /**
  * The fold helper (host/foldtool, Go, standard library only) as static Linux binaries, one per
@@ -75,8 +76,9 @@ export function buildFoldTool(projectDir: string): Array<{ name: string; file: s
  * box can prove it has the whole library. Returns the project-relative directory.
  */
 export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostLibraryBundle {
-    if (staged !== undefined) {
-        return staged;
+    const done = staged.get(projectDir);
+    if (done !== undefined) {
+        return done;
     }
     let foldTool: Array<{ name: string; file: string }> = [];
     let warning: string | undefined;
@@ -103,8 +105,9 @@ export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostL
         fs.rmSync(absolute, { recursive: true, force: true });
         fs.renameSync(tmp, absolute);
     }
-    staged = { hash, dir: path.relative(process.cwd(), absolute) || ".", ...(warning ? { warning } : {}) };
-    return staged;
+    const bundle = { hash, dir: path.relative(process.cwd(), absolute) || ".", ...(warning ? { warning } : {}) };
+    staged.set(projectDir, bundle);
+    return bundle;
 }
 
 /**

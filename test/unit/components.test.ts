@@ -5,6 +5,7 @@ import { homeConfig, raw } from "./fixtures";
 import { planFleet, resolveFleetConfig } from "../../model/config";
 import * as crypto from "crypto";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { hostScript } from "../../components/hostScripts";
 import { hostCall, hostCalls, stageHostLibrary } from "../../components/hostLibrary";
@@ -18,11 +19,17 @@ const registrations: Registration[] = installMocks();
 
 const privateKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-key-material\n-----END OPENSSH PRIVATE KEY-----\n";
 
+/**
+ * The host library staged from a project without the fold helper's sources: the same scripts,
+ * no Go build (that is the program's job, tested end to end), so this tier needs no Go.
+ */
+const hostLibrary = stageHostLibrary(fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-unit-")));
+
 async function deploy(config: { defaults?: any; boxes?: any }, boxName = "nas") {
     await drain(registrations);
     registrations.length = 0;
     const plan = planFleet(raw(config)).boxes.find((b) => b.settings.name === boxName)!;
-    const box = new Box(boxName, { plan, privateKey: pulumi.secret(privateKey) });
+    const box = new Box(boxName, { plan, privateKey: pulumi.secret(privateKey), hostLibrary });
     await settle(box.urn);
     await drain(registrations);
     return { box, registrations: [...registrations] };
@@ -132,7 +139,7 @@ describe("Box resource graph", () => {
 
     it("copies the host library once per box, named by its content hash", async () => {
         const { registrations: regs } = await deploy(homeConfig());
-        const bundle = stageHostLibrary();
+        const bundle = hostLibrary;
         const copy = byName(regs, "nas-host-copy").inputs;
         expect(copy.remotePath).toBe("/var/lib/overlay-fleet/lib");
         expect(copy.triggers).toEqual([bundle.hash]);
