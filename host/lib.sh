@@ -3,8 +3,9 @@
 # Delivery: a box runs `sh -c '<facts><lib.sh><lib-fold.sh><name>.sh' of-<name> 'arg1' ...`, so this
 # file is plain function definitions (nothing is sourced). <facts> assigns the values the
 # TypeScript owns (components/hostScripts.ts hostFacts: OF_PINNED_OPTIONS, OF_MAX_MOUNT_DATA,
-# OF_GENERATION_SUFFIX, OF_MAX_GENERATION); no host file writes one of those values itself. Strict POSIX sh (tested with dash); needs
-# only coreutils and util-linux on the box. Every name defined here starts with `of_`/`OF_`.
+# OF_GENERATION_SUFFIX, OF_MAX_GENERATION); no host file writes one of those values itself.
+# Strict POSIX sh (tested with dash); needs coreutils, util-linux and awk on the box (README: What
+# a box needs). Every name defined here starts with `of_`/`OF_`.
 #
 # Conventions: errors print `overlay-fleet: <message>` on stderr; exit 1 for a failure, 2 for a
 # bad invocation or a value that is refused before anything is touched.
@@ -243,6 +244,26 @@ of_dir_empty() {
 # of_mi_each CALLBACK [ARGS...]: calls CALLBACK ARGS for each mount with OF_MI_ID, OF_MI_DEV
 # (major:minor), OF_MI_MP, OF_MI_OPTS, OF_MI_FSTYPE, OF_MI_SOURCE and OF_MI_SUPER set. A callback returning non-zero stops the walk.
 of_mi_each() {
+    of_mi_walk "$@" </proc/self/mountinfo
+}
+
+# of_mi_select mp=MOUNTPOINT|fstype=TYPE CALLBACK [ARGS...]: of_mi_each over the mounts on
+# MOUNTPOINT (as the kernel writes it) or of TYPE only. awk picks them: dash's `read` takes one
+# byte per system call, and with dozens of overlays the whole table is tens of kilobytes.
+of_mi_select() {
+    of_ms_lines=$(OF_MS_FILTER=$1 awk '
+        BEGIN { f = ENVIRON["OF_MS_FILTER"]; k = substr(f, 1, index(f, "=") - 1); v = substr(f, index(f, "=") + 1) }
+        k == "mp" { if ($5 == v) print; next }
+        { for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == v) print; next } }
+    ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo"
+    shift
+    of_mi_walk "$@" <<EOF
+$of_ms_lines
+EOF
+}
+
+# of_mi_walk CALLBACK [ARGS...]: of_mi_each over the mountinfo lines on stdin.
+of_mi_walk() {
     of_mi_cb=$1
     shift
     while IFS=' ' read -r OF_MI_ID OF_MI_PARENT OF_MI_DEV OF_MI_ROOT OF_MI_MP OF_MI_OPTS of_mi_rest; do
@@ -258,7 +279,7 @@ of_mi_each() {
         of_mi_tail=${of_mi_tail#"$OF_MI_SOURCE"}
         OF_MI_SUPER=${of_mi_tail# }
         "$of_mi_cb" "$@" || break
-    done </proc/self/mountinfo
+    done
 }
 
 # of_mi_at MOUNTPOINT: the top-most mount on MOUNTPOINT (canonical path). OF_AT_FOUND=1|0 and
@@ -271,7 +292,7 @@ of_mi_at() {
     OF_AT_OPTS=
     OF_AT_SUPER=
     of_at_target=$1
-    of_mi_each of_mi_at_cb
+    of_mi_select "mp=$1" of_mi_at_cb
 }
 of_mi_at_cb() {
     if [ "$OF_MI_MP" = "$of_at_target" ]; then
@@ -319,7 +340,7 @@ of_layers_near() {
     of_ln_except_dev=$2
     shift 2
     OF_NEAR=
-    of_mi_each of_layers_near_cb "$@"
+    of_mi_select fstype=overlay of_layers_near_cb "$@"
     [ -n "$OF_NEAR" ]
 }
 of_layers_near_cb() {
@@ -349,7 +370,7 @@ of_layer_scan() {
     of_lu_except_dev=${5-}
     of_lu_only=${6-}
     of_rl_key=
-    of_mi_each of_layer_scan_cb
+    of_mi_select fstype=overlay of_layer_scan_cb
     [ -n "$OF_USERS" ]
 }
 of_layer_scan_cb() {
