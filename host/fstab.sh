@@ -50,7 +50,7 @@ fi
 
 tmp=
 fs_cleanup() {
-    [ -z "$tmp" ] || rm -f -- "$tmp" "$tmp.bak" "$tmp.err"
+    [ -z "$tmp" ] || rm -f -- "$tmp" "$tmp.bak" "$tmp.err" "$tmp.meta"
 }
 trap 'fs_cleanup' EXIT
 trap 'exit 130' INT
@@ -75,66 +75,54 @@ esac
 
 tmp=$(mktemp "$dir/.${fstab##*/}.overlay-fleet.XXXXXX") || of_die "cannot create a temp file in '$dir'"
 
-# fs_render: writes the new content to stdout. Sets changed=1 when it differs from the current
-# content, ourno to the line number of our line, conflict to the line number (in the current
-# fstab) of a foreign entry for <merged>, wfail=1 when a write failed (a function in an `||` list
-# runs without set -e), inno to the number of complete lines read.
-changed=0
-ourno=0
-conflict=
-wfail=0
-fs_put() {
-    printf "$@" || wfail=1
-}
-fs_render() {
-    emitted=0
-    inno=0
-    outno=0
-    last_nl=1
-    if [ -e "$fstab" ]; then
-        while :; do
-            if IFS= read -r cur; then
-                nl=1
-            else
-                [ -n "$cur" ] || break
-                nl=0
-            fi
-            inno=$((inno + nl))
-            if of_fstab_managed_id "$cur" "$id"; then
-                if [ "$action" = set ] && [ "$emitted" = 0 ]; then
-                    fs_put '%s\n' "$line"
-                    outno=$((outno + 1))
-                    ourno=$outno
-                    emitted=1
-                    if [ "$cur" != "$line" ] || [ "$nl" = 0 ]; then changed=1; fi
-                else
-                    changed=1
-                fi
-                last_nl=1
-            else
-                if [ "$nl" = 1 ]; then fs_put '%s\n' "$cur"; else fs_put '%s' "$cur"; fi
-                outno=$((outno + 1))
-                last_nl=$nl
-                if [ "$action" = set ] && of_fstab_is_entry "$cur"; then
-                    of_norm "$OF_F2"
-                    if [ "$OF_NORM" = "$merged" ]; then
-                        conflict=$((inno + 1 - nl))
-                    fi
-                fi
-            fi
-            [ "$nl" = 1 ] || break
-        done <"$fstab"
-    fi
-    if [ "$action" = set ] && [ "$emitted" = 0 ]; then
-        [ "$last_nl" = 1 ] || fs_put '\n'
-        fs_put '%s\n' "$line"
-        outno=$((outno + 1))
-        ourno=$outno
-        changed=1
-    fi
-}
-fs_render >"$tmp" && [ "$wfail" = 0 ] || of_die "cannot write the temp file '$tmp' (is the filesystem full?); '$fstab' is unchanged"
-# `read` cannot tell a read error from the end of the file: count the lines another way.
+# The new content goes to the temp file: the fstab line by line, our line in place of the managed
+# line of <id> (set; remove drops it), appended when there is none. awk reads the file in blocks
+# (dash's `read` takes a byte per system call). awk cannot tell whether the last line ends in a
+# newline, so the last byte is looked at first; a last line without one is kept without one,
+# unless our line follows it. The meta file gets: changed (0|1), the line number of our line in
+# the new content, the line number of a foreign entry for <merged> (0: none), the number of
+# complete lines read.
+nonl=0
+if [ -s "$fstab" ] && [ -n "$(tail -c 1 -- "$fstab")" ]; then nonl=1; fi
+src=$fstab
+[ -e "$fstab" ] || src=/dev/null
+OF_R_ACTION=$action OF_R_ID=$id OF_R_LINE=$line OF_R_MERGED=$merged OF_R_NONL=$nonl OF_R_META=$tmp.meta awk '
+    BEGIN {
+        act = ENVIRON["OF_R_ACTION"]; id = ENVIRON["OF_R_ID"]; ours = ENVIRON["OF_R_LINE"]
+        merged = ENVIRON["OF_R_MERGED"]; nonl = ENVIRON["OF_R_NONL"] + 0; meta = ENVIRON["OF_R_META"]
+    }
+    { line[NR] = $0; entry[NR] = NF > 0 && $1 !~ /^#/; f2[NR] = $2; f4[NR] = $4 }
+    END {
+        changed = 0; ourno = 0; conflict = 0; emitted = 0; outno = 0; last_nl = 1
+        for (i = 1; i <= NR; i++) {
+            nl = !(i == NR && nonl)
+            if (entry[i] && index(line[i], "x-overlay-fleet=") && index("," f4[i] ",", ",x-overlay-fleet=" id ",")) {
+                if (act == "set" && !emitted) {
+                    printf "%s\n", ours; ourno = ++outno; emitted = 1
+                    if (line[i] != ours || !nl) changed = 1
+                } else changed = 1
+                last_nl = 1
+                continue
+            }
+            printf "%s%s", line[i], (nl ? "\n" : ""); outno++; last_nl = nl
+            if (act == "set" && entry[i]) {
+                t = f2[i]
+                gsub(/\/\/+/, "/", t)
+                while (length(t) > 1 && substr(t, length(t)) == "/") t = substr(t, 1, length(t) - 1)
+                if (t == merged) conflict = i
+            }
+        }
+        if (act == "set" && !emitted) {
+            if (!last_nl) printf "\n"
+            printf "%s\n", ours; ourno = ++outno; changed = 1
+        }
+        print changed, ourno, conflict, NR - nonl > meta
+    }' "$src" >"$tmp" ||
+    of_die "cannot write the temp file '$tmp' (is the filesystem full?); '$fstab' is unchanged"
+IFS=' ' read -r changed ourno conflict inno <"$tmp.meta" || of_die "cannot read '$tmp.meta'"
+rm -f -- "$tmp.meta"
+[ "$conflict" != 0 ] || conflict=
+# A short read, or a file changed meanwhile: count the lines another way.
 if [ -e "$fstab" ]; then
     want=$(wc -l <"$fstab") || of_die "cannot read '$fstab'"
     [ "$inno" -eq "$((want))" ] ||

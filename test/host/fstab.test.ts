@@ -129,6 +129,14 @@ describe.skipIf(unavailable)("host fstab", () => {
             expect(r.status).toBe(1);
             expect(r.stderr).toMatch(/already has another entry for '.*ttnode3\/mnts'/);
             expect(fs.readFileSync(fstab, "utf8")).toBe(content);
+
+            // The same target written with doubled and trailing slashes, after a comment naming it.
+            const odd = `# ${ns.p("disk", "ttnode4", "mnts")} was here\n/dev/sdd1\t${ns.p("disk", "ttnode4", "mnts").replace("/disk/", "//disk//")}/ ext4 defaults 0 2\n`;
+            fs.appendFileSync(fstab, odd);
+            const lines = fs.readFileSync(fstab, "utf8").split("\n").length - 1;
+            r = ns.run("fstab", ["set", fstab, "box1/ttnode4", ns.p("disk", "ttnode4", "mnts"), opts(ns, "ttnode4")]);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain(`already has another entry for '${ns.p("disk", "ttnode4", "mnts")}' (line ${lines})`);
         });
     });
 
