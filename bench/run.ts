@@ -165,7 +165,11 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
         project.configure(defaults, declared);
         const opens = () => used.reduce((sum, b) => sum + passiveOpens(b.name), 0);
 
-        const [, preview] = await timed(() => project.pulumiOk(["preview"]));
+        // Preview is Pulumi's fixed cost that work/floor subtracts: the median of three runs, so one
+        // slow run on a shared machine does not swing the ratio.
+        const previews: number[] = [];
+        for (let k = 0; k < 3; k++) previews.push((await timed(() => project.pulumiOk(["preview"])))[1]);
+        const preview = previews.sort((x, y) => x - y)[1];
         const before = opens();
         const [, firstUp] = await timed(() => project.upOk());
         const connections = opens() - before;
@@ -272,7 +276,7 @@ const all = ["1x4", "1x16", "4x4", "1x64", "c1x4", "c1x16", "c4x4"];
 const wanted = process.argv.slice(2).filter(parse);
 async function main(): Promise<void> {
     const archive = await buildLabImage();
-    console.log("seconds of wall time; floor = the seed's recipe typed by hand (one SSH session per box); c = with containers");
+    console.log("seconds of wall time (preview: median of 3); floor = the seed's recipe typed by hand (one SSH session per box); c = with containers");
     console.log("work/floor = (first up - preview) / floor up; ssh/inst = SSH connections per instance in the first up");
     console.log("batch/floor = the same box work batched (our scripts, one SSH session per box) / floor up: the least a one-connection-per-box deploy would cost");
     console.log("shape   preview  first-up  noop-up  destroy  floor-up  floor-down  work/floor  batch/floor  ssh/inst  noop-ssh  state/inst B  check");

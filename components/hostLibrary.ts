@@ -117,13 +117,13 @@ export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostL
  * resource, not these commands; a box without the library fails saying so.
  */
 export function hostCalls(...calls: Array<[HostScriptName, readonly string[]]>): string {
-    // Short: it is in every command of the state. cd's own message names the missing directory.
-    const enter = `{ cd ${hostLibraryCurrent}||{ echo "overlay-fleet: ${missingLibrary}">&2;exit 3;};}`;
+    // Byte for byte as in every command of existing stacks: a new text would update (re-run) them all.
+    const enter = `{ cd ${hostLibraryCurrent} 2>/dev/null || { echo "overlay-fleet: ${missingLibrary}" >&2; exit 3; }; }`;
     return [enter, ...calls.map(([name, args]) => ["sh", name, ...args.map(shQuote)].join(" "))].join(" && ");
 }
 
 /** What a box without the host library says (no double quotes: it is echoed inside them). */
-export const missingLibrary = "no host library on this box: see README, A wiped box";
+export const missingLibrary = `no host library on this box (${hostLibraryCurrent}): replace the box's HostLibrary, see README: A wiped box`;
 
 /** One installed host command (see hostCalls). */
 export function hostCall(name: HostScriptName, args: readonly string[]): string {

@@ -255,7 +255,7 @@ of_mi_select() {
         BEGIN { f = ENVIRON["OF_MS_FILTER"]; k = substr(f, 1, index(f, "=") - 1); v = substr(f, index(f, "=") + 1) }
         k == "mp" { if ($5 == v) print; next }
         { for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == v) print; next } }
-    ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo"
+    ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
     shift
     of_mi_walk "$@" <<EOF
 $of_ms_lines
@@ -448,20 +448,32 @@ of_rl_norm=
 # (cd -P in a subshell: no exec), the rest appended; in OF_DCANON.
 of_dir_canon() {
     of_norm "$1"
+    OF_DCANON=$OF_NORM
+    # A relative path (docker's overlay2 writes its layers relative to its own directory) names
+    # nothing from here: it is compared as written only.
+    case $OF_NORM in
+        /*) ;;
+        *) return 0 ;;
+    esac
     of_dc_dir=$OF_NORM
     of_dc_rest=
     while [ ! -d "$of_dc_dir" ] && [ -n "$of_dc_dir" ] && [ "$of_dc_dir" != / ]; do
         of_dc_rest=/${of_dc_dir##*/}$of_dc_rest
         of_dc_dir=${of_dc_dir%/*}
     done
-    OF_DCANON=$OF_NORM
     [ -d "$of_dc_dir" ] || return 0
-    # No symlink on the way down (builtin tests only): the path is already canonical. Scans
-    # compare one path with every layer of every overlay, so this keeps them free of forks.
-    of_dc_p=$of_dc_dir
-    while [ -n "$of_dc_p" ] && [ ! -L "$of_dc_p" ]; do
-        of_dc_p=${of_dc_p%/*}
-    done
+    # No `.` or `..` component and no symlink on the way down (builtin tests only): the path is
+    # already canonical. Scans compare one path with every layer of every overlay, so this keeps
+    # them free of forks.
+    case /$of_dc_dir/ in
+        */./* | */../*) of_dc_p=$of_dc_dir ;;
+        *)
+            of_dc_p=$of_dc_dir
+            while [ -n "$of_dc_p" ] && [ ! -L "$of_dc_p" ]; do
+                of_dc_p=${of_dc_p%/*}
+            done
+            ;;
+    esac
     [ -n "$of_dc_p" ] || return 0
     of_dc_canon=$(cd -P -- "${of_dc_dir:-/}" 2>/dev/null && pwd -P) || return 0
     [ -n "$of_dc_canon" ] || return 0

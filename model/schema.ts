@@ -262,7 +262,10 @@ export const overrideSchema = z.strictObject({
 });
 
 /** Per-instance overrides, keyed by instance index ("1", "2", ...). */
-const overridesSchema = z.record(z.string(), overrideSchema).superRefine((overrides, ctx) => {
+/** An entry left empty in YAML (`"3":` with no value) is null: no overrides for that instance. */
+const overrideEntrySchema = z.preprocess((value) => value ?? {}, overrideSchema);
+
+const overridesSchema = z.record(z.string(), overrideEntrySchema).superRefine((overrides, ctx) => {
     for (const index of Object.keys(overrides)) {
         if (!/^[1-9]\d*$/.test(index) || Number(index) > maxInstancesPerBox) {
             const message = `override keys are instance numbers 1..${maxInstancesPerBox}, got ${show(index)}`;

@@ -48,9 +48,9 @@ export function readFleetConfig(): FleetConfig {
 
 /**
  * The config problems as one InputPropertiesError. It needs no resource: its constructor takes only
- * the message and the errors. Outside a component provider the Node host prints a thrown error's
- * stack unless it is a RunError; without a stack it prints just the message, so the list of
- * problems is what the user sees, as it was with RunError.
+ * the message and the errors. Thrown by a program (not a component provider), Pulumi prints it
+ * under "Running program ... failed with an unhandled exception:", followed by the error's stack
+ * when it has one; without one, the list of problems is all that follows.
  */
 export function inputPropertiesError(error: ConfigError): pulumi.InputPropertiesError {
     const failure = new pulumi.InputPropertiesError({ message: error.message, errors: error.errors });

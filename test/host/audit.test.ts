@@ -284,6 +284,27 @@ describe.skipIf(unavailable)("audit of the host scripts (issue 9)", () => {
         });
     });
 
+    it("6b: another overlay's layers written with .. are still checked; relative ones (docker overlay2) do not hang the check", async () => {
+        await withHostNs((ns) => {
+            const lower = makeLower(ns);
+            // A foreign overlay whose upper is written through `..`, and one with relative layers.
+            ns.ok(
+                'cd "$1" && mkdir -p x other/lo other/up other/wk other/m dock/l dock/u dock/w dock/m && ' +
+                    'mount -t overlay overlay -o "lowerdir=$1/other/lo,upperdir=$1/x/../other/up,workdir=$1/x/../other/wk" other/m && ' +
+                    "(cd dock && mount -t overlay overlay -o lowerdir=l,upperdir=u,workdir=w m)",
+                [ns.p()],
+            );
+            const inside = { ...instancePaths(ns.p("disk"), "ttnode1"), upper: ns.p("other", "up", "inner") };
+            const r = ns.run("mount", mountArgs(lower, inside));
+            expectRefused(r, 1, /upper dir '.*other\/up\/inner' is inside the upperdir of another overlay on '.*other\/m'/);
+            expect(ns.mountsAt(inside.merged)).toEqual([]);
+            // Apart from both: mounts, and the relative layers do not stop the walk.
+            const apart = instancePaths(ns.p("disk"), "ttnode2");
+            expect(ns.run("mount", mountArgs(lower, apart)).status).toBe(0);
+            expect(ns.mountsAt(apart.merged)).toHaveLength(1);
+        });
+    });
+
     it("7: mount(8) action words and other non-overlay options are refused on the box", async () => {
         await withHostNs((ns) => {
             const lower = makeLower(ns);

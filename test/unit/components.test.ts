@@ -99,6 +99,13 @@ describe("Box resource graph", () => {
         expect(byName(regs, "nas-ttnode1-mount").deleteBeforeReplace).toBe(true);
     });
 
+    it("keeps the library entry of every command byte for byte (a new text would re-run every command of every stack)", () => {
+        expect(hostCalls(["mount", ["a b"]])).toBe(
+            `{ cd /var/lib/overlay-fleet/host 2>/dev/null || { echo "overlay-fleet: no host library on this box (/var/lib/overlay-fleet/host): ` +
+                `replace the box's HostLibrary, see README: A wiped box" >&2; exit 3; }; } && sh mount 'a b'`,
+        );
+    });
+
     it("sends short, quoted calls into the installed host library", async () => {
         const { registrations: regs } = await deploy(homeConfig());
         const fstabOptions =

@@ -5,6 +5,7 @@
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
+import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { hostFacts, hostInvocation, hostScript, hostScriptDir, hostScriptNames } from "../../components/hostScripts";
@@ -62,14 +63,23 @@ describe("facts shared by TypeScript and the host scripts", () => {
         expect(found).toEqual([]);
     });
 
+    it("are read under the names the preamble gives them (a misspelt one would fail only on a box)", () => {
+        const code = hostCode().map(({ text }) => text).join("\n");
+        const factLike = new Set([...code.matchAll(/\b(OF_(?:PINNED|MAX|GENERATION)[A-Z_]*)/g)].map((m) => m[1]));
+        expect([...factLike].filter((name) => !(name in hostFacts))).toEqual([]);
+        expect([...factLike].sort()).toEqual(Object.keys(hostFacts).sort());
+    });
+
     it("catch a hard-coded copy (the check itself can fail)", () => {
         const samples = ["pinned=index=off,nfs_export=off", 'if [ "$n" -gt 4095 ]; then', "[ \"$g\" -le 9999 ]", 'for d in "$L".g*; do', "FOLD_GP=$1.g$2"];
         expect(samples.map((s) => hardCoded.some(([, p]) => p.test(s)))).toEqual(samples.map(() => true));
     });
 
     it("mean the same on the box: the generation limit and the generation path", () => {
+        const fstab = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-facts-")), "fstab");
+        fs.writeFileSync(fstab, "");
         const gc = (generation: string) =>
-            spawnSync("sh", ["-c", hostInvocation("gc", ["/nonexistent/cache", generation, "/etc/fstab"])], { encoding: "utf8" });
+            spawnSync("sh", ["-c", hostInvocation("gc", ["/nonexistent/cache", generation, fstab])], { encoding: "utf8" });
         const over = gc(String(maxGeneration + 1));
         expect(over.status).toBe(2);
         expect(over.stderr).toContain(`must be a whole number 1..${maxGeneration}, got '${maxGeneration + 1}'`);

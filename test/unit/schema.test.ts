@@ -88,6 +88,15 @@ describe("the config schema", () => {
         });
     });
 
+    it("takes an override entry left empty in YAML (null) as no overrides, and still refuses other values", () => {
+        const config = homeConfig();
+        config.boxes.nas.overrides = { 2: null };
+        expect(issuesOf(config)).toEqual([]);
+        expect(resolveFleetConfig(raw(config)).find((b) => b.name === "nas")!.overrides).toEqual({ 2: {} });
+        config.boxes.nas.overrides = { 2: "fast" };
+        expect(issuesOf(config).map((i) => i.key)).toEqual(["overlay-fleet:boxes.nas.overrides.2"]);
+    });
+
     it("gives ConfigError a Pulumi view: { propertyPath, reason } per problem", () => {
         const config = homeConfig();
         config.boxes.nas.instances = 65;
