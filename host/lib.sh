@@ -739,31 +739,34 @@ of_ovl_layers_match() {
 # ---------------------------------------------------------------------------------------------
 # Mounting
 
-# of_dmesg_mark: remembers the end of the kernel log, so of_kernel_says can show what follows.
+# of_dmesg_mark: remembers when, so of_kernel_says can show what the kernel said since: the
+# uptime, in seconds (reading the whole kernel log for a mark would cost every mount a few ms).
 of_dmesg_mark() {
-    OF_DMESG_MARK=$(dmesg 2>/dev/null | tail -n 1) || OF_DMESG_MARK=
+    OF_DMESG_MARK=0
+    IFS=' ' read -r OF_DMESG_MARK of_dm_idle </proc/uptime 2>/dev/null || OF_DMESG_MARK=0
+    : "${of_dm_idle-}"
 }
 
-# of_kernel_says: the overlay-related kernel messages since of_dmesg_mark, in OF_KERNEL (one line).
+# of_kernel_says: the overlay-related kernel messages since of_dmesg_mark (a second of slack for
+# the clocks), in OF_KERNEL (one line, at most the last 5). Messages without a time stamp
+# (printk.time off) cannot be placed: the last 5 overlay messages are shown.
 of_kernel_says() {
-    OF_KERNEL=
-    of_ks_log=$(dmesg 2>/dev/null) || return 0
-    of_ks_seen=0
-    [ -n "$OF_DMESG_MARK" ] || of_ks_seen=1
-    while IFS= read -r of_ks_line; do
-        if [ "$of_ks_seen" = 0 ]; then
-            [ "$of_ks_line" = "$OF_DMESG_MARK" ] && of_ks_seen=1
-            continue
-        fi
-        case $of_ks_line in
-            *overlay*)
-                of_ks_line=${of_ks_line#\[*\] }
-                OF_KERNEL="$OF_KERNEL${OF_KERNEL:+ | }$of_ks_line"
-                ;;
-        esac
-    done <<EOF
-$of_ks_log
-EOF
+    OF_KERNEL=$(dmesg 2>/dev/null | OF_KS_MARK=${OF_DMESG_MARK:-0} awk '
+        BEGIN { mark = ENVIRON["OF_KS_MARK"] + 0; n = 0 }
+        /overlay/ {
+            line = $0
+            if (match(line, /^\[ *[0-9]+\.[0-9]+\]/)) {
+                if (substr(line, 2, RLENGTH - 2) + 0 < mark - 1) next
+                line = substr(line, RLENGTH + 1)
+                sub(/^ +/, "", line)
+            }
+            last[n++ % 5] = line
+        }
+        END {
+            out = ""
+            for (i = (n > 5 ? n - 5 : 0); i < n; i++) out = out (out == "" ? "" : " | ") last[i % 5]
+            print out
+        }') || OF_KERNEL=
 }
 
 # of_fstype PATH: the type of the filesystem holding PATH, in OF_FSTYPE ("unknown" if neither
