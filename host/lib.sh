@@ -340,6 +340,7 @@ of_layers_near() {
     of_ln_except_dev=$2
     shift 2
     OF_NEAR=
+    of_relation_forget
     of_mi_select fstype=overlay of_layers_near_cb "$@"
     [ -n "$OF_NEAR" ]
 }
@@ -369,7 +370,7 @@ of_layer_scan() {
     of_lu_except=${4-}
     of_lu_except_dev=${5-}
     of_lu_only=${6-}
-    of_rl_key=
+    of_relation_forget
     of_mi_select fstype=overlay of_layer_scan_cb
     [ -n "$OF_USERS" ]
 }
@@ -429,20 +430,32 @@ of_relation() {
         OF_REL="is the same as"
         return 0
     fi
-    if [ "$1" != "$of_rl_key" ]; then
+    # The canonical A of the last three A's (a scan compares up to three paths with every layer).
+    if [ "$1" = "$of_rl_k1" ]; then
+        of_rl_val=$of_rl_v1
+    elif [ "$1" = "$of_rl_k2" ]; then
+        of_rl_val=$of_rl_v2
+    elif [ "$1" = "$of_rl_k3" ]; then
+        of_rl_val=$of_rl_v3
+    else
         of_dir_canon "$1"
-        of_rl_key=$1
         of_rl_val=$OF_DCANON
-        of_rl_norm=$of_rp_a
+        of_rl_k3=$of_rl_k2 of_rl_v3=$of_rl_v2
+        of_rl_k2=$of_rl_k1 of_rl_v2=$of_rl_v1
+        of_rl_k1=$1 of_rl_v1=$of_rl_val
     fi
     of_dir_canon "$2"
     # Both already canonical (no symlink on either way): the string test above was the answer.
-    [ "$of_rl_val" != "$of_rl_norm" ] || [ "$OF_DCANON" != "$of_rp_b" ] || return 1
+    [ "$of_rl_val" != "$of_rp_a" ] || [ "$OF_DCANON" != "$of_rp_b" ] || return 1
     of_rel_norm "$of_rl_val" "$OF_DCANON"
 }
-of_rl_key=
+# of_relation_forget: drops of_relation's canonical paths (the directories may have changed).
+of_relation_forget() {
+    of_rl_k1= of_rl_k2= of_rl_k3=
+    of_rl_v1= of_rl_v2= of_rl_v3=
+}
+of_relation_forget
 of_rl_val=
-of_rl_norm=
 
 # of_dir_canon PATH: PATH with the symlinks of its longest existing directory prefix resolved
 # (cd -P in a subshell: no exec), the rest appended; in OF_DCANON.

@@ -54,7 +54,7 @@ um_fstab_cb() {
     fi
 }
 if [ "$mode" = purge ]; then
-    of_rl_key=
+    of_relation_forget
     for d in "$upper" "$work"; do
         of_fstab_each "$fstab" um_fstab_cb "$d"
         [ -z "$um_refuse" ] || of_die "refusing to purge '$d': $um_refuse"
