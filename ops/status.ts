@@ -12,7 +12,8 @@ import * as os from "os";
 import * as path from "path";
 import type { BoxSummary } from "../components/box";
 import { knownHostsLine } from "../model/net";
-import { hostInvocation } from "../components/hostScripts";
+import { hostInvocation, shQuote } from "../components/hostScripts";
+import { hostLibraryCurrent } from "../components/hostLibrary";
 
 /** A container as the box's engine reports it, beside its plan. */
 export interface ContainerStatus {
@@ -36,6 +37,8 @@ export interface InstanceStatus {
 export interface BoxStatus {
     box: string;
     reachable: boolean;
+    /** The box has its host library (a wiped box has lost it: see libraryRecovery). */
+    library: boolean;
     error?: string;
     lower: string;
     lowerBytes: number;
@@ -59,12 +62,14 @@ export function boxStatus(box: BoxSummary, privateKey: string | undefined): BoxS
             sshArgs.push("-i", keyFile, "-o", "IdentitiesOnly=yes");
         }
         const args = [box.fstab, box.lower, ...box.instances.flatMap((i) => [i.id, i.merged, i.upper])];
-        let remote = hostInvocation("status", args);
+        // Whether the box still has its host library, first: the rest does not need it.
+        const libraryMark = shQuote(`${hostLibraryCurrent}/SHA256SUMS`);
+        let remote = `{ if [ -f ${libraryMark} ]; then printf 'library\tok\n'; else printf 'library\tmissing\n'; fi; } && ${hostInvocation("status", args)}`;
         if (!box.cacheOnly && box.network) {
             remote += " && " + hostInvocation("container", ["status", box.network, ...box.instances.map((i) => i.name)]);
         }
         const result = spawnSync("ssh", [...sshArgs, `${box.user}@${box.host}`, remote], { encoding: "utf8" });
-        const status: BoxStatus = { box: box.name, reachable: result.status === 0, lower: box.lower, lowerBytes: 0, instances: [] };
+        const status: BoxStatus = { box: box.name, reachable: result.status === 0, library: false, lower: box.lower, lowerBytes: 0, instances: [] };
         if (result.status !== 0) {
             status.error = (result.stderr || result.error?.message || `ssh exited ${result.status}`).trim();
             return status;
@@ -75,6 +80,8 @@ export function boxStatus(box: BoxSummary, privateKey: string | undefined): BoxS
             const fields = line.split("\t");
             if (fields[0] === "instance") {
                 status.instances.push({ box: box.name, instance: fields[1], mounted: fields[2] === "1", fstab: fields[3] === "1", upperBytes: Number(fields[4]) });
+            } else if (fields[0] === "library") {
+                status.library = fields[1] === "ok";
             } else if (fields[0] === "lower") {
                 status.lowerBytes = Number(fields[2]);
             } else if (fields[0] === "container") {
@@ -145,6 +152,19 @@ export function formatTable(statuses: BoxStatus[]): string {
     return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd()).join("\n");
 }
 
+/**
+ * The `--target-replace` arguments that put a box's host library back (README: A wiped box),
+ * from the output of `pulumi stack --show-urns`: its HostLibrary's copy and install.
+ */
+export function libraryRecovery(showUrns: string, box: string): string[] {
+    const names = [`::${box}-host-copy`, `::${box}-host-install`];
+    return showUrns
+        .split("\n")
+        .map((line) => /URN: (\S+)/.exec(line)?.[1])
+        .filter((urn): urn is string => urn !== undefined && names.some((name) => urn.endsWith(name)))
+        .flatMap((urn) => ["--target-replace", urn]);
+}
+
 function main(): void {
     const argv = process.argv.slice(2);
     const json = argv.includes("--json");
@@ -174,8 +194,16 @@ function main(): void {
     }
     const statuses = (summary ?? []).map((box) => boxStatus(box, privateKey));
     console.log(json ? JSON.stringify(statuses, null, 2) : formatTable(statuses));
+    const wiped = statuses.filter((s) => s.reachable && !s.library);
+    if (wiped.length > 0) {
+        const urns = pulumi(["stack", "--show-urns", "--stack", stack], cwd);
+        for (const s of wiped) {
+            const args = ["up", "--stack", stack, ...libraryRecovery(urns, s.box)];
+            console.error(`overlay-fleet: ${s.box} has no host library (${hostLibraryCurrent}); put it back with:\n  pulumi ${args.map(shQuote).join(" ")}`);
+        }
+    }
     const unhealthy = (s: BoxStatus) =>
-        !s.reachable || s.instances.some((i) => !i.mounted || (i.container && (i.container.state !== "running" || !i.container.matchesPlan)));
+        !s.reachable || !s.library || s.instances.some((i) => !i.mounted || (i.container && (i.container.state !== "running" || !i.container.matchesPlan)));
     if (statuses.some(unhealthy)) {
         process.exitCode = 1;
     }

@@ -7,6 +7,8 @@
 #   tools/lab.sh down               remove everything `up` made; idempotent
 #   tools/lab.sh status             list the boxes and whether each is up (exit 1 if one is not)
 #   tools/lab.sh env                JSON description of the boxes for tests
+#   tools/lab.sh id                 this lab's id: a new one whenever `up` creates a box (a stack
+#                                   deployed to an older lab describes boxes that are gone)
 #   tools/lab.sh exec BOX -- CMD..  run CMD inside BOX's namespaces (no SSH)
 #   tools/lab.sh ssh BOX CMD..      run CMD on BOX over real SSH (lab key, pinned host key)
 #   tools/lab.sh stop-sshd BOX      kill BOX's sshd (listener and connections); mounts stay
@@ -888,6 +890,9 @@ cmd_up() {
     in_parallel create_box "${to_create[@]}" || die "up: could not create all boxes"
     in_parallel start_sshd "${to_start[@]}" || die "up: not every sshd came up"
     in_parallel start_engine "${to_engine[@]}" || die "up: not every engine came up"
+    if [ "${#to_create[@]}" -gt 0 ] || [ ! -s "$STATE/lab-id" ]; then
+        date +%s%N >"$STATE/lab-id"
+    fi
     log "up: $n box(es) ready"
 }
 
@@ -1056,6 +1061,7 @@ main() {
         down) cmd_down ;;
         status) cmd_status ;;
         env) cmd_env ;;
+        id) [ -s "$STATE/lab-id" ] || die "lab is not up (run: tools/lab.sh up)"; cat "$STATE/lab-id" ;;
         exec) cmd_exec "$@" ;;
         ssh) cmd_ssh "$@" ;;
         stop-sshd)

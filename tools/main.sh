@@ -22,7 +22,16 @@ mkdir -p .pulumi-state
 export PULUMI_BACKEND_URL="${PULUMI_BACKEND_URL:-file://$PWD/.pulumi-state}"
 # Lab only: the lab stack's secrets are encrypted with this published passphrase.
 export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-overlay-fleet-lab}"
+# A stack deployed to an older lab (since recreated, e.g. by the e2e tests) describes boxes that
+# are gone: its state is dropped (the stack's config file stays) and the stack starts afresh.
+lab_id=$(bash tools/lab.sh id)
+lab_mark=".pulumi-state/lab-id.$stack"
+if [ -s "$lab_mark" ] && [ "$(cat "$lab_mark")" != "$lab_id" ] && pulumi stack select "$stack" >/dev/null 2>&1; then
+    echo "overlay-fleet: the lab was recreated since stack $stack was deployed: starting its state afresh"
+    pulumi stack rm --yes --force --preserve-config "$stack" >/dev/null
+fi
 pulumi stack select --create "$stack" >/dev/null
+printf '%s\n' "$lab_id" >"$lab_mark"
 pulumi up --yes --stack "$stack" --parallel 8
 echo
 node -r ts-node/register/transpile-only ops/status.ts --stack "$stack"

@@ -7,6 +7,8 @@ import * as fs from "fs";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { missingLibrary } from "../../components/hostLibrary";
+import type { BoxSummary } from "../../components/box";
+import { boxStatus, libraryRecovery } from "../../ops/status";
 import { freshLab, inBox, inBoxOk, LabBox, labConfig, overlayMounts, scrubBox, TestProject } from "./engine";
 
 let boxes: LabBox[];
@@ -67,10 +69,13 @@ describe("host library", () => {
         const failed = await project.up();
         expect(failed.status).not.toBe(0);
         expect(failed.stdout + failed.stderr).toContain(`overlay-fleet: ${missingLibrary}`);
-        const urns = (await project.pulumiOk(["stack", "--show-urns"])).split("\n").map((l) => /URN: (\S+)/.exec(l)?.[1]).filter((u): u is string => !!u);
-        const library = urns.filter((u) => /::box1-host-(copy|install)$/.test(u));
-        expect(library).toHaveLength(2);
-        await project.upOk(library.flatMap((u) => ["--target-replace", u]));
+        // The status command sees it, and names what to replace: the box's library copy and install.
+        const summary = JSON.parse(await project.pulumiOk(["stack", "output", "summary", "--json"])) as BoxSummary[];
+        const key = fs.readFileSync(boxes[0].privateKeyPath, "utf8");
+        expect(summary.map((box) => [box.name, boxStatus(box, key).library])).toEqual([["box1", false], ["box2", true]]);
+        const recovery = libraryRecovery(await project.pulumiOk(["stack", "--show-urns"]), "box1");
+        expect(recovery.filter((arg) => arg !== "--target-replace").map((urn) => urn.replace(/.*::/, "")).sort()).toEqual(["box1-host-copy", "box1-host-install"]);
+        await project.upOk(recovery);
         await project.upOk();
         expect(await libraries("box1")).toHaveLength(1);
         expect(await overlayMounts("box1")).toHaveLength(4);
