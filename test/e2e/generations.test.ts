@@ -105,20 +105,23 @@ describe("cache generations", () => {
         await inBoxOk("box1", `mkdir -p ${merged(1)}/big && for n in $(seq 1 160); do head -c 1048576 /dev/urandom > ${merged(1)}/big/f$n; done`);
         const views = await Promise.all([1, 2, 3].map(view));
         await configure(3);
+        // Kill the fold on the box while it is building the new generation. The killer runs inside
+        // the box, started before the up and polling every 10 ms, so even a fast fold is caught: the
+        // installed library runs it as `sh fold <lower> ...`, which execs `.../foldtool fold <current generation> ...`.
+        await inBoxOk(
+            "box1",
+            `rm -f /tmp/fold-killed; (n=0; while [ "$n" -lt 30000 ]; do
+                if [ -d /mnt/usbdisk/static_cache.g3.partial ] && pkill -9 -f '^(sh fold|[^ ]*/foldtool fold) /mnt/usbdisk/static_cache[ .]'; then
+                    echo killed >/tmp/fold-killed; exit 0
+                fi
+                n=$((n + 1)); sleep 0.01
+            done) </dev/null >/dev/null 2>&1 &`,
+        );
         const up = project.upInBackground();
         let upOutput = "";
         up.stdout!.on("data", (d) => (upOutput += d));
-        // Kill the fold on the box as soon as it is building the new generation: the installed
-        // library runs it as `sh fold ...` (the shell, or a helper it execs, has `fold` as argv[1]).
-        const killFold = `test -d /mnt/usbdisk/static_cache.g3.partial || exit 0
-            for p in /proc/[0-9]*; do
-              if tr '\\0' '\\n' < $p/cmdline 2>/dev/null | sed -n 2p | grep -qx '[f]old'; then kill -9 \${p#/proc/} && echo killed; fi
-            done`;
-        let killed = false;
-        while (!killed && up.exitCode === null) {
-            killed = (await inBox("box1", killFold)).stdout.includes("killed");
-        }
         await new Promise((r) => (up.exitCode !== null ? r(null) : up.once("exit", r)));
+        const killed = (await inBox("box1", "cat /tmp/fold-killed")).stdout.includes("killed");
         expect(killed, upOutput.slice(-3000)).toBe(true);
         expect(up.exitCode).not.toBe(0);
         // Still on generation 2, every instance mounted and seeing what it saw.
