@@ -313,28 +313,25 @@ of_overlay_mounted_at() {
     [ "$OF_AT_FOUND" = 1 ] && [ "$OF_AT_FSTYPE" = overlay ]
 }
 
-# of_layer_users PATH KINDS [EXCEPT_MOUNTPOINT [EXCEPT_DEV]]: mount points of overlays that use
-# PATH as one of the layer KINDS (comma list of lower, upper, work), compared as written or by
-# inode. Mounts on EXCEPT_MOUNTPOINT and binds of the superblock EXCEPT_DEV (major:minor) are not
-# counted. The result (newline-separated "<mountpoint> (<kind>)") in OF_USERS; returns 0 if there
-# is at least one.
+# of_layer_users PATH KINDS: mount points of overlays that use PATH as one of the layer KINDS
+# (comma list of lower, upper, work), compared as written or by inode. The result
+# (newline-separated "<mountpoint> (<kind>)") in OF_USERS; returns 0 if there is at least one.
 of_layer_users() {
     of_layer_scan same "$@"
 }
 
-# of_layer_near PATH KINDS [EXCEPT_MOUNTPOINT [EXCEPT_DEV [instances]]]: like of_layer_users, but
-# also counts layers PATH is inside of or contains, and for a lower its whole family of
-# generations (of_lower_relation). With `instances`, only overlays with an upper dir count (not
-# read-only views such as the fold's). Findings in OF_NEAR, each "<relation> the <kind> of another
-# overlay on '<mountpoint>' (<kind> '<layer>')", joined by "; "; returns 0 if there is one.
+# of_layer_near PATH KINDS: like of_layer_users, but also counts layers PATH is inside of or
+# contains, and for a lower its whole family of generations (of_lower_relation). Findings in
+# OF_NEAR, each as of_near_finding, joined by "; "; returns 0 if there is one.
 of_layer_near() {
     of_layer_scan near "$@"
 }
 
 # of_layers_near EXCEPT_MOUNTPOINT EXCEPT_DEV LABEL:PATH:KINDS...: of_layer_near of several paths
-# (no `:` in them) against the instance overlays, in one walk of the mount table: the first
-# finding in OF_NEAR_LABEL, OF_NEAR_PATH and OF_NEAR (one "<relation> the <kind> of another
-# overlay on ..."); returns 0 if there is one.
+# (no `:` in them) against the instance overlays (those with an upper dir, not read-only views
+# such as the fold's) other than the one on EXCEPT_MOUNTPOINT or of the superblock EXCEPT_DEV
+# (major:minor), in one walk of the mount table: the first finding in OF_NEAR_LABEL,
+# OF_NEAR_PATH and OF_NEAR; returns 0 if there is one.
 of_layers_near() {
     of_ln_except=$1
     of_ln_except_dev=$2
@@ -345,47 +342,44 @@ of_layers_near() {
     [ -n "$OF_NEAR" ]
 }
 of_layers_near_cb() {
-    [ "$OF_MI_FSTYPE" = overlay ] || return 0
     [ "$OF_MI_MP" != "$of_ln_except" ] || return 0
     [ "$OF_MI_DEV" != "$of_ln_except_dev" ] || return 0
-    # instances only: the fold's read-only views have no upper
     of_opt_get upperdir "$OF_MI_SUPER" || return 0
     for of_ln_spec in "$@"; do
         of_ln_rest=${of_ln_spec#*:}
         of_layer_match near "${of_ln_rest%:*}" "${of_ln_rest##*:}" "$OF_MI_SUPER" || continue
         OF_NEAR_LABEL=${of_ln_spec%%:*}
         OF_NEAR_PATH=${of_ln_rest%:*}
-        OF_NEAR="$OF_REL the $OF_MATCH_KIND of another overlay on '$OF_MI_MP' ($OF_MATCH_KIND '$OF_MATCH_LAYER')"
+        of_near_finding
+        OF_NEAR=$OF_FINDING
         return 1
     done
 }
 
-# of_layer_scan same|near PATH KINDS [EXCEPT_MOUNTPOINT [EXCEPT_DEV [instances]]]
+# of_layer_scan same|near PATH KINDS: of_layer_users or of_layer_near, over the overlays only.
 of_layer_scan() {
     OF_USERS=
     OF_NEAR=
     of_lu_mode=$1
     of_lu_path=$2
     of_lu_kinds=$3
-    of_lu_except=${4-}
-    of_lu_except_dev=${5-}
-    of_lu_only=${6-}
     of_relation_forget
     of_mi_select fstype=overlay of_layer_scan_cb
     [ -n "$OF_USERS" ]
 }
 of_layer_scan_cb() {
-    [ "$OF_MI_FSTYPE" = overlay ] || return 0
-    [ "$OF_MI_MP" != "$of_lu_except" ] || return 0
-    [ "$OF_MI_DEV" != "$of_lu_except_dev" ] || return 0
-    if [ "$of_lu_only" = instances ] && ! of_opt_get upperdir "$OF_MI_SUPER"; then
-        return 0
-    fi
     of_layer_match "$of_lu_mode" "$of_lu_path" "$of_lu_kinds" "$OF_MI_SUPER" || return 0
     OF_USERS="$OF_USERS${OF_USERS:+
 }$OF_MI_MP ($OF_MATCH_KIND)"
-    OF_NEAR="$OF_NEAR${OF_NEAR:+; }$OF_REL the $OF_MATCH_KIND of another overlay on '$OF_MI_MP' ($OF_MATCH_KIND '$OF_MATCH_LAYER')"
+    of_near_finding
+    OF_NEAR="$OF_NEAR${OF_NEAR:+; }$OF_FINDING"
     return 0
+}
+
+# of_near_finding: the last of_layer_match of the mount in OF_MI_* as words, in OF_FINDING:
+# "<relation> the <kind> of another overlay on '<mountpoint>' (<kind> '<layer>')".
+of_near_finding() {
+    OF_FINDING="$OF_REL the $OF_MATCH_KIND of another overlay on '$OF_MI_MP' ($OF_MATCH_KIND '$OF_MATCH_LAYER')"
 }
 
 # of_layer_match same|near PATH KINDS OPTS: whether PATH matches a layer of the KINDS named in
