@@ -62,9 +62,13 @@ export function withDefaultTag(image: string): string {
     return lastSegment.includes(":") || lastSegment.includes("@") ? image : `${image}:latest`;
 }
 
+/** Archives already checked, by path, with the identity of the file they were read from. */
+const inspected = new Map<string, { identity: string; archive: ImageArchive }>();
+
 /**
  * Checks an image archive and returns what it holds; throws an Error whose message completes
- * "<key>: <path> ..." (e.g. "does not exist", "is not a docker image archive ...").
+ * "<key>: <path> ..." (e.g. "does not exist", "is not a docker image archive ..."). An archive
+ * named by `defaults` is checked for every box: the same unchanged file is read and hashed once.
  */
 export function inspectImageArchive(file: string): ImageArchive {
     let fd: number;
@@ -74,7 +78,13 @@ export function inspectImageArchive(file: string): ImageArchive {
         throw new Error("does not exist or cannot be read");
     }
     try {
-        if (!fs.fstatSync(fd).isFile()) throw new Error("is not a file");
+        const stat = fs.fstatSync(fd, { bigint: true });
+        if (!stat.isFile()) throw new Error("is not a file");
+        const identity = `${stat.dev}:${stat.ino}:${stat.size}:${stat.mtimeNs}:${stat.ctimeNs}`;
+        const known = inspected.get(file);
+        if (known?.identity === identity) {
+            return known.archive;
+        }
         let manifest: Buffer | undefined;
         try {
             manifest = readTarMember(fd, "manifest.json");
@@ -94,7 +104,9 @@ export function inspectImageArchive(file: string): ImageArchive {
         for (let position = 0, n; (n = fs.readSync(fd, chunk, 0, chunk.length, position)) > 0; position += n) {
             hash.update(chunk.subarray(0, n));
         }
-        return { path: file, sha256: hash.digest("hex"), repoTags };
+        const archive = { path: file, sha256: hash.digest("hex"), repoTags };
+        inspected.set(file, { identity, archive });
+        return archive;
     } finally {
         fs.closeSync(fd);
     }
