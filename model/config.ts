@@ -9,11 +9,10 @@ import { BoxPlan, planBox } from "./plan";
 import { parseFleetConfig, RawFleetConfig, ResolvedBox } from "./schema";
 import { validatePlan } from "./validate";
 
-export { configNamespace, maxInstancesPerBox, pinnedMountOptions } from "./constants";
+export { configNamespace } from "./constants";
 export { ConfigError } from "./issues";
 export type { ConfigIssue, PropertyError } from "./issues";
 export type { BoxPlan, InstancePlan } from "./plan";
-export { absolutePathProblem, isWithin, topLevelKeys } from "./schema";
 export type {
     BoxSettings,
     ConflictRule,

@@ -53,7 +53,7 @@ const wholeNumber =
 const unsafePathCharacter = /[,:\\\s\x00-\x1f\x7f"'`$]/;
 
 /** An absolute, normalised path usable in overlay options and fstab fields. */
-export const absolutePathProblem: Rule<string> = (value) => {
+const absolutePathProblem: Rule<string> = (value) => {
     if (!value.startsWith("/")) {
         return `must be an absolute path, got ${show(value)}`;
     }
@@ -84,7 +84,7 @@ const relativePathProblem: Rule<string> = (value) => {
 };
 
 /** True when `inner` is `outer` or lies below it. */
-export function isWithin(inner: string, outer: string): boolean {
+function isWithin(inner: string, outer: string): boolean {
     return inner === outer || inner.startsWith(outer.endsWith("/") ? outer : `${outer}/`);
 }
 
