@@ -2,7 +2,7 @@
  * overlay-fleet program entry: one stack = one host group. Reads the stack config and plans it
  * (invalid config fails `pulumi preview` before any box is touched), then declares one Box per
  * host. Its stack outputs: `summary` (what is deployed where, read by `npm run status`) and
- * `foldReports` (each box's last fold: what it folded, and every conflict).
+ * `foldReports` (each box's last apply report: its lower, the fold with every conflict, the instances).
  */
 import { Box, BoxSummary } from "./components/box";
 import { stageHostLibrary } from "./components/hostLibrary";
@@ -17,7 +17,7 @@ async function main() {
     const hostLibrary = stageHostLibrary();
     const boxes = fleet.boxes.map((plan) => new Box(plan.settings.name, { plan, privateKey: fleet.privateKey, hostLibrary }));
     const summary: BoxSummary[] = boxes.map((box) => box.summary);
-    return { summary, foldReports: Object.fromEntries(boxes.map((box) => [box.summary.name, box.lowerCache.report])) };
+    return { summary, foldReports: Object.fromEntries(boxes.map((box) => [box.summary.name, box.apply.stdout])) };
 }
 
 const program = main();

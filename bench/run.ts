@@ -28,8 +28,8 @@ import {
     scrubBox,
     TestProject,
 } from "../test/e2e/engine";
-import { hostScript, shQuote } from "../components/hostScripts";
-import { mountCalls, unmountCalls } from "../components/overlayInstance";
+import { applyCalls, applyInput, applyReadsStdin } from "../components/box";
+import { hostCall, hostLibraryRoot, installAndRun, stageHostLibrary } from "../components/hostLibrary";
 import { boxFstab } from "../model/constants";
 import { planFleet } from "../model/config";
 
@@ -64,29 +64,32 @@ function ssh(box: LabBox, script: string): { status: number | null; stdout: stri
 }
 
 /**
- * overlay-fleet's own box work for the same plan, batched: per box one SSH session that runs, per
- * instance, the very calls of its mount (or unmount) command, in sequence, with the host scripts
- * written to a temp dir first. What a deploy would cost with one connection per box and today's
- * checks; the rest of work/floor is connections and Pulumi.
+ * overlay-fleet's own box work for the same plan, without Pulumi: per box one SSH session running
+ * the very command of its apply (library install, lower, instances), the library copied
+ * beforehand (untimed). The rest of work/floor is Pulumi and the library copy's connection.
  */
 async function batched(boxes: LabBox[], shape: Shape, teardown: boolean): Promise<number> {
     const { defaults, boxes: declared } = labConfig(boxes, Object.fromEntries(boxes.slice(0, shape.boxes).map((b) => [b.name, shape.instances])));
     const plans = planFleet({ defaults, boxes: declared }).boxes;
+    const library = stageHostLibrary(path.join(__dirname, ".."));
+    const target = (name: string) => boxes.find((b) => b.name === name)!;
+    if (!teardown) {
+        for (const { settings } of plans) {
+            const tar = spawnSync("tar", ["-C", path.dirname(path.resolve(library.dir)), "-c", library.hash]);
+            const copied = spawnSync("ssh", [...sshArgs(target(settings.name)).slice(0, -1), `mkdir -p ${hostLibraryRoot} && tar -x -C ${hostLibraryRoot}`], { input: tar.stdout });
+            if (copied.status !== 0) throw new Error(`copying the host library to ${settings.name} failed: ${copied.stderr}`);
+        }
+    }
     const [, seconds] = await timed(async () => {
         await Promise.all(
-            plans.map(async ({ settings, instances }) => {
-                const box = boxes.find((b) => b.name === settings.name)!;
-                const lines = ["set -e", 'd=$(mktemp -d)', "trap 'rm -rf \"$d\"' EXIT"];
-                for (const name of ["fstab", "mount", "unmount"] as const) {
-                    lines.push(`cat >"$d/${name}" <<'OVERLAY_FLEET_EOF'`, hostScript(name), "OVERLAY_FLEET_EOF");
-                }
-                for (const plan of instances) {
-                    const calls = teardown ? unmountCalls({ plan, fstab: boxFstab, purgeOnRemove: false }) : mountCalls({ plan, fstab: boxFstab });
-                    lines.push(calls.map(([name, args]) => ["sh", `"$d/${name}"`, ...args.map(shQuote)].join(" ")).join(" && ") + " >/dev/null");
-                }
-                const result = await run("ssh", sshArgs(box), { input: lines.join("\n") });
+            plans.map(async (plan) => {
+                const box = target(plan.settings.name);
+                const remote = teardown
+                    ? hostCall("apply", ["remove", boxFstab, plan.settings.name, "keep"])
+                    : installAndRun(library.hash, "bench", applyCalls(plan), applyReadsStdin);
+                const result = await run("ssh", [...sshArgs(box).slice(0, -1), remote], { input: applyInput(plan) });
                 if (result.status !== 0) {
-                    throw new Error(`batched calls failed on ${box.name}: ${result.stderr.split("\n").slice(0, 3).join("\n")}`);
+                    throw new Error(`the apply failed on ${box.name}: ${result.stderr.split("\n").slice(0, 3).join("\n")}`);
                 }
             }),
         );
@@ -278,7 +281,7 @@ async function main(): Promise<void> {
     const archive = await buildLabImage();
     console.log("seconds of wall time (preview: median of 3); floor = the seed's recipe typed by hand (one SSH session per box); c = with containers");
     console.log("work/floor = (first up - preview) / floor up; ssh/inst = SSH connections per instance in the first up");
-    console.log("batch/floor = the same box work batched (our scripts, one SSH session per box) / floor up: the least a one-connection-per-box deploy would cost");
+    console.log("batch/floor = the box's apply command without Pulumi (one SSH session per box, library already copied) / floor up: the box work alone");
     console.log("shape   preview  first-up  noop-up  destroy  floor-up  floor-down  work/floor  batch/floor  ssh/inst  noop-ssh  state/inst B  check");
     for (const name of wanted.length ? wanted : all) {
         await runShape(parse(name)!, archive);

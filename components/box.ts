@@ -9,11 +9,12 @@ import { knownHostsLine } from "../model/net";
 import { boxFstab } from "../model/constants";
 import { InstancePlan } from "../model/plan";
 import { ContainerImage } from "./containerImage";
-import { HostLibrary, HostLibraryBundle } from "./hostLibrary";
+import { hostCall, HostCall, HostLibrary, HostLibraryBundle, installAndRun, removalScript } from "./hostLibrary";
 import { InstanceContainer } from "./instanceContainer";
-import { createRetire, LowerCache } from "./lowerCache";
+import { HostScriptName } from "./hostScripts";
+import { LowerCache, LowerCacheArgs, lowerCalls, retireCalls } from "./lowerCache";
 import { MacvlanNetwork } from "./macvlanNetwork";
-import { OverlayInstance } from "./overlayInstance";
+import { instanceRecord, OverlayInstance } from "./overlayInstance";
 
 
 type Connection = pulumi.Output<command.types.input.remote.ConnectionArgs>;
@@ -45,17 +46,18 @@ export interface BoxSummary {
 
 /**
  * One box of the host group: its host library, lower cache, N overlay instances and, unless the
- * box is cache-only, the macvlan network, the image and one container per instance. Children are
- * created in the order the box needs them; destroy runs in reverse (containers, then mounts and
- * fstab lines), and cache data is never deleted.
+ * box is cache-only, the macvlan network, the image and one container per instance. The library
+ * is copied, then one command over one SSH connection (the box's apply) installs it, makes the
+ * lower ready and converges the box's overlays to the plan; the containers follow. Destroy runs in
+ * reverse (containers, then mounts and fstab lines), and cache data is never deleted.
  */
 export class Box extends pulumi.ComponentResource {
     public readonly library: HostLibrary;
     public readonly lowerCache: LowerCache;
+    /** The box's apply: library install, lower, instances, retire of old generations. */
+    public readonly apply: command.remote.Command;
     public readonly instances: OverlayInstance[];
     public readonly containers: InstanceContainer[];
-    /** The lower cache's retire step (generation > 1). */
-    public readonly retire?: command.remote.Command;
     /** The SSH connection given to every remote command; a secret as a whole. */
     public readonly connection: Connection;
     public readonly summary: BoxSummary;
@@ -65,13 +67,11 @@ export class Box extends pulumi.ComponentResource {
         const box = args.plan.settings;
         const plans = args.plan.instances;
         this.connection = boxConnection(box, args.privateKey);
-        this.library = new HostLibrary(`${name}-host`, { connection: this.connection, bundle: args.hostLibrary, fstab: boxFstab }, { parent: this });
+        this.library = new HostLibrary(`${name}-host`, { connection: this.connection, bundle: args.hostLibrary }, { parent: this });
         this.lowerCache = createLowerCache(this, name, args.plan);
-        this.instances = createInstances(this, name, box, plans);
+        this.apply = createApply(this, name, args.plan);
+        this.instances = createInstances(this, name, plans);
         this.containers = box.cacheOnly ? [] : createContainers(this, name, box, plans, args.privateKey);
-        // The retire step belongs to the lower cache; it kept its name when it moved under it.
-        // Generation 1 has nothing to retire: the step exists from the first bump on.
-        this.retire = box.generation > 1 ? createRetire(this.lowerCache, name, this.instances, { aliases: [{ parent: this }] }) : undefined;
 
         this.summary = {
             name,
@@ -108,46 +108,70 @@ export function boxConnection(box: ResolvedBox, privateKey?: pulumi.Input<string
     );
 }
 
-/** The box's preflight, lower and fold, after its host library. */
-export function createLowerCache(owner: Box, name: string, plan: BoxPlan): LowerCache {
+/** The arguments of a box's LowerCache, from its plan. */
+export function lowerCacheArgs(plan: BoxPlan): LowerCacheArgs {
     const box = plan.settings;
-    return new LowerCache(
-        `${name}-cache`,
+    return {
+        instanceRoot: box.instanceRoot,
+        lower: plan.lower,
+        privatePaths: box.privatePaths,
+        generation: box.generation,
+        conflictRule: box.conflictRule,
+        fstab: boxFstab,
+    };
+}
+
+/** The box's lower cache at its declared generation (realised by the box's apply). */
+export function createLowerCache(owner: Box, name: string, plan: BoxPlan): LowerCache {
+    return new LowerCache(`${name}-cache`, lowerCacheArgs(plan), { parent: owner });
+}
+
+/** The host calls of a box's apply, in order: the lower, the instances (their records on stdin), the retire. */
+export function applyCalls(plan: BoxPlan): HostCall[] {
+    const lower = lowerCacheArgs(plan);
+    return [
+        ...lowerCalls(lower),
+        ["apply", ["set", boxFstab, plan.settings.name, plan.settings.purgeOnRemove ? "purge" : "keep"]],
+        ...retireCalls(lower),
+    ];
+}
+
+/** The stdin of a box's apply: one instanceRecord per instance. */
+export function applyInput(plan: BoxPlan): string {
+    return plan.instances.map(instanceRecord).join("");
+}
+
+/** The one call of a box's apply that reads its stdin. */
+export const applyReadsStdin: ReadonlySet<HostScriptName> = new Set(["apply"]);
+
+/**
+ * The box's one remote command, after its library copy: installs the library, makes the lower
+ * ready (preflight, prepare, fold), converges the box's overlays to the plan (host/apply.sh, one
+ * instanceRecord per instance on stdin: the stack diff of an instance is a line of it) and retires
+ * old generations. Every step is idempotent, so any change re-runs the whole, one SSH connection
+ * per box. Its delete takes the instances down (upper data kept unless purgeOnRemove), then the
+ * library.
+ */
+export function createApply(owner: Box, name: string, plan: BoxPlan): command.remote.Command {
+    const box = plan.settings;
+    const mode = box.purgeOnRemove ? "purge" : "keep";
+    const hash = owner.library.hash;
+    return new command.remote.Command(
+        `${name}-apply`,
         {
             connection: owner.connection,
-            instanceRoot: box.instanceRoot,
-            lower: plan.lower,
-            privatePaths: box.privatePaths,
-            generation: box.generation,
-            conflictRule: box.conflictRule,
-            fstab: boxFstab,
+            addPreviousOutputInEnv: false,
+            create: owner.library.copy.id.apply((copyId) => installAndRun(hash, copyId, applyCalls(plan), applyReadsStdin)),
+            delete: `${hostCall("apply", ["remove", boxFstab, box.name, mode])}\n${removalScript(hash, boxFstab)}`,
+            stdin: applyInput(plan),
         },
-        { parent: owner, dependsOn: [owner.library] },
+        { parent: owner, dependsOn: [owner.library.copy] },
     );
 }
 
-/**
- * One OverlayInstance per plan, all deployed in parallel. A generation switch remounts them one
- * at a time on the box (the mount runs under the box lock), so the others keep serving.
- */
-export function createInstances(owner: Box, name: string, box: ResolvedBox, plans: InstancePlan[]): OverlayInstance[] {
-    const instances: OverlayInstance[] = [];
-    for (const plan of plans) {
-        instances.push(
-            new OverlayInstance(
-                `${name}-${plan.name}`,
-                {
-                    connection: owner.connection,
-                    plan,
-                    fstab: boxFstab,
-                    purgeOnRemove: box.purgeOnRemove,
-                },
-                // The cache's ready command, not the component: its retire step waits for these.
-                { parent: owner, dependsOn: [owner.lowerCache.ready] },
-            ),
-        );
-    }
-    return instances;
+/** One OverlayInstance component per plan: the instances in the stack's diff, realised by the box's apply. */
+export function createInstances(owner: Box, name: string, plans: InstancePlan[]): OverlayInstance[] {
+    return plans.map((plan) => new OverlayInstance(`${name}-${plan.name}`, { plan }, { parent: owner }));
 }
 
 /**
@@ -179,12 +203,12 @@ export function createContainers(
             gateway: network.gateway,
             provider,
         },
-        { parent: owner, dependsOn: [owner.library] },
+        { parent: owner, dependsOn: [owner.apply] },
     );
     const image = new ContainerImage(
         `${name}-image`,
         { connection: owner.connection, image: settings.image, archive: settings.imageArchive },
-        { parent: owner, dependsOn: [owner.library] },
+        { parent: owner, dependsOn: [owner.apply] },
     );
     return plans.map(
         (plan, i) =>
@@ -199,7 +223,7 @@ export function createContainers(
                     merged: owner.instances[i].merged,
                     maxDownPerBox: box.maxDownPerBox,
                 },
-                { parent: owner, dependsOn: [owner.instances[i], macvlan, image] },
+                { parent: owner, dependsOn: [owner.apply, macvlan, image] },
             ),
     );
 }

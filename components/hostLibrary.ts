@@ -116,11 +116,14 @@ export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostL
  * It names no library version, so an upgrade of overlay-fleet changes only each box's library
  * resource, not these commands; a box without the library fails saying so.
  */
-export function hostCalls(...calls: Array<[HostScriptName, readonly string[]]>): string {
+export function hostCalls(...calls: HostCall[]): string {
     // Byte for byte as in every command of existing stacks: a new text would update (re-run) them all.
     const enter = `{ cd ${hostLibraryCurrent} 2>/dev/null || { echo "overlay-fleet: ${missingLibrary}" >&2; exit 3; }; }`;
     return [enter, ...calls.map(([name, args]) => ["sh", name, ...args.map(shQuote)].join(" "))].join(" && ");
 }
+
+/** One call of an installed host command: the script's name and its arguments. */
+export type HostCall = [HostScriptName, readonly string[]];
 
 /** What a box without the host library says (no double quotes: it is echoed inside them). */
 export const missingLibrary = `no host library on this box (${hostLibraryCurrent}): replace the box's HostLibrary, see README: A wiped box`;
@@ -136,10 +139,8 @@ function libraryScriptPreamble(hash: string): string[] {
 }
 
 /**
- * Removes a box's library when its install resource goes: only the current version, and only
- * once no managed fstab line is left on the box (destroy removes the instances first). A
- * replacement of the same version (a wiped box) runs this after the new install, while the
- * box's instances still exist, so it keeps what it just installed.
+ * Removes a box's library when the box's apply goes (after it took the instances down): only the
+ * current version, and only once no managed fstab line is left on the box.
  */
 export function removalScript(hash: string, fstab: string): string {
     return [
@@ -156,14 +157,14 @@ export function removalScript(hash: string, fstab: string): string {
 /**
  * Installs a staged library on a box and makes it current (run after the copy): every file is
  * checked against SHA256SUMS, `host` is switched to it with one rename, and other versions are
- * removed (the commands that used them have finished: Pulumi runs this before any of the box's
- * commands of the new version, and a box runs one deployment at a time).
+ * removed (no command uses them: the box's other commands run after its apply, and a box runs
+ * one deployment at a time).
  */
 export function activationScript(hash: string): string {
     return [
         ...libraryScriptPreamble(hash),
         "umask 022",
-        'cd "$root/$hash" 2>/dev/null || { echo "overlay-fleet: host library $hash was not copied to $root" >&2; exit 1; }',
+        `cd "$root/$hash" 2>/dev/null || { echo "overlay-fleet: host library $hash is not on this box ($root/$hash): replace the box's library copy, see README: A wiped box" >&2; exit 1; }`,
         'sha256sum -c --quiet SHA256SUMS >&2 || { echo "overlay-fleet: host library $hash on this box is incomplete" >&2; exit 1; }',
         // The fold helper of this box's architecture (the copy keeps no modes).
         'if ls foldtool-* >/dev/null 2>&1; then',
@@ -179,29 +180,45 @@ export function activationScript(hash: string): string {
     ].join("\n");
 }
 
+/**
+ * A box's whole deployment as one command text: the library `hash` installed and made current
+ * (activationScript), then each call on its own line in the library (`sh <name> 'arg' ...`), the
+ * script stopping at the first that fails. Only the calls named in `stdinFor` read the command's
+ * stdin; the others get /dev/null. The first line names the library copy (`copyId`): a new copy
+ * of the same version (`pulumi up --replace` of it, for a wiped box) re-runs the whole.
+ */
+export function installAndRun(hash: string, copyId: string, calls: HostCall[], stdinFor: ReadonlySet<HostScriptName>): string {
+    return [
+        `# overlay-fleet host library ${hash}, copy ${copyId}`,
+        activationScript(hash),
+        'cd "$current"',
+        ...calls.map(([name, args]) => ["sh", name, ...args.map(shQuote), ...(stdinFor.has(name) ? [] : ["</dev/null"])].join(" ")),
+    ].join("\n");
+}
+
 /** Arguments of a box's host library. */
 export interface HostLibraryArgs {
     /** SSH connection to the box (secret: it holds the private key). */
     connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
     /** The staged library (see stageHostLibrary). */
     bundle: HostLibraryBundle;
-    /** The box's fstab: the library is removed only when no managed line is left in it. */
-    fstab: string;
 }
 
 /**
- * overlay-fleet's host library on one box, installed once at `/var/lib/overlay-fleet/lib/<hash>`
- * (copied with the command plugin's CopyToRemote over SFTP, then checked and made current), so
- * every other command of the box is a short call into it. The state keeps the library's hash,
- * not its text; a new overlay-fleet version shows as one update of this resource per box.
+ * overlay-fleet's host library on one box, copied once to `/var/lib/overlay-fleet/lib/<hash>`
+ * with the command plugin's CopyToRemote over SFTP; the box's apply command checks it and makes
+ * it current (installAndRun), so every other step is a short call into it. The state keeps the
+ * library's hash, not its text; a new overlay-fleet version shows as a new copy per box and an
+ * update of the box's apply.
  */
 export class HostLibrary extends pulumi.ComponentResource {
     public readonly copy: command.remote.CopyToRemote;
-    public readonly install: command.remote.Command;
+    public readonly hash: string;
 
     constructor(name: string, args: HostLibraryArgs, opts?: pulumi.ComponentResourceOptions) {
         super("overlay-fleet:host:HostLibrary", name, {}, opts);
         const { bundle } = args;
+        this.hash = bundle.hash;
         if (bundle.warning) {
             pulumi.log.warn(bundle.warning, this);
         }
@@ -214,13 +231,6 @@ export class HostLibrary extends pulumi.ComponentResource {
                 triggers: [bundle.hash],
             },
             { parent: this },
-        );
-        this.install = new command.remote.Command(
-            `${name}-install`,
-            { connection: args.connection, addPreviousOutputInEnv: false, create: activationScript(bundle.hash),
-              delete: removalScript(bundle.hash, args.fstab),
-              triggers: [bundle.hash] },
-            { parent: this, dependsOn: [this.copy] },
         );
         this.registerOutputs({ hash: bundle.hash });
     }

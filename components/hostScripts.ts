@@ -1,12 +1,12 @@
 import * as fs from "fs";
 import * as path from "path";
-import { generationSuffix, maxGeneration, maxMountDataLength, pinnedMountOptions } from "../model/constants";
+import { boxPlanDir, generationSuffix, maxGeneration, maxMountDataLength, pinnedMountOptions } from "../model/constants";
 
 /** Directory holding the POSIX sh scripts that run on a box. */
 export const hostScriptDir = path.join(__dirname, "..", "host");
 
 /** Names of the host-side scripts (file `host/<name>.sh`). */
-export const hostScriptNames = ["preflight", "lower", "mount", "unmount", "fstab", "status", "fold", "gc", "engine", "image", "container"] as const;
+export const hostScriptNames = ["apply", "preflight", "lower", "mount", "unmount", "fstab", "status", "fold", "gc", "engine", "image", "container"] as const;
 export type HostScriptName = (typeof hostScriptNames)[number];
 
 /**
@@ -29,6 +29,7 @@ export const hostFacts: Readonly<Record<string, string>> = {
     OF_MAX_MOUNT_DATA: String(maxMountDataLength),
     OF_GENERATION_SUFFIX: generationSuffix,
     OF_MAX_GENERATION: String(maxGeneration),
+    OF_PLAN_DIR: boxPlanDir,
 };
 
 /**

@@ -16,7 +16,7 @@ export interface InstanceContainerArgs {
     imageId: pulumi.Input<string>;
     /** The macvlan network to join with the instance's fixed IP and MAC. */
     networkName: pulumi.Input<string>;
-    /** The merged dir, as an output of the mounted overlay (so the container comes after it). */
+    /** The merged dir (mounted by the box's apply, which the container depends on). */
     merged: pulumi.Input<string>;
     /** At most this many containers of the box are replaced at once (enforced on the box). */
     maxDownPerBox: number;

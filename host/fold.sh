@@ -101,6 +101,15 @@ if [ "$5" != - ]; then
 fi
 shift 5
 
+fold_gen_path "$lower" "$target_gen"
+target=$FOLD_GP
+# A complete generation is never rebuilt (a fold builds `.partial` and renames it): with the target
+# there, the box's apply re-runs this as a no-op whatever state its instances are in.
+if [ -d "$target" ] && [ ! -L "$target" ]; then
+    printf 'fold %s: generation %s already exists; nothing to do\n' "$target_gen" "$target"
+    exit 0
+fi
+
 # From here on "$@" is the instances: <name> <upper> pairs, in fold order.
 if [ "$1" = --fstab ]; then
     [ -f "$2" ] && [ -r "$2" ] || of_die "fstab file '$2' is not readable"
@@ -124,8 +133,6 @@ $fstab_instances
 EOF
 fi
 
-fold_gen_path "$lower" "$target_gen"
-target=$FOLD_GP
 staging=$lower$OF_GENERATION_SUFFIX$target_gen.partial
 work=$lower$OF_GENERATION_SUFFIX$target_gen.work
 parent=${lower%/*}

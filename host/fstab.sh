@@ -30,6 +30,8 @@ if [ "$action" = set ]; then
     line="overlay $merged overlay $5,x-overlay-fleet=$id 0 0"
 fi
 
+[ "$action" != remove ] || ! of_applied_keeps id "$id" || exit 0
+
 # Edit the file a symlinked fstab points to: rename(2) over the link would replace the link.
 if [ -L "$fstab" ]; then
     target=$(readlink -f -- "$fstab") || of_die "cannot resolve the fstab symlink '$fstab'"

@@ -3,7 +3,7 @@
 # Delivery: a box runs `sh -c '<facts><lib.sh><lib-fold.sh><name>.sh' of-<name> 'arg1' ...`, so this
 # file is plain function definitions (nothing is sourced). <facts> assigns the values the
 # TypeScript owns (components/hostScripts.ts hostFacts: OF_PINNED_OPTIONS, OF_MAX_MOUNT_DATA,
-# OF_GENERATION_SUFFIX, OF_MAX_GENERATION); no host file writes one of those values itself.
+# OF_GENERATION_SUFFIX, OF_MAX_GENERATION, OF_PLAN_DIR); no host file writes one of those values itself.
 # Strict POSIX sh (tested with dash); needs coreutils, util-linux and awk on the box (README: What
 # a box needs). Every name defined here starts with `of_`/`OF_`.
 #
@@ -1009,6 +1009,28 @@ of_fstab_has() {
 }
 of_fstab_has_cb() {
     [ "$OF_FE_ID" != "$1" ] || { of_fh_found=0; return 1; }
+}
+
+# of_applied_keeps KIND VALUE: a call of the per-instance commands of overlay-fleet 0.1 (their
+# delete commands, still in the state of a stack deployed with it) must not take down an instance
+# that a box's plan now holds (of-apply records them in $OF_PLAN_DIR/<box>: `<id> <merged>` per
+# line). True, with a note on stdout, when VALUE (KIND id or merged) is planned and the caller is
+# not of-apply itself.
+of_applied_keeps() {
+    [ -z "${OF_APPLY-}" ] || return 1
+    [ -d "$OF_PLAN_DIR" ] || return 1
+    for of_ak_f in "$OF_PLAN_DIR"/*; do
+        [ -f "$of_ak_f" ] || continue
+        while IFS=' ' read -r of_ak_id of_ak_merged; do
+            case $1 in
+                id) [ "$of_ak_id" = "$2" ] || continue ;;
+                *) [ "$of_ak_merged" = "$2" ] || continue ;;
+            esac
+            printf 'ok %s: kept, the plan of box %s holds %s\n' "$OF_PROG" "${of_ak_f##*/}" "$of_ak_id"
+            return 0
+        done <"$of_ak_f"
+    done
+    return 1
 }
 
 # of_du_bytes PATH: disk usage of PATH (one filesystem) in bytes, in OF_BYTES; 0 if missing.

@@ -24,6 +24,8 @@ if [ "$#" -eq 5 ]; then
     of_check_path "fstab file" "$5"; fstab=$OF_PATH
 fi
 
+! of_applied_keeps merged "$merged" || exit 0
+
 if [ "$mode" = purge ]; then
     inst=${merged%/mnts}
     if [ "$inst" = "$merged" ] || [ -z "$inst" ]; then

@@ -17,3 +17,6 @@ export const maxGeneration = 9999;
 
 /** Generation N > 1 of a lower `L` is the sibling directory `L<generationSuffix>N`. */
 export const generationSuffix = ".g";
+
+/** Where a box records the instances its last apply planned, one file per box (`<dir>/<box>`). */
+export const boxPlanDir = "/var/lib/overlay-fleet/plans";

@@ -153,16 +153,18 @@ export function formatTable(statuses: BoxStatus[]): string {
 }
 
 /**
- * The `--target-replace` arguments that put a box's host library back (README: A wiped box),
- * from the output of `pulumi stack --show-urns`: its HostLibrary's copy and install.
+ * The `pulumi up` arguments that put a wiped box back (README: A wiped box), from the output of
+ * `pulumi stack --show-urns`: a new copy of its host library, which re-runs the box's apply
+ * (install, lower, overlays and fstab lines); `--refresh` lets the docker provider see containers
+ * the box lost.
  */
 export function libraryRecovery(showUrns: string, box: string): string[] {
-    const names = [`::${box}-host-copy`, `::${box}-host-install`];
-    return showUrns
+    const name = `::${box}-host-copy`;
+    const urns = showUrns
         .split("\n")
         .map((line) => /URN: (\S+)/.exec(line)?.[1])
-        .filter((urn): urn is string => urn !== undefined && names.some((name) => urn.endsWith(name)))
-        .flatMap((urn) => ["--target-replace", urn]);
+        .filter((urn): urn is string => urn !== undefined && urn.endsWith(name));
+    return ["--refresh", ...urns.flatMap((urn) => ["--replace", urn])];
 }
 
 function main(): void {

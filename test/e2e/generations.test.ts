@@ -47,15 +47,17 @@ afterAll(async () => {
 describe("cache generations", () => {
     let before: Map<string, string>[];
 
-    it("preview of a generation bump shows the box's fold and each instance's switch", async () => {
+    it("preview of a generation bump shows the box's fold, each instance's switch and the retire", async () => {
         before = await Promise.all([1, 2, 3].map(view));
         await configure(2);
         const { steps, result } = await project.preview();
         expect(result.status, result.stderr).toBe(0);
         const changed = steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`).sort();
-        expect(changed).toEqual(
-            ["update box1-cache-lower", "create box1-retire", ...[1, 2, 3].map((i) => `update box1-ttnode${i}-mount`)].sort(),
-        );
+        expect(changed).toEqual(["update box1-apply"]);
+        const diff = await project.pulumiOk(["preview", "--diff"]);
+        expect(diff).toMatch(/\+ *sh fold '\/mnt\/usbdisk\/static_cache' '2' /);
+        expect(diff).toMatch(/\+ *sh gc '\/mnt\/usbdisk\/static_cache' '2' /);
+        for (const i of [1, 2, 3]) expect(diff).toMatch(new RegExp(`\\+ *box1/ttnode${i}\\t/mnt/usbdisk/static_cache\\.g2\\t`));
         expect(await inBoxOk("box1", "ls /mnt/usbdisk")).not.toContain("static_cache.g2");
     });
 

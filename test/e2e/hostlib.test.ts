@@ -6,10 +6,9 @@
 import * as fs from "fs";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { missingLibrary } from "../../components/hostLibrary";
 import type { BoxSummary } from "../../components/box";
 import { boxStatus, libraryRecovery } from "../../ops/status";
-import { freshLab, inBox, inBoxOk, LabBox, labConfig, overlayMounts, scrubBox, TestProject } from "./engine";
+import { freshLab, inBox, inBoxOk, LabBox, labConfig, managedFstabLines, overlayMounts, scrubBox, TestProject } from "./engine";
 
 let boxes: LabBox[];
 let project: TestProject;
@@ -38,10 +37,11 @@ describe("host library", () => {
             expect((await inBoxOk(box, "readlink /var/lib/overlay-fleet/host")).trim()).toBe(`lib/${hash}`);
             expect((await inBox(box, "cd /var/lib/overlay-fleet/host && sha256sum -c --quiet SHA256SUMS")).status).toBe(0);
         }
-        const state = JSON.parse(await project.pulumiOk(["stack", "export"])) as { deployment: { resources: Array<{ urn: string; inputs?: { create?: string } }> } };
-        const mount = state.deployment.resources.find((r) => r.urn.endsWith("box1-ttnode1-mount"))!;
-        expect(mount.inputs!.create!).toMatch(/^\{ cd \/var\/lib\/overlay-fleet\/host .*\} && sh fstab 'set' /);
-        expect(mount.inputs!.create!.length).toBeLessThan(1000);
+        const state = JSON.parse(await project.pulumiOk(["stack", "export"])) as { deployment: { resources: Array<{ urn: string; inputs?: { create?: string; stdin?: string } }> } };
+        const apply = state.deployment.resources.find((r) => r.urn.endsWith("box1-apply"))!;
+        expect(apply.inputs!.create!).toMatch(/\nsh apply 'set' '\/etc\/fstab' 'box1' 'keep'$/);
+        expect(apply.inputs!.create!.length).toBeLessThan(2500);
+        expect(apply.inputs!.stdin!.split("\n").filter(Boolean)).toHaveLength(2);
     });
 
     it("a changed host library previews as each box's library update only, and replaces the old version", async () => {
@@ -49,7 +49,7 @@ describe("host library", () => {
         fs.appendFileSync(path.join(project.dir, "host", "lib.sh"), "\n# overlay-fleet, a later version\n");
         const { steps } = await project.preview();
         const changed = [...new Set(steps.filter((s) => s.op !== "same").map((s) => s.name))].sort();
-        expect(changed).toEqual(["box1-host-copy", "box1-host-install", "box2-host-copy", "box2-host-install"]);
+        expect(changed).toEqual(["box1-apply", "box1-host-copy", "box2-apply", "box2-host-copy"]);
         await project.upOk();
         const after = await libraries("box1");
         expect(after).toHaveLength(1);
@@ -62,23 +62,27 @@ describe("host library", () => {
         expect(await overlayMounts("box1")).toHaveLength(3);
     });
 
-    it("a box that lost its library says so, and gets it back by replacing its library resources", async () => {
+    it("a wiped box says so, and gets its library, overlays and fstab lines back from a new library copy", async () => {
         await inBoxOk("box1", "rm -rf /var/lib/overlay-fleet/lib /var/lib/overlay-fleet/host");
         const { defaults, boxes: declared } = labConfig(boxes, { box1: 4, box2: 1 });
         project.configure(defaults, declared);
         const failed = await project.up();
         expect(failed.status).not.toBe(0);
-        expect(failed.stdout + failed.stderr).toContain(`overlay-fleet: ${missingLibrary}`);
-        // The status command sees it, and names what to replace: the box's library copy and install.
+        expect(failed.stdout + failed.stderr).toMatch(/overlay-fleet: host library [0-9a-f]{16} is not on this box \(\/var\/lib\/overlay-fleet\/lib\/[0-9a-f]{16}\): replace the box's library copy/);
+        // The status command sees it, and names what to replace: the box's library copy.
         const summary = JSON.parse(await project.pulumiOk(["stack", "output", "summary", "--json"])) as BoxSummary[];
         const key = fs.readFileSync(boxes[0].privateKeyPath, "utf8");
         expect(summary.map((box) => [box.name, boxStatus(box, key).library])).toEqual([["box1", false], ["box2", true]]);
         const recovery = libraryRecovery(await project.pulumiOk(["stack", "--show-urns"]), "box1");
-        expect(recovery.filter((arg) => arg !== "--target-replace").map((urn) => urn.replace(/.*::/, "")).sort()).toEqual(["box1-host-copy", "box1-host-install"]);
+        expect(recovery.map((arg) => arg.replace(/.*::/, ""))).toEqual(["--refresh", "--replace", "box1-host-copy"]);
+        // A wiped disk lost the mounts and fstab lines too: the apply the new copy re-runs restores them.
+        await inBoxOk("box1", "for m in $(findmnt -rn -t overlay -o TARGET | grep ^/mnt/usbdisk/); do umount $m; done; sed -i '/x-overlay-fleet=/d' /etc/fstab");
         await project.upOk(recovery);
-        await project.upOk();
         expect(await libraries("box1")).toHaveLength(1);
         expect(await overlayMounts("box1")).toHaveLength(4);
+        expect(await managedFstabLines("box1")).toHaveLength(4);
+        const { steps } = await project.preview();
+        expect(steps.filter((s) => s.op !== "same")).toEqual([]);
     });
 
     it("destroy removes the library once nothing on the box uses it", async () => {

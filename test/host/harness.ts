@@ -36,6 +36,8 @@ export interface RunOptions {
     /** Replaces PATH entirely. */
     path?: string;
     timeoutMs?: number;
+    /** Written to the command's stdin (sh() only; otherwise stdin is empty). */
+    input?: string;
 }
 
 /**
@@ -172,6 +174,7 @@ export class HostNs {
             env: this.env(opts),
             timeout: opts?.timeoutMs ?? 120_000,
             maxBuffer: 64 * 1024 * 1024,
+            input: opts?.input,
         });
         if (r.error) throw r.error;
         return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr.toString() };

@@ -1,0 +1,132 @@
+# of-apply set <fstabFile> <box> <keep|purge>      (stdin: the box's planned instances)
+# of-apply remove <fstabFile> <box> <keep|purge>   (stdin: the instances to remove)
+#
+# The box's overlays in one go, one record per line on stdin, fields separated by one tab:
+#   <id> <lower> <upper> <work> <merged> <pinnedOptions> <fstabOptions> <container|-> <foldManifest|->
+# `set` converges the box to the plan: first every managed fstab line of <box> (marker
+# x-overlay-fleet=<box>/...) whose id the plan no longer has is taken down as of-unmount and
+# of-fstab remove would (the upper data kept unless purge; a busy instance keeps its line), then
+# each planned instance gets its fstab line and its mount (of-fstab set, then of-mount), in order,
+# one at a time (a generation switch remounts one instance at a time). `remove` unmounts each
+# listed instance, then removes its line. An instance that fails does not stop the others: its
+# error is printed and the status is 1. `set` records the plan's ids and merged dirs in
+# $OF_PLAN_DIR/<box> (`remove` deletes that file). Runs in the installed host library (the other
+# commands beside it).
+
+[ "$#" -eq 4 ] || of_usage "usage: of-apply set|remove <fstabFile> <box> <keep|purge>"
+action=$1
+case $action in
+    set | remove) ;;
+    *) of_usage "first argument must be set or remove, got '$action'" ;;
+esac
+of_check_path "fstab file" "$2"; fstab=$OF_PATH
+box=$3
+of_check_id "$box/x"
+case $4 in
+    keep | purge) mode=$4 ;;
+    *) of_usage "fourth argument must be keep or purge, got '$4'" ;;
+esac
+
+# Our own calls of of-unmount and of-fstab remove: not the legacy per-instance commands they
+# refuse while the box's plan still holds the instance (see of_applied_keeps in host/lib.sh).
+OF_APPLY=1
+export OF_APPLY
+
+tmp=$(mktemp) || of_die "cannot create a temp file"
+trap 'rm -f -- "$tmp" "$tmp.ids"' EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+cat >"$tmp" || of_die "cannot read the plan from stdin"
+# A last record without its newline is a record too (`read` would drop it, and set would take its instance down).
+if [ -s "$tmp" ] && [ -n "$(tail -c 1 -- "$tmp")" ]; then echo >>"$tmp" || of_die "cannot write '$tmp'"; fi
+
+tab=$(printf '\t')
+# ap_record LINE: the record's fields in ap_id ap_lower ap_upper ap_work ap_merged ap_pinned
+# ap_fstab_opts ap_container ap_manifest; a record of another box or with a missing field is a usage error.
+ap_record() {
+    IFS=$tab read -r ap_id ap_lower ap_upper ap_work ap_merged ap_pinned ap_fstab_opts ap_container ap_manifest ap_rest <<EOF || :
+$1
+EOF
+    [ -n "$ap_manifest" ] && [ -z "$ap_rest" ] || of_usage "plan record must have 9 tab-separated fields: $1"
+    case $ap_id in
+        "$box"/*) ;;
+        *) of_usage "instance '$ap_id' is not on box '$box'" ;;
+    esac
+}
+
+failed=0
+ap_fail() {
+    failed=$((failed + 1))
+}
+
+# ap_down ID MERGED UPPER WORK: unmount, then remove the fstab line (kept when the unmount failed).
+ap_down() {
+    if sh ./unmount "$2" "$mode" "$3" "$4" "$fstab"; then
+        sh ./fstab remove "$fstab" "$1" || ap_fail
+    else
+        ap_fail
+    fi
+}
+
+planned=
+while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    ap_record "$line"
+    planned="$planned $ap_id "
+done <"$tmp"
+
+if [ "$action" = set ]; then
+    # Managed lines of this box the plan no longer has: collected first, taken down after the walk.
+    : >"$tmp.ids"
+    ap_collect() {
+        case $OF_FE_ID in
+            "$box"/*) ;;
+            *) return 0 ;;
+        esac
+        case $planned in
+            *" $OF_FE_ID "*) return 0 ;;
+        esac
+        of_opt_get upperdir "$OF_FE_OPTS" && ap_u=$OF_OPT_VAL || ap_u=
+        of_opt_get workdir "$OF_FE_OPTS" && ap_w=$OF_OPT_VAL || ap_w=
+        printf '%s\t%s\t%s\t%s\n' "$OF_FE_ID" "$OF_FE_TARGET" "$ap_u" "$ap_w" >>"$tmp.ids"
+    }
+    of_fstab_each "$fstab" ap_collect
+    while IFS=$tab read -r ap_id ap_merged ap_upper ap_work; do
+        if [ -z "$ap_upper" ] || [ -z "$ap_work" ]; then
+            of_err "managed fstab line of '$ap_id' names no upperdir or workdir; left alone"
+            ap_fail
+            continue
+        fi
+        ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" </dev/null
+    done <"$tmp.ids"
+fi
+
+while IFS= read -r line; do
+    [ -n "$line" ] || continue
+    ap_record "$line"
+    if [ "$action" = set ]; then
+        { sh ./fstab set "$fstab" "$ap_id" "$ap_merged" "$ap_fstab_opts" &&
+            sh ./mount "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest"; } </dev/null || ap_fail
+    else
+        ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" </dev/null
+    fi
+done <"$tmp"
+
+# The plan of record for the legacy guard (of_applied_keeps): what this box's plan now holds.
+record=$OF_PLAN_DIR/$box
+if [ "$action" = set ]; then
+    mkdir -p -- "$OF_PLAN_DIR" || of_die "cannot create '$OF_PLAN_DIR'"
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        ap_record "$line"
+        printf '%s %s\n' "$ap_id" "$ap_merged"
+    done <"$tmp" >"$record.new" && mv -f -- "$record.new" "$record" || of_die "cannot write '$record'"
+else
+    rm -f -- "$record"
+    rmdir -- "$OF_PLAN_DIR" 2>/dev/null || :
+fi
+
+if [ "$failed" -gt 0 ]; then
+    of_die "$failed of the box's instances failed (see above); the others are done"
+fi

@@ -1,0 +1,435 @@
+/**
+ * host/apply.sh as a box runs it: from its installed host library (staged here with
+ * stageHostLibrary, no fold helper needed), `cd <lib> && sh apply set|remove <fstab> <box> <mode>`
+ * with one instanceRecord per instance on stdin.
+ *
+ * apply records the box's plan in OF_PLAN_DIR (/var/lib/overlay-fleet/plans, a fact of the
+ * library, not an argument): every test first covers /var/lib with a tmpfs inside its private
+ * mount namespace, so nothing is ever written below the machine's /var/lib.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stageHostLibrary } from "../../components/hostLibrary";
+import { instanceRecord } from "../../components/overlayInstance";
+import { boxPlanDir } from "../../model/constants";
+import { InstancePlan } from "../../model/plan";
+import { fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, Result, RunOptions, withHostNs } from "./harness";
+
+const unavailable = hostTestsUnavailable();
+
+/** Foreign fstab content: comments, a blank line, tabs and trailing blanks (kept byte for byte). */
+const FOREIGN =
+    "# /etc/fstab: static file system information.\n" +
+    "UUID=0a1b2c3d-1111-2222-3333-444455556666 /               ext4    errors=remount-ro 0       1\n" +
+    "\n" +
+    "/dev/sdb1\t/mnt/usbdisk\text4\tdefaults,nofail\t0\t2   \n";
+
+/** The staged host library (absolute), shared by the file's tests. */
+let stageRoot = "";
+let lib = "";
+beforeAll(() => {
+    if (unavailable) return;
+    stageRoot = fs.mkdtempSync(path.join(os.tmpdir(), "of-apply-lib-"));
+    lib = path.resolve(stageHostLibrary(stageRoot).dir);
+    for (const name of ["apply", "mount", "unmount", "fstab"]) {
+        expect(fs.existsSync(path.join(lib, name))).toBe(true);
+    }
+});
+
+afterAll(() => {
+    if (stageRoot) fs.rmSync(stageRoot, { recursive: true, force: true });
+});
+
+/**
+ * Plan records on the machine (read only, never created) that name a path of the test dir: none
+ * may, the records of a test stay in its namespace's tmpfs. (Other things on the machine, a lab,
+ * may keep records there of their own.)
+ */
+function machineRecordsNaming(dir: string): string[] {
+    if (!fs.existsSync(boxPlanDir)) return [];
+    return fs.readdirSync(boxPlanDir).filter((f) => {
+        try {
+            return fs.readFileSync(path.join(boxPlanDir, f), "utf8").includes(dir);
+        } catch {
+            return false;
+        }
+    });
+}
+
+/** A test on a fresh box (setUpBox) in its own namespace; afterwards the machine's records are checked. */
+async function withBox(fn: (ns: HostNs, box: { disk: string; lower: string; fstab: string }) => void): Promise<void> {
+    let dir = "";
+    await withHostNs((ns) => {
+        dir = ns.dir;
+        fn(ns, setUpBox(ns));
+        expect(machineRecordsNaming(dir)).toEqual([]);
+    });
+    expect(machineRecordsNaming(dir)).toEqual([]);
+}
+
+/** A box's disk below the test dir: a lower with content, an fstab with foreign lines, /var/lib private. */
+function setUpBox(ns: HostNs): { disk: string; lower: string; fstab: string } {
+    ns.ok("mount -t tmpfs -o size=4m,mode=0755 of-test-varlib /var/lib");
+    expect(ns.superOptions("/var/lib")?.fstype).toBe("tmpfs");
+    const disk = ns.p("disk");
+    const lower = path.join(disk, "static_cache");
+    fs.mkdirSync(path.join(lower, "dir"), { recursive: true });
+    fs.writeFileSync(path.join(lower, "a.txt"), "lower-a\n");
+    fs.writeFileSync(path.join(lower, "dir", "b.txt"), "lower-b\n");
+    const fstab = ns.p("fstab");
+    fs.writeFileSync(fstab, FOREIGN);
+    return { disk, lower, fstab };
+}
+
+/** An instance plan as model/plan.ts builds one (cache-only: no container, generation 1). */
+function plan(ns: HostNs, box: string, name: string, index: number): InstancePlan {
+    const disk = ns.p("disk");
+    const lower = path.join(disk, "static_cache");
+    const dirName = box === "box1" ? name : `${box}-${name}`;
+    const i = instancePaths(disk, dirName);
+    return {
+        box,
+        index,
+        name,
+        id: `${box}/${name}`,
+        key: `${box}.${name}`,
+        dir: path.join(disk, dirName),
+        ...i,
+        hostname: name,
+        ipOverridden: false,
+        mac: `02:42:ac:11:00:0${index}`,
+        mountOptions: PINNED,
+        lower,
+        fstabOptions: fstabOptions(lower, i.upper, i.work, disk),
+    };
+}
+
+function fstabLine(p: InstancePlan): string {
+    return `overlay ${p.merged} overlay ${p.fstabOptions},x-overlay-fleet=${p.id} 0 0`;
+}
+
+/** `sh apply <action> <fstab> <box> <mode>` in the library, the records (or raw text) on stdin. */
+function apply(ns: HostNs, action: "set" | "remove", fstab: string, records: InstancePlan[] | string, box = "box1", mode = "keep"): Result {
+    const input = typeof records === "string" ? records : records.map(instanceRecord).join("");
+    return ns.sh('cd "$1" && shift && sh apply "$@"', [lib, action, fstab, box, mode], { input });
+}
+
+/** Another command of the library, called as an older overlay-fleet's per-instance commands are. */
+function libCall(ns: HostNs, name: string, args: string[], opts?: RunOptions): Result {
+    return ns.sh('cd "$1" && shift && sh "$@"', [lib, name, ...args], opts);
+}
+
+/** Mount points of the overlays below the test dir, sorted. */
+function overlays(ns: HostNs): string[] {
+    return ns
+        .mountinfo()
+        .split("\n")
+        .filter((l) => l.split(" - ")[1]?.startsWith("overlay ") && l.split(" ")[4].startsWith(ns.dir + "/"))
+        .map((l) => l.split(" ")[4])
+        .sort();
+}
+
+/** Mount id of the overlay on `merged` (fails the test when there is none). */
+function mountId(ns: HostNs, merged: string): string {
+    const s = ns.superOptions(merged);
+    expect(s?.fstype).toBe("overlay");
+    return s!.id;
+}
+
+function planRecord(ns: HostNs, box = "box1"): string | undefined {
+    const r = ns.sh('cat "$1"', [path.join(boxPlanDir, box)]);
+    return r.status === 0 ? r.stdout : undefined;
+}
+
+function recordOf(...plans: InstancePlan[]): string {
+    return plans.map((p) => `${p.id} ${p.merged}\n`).join("");
+}
+
+/** The fstab without its managed lines: the foreign content, byte for byte. */
+function foreignPart(content: string): string {
+    return content
+        .split("\n")
+        .filter((l) => !managedLines(l).length)
+        .join("\n");
+}
+
+describe.skipIf(unavailable)("host apply", () => {
+    it("set mounts every instance with its fstab line and records the plan; a re-run changes nothing", async () => {
+        await withBox((ns, { fstab }) => {
+            const ps = [1, 2, 3].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+
+            const r = apply(ns, "set", fstab, ps);
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(overlays(ns)).toEqual(ps.map((p) => p.merged).sort());
+            for (const p of ps) {
+                const s = ns.superOptions(p.merged)!;
+                expect(s.fstype).toBe("overlay");
+                expect(s.superOpts).toContain(`lowerdir=${p.lower}`);
+                expect(s.superOpts).toContain(`upperdir=${p.upper}`);
+                expect(s.superOpts).toContain(`workdir=${p.work}`);
+                expect(ns.ok('cat "$1/a.txt"', [p.merged])).toBe("lower-a\n");
+            }
+            // The instances are separate overlays: a write lands in its own upper only.
+            ns.ok('echo one > "$1/new.txt"', [ps[0].merged]);
+            expect(fs.readFileSync(path.join(ps[0].upper, "new.txt"), "utf8")).toBe("one\n");
+            expect(fs.existsSync(path.join(ps[1].upper, "new.txt"))).toBe(false);
+
+            const content = fs.readFileSync(fstab, "utf8");
+            expect(managedLines(content)).toEqual(ps.map(fstabLine));
+            expect(content.startsWith(FOREIGN)).toBe(true);
+            expect(foreignPart(content)).toBe(foreignPart(FOREIGN));
+            expect(planRecord(ns)).toBe(recordOf(...ps));
+
+            // Again: every step is a no-op, nothing is remounted or rewritten.
+            const mi = ns.mountinfo();
+            const stat = fs.statSync(fstab);
+            const again = apply(ns, "set", fstab, ps);
+            expect(again.stderr).toBe("");
+            expect(again.status).toBe(0);
+            expect(again.stdout).not.toMatch(/: (mounted|remounted|added|replaced|removed)\b/);
+            expect(ns.mountinfo()).toBe(mi);
+            expect(fs.readFileSync(fstab, "utf8")).toBe(content);
+            const after = fs.statSync(fstab);
+            expect(after.ino).toBe(stat.ino);
+            expect(after.mtimeMs).toBe(stat.mtimeMs);
+            expect(planRecord(ns)).toBe(recordOf(...ps));
+            expect(ns.ok('cat "$1/new.txt"', [ps[0].merged])).toBe("one\n");
+
+            // The last record without its newline is still a record: instance 3 is not dropped.
+            const unterminated = apply(ns, "set", fstab, ps.map(instanceRecord).join("").replace(/\n$/, ""));
+            expect(unterminated.stderr).toBe("");
+            expect(unterminated.status).toBe(0);
+            expect(ns.mountinfo()).toBe(mi);
+            expect(fs.readFileSync(fstab, "utf8")).toBe(content);
+            expect(planRecord(ns)).toBe(recordOf(...ps));
+        });
+    });
+
+    it("set takes down an instance the plan dropped: keep leaves its upper, purge deletes upper and work", async () => {
+        await withBox((ns, { fstab }) => {
+            const [p1, p2, p3] = [1, 2, 3].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            expect(apply(ns, "set", fstab, [p1, p2, p3]).status).toBe(0);
+            ns.ok('echo two > "$1/data.txt" && echo one > "$2/data.txt"', [p2.merged, p1.merged]);
+            const id1 = mountId(ns, p1.merged);
+            const id3 = mountId(ns, p3.merged);
+
+            let r = apply(ns, "set", fstab, [p1, p3]);
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(ns.mountsAt(p2.merged)).toEqual([]);
+            expect(fs.existsSync(p2.merged)).toBe(false);
+            expect(fs.readFileSync(path.join(p2.upper, "data.txt"), "utf8")).toBe("two\n");
+            expect(fs.existsSync(p2.work)).toBe(true);
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual([fstabLine(p1), fstabLine(p3)]);
+            expect(fs.readFileSync(fstab, "utf8").startsWith(FOREIGN)).toBe(true);
+            expect(mountId(ns, p1.merged)).toBe(id1);
+            expect(mountId(ns, p3.merged)).toBe(id3);
+            expect(planRecord(ns)).toBe(recordOf(p1, p3));
+
+            // Back in the plan: its kept upper shows again.
+            expect(apply(ns, "set", fstab, [p1, p2, p3]).status).toBe(0);
+            expect(ns.ok('cat "$1/data.txt"', [p2.merged])).toBe("two\n");
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual([fstabLine(p1), fstabLine(p3), fstabLine(p2)]);
+
+            // purge: upper and work go too; the others' data stays.
+            r = apply(ns, "set", fstab, [p1, p3], "box1", "purge");
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(ns.mountsAt(p2.merged)).toEqual([]);
+            expect(fs.existsSync(p2.upper)).toBe(false);
+            expect(fs.existsSync(p2.work)).toBe(false);
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual([fstabLine(p1), fstabLine(p3)]);
+            expect(mountId(ns, p1.merged)).toBe(id1);
+            expect(mountId(ns, p3.merged)).toBe(id3);
+            expect(fs.readFileSync(path.join(p1.upper, "data.txt"), "utf8")).toBe("one\n");
+            expect(fs.existsSync(p3.upper)).toBe(true);
+            expect(planRecord(ns)).toBe(recordOf(p1, p3));
+        });
+    });
+
+    it("an instance that fails does not stop the others: they are mounted, the status is 1", async () => {
+        await withBox((ns, { fstab }) => {
+            const [p1, p2, p3] = [1, 2, 3].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            // Something wrote into instance 2's bare mountpoint: of-mount refuses to cover it.
+            fs.mkdirSync(p2.merged, { recursive: true });
+            fs.writeFileSync(path.join(p2.merged, "stray.txt"), "stray\n");
+
+            const r = apply(ns, "set", fstab, [p1, p2, p3]);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain(`merged dir '${p2.merged}' is not mounted but not empty`);
+            expect(r.stderr).toContain("1 of the box's instances failed");
+            expect(overlays(ns)).toEqual([p1.merged, p3.merged].sort());
+            expect(ns.mountsAt(p2.merged)).toEqual([]);
+            expect(fs.readFileSync(path.join(p2.merged, "stray.txt"), "utf8")).toBe("stray\n");
+            const lines = managedLines(fs.readFileSync(fstab, "utf8"));
+            expect(lines).toContain(fstabLine(p1));
+            expect(lines).toContain(fstabLine(p3));
+            // The plan is recorded as planned, the failed instance included.
+            expect(planRecord(ns)).toBe(recordOf(p1, p2, p3));
+
+            // Cleared, the next set mounts it.
+            fs.rmSync(path.join(p2.merged, "stray.txt"));
+            expect(apply(ns, "set", fstab, [p1, p2, p3]).status).toBe(0);
+            expect(overlays(ns)).toEqual([p1.merged, p2.merged, p3.merged].sort());
+
+            // A dropped instance that is busy keeps its mount and its line; the others are done.
+            const id3 = mountId(ns, p3.merged);
+            const busy = ns.spawnBackground('cd "$1" && exec sleep 600', [p3.merged]);
+            ns.ok('for n in $(seq 50); do fuser -m "$1" >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1', [p3.merged]);
+            const p4 = plan(ns, "box1", "ttnode4", 4);
+            let again = apply(ns, "set", fstab, [p1, p2, p4]);
+            expect(again.status).toBe(1);
+            expect(again.stderr).toContain(`cannot unmount the overlay at '${p3.merged}', it is busy`);
+            expect(again.stderr).toContain("1 of the box's instances failed");
+            expect(mountId(ns, p3.merged)).toBe(id3);
+            expect(mountId(ns, p4.merged)).toBeDefined();
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual([p1, p2, p3, p4].map(fstabLine));
+            expect(planRecord(ns)).toBe(recordOf(p1, p2, p4));
+            busy.stop();
+            ns.ok('for n in $(seq 50); do fuser -m "$1" >/dev/null 2>&1 || exit 0; sleep 0.1; done; exit 1', [p3.merged]);
+            again = apply(ns, "set", fstab, [p1, p2, p4]);
+            expect(again.stderr).toBe("");
+            expect(again.status).toBe(0);
+            expect(overlays(ns)).toEqual([p1.merged, p2.merged, p4.merged].sort());
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual([p1, p2, p4].map(fstabLine));
+        });
+    });
+
+    it("refuses a record of another box or a malformed record (exit 2) before it touches anything", async () => {
+        await withBox((ns, { fstab }) => {
+            const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            const other = plan(ns, "box2", "x", 1);
+
+            let r = apply(ns, "set", fstab, [p1, other]);
+            expect(r.status).toBe(2);
+            expect(r.stderr).toContain("instance 'box2/x' is not on box 'box1'");
+            expect(overlays(ns)).toEqual([]);
+            expect(fs.readFileSync(fstab, "utf8")).toBe(FOREIGN);
+            expect(planRecord(ns)).toBeUndefined();
+
+            // With a box already deployed: the refused plan drops nothing either.
+            expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
+            const mi = ns.mountinfo();
+            const content = fs.readFileSync(fstab, "utf8");
+            for (const records of [
+                instanceRecord(p1) + instanceRecord(other),
+                instanceRecord(p1) + instanceRecord(p2).replace(/\t-\n$/, "\n"), // 8 fields
+                instanceRecord(p1).replace(/\n$/, "\textra\n"), // 10 fields
+            ]) {
+                r = apply(ns, "set", fstab, records);
+                expect(r.status).toBe(2);
+                expect(r.stdout).toBe("");
+                expect(ns.mountinfo()).toBe(mi);
+                expect(fs.readFileSync(fstab, "utf8")).toBe(content);
+                expect(planRecord(ns)).toBe(recordOf(p1, p2));
+            }
+            r = apply(ns, "remove", fstab, [p1, other]);
+            expect(r.status).toBe(2);
+            expect(ns.mountinfo()).toBe(mi);
+            expect(planRecord(ns)).toBe(recordOf(p1, p2));
+        });
+    });
+
+    it("legacy per-instance delete commands keep what the plan holds; with OF_APPLY they take it down", async () => {
+        await withBox((ns, { fstab }) => {
+            const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
+            ns.ok('echo one > "$1/data.txt"', [p1.merged]);
+            const id1 = mountId(ns, p1.merged);
+            const content = fs.readFileSync(fstab, "utf8");
+
+            for (const mode of ["keep", "purge"]) {
+                const r = libCall(ns, "unmount", [p1.merged, mode, p1.upper, p1.work, fstab]);
+                expect(r.stderr).toBe("");
+                expect(r.status).toBe(0);
+                expect(r.stdout).toBe("ok unmount: kept, the plan of box box1 holds box1/ttnode1\n");
+                expect(mountId(ns, p1.merged)).toBe(id1);
+                expect(fs.readFileSync(path.join(p1.upper, "data.txt"), "utf8")).toBe("one\n");
+            }
+            let r = libCall(ns, "fstab", ["remove", fstab, p1.id]);
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(r.stdout).toBe("ok fstab: kept, the plan of box box1 holds box1/ttnode1\n");
+            expect(fs.readFileSync(fstab, "utf8")).toBe(content);
+
+            // An instance the plan does not hold is not protected.
+            const loose = plan(ns, "box1", "ttnode9", 9);
+            expect(libCall(ns, "mount", [loose.lower, loose.upper, loose.work, loose.merged, PINNED, "-", "-"]).status).toBe(0);
+            r = libCall(ns, "unmount", [loose.merged, "keep", loose.upper, loose.work, fstab]);
+            expect(r.status).toBe(0);
+            expect(r.stdout).not.toContain("the plan of box");
+            expect(ns.mountsAt(loose.merged)).toEqual([]);
+
+            // of-apply's own calls (OF_APPLY=1) are not legacy ones.
+            const env = { OF_APPLY: "1" };
+            r = libCall(ns, "unmount", [p1.merged, "keep", p1.upper, p1.work, fstab], { env });
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(ns.mountsAt(p1.merged)).toEqual([]);
+            r = libCall(ns, "fstab", ["remove", fstab, p1.id], { env });
+            expect(r.status).toBe(0);
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual([fstabLine(p2)]);
+            expect(fs.readFileSync(path.join(p1.upper, "data.txt"), "utf8")).toBe("one\n");
+            expect(ns.mountsAt(p2.merged)).toHaveLength(1);
+        });
+    });
+
+    it("set never touches the managed lines or mounts of another box", async () => {
+        await withBox((ns, { fstab }) => {
+            const p1 = plan(ns, "box1", "ttnode1", 1);
+            const p2 = plan(ns, "box1", "ttnode2", 2);
+            // box2's instance, mounted with its line; box10 (a name box1 is a prefix of): a line only.
+            const b2 = plan(ns, "box2", "ttnode1", 1);
+            const b10 = plan(ns, "box10", "ttnode1", 1);
+            expect(libCall(ns, "mount", [b2.lower, b2.upper, b2.work, b2.merged, PINNED, "-", "-"]).status).toBe(0);
+            for (const b of [b2, b10]) {
+                expect(libCall(ns, "fstab", ["set", fstab, b.id, b.merged, b.fstabOptions]).status).toBe(0);
+            }
+            const b2Id = mountId(ns, b2.merged);
+
+            expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
+            let lines = managedLines(fs.readFileSync(fstab, "utf8"));
+            expect(lines).toEqual([fstabLine(b2), fstabLine(b10), fstabLine(p1), fstabLine(p2)]);
+
+            // Dropping all of box1's instances (an empty plan) and purging: box2 and box10 stay.
+            const r = apply(ns, "set", fstab, "", "box1", "purge");
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            lines = managedLines(fs.readFileSync(fstab, "utf8"));
+            expect(lines).toEqual([fstabLine(b2), fstabLine(b10)]);
+            expect(overlays(ns)).toEqual([b2.merged]);
+            expect(mountId(ns, b2.merged)).toBe(b2Id);
+            expect(fs.existsSync(b2.upper)).toBe(true);
+            expect(fs.readFileSync(fstab, "utf8").startsWith(FOREIGN)).toBe(true);
+            expect(planRecord(ns)).toBe("");
+        });
+    });
+
+    it("remove takes down every listed instance and deletes the plan record", async () => {
+        await withBox((ns, { fstab }) => {
+            const ps = [1, 2, 3].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            expect(apply(ns, "set", fstab, ps).status).toBe(0);
+            ns.ok('echo two > "$1/data.txt"', [ps[1].merged]);
+            expect(planRecord(ns)).toBe(recordOf(...ps));
+
+            const r = apply(ns, "remove", fstab, ps);
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(overlays(ns)).toEqual([]);
+            for (const p of ps) expect(fs.existsSync(p.merged)).toBe(false);
+            expect(fs.readFileSync(fstab, "utf8")).toBe(FOREIGN);
+            expect(planRecord(ns)).toBeUndefined();
+            expect(ns.sh('test -e "$1"', [boxPlanDir]).status).toBe(1);
+            // keep: the uppers stay.
+            expect(fs.readFileSync(path.join(ps[1].upper, "data.txt"), "utf8")).toBe("two\n");
+
+            // Again: nothing left to do.
+            const again = apply(ns, "remove", fstab, ps);
+            expect(again.status).toBe(0);
+            expect(fs.readFileSync(fstab, "utf8")).toBe(FOREIGN);
+        });
+    });
+});
