@@ -75,7 +75,7 @@ async function batched(boxes: LabBox[], shape: Shape, teardown: boolean): Promis
     const target = (name: string) => boxes.find((b) => b.name === name)!;
     if (!teardown) {
         for (const { settings } of plans) {
-            const tar = spawnSync("tar", ["-C", path.dirname(path.resolve(library.dir)), "-c", library.hash]);
+            const tar = spawnSync("tar", ["-C", path.dirname(path.resolve(library.dir)), "-c", library.hash], { maxBuffer: 256 << 20 });
             const copied = spawnSync("ssh", [...sshArgs(target(settings.name)).slice(0, -1), `mkdir -p ${hostLibraryRoot} && tar -x -C ${hostLibraryRoot}`], { input: tar.stdout });
             if (copied.status !== 0) throw new Error(`copying the host library to ${settings.name} failed: ${copied.stderr}`);
         }

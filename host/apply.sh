@@ -5,10 +5,12 @@
 #   <id> <lower> <upper> <work> <merged> <pinnedOptions> <fstabOptions> <container|-> <foldManifest|->
 # `set` converges the box to the plan: first every managed fstab line of <box> (marker
 # x-overlay-fleet=<box>/...) whose id the plan no longer has is taken down as of-unmount and
-# of-fstab remove would (the upper data kept unless purge; a busy instance keeps its line), then
-# each planned instance gets its fstab line and its mount (of-fstab set, then of-mount), in order,
-# one at a time (a generation switch remounts one instance at a time). `remove` unmounts each
-# listed instance, then removes its line. An instance that fails does not stop the others: its
+# of-fstab remove do (the upper data kept unless purge; a busy instance keeps its line), then the
+# planned instances get their fstab lines, in one edit (of-fstab set of all of them; should that
+# be refused, one edit per instance, so only the refused one fails), then their mounts (of-mount),
+# one at a time (a generation switch remounts one instance at a time); an instance whose line
+# could not be written is not mounted. `remove` takes down every managed line of <box> and every
+# listed instance (unmount, then the line). An instance that fails does not stop the others: its
 # error is printed and the status is 1. `set` records the plan's ids and merged dirs in
 # $OF_PLAN_DIR/<box> (`remove` deletes that file). Runs in the installed host library (the other
 # commands beside it).
@@ -33,7 +35,7 @@ OF_APPLY=1
 export OF_APPLY
 
 tmp=$(mktemp) || of_die "cannot create a temp file"
-trap 'rm -f -- "$tmp" "$tmp.ids"' EXIT
+trap 'rm -f -- "$tmp" "$tmp.ids" "$tmp.lines"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
@@ -69,49 +71,85 @@ ap_down() {
     fi
 }
 
+# The ids the box keeps (set: the plan's, remove: none), and for of-mount the planned instances as
+# `<merged> <upper>` lines: it need not compare an instance with its planned siblings (see
+# of_layers_near), which keeps a box of many instances linear.
 planned=
+OF_SIBLINGS=
 while IFS= read -r line; do
     [ -n "$line" ] || continue
     ap_record "$line"
+    [ "$action" = set ] || continue
     planned="$planned $ap_id "
+    OF_SIBLINGS="$OF_SIBLINGS${OF_SIBLINGS:+
+}$ap_merged $ap_upper"
 done <"$tmp"
+export OF_SIBLINGS
+
+# Managed lines of this box that are not kept, collected first, taken down after the walk (on
+# remove all of them: also an instance of a failed run that the records never got).
+: >"$tmp.ids"
+ap_collect() {
+    case $OF_FE_ID in
+        "$box"/*) ;;
+        *) return 0 ;;
+    esac
+    case $planned in
+        *" $OF_FE_ID "*) return 0 ;;
+    esac
+    of_opt_get upperdir "$OF_FE_OPTS" && ap_u=$OF_OPT_VAL || ap_u=
+    of_opt_get workdir "$OF_FE_OPTS" && ap_w=$OF_OPT_VAL || ap_w=
+    printf '%s\t%s\t%s\t%s\n' "$OF_FE_ID" "$OF_FE_TARGET" "$ap_u" "$ap_w" >>"$tmp.ids"
+}
+of_fstab_each "$fstab" ap_collect
+while IFS=$tab read -r ap_id ap_merged ap_upper ap_work; do
+    if [ -z "$ap_upper" ] || [ -z "$ap_work" ]; then
+        of_err "managed fstab line of '$ap_id' names no upperdir or workdir; left alone"
+        ap_fail
+        continue
+    fi
+    ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" </dev/null
+done <"$tmp.ids"
 
 if [ "$action" = set ]; then
-    # Managed lines of this box the plan no longer has: collected first, taken down after the walk.
-    : >"$tmp.ids"
-    ap_collect() {
-        case $OF_FE_ID in
-            "$box"/*) ;;
-            *) return 0 ;;
-        esac
-        case $planned in
-            *" $OF_FE_ID "*) return 0 ;;
-        esac
-        of_opt_get upperdir "$OF_FE_OPTS" && ap_u=$OF_OPT_VAL || ap_u=
-        of_opt_get workdir "$OF_FE_OPTS" && ap_w=$OF_OPT_VAL || ap_w=
-        printf '%s\t%s\t%s\t%s\n' "$OF_FE_ID" "$OF_FE_TARGET" "$ap_u" "$ap_w" >>"$tmp.ids"
-    }
-    of_fstab_each "$fstab" ap_collect
-    while IFS=$tab read -r ap_id ap_merged ap_upper ap_work; do
-        if [ -z "$ap_upper" ] || [ -z "$ap_work" ]; then
-            of_err "managed fstab line of '$ap_id' names no upperdir or workdir; left alone"
-            ap_fail
-            continue
-        fi
-        ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" </dev/null
-    done <"$tmp.ids"
-fi
-
-while IFS= read -r line; do
-    [ -n "$line" ] || continue
-    ap_record "$line"
-    if [ "$action" = set ]; then
-        { sh ./fstab set "$fstab" "$ap_id" "$ap_merged" "$ap_fstab_opts" &&
-            sh ./mount "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest"; } </dev/null || ap_fail
+    # Every planned line in one edit; refused, one edit per instance: only the refused one fails.
+    # The ids whose line is written go to $tmp.lines.
+    set --
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        ap_record "$line"
+        set -- "$@" "$ap_id" "$ap_merged" "$ap_fstab_opts"
+    done <"$tmp"
+    : >"$tmp.lines"
+    if [ "$#" -eq 0 ] || sh ./fstab set "$fstab" "$@" </dev/null; then
+        while [ "$#" -gt 0 ]; do
+            printf '%s\n' "$1" >>"$tmp.lines"
+            shift 3
+        done
     else
-        ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" </dev/null
+        of_warn "writing the box's fstab lines in one edit failed; writing them one by one"
+        while [ "$#" -gt 0 ]; do
+            if sh ./fstab set "$fstab" "$1" "$2" "$3" </dev/null; then
+                printf '%s\n' "$1" >>"$tmp.lines"
+            else
+                ap_fail
+            fi
+            shift 3
+        done
     fi
-done <"$tmp"
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        ap_record "$line"
+        grep -qxF -- "$ap_id" "$tmp.lines" || continue
+        sh ./mount "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest" </dev/null || ap_fail
+    done <"$tmp"
+else
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        ap_record "$line"
+        ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" </dev/null
+    done <"$tmp"
+fi
 
 # The plan of record for the legacy guard (of_applied_keeps): what this box's plan now holds.
 record=$OF_PLAN_DIR/$box

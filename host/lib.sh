@@ -212,6 +212,16 @@ of_is_within() {
 
 # of_canon PATH: the canonical path (symlinks resolved) if it exists, else PATH normalised.
 of_canon() {
+    # A directory: of_dir_canon, which needs no fork when no symlink is on the way.
+    case $1 in
+        /*)
+            if [ -d "$1" ]; then
+                of_dir_canon "$1"
+                OF_CANON=$OF_DCANON
+                return 0
+            fi
+            ;;
+    esac
     if [ -e "$1" ] && OF_CANON=$(readlink -f -- "$1" 2>/dev/null) && [ -n "$OF_CANON" ]; then
         return 0
     fi
@@ -230,7 +240,13 @@ of_sync() {
 
 # of_dir_empty DIR: DIR has no entries.
 of_dir_empty() {
-    [ -z "$(ls -A -- "$1" 2>/dev/null)" ]
+    # Globs, not ls: no fork. An unreadable DIR lists nothing, as with ls.
+    for of_de_f in "$1"/* "$1"/.[!.]* "$1"/..?*; do
+        if [ -e "$of_de_f" ] || [ -L "$of_de_f" ]; then
+            return 1
+        fi
+    done
+    return 0
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -330,7 +346,7 @@ of_layer_near() {
 # of_layers_near EXCEPT_MOUNTPOINT EXCEPT_DEV LABEL:PATH:KINDS...: of_layer_near of several paths
 # (no `:` in them) against the instance overlays (those with an upper dir, not read-only views
 # such as the fold's) other than the one on EXCEPT_MOUNTPOINT or of the superblock EXCEPT_DEV
-# (major:minor), in one walk of the mount table: the first finding in OF_NEAR_LABEL,
+# (major:minor) and the planned siblings in OF_SIBLINGS, in one walk of the mount table: the first finding in OF_NEAR_LABEL,
 # OF_NEAR_PATH and OF_NEAR; returns 0 if there is one.
 of_layers_near() {
     of_ln_except=$1
@@ -338,7 +354,21 @@ of_layers_near() {
     shift 2
     OF_NEAR=
     of_relation_forget
-    of_mi_select fstype=overlay of_layers_near_cb "$@"
+    # awk picks the overlays with an upper dir, but for another instance of the box's plan mounted
+    # as planned (of-apply lists them in OF_SIBLINGS, `<merged> <upper>` per line): the plan keeps
+    # their dirs apart, one dir per instance name.
+    of_ln_lines=$(OF_LN_SIBLINGS=${OF_SIBLINGS-} awk '
+        BEGIN { n = split(ENVIRON["OF_LN_SIBLINGS"], s, "\n"); for (i = 1; i <= n; i++) sibling[s[i]] = 1 }
+        {
+            for (i = 7; i < NF; i++) if ($i == "-") break
+            if ($(i + 1) != "overlay") next
+            up = ""; c = split($(i + 3), o, ",")
+            for (k = 1; k <= c; k++) if (substr(o[k], 1, 9) == "upperdir=") up = substr(o[k], 10)
+            if (up != "" && !(($5 " " up) in sibling)) print
+        }' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
+    of_mi_walk of_layers_near_cb "$@" <<EOF
+$of_ln_lines
+EOF
     [ -n "$OF_NEAR" ]
 }
 of_layers_near_cb() {

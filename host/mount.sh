@@ -69,12 +69,14 @@ if of_layers_near "$mcanon" "$cur_dev" "upper:$upper:upper,work,lower" "work:$wo
     of_die "$OF_NEAR_LABEL dir '$OF_NEAR_PATH' $OF_NEAR; refusing to mount '$merged'"
 fi
 
+missing=
 for d in "$upper" "$work" "$merged"; do
     if [ -e "$d" ] && [ ! -d "$d" ]; then
         of_die "'$d' exists and is not a directory"
     fi
-    [ -d "$d" ] || mkdir -p -- "$d" || of_die "cannot create directory '$d'"
+    [ -d "$d" ] || missing="$missing${missing:+, }'$d'"
 done
+[ -z "$missing" ] || mkdir -p -- "$upper" "$work" "$merged" || of_die "cannot create the directories $missing"
 # <merged> may not have existed above: its canonical path (mountinfo shows those) only now.
 of_canon "$merged"
 mcanon=$OF_CANON

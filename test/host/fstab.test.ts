@@ -50,6 +50,47 @@ function verifyProblems(ns: HostNs, file: string, targets: string[]): string[] {
 }
 
 describe.skipIf(unavailable)("host fstab", () => {
+    it("sets and removes several instances in one edit; a conflict on one refuses the whole edit, naming it", async () => {
+        await withHostNs((ns) => {
+            const fstab = ns.p("fstab");
+            fs.writeFileSync(fstab, FOREIGN);
+            const triple = (n: number) => [`box1/ttnode${n}`, ns.p("disk", `ttnode${n}`, "mnts"), opts(ns, `ttnode${n}`)];
+            let r = ns.run("fstab", ["set", fstab, ...triple(1), ...triple(2), ...triple(3)]);
+            expect(r.stderr).toBe("");
+            expect(r.stdout).toBe(`ok fstab set box1/ttnode1 box1/ttnode2 box1/ttnode3: written to ${fstab}\n`);
+            expect(fs.readFileSync(fstab, "utf8")).toBe(`${FOREIGN}\n${[1, 2, 3].map((n) => ourLine(ns, `box1/ttnode${n}`, `ttnode${n}`)).join("\n")}\n`);
+            // One edit: the backup is the content before it, not an intermediate state.
+            expect(fs.readFileSync(`${fstab}.overlay-fleet.bak`, "utf8")).toBe(FOREIGN);
+            // Again, with 2 changed and 4 new: 2 in place, 4 appended; the rest unchanged.
+            r = ns.run("fstab", ["set", fstab, ...triple(4), "box1/ttnode2", ns.p("disk", "ttnode2", "mnts"), `${opts(ns, "ttnode2")},uuid=off`]);
+            expect(r.status).toBe(0);
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual([
+                ourLine(ns, "box1/ttnode1", "ttnode1"),
+                ourLine(ns, "box1/ttnode2", "ttnode2", `${opts(ns, "ttnode2")},uuid=off`),
+                ourLine(ns, "box1/ttnode3", "ttnode3"),
+                ourLine(ns, "box1/ttnode4", "ttnode4"),
+            ]);
+            const before = fs.readFileSync(fstab, "utf8");
+            // A foreign entry on the target of one: nothing is written, the message names it.
+            fs.appendFileSync(fstab, `tmpfs ${ns.p("disk", "ttnode6", "mnts")} tmpfs defaults 0 0\n`);
+            const withForeign = fs.readFileSync(fstab, "utf8");
+            r = ns.run("fstab", ["set", fstab, ...triple(5), ...triple(6)]);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain(`already has another entry for '${ns.p("disk", "ttnode6", "mnts")}' (line 14); refusing to add the line of box1/ttnode6`);
+            expect(fs.readFileSync(fstab, "utf8")).toBe(withForeign);
+            fs.writeFileSync(fstab, before);
+            r = ns.run("fstab", ["remove", fstab, "box1/ttnode1", "box1/ttnode3", "box1/ttnode9"]);
+            expect(r.stdout).toBe(`ok fstab remove box1/ttnode1 box1/ttnode3 box1/ttnode9: written to ${fstab}\n`);
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual([
+                ourLine(ns, "box1/ttnode2", "ttnode2", `${opts(ns, "ttnode2")},uuid=off`),
+                ourLine(ns, "box1/ttnode4", "ttnode4"),
+            ]);
+            // An id or a merged dir given twice is a usage error.
+            expect(ns.run("fstab", ["set", fstab, ...triple(7), ...triple(7)]).status).toBe(2);
+            expect(ns.run("fstab", ["remove", fstab, "box1/ttnode2", "box1/ttnode2"]).status).toBe(2);
+        });
+    });
+
     it("appends, replaces in place, removes; foreign lines byte for byte; backup; true no-op", async () => {
         await withHostNs((ns) => {
             const fstab = ns.p("fstab");
