@@ -54,6 +54,8 @@ export interface BoxSummary {
 export class Box extends pulumi.ComponentResource {
     public readonly library: HostLibrary;
     public readonly lowerCache: LowerCache;
+    /** Takes the box's instances and library down when the box goes; runs nothing on create. */
+    public readonly teardown: command.remote.Command;
     /** The box's apply: library install, lower, instances, retire of old generations. */
     public readonly apply: command.remote.Command;
     public readonly instances: OverlayInstance[];
@@ -69,6 +71,7 @@ export class Box extends pulumi.ComponentResource {
         this.connection = boxConnection(box, args.privateKey);
         this.library = new HostLibrary(`${name}-host`, { connection: this.connection, bundle: args.hostLibrary }, { parent: this });
         this.lowerCache = createLowerCache(this, name, args.plan);
+        this.teardown = createTeardown(this, name, args.plan);
         this.apply = createApply(this, name, args.plan);
         this.instances = createInstances(this, name, plans);
         this.containers = box.cacheOnly ? [] : createContainers(this, name, box, plans, args.privateKey);
@@ -145,16 +148,34 @@ export function applyInput(plan: BoxPlan): string {
 export const applyReadsStdin: ReadonlySet<HostScriptName> = new Set(["apply"]);
 
 /**
+ * What takes a box down when it leaves the stack (or the stack is destroyed): every managed
+ * instance of the box unmounted and its line removed (upper data kept unless purgeOnRemove), then
+ * the library. A command of its own, declared before the apply and with no create (it costs no
+ * connection): it is in the state even when the box's first apply failed half way, and replacing
+ * the apply never tears the box down. A failed teardown fails the destroy, so nothing is dropped
+ * from the state while still on the box.
+ */
+export function createTeardown(owner: Box, name: string, plan: BoxPlan): command.remote.Command {
+    const box = plan.settings;
+    return new command.remote.Command(
+        `${name}-teardown`,
+        {
+            connection: owner.connection,
+            addPreviousOutputInEnv: false,
+            delete: `${hostCall("apply", ["remove", boxFstab, box.name, box.purgeOnRemove ? "purge" : "keep"])} || exit $?\n${removalScript(boxFstab)}`,
+        },
+        { parent: owner },
+    );
+}
+
+/**
  * The box's one remote command, after its library copy: installs the library, makes the lower
  * ready (preflight, prepare, fold), converges the box's overlays to the plan (host/apply.sh, one
  * instanceRecord per instance on stdin: the stack diff of an instance is a line of it) and retires
  * old generations. Every step is idempotent, so any change re-runs the whole, one SSH connection
- * per box. Its delete takes the instances down (upper data kept unless purgeOnRemove), then the
- * library.
+ * per box. It has no delete: the box's teardown takes the box down.
  */
 export function createApply(owner: Box, name: string, plan: BoxPlan): command.remote.Command {
-    const box = plan.settings;
-    const mode = box.purgeOnRemove ? "purge" : "keep";
     const hash = owner.library.hash;
     return new command.remote.Command(
         `${name}-apply`,
@@ -162,10 +183,9 @@ export function createApply(owner: Box, name: string, plan: BoxPlan): command.re
             connection: owner.connection,
             addPreviousOutputInEnv: false,
             create: owner.library.copy.id.apply((copyId) => installAndRun(hash, copyId, applyCalls(plan), applyReadsStdin)),
-            delete: `${hostCall("apply", ["remove", boxFstab, box.name, mode])}\n${removalScript(hash, boxFstab)}`,
             stdin: applyInput(plan),
         },
-        { parent: owner, dependsOn: [owner.library.copy] },
+        { parent: owner, dependsOn: [owner.library.copy, owner.teardown] },
     );
 }
 

@@ -133,23 +133,21 @@ export function hostCall(name: HostScriptName, args: readonly string[]): string 
     return hostCalls([name, args]);
 }
 
-/** The shell lines both library scripts start with: strict mode and the library's paths. */
-function libraryScriptPreamble(hash: string): string[] {
-    return ["set -eu", `root=${shQuote(hostLibraryRoot)}`, `current=${shQuote(hostLibraryCurrent)}`, `hash=${shQuote(hash)}`];
-}
-
 /**
- * Removes a box's library when the box's apply goes (after it took the instances down): only the
- * current version, and only once no managed fstab line is left on the box.
+ * Removes a box's current library once no managed fstab line is left on the box (after its
+ * teardown took the instances down). It names no version: whatever library the box runs now.
  */
-export function removalScript(hash: string, fstab: string): string {
+export function removalScript(fstab: string): string {
     return [
-        ...libraryScriptPreamble(hash),
+        "set -eu",
+        `root=${shQuote(hostLibraryRoot)}`,
+        `current=${shQuote(hostLibraryCurrent)}`,
         `fstab=${shQuote(fstab)}`,
-        '[ "$(readlink "$current" 2>/dev/null)" = "lib/$hash" ] || exit 0',
-        'if grep -q "x-overlay-fleet=" "$fstab" 2>/dev/null; then echo "host library $hash kept: instances remain"; exit 0; fi',
+        'target=$(readlink "$current" 2>/dev/null) || exit 0',
+        'case $target in lib/?*) ;; *) exit 0 ;; esac',
+        'if grep -q "x-overlay-fleet=" "$fstab" 2>/dev/null; then echo "host library ${target#lib/} kept: instances remain"; exit 0; fi',
         'rm -f -- "$current"',
-        'rm -rf -- "${root:?}/$hash"',
+        'rm -rf -- "${root:?}/${target#lib/}"',
         'rmdir -- "$root" 2>/dev/null || :',
     ].join("\n");
 }
@@ -162,7 +160,10 @@ export function removalScript(hash: string, fstab: string): string {
  */
 export function activationScript(hash: string): string {
     return [
-        ...libraryScriptPreamble(hash),
+        "set -eu",
+        `root=${shQuote(hostLibraryRoot)}`,
+        `current=${shQuote(hostLibraryCurrent)}`,
+        `hash=${shQuote(hash)}`,
         "umask 022",
         `cd "$root/$hash" 2>/dev/null || { echo "overlay-fleet: host library $hash is not on this box ($root/$hash): replace the box's library copy, see README: A wiped box" >&2; exit 1; }`,
         'sha256sum -c --quiet SHA256SUMS >&2 || { echo "overlay-fleet: host library $hash on this box is incomplete" >&2; exit 1; }',

@@ -62,53 +62,79 @@ ap_fail() {
     failed=$((failed + 1))
 }
 
-# ap_down ID MERGED UPPER WORK: unmount, then remove the fstab line (kept when the unmount failed).
+# ap_down ID MERGED UPPER WORK MODE: unmount (MODE keep|purge), then remove the fstab line (kept
+# when the unmount failed). A running container of the instance (label overlay-fleet.instance=ID)
+# is stopped first: it holds the overlay in its own mount namespace, so the unmount would not
+# even be refused, and it would go on writing into a detached (or purged) upper until Pulumi
+# removes it at the end of the run.
+ap_docker=
 ap_down() {
-    if sh ./unmount "$2" "$mode" "$3" "$4" "$fstab"; then
+    # Whether the box has a docker engine is asked once.
+    if [ -z "$ap_docker" ]; then
+        ap_docker=no
+        if of_docker_ready; then ap_docker=yes; fi
+    fi
+    if [ "$ap_docker" = yes ]; then
+        ap_cs=$(docker ps -q --filter "label=overlay-fleet.instance=$1" 2>/dev/null) || ap_cs=
+        while IFS= read -r ap_c; do
+            [ -n "$ap_c" ] || continue
+            docker stop "$ap_c" >/dev/null || { of_err "cannot stop container $ap_c of $1 to take it down"; ap_fail; return 0; }
+        done <<EOF
+$ap_cs
+EOF
+    fi
+    if sh ./unmount "$2" "$5" "$3" "$4" "$fstab"; then
         sh ./fstab remove "$fstab" "$1" || ap_fail
     else
         ap_fail
     fi
 }
 
-# The ids the box keeps (set: the plan's, remove: none), and for of-mount the planned instances as
-# `<merged> <upper>` lines: it need not compare an instance with its planned siblings (see
-# of_layers_near), which keeps a box of many instances linear.
+# The instances the box keeps (set: the plan's, as ` <id>=<merged> `; remove: none), and for
+# of-mount the planned instances as `<merged> <upper> <work>` lines: it need not compare an
+# instance with its planned siblings (see of_layers_near), which keeps a box of many instances
+# linear.
 planned=
 OF_SIBLINGS=
 while IFS= read -r line; do
     [ -n "$line" ] || continue
     ap_record "$line"
     [ "$action" = set ] || continue
-    planned="$planned $ap_id "
+    planned="$planned $ap_id=$ap_merged "
     OF_SIBLINGS="$OF_SIBLINGS${OF_SIBLINGS:+
-}$ap_merged $ap_upper"
+}$ap_merged $ap_upper $ap_work"
 done <"$tmp"
 export OF_SIBLINGS
 
 # Managed lines of this box that are not kept, collected first, taken down after the walk (on
-# remove all of them: also an instance of a failed run that the records never got).
+# remove all of them: also an instance of a failed run that the records never got). A planned
+# instance whose line names another merged dir moved (a new instanceRoot): its old overlay is
+# taken down too, its data always kept (the new line and mount follow below).
 : >"$tmp.ids"
 ap_collect() {
     case $OF_FE_ID in
         "$box"/*) ;;
         *) return 0 ;;
     esac
+    ap_m=$mode
     case $planned in
-        *" $OF_FE_ID "*) return 0 ;;
+        *" $OF_FE_ID=$OF_FE_TARGET "*) return 0 ;;
+        *" $OF_FE_ID="*) ap_m=keep ;;
     esac
     of_opt_get upperdir "$OF_FE_OPTS" && ap_u=$OF_OPT_VAL || ap_u=
     of_opt_get workdir "$OF_FE_OPTS" && ap_w=$OF_OPT_VAL || ap_w=
-    printf '%s\t%s\t%s\t%s\n' "$OF_FE_ID" "$OF_FE_TARGET" "$ap_u" "$ap_w" >>"$tmp.ids"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$OF_FE_ID" "$OF_FE_TARGET" "$ap_u" "$ap_w" "$ap_m" >>"$tmp.ids"
 }
 of_fstab_each "$fstab" ap_collect
-while IFS=$tab read -r ap_id ap_merged ap_upper ap_work; do
+taken=
+while IFS=$tab read -r ap_id ap_merged ap_upper ap_work ap_m; do
+    taken="$taken $ap_id "
     if [ -z "$ap_upper" ] || [ -z "$ap_work" ]; then
         of_err "managed fstab line of '$ap_id' names no upperdir or workdir; left alone"
         ap_fail
         continue
     fi
-    ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" </dev/null
+    ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" "$ap_m" </dev/null
 done <"$tmp.ids"
 
 if [ "$action" = set ]; then
@@ -144,10 +170,14 @@ if [ "$action" = set ]; then
         sh ./mount "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest" </dev/null || ap_fail
     done <"$tmp"
 else
+    # The listed instances without a managed line (the walk above took down the others).
     while IFS= read -r line; do
         [ -n "$line" ] || continue
         ap_record "$line"
-        ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" </dev/null
+        case $taken in
+            *" $ap_id "*) continue ;;
+        esac
+        ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" "$mode" </dev/null
     done <"$tmp"
 fi
 
@@ -161,7 +191,7 @@ if [ "$action" = set ]; then
         printf '%s %s\n' "$ap_id" "$ap_merged"
     done <"$tmp" >"$record.new" && mv -f -- "$record.new" "$record" || of_die "cannot write '$record'"
 else
-    rm -f -- "$record"
+    rm -f -- "$record" "$record.new"
     rmdir -- "$OF_PLAN_DIR" 2>/dev/null || :
 fi
 

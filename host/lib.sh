@@ -355,16 +355,19 @@ of_layers_near() {
     OF_NEAR=
     of_relation_forget
     # awk picks the overlays with an upper dir, but for another instance of the box's plan mounted
-    # as planned (of-apply lists them in OF_SIBLINGS, `<merged> <upper>` per line): the plan keeps
-    # their dirs apart, one dir per instance name.
+    # as planned (of-apply lists them in OF_SIBLINGS, `<merged> <upper> <work>` per line): the plan
+    # keeps their dirs apart, one dir per instance name.
     of_ln_lines=$(OF_LN_SIBLINGS=${OF_SIBLINGS-} awk '
         BEGIN { n = split(ENVIRON["OF_LN_SIBLINGS"], s, "\n"); for (i = 1; i <= n; i++) sibling[s[i]] = 1 }
         {
             for (i = 7; i < NF; i++) if ($i == "-") break
             if ($(i + 1) != "overlay") next
-            up = ""; c = split($(i + 3), o, ",")
-            for (k = 1; k <= c; k++) if (substr(o[k], 1, 9) == "upperdir=") up = substr(o[k], 10)
-            if (up != "" && !(($5 " " up) in sibling)) print
+            up = ""; wk = ""; c = split($(i + 3), o, ",")
+            for (k = 1; k <= c; k++) {
+                if (substr(o[k], 1, 9) == "upperdir=") up = substr(o[k], 10)
+                else if (substr(o[k], 1, 8) == "workdir=") wk = substr(o[k], 9)
+            }
+            if (up != "" && !(($5 " " up " " wk) in sibling)) print
         }' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
     of_mi_walk of_layers_near_cb "$@" <<EOF
 $of_ln_lines
@@ -1051,6 +1054,7 @@ of_applied_keeps() {
     [ -d "$OF_PLAN_DIR" ] || return 1
     for of_ak_f in "$OF_PLAN_DIR"/*; do
         [ -f "$of_ak_f" ] || continue
+        case $of_ak_f in *.new) continue ;; esac
         while IFS=' ' read -r of_ak_id of_ak_merged; do
             case $1 in
                 id) [ "$of_ak_id" = "$2" ] || continue ;;

@@ -164,7 +164,7 @@ export function libraryRecovery(showUrns: string, box: string): string[] {
         .split("\n")
         .map((line) => /URN: (\S+)/.exec(line)?.[1])
         .filter((urn): urn is string => urn !== undefined && urn.endsWith(name));
-    return ["--refresh", ...urns.flatMap((urn) => ["--replace", urn])];
+    return urns.length === 0 ? [] : ["--refresh", ...urns.flatMap((urn) => ["--replace", urn])];
 }
 
 function main(): void {
@@ -200,7 +200,12 @@ function main(): void {
     if (wiped.length > 0) {
         const urns = pulumi(["stack", "--show-urns", "--stack", stack], cwd);
         for (const s of wiped) {
-            const args = ["up", "--stack", stack, ...libraryRecovery(urns, s.box)];
+            const recovery = libraryRecovery(urns, s.box);
+            if (recovery.length === 0) {
+                console.error(`overlay-fleet: ${s.box} has no host library (${hostLibraryCurrent}), and the stack has no library copy of it (${s.box}-host-copy): run pulumi up`);
+                continue;
+            }
+            const args = ["up", "--stack", stack, ...recovery];
             console.error(`overlay-fleet: ${s.box} has no host library (${hostLibraryCurrent}); put it back with:\n  pulumi ${args.map(shQuote).join(" ")}`);
         }
     }

@@ -71,7 +71,7 @@ describe("pulumi against the lab", () => {
         const { steps, result } = await project.preview();
         expect(result.status, result.stderr).toBe(0);
         const creates = steps.filter((s) => s.op === "create").map((s) => s.name);
-        for (const name of ["box1-ttnode1", "box1-ttnode3", "box2-ttnode2", "box1-cache", "box1-host-copy", "box1-apply", "box2-apply"]) {
+        for (const name of ["box1-ttnode1", "box1-ttnode3", "box2-ttnode2", "box1-cache", "box1-host-copy", "box1-teardown", "box1-apply", "box2-apply"]) {
             expect(creates).toContain(name);
         }
         expect(steps.filter((s) => !["create", "same"].includes(s.op))).toEqual([]);
@@ -196,6 +196,15 @@ describe("pulumi against the lab", () => {
             await project.upOk();
         }
         expect(await overlayMounts("box1")).toEqual(mountsOf(8));
+        expect(await managedFstabLines("box1")).toHaveLength(8);
+    });
+
+    it("an explicit replace of a box's apply re-runs it and leaves every instance mounted", async () => {
+        const ids = async () => await inBoxOk("box1", "awk '$5 ~ /^\\/mnt\\/usbdisk\\/ttnode/ { print $1, $5 }' /proc/self/mountinfo | sort");
+        const before = await ids();
+        const urn = (await project.pulumiOk(["stack", "--show-urns"])).split("\n").map((l) => /URN: (\S+)/.exec(l)?.[1]).find((u) => u?.endsWith("::box1-apply"))!;
+        await project.upOk(["--replace", urn]);
+        expect(await ids()).toBe(before);
         expect(await managedFstabLines("box1")).toHaveLength(8);
     });
 

@@ -70,6 +70,7 @@ describe.skipIf(!history)(`upgrade from ${previousRelease} (needs the git histor
         const changed = steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`);
         for (const box of ["box1", "box2"]) {
             expect(changed).toContain(`create ${box}-apply`);
+            expect(changed).toContain(`create ${box}-teardown`);
             expect(changed).toContain(`delete ${box}-host-install`);
             expect(changed).toContain(`delete ${box}-cache-lower`);
         }

@@ -250,6 +250,58 @@ describe.skipIf(unavailable)("host apply", () => {
         });
     });
 
+    it("an instance that moved (a new instanceRoot) has its old overlay taken down, its data kept even with purge", async () => {
+        await withBox((ns, { fstab }) => {
+            const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
+            ns.ok('echo old > "$1/data.txt"', [p1.merged]);
+            const id2 = mountId(ns, p2.merged);
+            // The same id under another root.
+            const moved = { ...plan(ns, "box1", "ttnode1", 1), ...instancePaths(ns.p("disk", "r2"), "ttnode1"), dir: ns.p("disk", "r2", "ttnode1") };
+            moved.fstabOptions = fstabOptions(moved.lower, moved.upper, moved.work, ns.p("disk"));
+            const r = apply(ns, "set", fstab, [moved, p2], "box1", "purge");
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(overlays(ns)).toEqual([moved.merged, p2.merged].sort());
+            expect(fs.readFileSync(path.join(p1.upper, "data.txt"), "utf8")).toBe("old\n");
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual([fstabLine(p2), fstabLine(moved)]);
+            expect(mountId(ns, p2.merged)).toBe(id2);
+        });
+    });
+
+    it("an instance taken down has its running container stopped first (docker CLI stub)", async () => {
+        await withBox((ns, { fstab }) => {
+            const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
+            const bin = ns.p("bin");
+            const log = ns.p("docker.log");
+            fs.mkdirSync(bin);
+            fs.writeFileSync(
+                path.join(bin, "docker"),
+                [
+                    "#!/bin/sh",
+                    `echo "$*" >> '${log}'`,
+                    'case "$1" in',
+                    "  info) exit 0 ;;",
+                    '  ps) case "$*" in *"label=overlay-fleet.instance=box1/ttnode2"*) echo c0ffee2 ;; esac ;;',
+                    "  stop) echo \"$2\" ;;",
+                    "  *) exit 1 ;;",
+                    "esac",
+                ].join("\n") + "\n",
+                { mode: 0o755 },
+            );
+            const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib, "set", fstab, "box1", "keep"], {
+                input: instanceRecord(p1),
+                path: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`,
+            });
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            const calls = fs.readFileSync(log, "utf8").trim().split("\n");
+            expect(calls).toEqual(["info", "ps -q --filter label=overlay-fleet.instance=box1/ttnode2", "stop c0ffee2"]);
+            expect(overlays(ns)).toEqual([p1.merged]);
+        });
+    });
+
     it("an instance that fails does not stop the others: they are mounted, the status is 1", async () => {
         await withBox((ns, { fstab }) => {
             const [p1, p2, p3] = [1, 2, 3].map((n) => plan(ns, "box1", `ttnode${n}`, n));
@@ -429,6 +481,25 @@ describe.skipIf(unavailable)("host apply", () => {
             // Again: nothing left to do.
             const again = apply(ns, "remove", fstab, ps);
             expect(again.status).toBe(0);
+            expect(fs.readFileSync(fstab, "utf8")).toBe(FOREIGN);
+        });
+    });
+
+    it("remove with no records takes down every managed line of the box; a busy one fails it, counted once", async () => {
+        await withBox((ns, { fstab }) => {
+            const ps = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            expect(apply(ns, "set", fstab, ps).status).toBe(0);
+            const busy = ns.spawnBackground('cd "$1" && exec sleep 600', [ps[0].merged]);
+            ns.ok('for n in $(seq 50); do fuser -m "$1" >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1', [ps[0].merged]);
+            const r = apply(ns, "remove", fstab, "");
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("1 of the box's instances failed");
+            expect(overlays(ns)).toEqual([ps[0].merged]);
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual([fstabLine(ps[0])]);
+            busy.stop();
+            ns.ok('for n in $(seq 50); do fuser -m "$1" >/dev/null 2>&1 || exit 0; sleep 0.1; done; exit 1', [ps[0].merged]);
+            expect(apply(ns, "remove", fstab, "").status).toBe(0);
+            expect(overlays(ns)).toEqual([]);
             expect(fs.readFileSync(fstab, "utf8")).toBe(FOREIGN);
         });
     });

@@ -51,6 +51,7 @@ describe("Box resource graph", () => {
                 "overlay-fleet:host:HostLibrary nas-host",
                 "command:remote:CopyToRemote nas-host-copy",
                 "overlay-fleet:cache:LowerCache nas-cache",
+                "command:remote:Command nas-teardown",
                 "command:remote:Command nas-apply",
                 "pulumi:providers:docker nas-docker",
                 "overlay-fleet:network:MacvlanNetwork nas-macvlan",
@@ -77,7 +78,7 @@ describe("Box resource graph", () => {
     it("orders library copy, apply, then engine, image and containers", async () => {
         const { registrations: regs } = await deploy(homeConfig());
         const urn = (name: string) => byName(regs, name).urn;
-        expect(byName(regs, "nas-apply").dependencies).toContain(urn("nas-host-copy"));
+        expect(byName(regs, "nas-apply").dependencies).toEqual(expect.arrayContaining([urn("nas-host-copy"), urn("nas-teardown")]));
         // Nothing else runs on the box before the apply installed its host library.
         for (const name of ["nas-macvlan-engine", "nas-image-pull"]) {
             expect(byName(regs, name).dependencies, name).toContain(urn("nas-apply"));
@@ -124,9 +125,15 @@ describe("Box resource graph", () => {
             "ttnode2",
             "-",
         ]);
-        // Removal of the box: the instances down first (upper data kept), then the library.
-        expect(apply.delete.split("\n")[0]).toBe(hostCall("apply", ["remove", "/etc/fstab", "nas", "keep"]));
-        expect(apply.delete).toContain('rm -rf -- "${root:?}/$hash"');
+        // The apply has no delete: replacing it never tears the box down.
+        expect(apply.delete).toBeUndefined();
+        // The teardown runs nothing on create (no connection); its delete takes the instances down
+        // (upper data kept), fails the destroy if that fails, then removes the library.
+        const teardown = byName(regs, "nas-teardown").inputs;
+        expect(teardown.create).toBeUndefined();
+        expect(teardown.delete.split("\n")[0]).toBe(`${hostCall("apply", ["remove", "/etc/fstab", "nas", "keep"])} || exit $?`);
+        expect(teardown.delete).toContain('rm -rf -- "${root:?}/${target#lib/}"');
+        expect(teardown.delete).not.toContain(hostLibrary.hash);
         expect(byName(regs, "nas-apply").inputs.addPreviousOutputInEnv).toBe(false);
     });
 
@@ -177,7 +184,7 @@ describe("Box resource graph", () => {
         config.boxes.nas.purgeOnRemove = true;
         const { registrations: regs } = await deploy(config);
         expect(applyLines(regs)).toContain("sh apply 'set' '/etc/fstab' 'nas' 'purge'");
-        expect(byName(regs, "nas-apply").inputs.delete.split("\n")[0]).toBe(hostCall("apply", ["remove", "/etc/fstab", "nas", "purge"]));
+        expect(byName(regs, "nas-teardown").inputs.delete.split("\n")[0]).toBe(`${hostCall("apply", ["remove", "/etc/fstab", "nas", "purge"])} || exit $?`);
     });
 
     it("refuses a record field that would shift the others on the box", () => {
@@ -258,8 +265,8 @@ describe("secrets", () => {
         const { box, registrations: regs } = await deploy(homeConfig());
         expect(await pulumi.isSecret(box.connection)).toBe(true);
         const commands = regs.filter((r) => r.type === "command:remote:Command");
-        // per box: apply, engine preflight, image; per instance: container
-        expect(commands.length).toBe(3 + 3);
+        // per box: teardown, apply, engine preflight, image; per instance: container
+        expect(commands.length).toBe(4 + 3);
         for (const command of commands) {
             expect(command.raw.connection["4dabf18193072939515e22adb298388d"], command.name).toBe(secretSignature);
             expect(JSON.stringify({ ...command.raw, connection: undefined })).not.toContain("secret-key-material");
