@@ -15,7 +15,7 @@ import { stageHostLibrary } from "../../components/hostLibrary";
 import { instanceRecord } from "../../components/overlayInstance";
 import { boxPlanDir } from "../../model/constants";
 import { InstancePlan } from "../../model/plan";
-import { fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, Result, RunOptions, withHostNs } from "./harness";
+import { dockerStub, fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, Result, RunOptions, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
 
@@ -273,30 +273,14 @@ describe.skipIf(unavailable)("host apply", () => {
         await withBox((ns, { fstab }) => {
             const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
             expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
-            const bin = ns.p("bin");
-            const log = ns.p("docker.log");
-            fs.mkdirSync(bin);
-            fs.writeFileSync(
-                path.join(bin, "docker"),
-                [
-                    "#!/bin/sh",
-                    `echo "$*" >> '${log}'`,
-                    'case "$1" in',
-                    "  info) exit 0 ;;",
-                    '  ps) case "$*" in *"label=overlay-fleet.instance=box1/ttnode2"*) echo c0ffee2 ;; esac ;;',
-                    "  stop) echo \"$2\" ;;",
-                    "  *) exit 1 ;;",
-                    "esac",
-                ].join("\n") + "\n",
-                { mode: 0o755 },
-            );
+            const docker = dockerStub(ns, ['ps) case "$*" in *"label=overlay-fleet.instance=box1/ttnode2"*) echo c0ffee2 ;; esac ;;', 'stop) echo "$2" ;;']);
             const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib, "set", fstab, "box1", "keep"], {
                 input: instanceRecord(p1),
-                path: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`,
+                path: docker.path,
             });
             expect(r.stderr).toBe("");
             expect(r.status).toBe(0);
-            const calls = fs.readFileSync(log, "utf8").trim().split("\n");
+            const calls = fs.readFileSync(docker.log, "utf8").trim().split("\n");
             expect(calls).toEqual(["info", "ps -q --filter label=overlay-fleet.instance=box1/ttnode2", "stop c0ffee2"]);
             expect(overlays(ns)).toEqual([p1.merged]);
         });

@@ -22,7 +22,7 @@ import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { hostInvocation, HostScriptName } from "../../components/hostScripts";
+import { hostInvocation, HostScriptName, shQuote } from "../../components/hostScripts";
 
 export interface Result {
     status: number | null;
@@ -305,6 +305,20 @@ export async function withHostNs<T>(fn: (ns: HostNs) => Promise<T> | T): Promise
 /** Managed fstab lines (those with the x-overlay-fleet marker) of a file's content. */
 export function managedLines(content: string): string[] {
     return content.split("\n").filter((l) => /(^|[\s,])x-overlay-fleet=/.test(l));
+}
+
+/**
+ * A `docker` CLI stub in `<test dir>/bin` (put it first on PATH): logs each call's arguments to
+ * `<test dir>/docker.log`, answers `info`, and runs `cases` (sh `case "$1" in` branches); any other
+ * command fails.
+ */
+export function dockerStub(ns: HostNs, cases: string[]): { bin: string; log: string; path: string } {
+    const bin = ns.p("bin");
+    const log = ns.p("docker.log");
+    fs.mkdirSync(bin, { recursive: true });
+    const script = ["#!/bin/sh", `echo "$*" >> ${shQuote(log)}`, 'case "$1" in', "  info) exit 0 ;;", ...cases.map((c) => `  ${c}`), "  *) exit 1 ;;", "esac"];
+    fs.writeFileSync(path.join(bin, "docker"), script.join("\n") + "\n", { mode: 0o755 });
+    return { bin, log, path: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin` };
 }
 
 /** A typical instance layout below `root`. */

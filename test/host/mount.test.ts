@@ -3,7 +3,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { hostFactsPreamble, hostInvocation, hostScriptDir, shQuote } from "../../components/hostScripts";
-import { fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, withHostNs } from "./harness";
+import { dockerStub, fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
 
@@ -289,28 +289,14 @@ describe.skipIf(unavailable)("host mount/unmount", () => {
             ns.ok('for n in $(seq 50); do fuser -m "$1" >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1', [i.merged]);
 
             // A docker CLI whose "container" is the busy process.
-            const bin = ns.p("bin");
-            const log = ns.p("docker.log");
-            fs.mkdirSync(bin);
-            fs.writeFileSync(
-                path.join(bin, "docker"),
-                [
-                    "#!/bin/sh",
-                    `echo "$*" >> ${shQuote(log)}`,
-                    'case "$1" in',
-                    "  info) exit 0 ;;",
-                    `  inspect) if [ -e ${shQuote(ns.p("stopped"))} ]; then echo false; else echo true; fi ;;`,
-                    // The killed process stays a zombie until the test process reaps it: wait for Z.
-                    `  stop) kill -9 ${busy.pid}; while [ -d /proc/${busy.pid} ] && ! grep -q "^State:.*Z" /proc/${busy.pid}/status; do sleep 0.1; done; touch ${shQuote(ns.p("stopped"))}; echo "$2" ;;`,
-                    `  start) rm -f ${shQuote(ns.p("stopped"))}; echo "$2" ;;`,
-                    "  *) exit 1 ;;",
-                    "esac",
-                ].join("\n") + "\n",
-                { mode: 0o755 },
-            );
-            const r = ns.run("mount", mountArgs(lower, i, PINNED + ",redirect_dir=nofollow", "ttnode1"), {
-                path: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`,
-            });
+            const docker = dockerStub(ns, [
+                `inspect) if [ -e ${shQuote(ns.p("stopped"))} ]; then echo false; else echo true; fi ;;`,
+                // The killed process stays a zombie until the test process reaps it: wait for Z.
+                `stop) kill -9 ${busy.pid}; while [ -d /proc/${busy.pid} ] && ! grep -q "^State:.*Z" /proc/${busy.pid}/status; do sleep 0.1; done; touch ${shQuote(ns.p("stopped"))}; echo "$2" ;;`,
+                `start) rm -f ${shQuote(ns.p("stopped"))}; echo "$2" ;;`,
+            ]);
+            const log = docker.log;
+            const r = ns.run("mount", mountArgs(lower, i, PINNED + ",redirect_dir=nofollow", "ttnode1"), { path: docker.path });
             expect(r.stderr).toBe("");
             expect(r.status).toBe(0);
             expect(r.stdout).toMatch(/remounted/);
