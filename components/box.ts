@@ -182,7 +182,9 @@ export function createApply(owner: Box, name: string, plan: BoxPlan): command.re
         {
             connection: owner.connection,
             addPreviousOutputInEnv: false,
-            create: owner.library.copy.id.apply((copyId) => installAndRun(hash, copyId, applyCalls(plan), applyReadsStdin)),
+            create: pulumi
+                .all([owner.library.copy.id, owner.library.copy.urn])
+                .apply(([id, urn]) => installAndRun(hash, { id, urn }, applyCalls(plan), applyReadsStdin)),
             stdin: applyInput(plan),
         },
         { parent: owner, dependsOn: [owner.library.copy, owner.teardown] },

@@ -158,14 +158,18 @@ export function removalScript(fstab: string): string {
  * removed (no command uses them: the box's other commands run after its apply, and a box runs
  * one deployment at a time).
  */
-export function activationScript(hash: string): string {
+export function activationScript(hash: string, copyUrn: string): string {
+    // Said with printf of one single-quoted word: an urn holds `$`.
+    const notCopied =
+        `overlay-fleet: host library ${hash} is not on this box (${hostLibraryRoot}/${hash}): ` +
+        `copy it again with: pulumi up --refresh --replace '${copyUrn}' (README: A wiped box)`;
     return [
         "set -eu",
         `root=${shQuote(hostLibraryRoot)}`,
         `current=${shQuote(hostLibraryCurrent)}`,
         `hash=${shQuote(hash)}`,
         "umask 022",
-        `cd "$root/$hash" 2>/dev/null || { echo "overlay-fleet: host library $hash is not on this box ($root/$hash): replace the box's library copy, see README: A wiped box" >&2; exit 1; }`,
+        `cd "$root/$hash" 2>/dev/null || { printf '%s\\n' ${shQuote(notCopied)} >&2; exit 1; }`,
         'sha256sum -c --quiet SHA256SUMS >&2 || { echo "overlay-fleet: host library $hash on this box is incomplete" >&2; exit 1; }',
         // The fold helper of this box's architecture (the copy keeps no modes).
         'if ls foldtool-* >/dev/null 2>&1; then',
@@ -185,13 +189,14 @@ export function activationScript(hash: string): string {
  * A box's whole deployment as one command text: the library `hash` installed and made current
  * (activationScript), then each call on its own line in the library (`sh <name> 'arg' ...`), the
  * script stopping at the first that fails. Only the calls named in `stdinFor` read the command's
- * stdin; the others get /dev/null. The first line names the library copy (`copyId`): a new copy
- * of the same version (`pulumi up --replace` of it, for a wiped box) re-runs the whole.
+ * stdin; the others get /dev/null. The first line names the library copy (its id): a new copy
+ * of the same version (`pulumi up --replace` of it, for a wiped box) re-runs the whole; a box
+ * without the library is told that command, with the copy's urn.
  */
-export function installAndRun(hash: string, copyId: string, calls: HostCall[], stdinFor: ReadonlySet<HostScriptName>): string {
+export function installAndRun(hash: string, copy: { id: string; urn: string }, calls: HostCall[], stdinFor: ReadonlySet<HostScriptName>): string {
     return [
-        `# overlay-fleet host library ${hash}, copy ${copyId}`,
-        activationScript(hash),
+        `# overlay-fleet host library ${hash}, copy ${copy.id}`,
+        activationScript(hash, copy.urn),
         'cd "$current"',
         ...calls.map(([name, args]) => ["sh", name, ...args.map(shQuote), ...(stdinFor.has(name) ? [] : ["</dev/null"])].join(" ")),
     ].join("\n");

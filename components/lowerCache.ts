@@ -50,15 +50,10 @@ export function retireCalls(args: LowerCacheArgs): HostCall[] {
 export class LowerCache extends pulumi.ComponentResource {
     /** Path of the lower the instances mount for the declared generation. */
     public readonly lowerPath: string;
-    /** Where the fold leaves per-instance manifests for this generation. */
-    public readonly manifestDir: string;
-    public readonly args: LowerCacheArgs;
 
     constructor(name: string, args: LowerCacheArgs, opts?: pulumi.ComponentResourceOptions) {
         super("overlay-fleet:cache:LowerCache", name, {}, opts);
-        this.args = args;
         this.lowerPath = args.lower.current;
-        this.manifestDir = args.lower.manifestDir;
         this.registerOutputs({ lowerPath: this.lowerPath });
     }
 }

@@ -68,7 +68,9 @@ describe("host library", () => {
         project.configure(defaults, declared);
         const failed = await project.up();
         expect(failed.status).not.toBe(0);
-        expect(failed.stdout + failed.stderr).toMatch(/overlay-fleet: host library [0-9a-f]{16} is not on this box \(\/var\/lib\/overlay-fleet\/lib\/[0-9a-f]{16}\): replace the box's library copy/);
+        const copyUrn = (await project.pulumiOk(["stack", "--show-urns"])).split("\n").map((l) => /URN: (\S+)/.exec(l)?.[1]).find((u) => u?.endsWith("::box1-host-copy"));
+        expect(failed.stdout + failed.stderr).toMatch(/overlay-fleet: host library [0-9a-f]{16} is not on this box \(\/var\/lib\/overlay-fleet\/lib\/[0-9a-f]{16}\): copy it again with: pulumi up --refresh --replace '/);
+        expect(failed.stdout + failed.stderr).toContain(`--replace '${copyUrn}' (README: A wiped box)`);
         // The status command sees it, and names what to replace: the box's library copy.
         const summary = JSON.parse(await project.pulumiOk(["stack", "output", "summary", "--json"])) as BoxSummary[];
         const key = fs.readFileSync(boxes[0].privateKeyPath, "utf8");

@@ -104,6 +104,11 @@ describe("Box resource graph", () => {
         expect(apply.create.split("\n")[0]).toBe(`# overlay-fleet host library ${hostLibrary.hash}, copy nas-host-copy-id`);
         expect(apply.create).toContain(`hash='${hostLibrary.hash}'`);
         expect(apply.create).toContain("sha256sum -c --quiet SHA256SUMS");
+        // A box without the library is told the command that copies it again (the urn holds `$`: single-quoted).
+        const copyUrn = byName(regs, "nas-host-copy").urn;
+        expect(copyUrn).toContain("$");
+        expect(apply.create).toContain(`printf '%s\\n' 'overlay-fleet: host library ${hostLibrary.hash} is not on this box`);
+        expect(apply.create).toContain(`--replace '\\''${copyUrn}'\\'' (README: A wiped box)' >&2`);
         expect(applyLines(regs)).toEqual([
             "sh preflight '/mnt/usbdisk' '/mnt/usbdisk/static_cache' </dev/null",
             "sh lower '/mnt/usbdisk/static_cache' '.yfnode/config' </dev/null",
