@@ -45,18 +45,20 @@ export function hostFactsPreamble(): string {
 const bundleCache = new Map<HostScriptName, string>();
 
 /** Scripts that use the fold functions (`drop_folded`, `fold_*`) of `host/lib-fold.sh`. */
-const usesFoldLibrary: ReadonlySet<HostScriptName> = new Set(["mount", "fold", "gc"]);
+const usesFoldLibrary: ReadonlySet<HostScriptName> = new Set(["mount", "apply", "fold", "gc"]);
+/** Scripts that mount an instance with `of_mount_main` of `host/lib-mount.sh`. */
+const usesMountLibrary: ReadonlySet<HostScriptName> = new Set(["mount", "apply"]);
 
 /**
  * The text a box runs for one script: the facts (hostFactsPreamble), `host/lib.sh`,
- * `host/lib-fold.sh` for the scripts that need it, then `host/<name>.sh`: self-contained, so a box runs it with a POSIX shell alone,
+ * `host/lib-fold.sh` and `host/lib-mount.sh` for the scripts that need them, then `host/<name>.sh`: self-contained, so a box runs it with a POSIX shell alone,
  * installed in its host library (see hostLibrary.ts) or sent inline; a script carries only the
  * libraries it uses.
  */
 export function hostScript(name: HostScriptName): string {
     let text = bundleCache.get(name);
     if (text === undefined) {
-        const libraries = usesFoldLibrary.has(name) ? ["lib.sh", "lib-fold.sh"] : ["lib.sh"];
+        const libraries = ["lib.sh", ...(usesFoldLibrary.has(name) ? ["lib-fold.sh"] : []), ...(usesMountLibrary.has(name) ? ["lib-mount.sh"] : [])];
         text = [
             hostFactsPreamble(),
             ...[...libraries, `${name}.sh`].map((file) => fs.readFileSync(path.join(hostScriptDir, file), "utf8")),

@@ -7,8 +7,8 @@
 # x-overlay-fleet=<box>/...) whose id the plan no longer has is taken down as of-unmount and
 # of-fstab remove do (the upper data kept unless purge; a busy instance keeps its line), then the
 # planned instances get their fstab lines, in one edit (of-fstab set of all of them; should that
-# be refused, one edit per instance, so only the refused one fails), then their mounts (of-mount),
-# one at a time (a generation switch remounts one instance at a time); an instance whose line
+# be refused, one edit per instance, so only the refused one fails), then their mounts (of-mount's
+# of_mount_main, in a subshell each, under the box lock taken once), one at a time (a generation switch remounts one instance at a time); an instance whose line
 # could not be written is not mounted. `remove` takes down every managed line of <box> and every
 # listed instance (unmount, then the line). An instance that fails does not stop the others: its
 # error is printed and the status is 1. `set` records the plan's ids and merged dirs in
@@ -163,11 +163,22 @@ if [ "$action" = set ]; then
             shift 3
         done
     fi
+    # The mounts, one at a time, each in a subshell (of_mount_main ends with exit), all under the
+    # box lock taken once here (not exported: the box's other commands, unmount above, take it).
+    written=" "
+    while IFS= read -r line; do
+        written="$written$line "
+    done <"$tmp.lines"
+    of_box_lock
+    OF_BOX_LOCK_HELD=1
     while IFS= read -r line; do
         [ -n "$line" ] || continue
         ap_record "$line"
-        grep -qxF -- "$ap_id" "$tmp.lines" || continue
-        sh ./mount "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest" </dev/null || ap_fail
+        case $written in
+            *" $ap_id "*) ;;
+            *) continue ;;
+        esac
+        (of_mount_main "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest") </dev/null || ap_fail
     done <"$tmp"
 else
     # The listed instances without a managed line (the walk above took down the others).

@@ -927,6 +927,9 @@ of_lock() {
 # (a generation switch) run under it one after the other: waits up to 1800 s.
 OF_BOX_LOCK=/run/lock/overlay-fleet.lock
 of_box_lock() {
+    # Held already by this shell (of-apply holds it around all of a box's mounts; its subshells
+    # share its lock).
+    [ -z "${OF_BOX_LOCK_HELD-}" ] || return 0
     of_bl_dir=${OF_BOX_LOCK%/*}
     [ -d "$of_bl_dir" ] || mkdir -p -- "$of_bl_dir" || of_die "cannot create '$of_bl_dir' for the lock of this box"
     of_lock "$OF_BOX_LOCK" 1800

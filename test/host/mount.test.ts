@@ -327,6 +327,7 @@ describe.skipIf(unavailable)("host mount/unmount", () => {
                 hostFactsPreamble(),
                 read("lib.sh"),
                 read("lib-fold.sh"),
+                read("lib-mount.sh"),
                 stub,
                 read("mount.sh"),
             ].join("\n");

@@ -1,0 +1,154 @@
+# overlay-fleet host library: the mount of one instance, as a function, for host/mount.sh and for
+# host/apply.sh (which calls it in a subshell per instance: no new shell to start and parse, and
+# the box lock taken once for all of them). See host/mount.sh for what it does.
+
+# of_mount_main <lower> <upper> <work> <merged> <pinnedOptions> <container|-> <foldManifest|->:
+# the whole of of-mount; it ends with `exit` (of_die, or 0 when done): call it in a subshell to go
+# on after it.
+of_mount_main() {
+    [ "$#" -eq 7 ] ||
+        of_usage "usage: of-mount <lower> <upper> <work> <merged> <pinnedOptions> <container|-> <foldManifest|->"
+
+    of_check_path "lower dir" "$1"; lower=$OF_PATH
+    of_check_path "upper dir" "$2"; upper=$OF_PATH
+    of_check_path "work dir" "$3"; work=$OF_PATH
+    of_check_path "merged dir" "$4"; merged=$OF_PATH
+    of_check_options "pinned options" "$5" mount; pinned=$5
+    container=$6
+    case $container in
+        -) container= ;;
+        [A-Za-z0-9]*) case $container in *[!A-Za-z0-9_.-]*) of_usage "container name '$container' is not a valid docker container name" ;; esac ;;
+        *) of_usage "container name '$container' is not a valid docker container name" ;;
+    esac
+    manifest=$7
+    if [ "$manifest" = - ]; then
+        manifest=
+    else
+        of_check_path "fold manifest" "$manifest"; manifest=$OF_PATH
+    fi
+
+    # Layout checks the kernel would only report as "wrong fs type, bad option".
+    for a in upper:"$upper" work:"$work" merged:"$merged"; do
+        for b in lower:"$lower" upper:"$upper" work:"$work" merged:"$merged"; do
+            [ "${a%%:*}" != "${b%%:*}" ] || continue
+            if of_is_within "${a#*:}" "${b#*:}"; then
+                of_usage "${a%%:*} dir '${a#*:}' must not be the same as or inside the ${b%%:*} dir '${b#*:}'"
+            fi
+        done
+    done
+
+    opts="lowerdir=$lower,upperdir=$upper,workdir=$work,$pinned"
+    if [ "${#opts}" -gt "$OF_MAX_MOUNT_DATA" ]; then
+        of_usage "mount options for '$merged' are ${#opts} bytes; the kernel takes at most $OF_MAX_MOUNT_DATA (shorten the paths): $opts"
+    fi
+    [ -d "$lower" ] ||
+        of_die "lower dir '$lower' does not exist or is not a directory (is the disk mounted? run of-lower first)"
+
+    # From here to the mount, under the box lock: an instance mounted at the same moment must see ours.
+    of_box_lock
+
+    of_canon "$merged"
+    mcanon=$OF_CANON
+    of_mi_at "$mcanon"
+    cur_dev=
+    [ "$OF_AT_FSTYPE" != overlay ] || cur_dev=$OF_AT_DEV
+
+    # Two overlays must never share an upper or work dir, nor nest one in the other; with index=off
+    # the kernel only warns. An upper or work dir must not be (in) another instance's lower, nor the
+    # lower (in) another's upper or work: either way one instance writes into what another reads as
+    # unchanging. (A bind of the overlay now on <merged> is the same superblock, not another overlay;
+    # the fold's read-only views of an upper are no instances.) Checked before anything is created.
+    if of_layers_near "$mcanon" "$cur_dev" "upper:$upper:upper,work,lower" "work:$work:upper,work,lower" "lower:$lower:upper,work"; then
+        of_die "$OF_NEAR_LABEL dir '$OF_NEAR_PATH' $OF_NEAR; refusing to mount '$merged'"
+    fi
+
+    missing=
+    for d in "$upper" "$work" "$merged"; do
+        if [ -e "$d" ] && [ ! -d "$d" ]; then
+            of_die "'$d' exists and is not a directory"
+        fi
+        [ -d "$d" ] || missing="$missing${missing:+, }'$d'"
+    done
+    [ -z "$missing" ] || mkdir -p -- "$upper" "$work" "$merged" || of_die "cannot create the directories $missing"
+    # <merged> may not have existed above: its canonical path (mountinfo shows those) only now.
+    of_canon "$merged"
+    mcanon=$OF_CANON
+
+    old_lower=
+    of_mi_at "$mcanon"
+    if [ "$OF_AT_FOUND" = 1 ]; then
+        if [ "$OF_AT_FSTYPE" != overlay ]; then
+            of_die "merged dir '$merged' is already a mountpoint of $OF_AT_FSTYPE ($OF_AT_SOURCE), not an overlay; refusing to mount over it"
+        fi
+        if of_ovl_layers_match "$lower" "$upper" "$work" "$OF_AT_SUPER"; then
+            if of_ovl_match "$pinned" "$OF_AT_SUPER" "$OF_AT_OPTS"; then
+                printf 'ok mount %s: unchanged\n' "$merged"
+                exit 0
+            fi
+        fi
+        reason=$OF_MISMATCH
+        if of_opt_get lowerdir "$OF_AT_SUPER"; then old_lower=$OF_OPT_VAL; fi
+
+        # A running container keeps its own bind of the old overlay alive (an unmount on the host
+        # would not even be reported busy) and would never see the new one: stop it around the change.
+        stopped=
+        docker_ready=
+        if [ -n "$container" ] && of_docker_ready; then
+            docker_ready=1
+            if of_container_running "$container"; then
+                docker stop "$container" >/dev/null || of_die "cannot stop container '$container' to remount '$merged'"
+                stopped=1
+            fi
+        fi
+        if ! of_umount "$merged"; then
+            if [ -n "$stopped" ]; then
+                docker start "$container" >/dev/null 2>&1 ||
+                    of_warn "could not start container '$container' again"
+            fi
+            hint="stop what uses it and retry"
+            if [ -n "$container" ] && [ -z "$docker_ready" ]; then
+                hint="no reachable docker engine to stop container '$container'; stop what uses it and retry"
+            fi
+            of_die "overlay at '$merged' must be remounted ($reason) but is busy: $OF_UMOUNT_ERR; $hint"
+        fi
+        if [ -n "$old_lower" ] && ! of_same_path "$old_lower" "$lower"; then
+            if [ -n "$manifest" ] && [ -f "$manifest" ] && command -v drop_folded >/dev/null 2>&1; then
+                drop_folded "$manifest" "$upper" ||
+                    of_die "drop_folded '$manifest' '$upper' failed; the overlay at '$merged' is left unmounted${stopped:+ and container '$container' stopped}"
+            fi
+        fi
+    else
+        reason=
+        if ! of_dir_empty "$merged"; then
+            of_die "merged dir '$merged' is not mounted but not empty (something wrote into the bare mountpoint, e.g. a container started before the overlay); move its content away, then retry"
+        fi
+        stopped=
+    fi
+
+    of_dmesg_mark
+    if ! out=$(mount -t overlay overlay -o "$opts" "$merged" 2>&1); then
+        of_kernel_says
+        of_oneline "$out"
+        of_die "mounting the overlay on '$merged' with options '$opts' failed: $OF_ONELINE${OF_KERNEL:+; kernel: $OF_KERNEL}${stopped:+; container '$container' left stopped}"
+    fi
+
+    of_mi_at "$mcanon"
+    if [ "$OF_AT_FSTYPE" != overlay ]; then
+        of_die "mount reported success but '$merged' is not an overlay mount"
+    fi
+    if ! of_ovl_match "$pinned" "$OF_AT_SUPER" "$OF_AT_OPTS"; then
+        of_kernel_says
+        of_warn "the kernel mounted '$merged' with options that differ from the pinned ones: $OF_MISMATCH${OF_KERNEL:+ (kernel: $OF_KERNEL)}"
+    fi
+
+    if [ -n "$stopped" ]; then
+        docker start "$container" >/dev/null || of_die "overlay on '$merged' mounted, but container '$container' did not start again"
+    fi
+
+    if [ -n "$reason" ]; then
+        printf 'ok mount %s: remounted (%s)\n' "$merged" "$reason"
+    else
+        printf 'ok mount %s: mounted\n' "$merged"
+    fi
+    exit 0
+}
