@@ -129,12 +129,17 @@ export function createLowerCache(owner: Box, name: string, plan: BoxPlan): Lower
     return new LowerCache(`${name}-cache`, lowerCacheArgs(plan), { parent: owner });
 }
 
+/** What taking an instance down does to its upper data: `purge` with purgeOnRemove, else `keep`. */
+function removeMode(box: ResolvedBox): "purge" | "keep" {
+    return box.purgeOnRemove ? "purge" : "keep";
+}
+
 /** The host calls of a box's apply, in order: the lower, the instances (their records on stdin), the retire. */
 export function applyCalls(plan: BoxPlan): HostCall[] {
     const lower = lowerCacheArgs(plan);
     return [
         ...lowerCalls(lower),
-        ["apply", ["set", boxFstab, plan.settings.name, plan.settings.purgeOnRemove ? "purge" : "keep"]],
+        ["apply", ["set", boxFstab, plan.settings.name, removeMode(plan.settings)]],
         ...retireCalls(lower),
     ];
 }
@@ -162,7 +167,7 @@ export function createTeardown(owner: Box, name: string, plan: BoxPlan): command
         {
             connection: owner.connection,
             addPreviousOutputInEnv: false,
-            delete: `${hostCall("apply", ["remove", boxFstab, box.name, box.purgeOnRemove ? "purge" : "keep"])} || exit $?\n${removalScript(boxFstab)}`,
+            delete: `${hostCall("apply", ["remove", boxFstab, box.name, removeMode(box)])} || exit $?\n${removalScript(boxFstab)}`,
         },
         { parent: owner },
     );

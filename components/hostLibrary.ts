@@ -119,7 +119,12 @@ export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostL
 export function hostCalls(...calls: HostCall[]): string {
     // Byte for byte as in every command of existing stacks: a new text would update (re-run) them all.
     const enter = `{ cd ${hostLibraryCurrent} 2>/dev/null || { echo "overlay-fleet: ${missingLibrary}" >&2; exit 3; }; }`;
-    return [enter, ...calls.map(([name, args]) => ["sh", name, ...args.map(shQuote)].join(" "))].join(" && ");
+    return [enter, ...calls.map(([name, args]) => callLine(name, args))].join(" && ");
+}
+
+/** One call of an installed host command: `sh <name> 'arg' ...`, each argument single-quoted. */
+function callLine(name: HostScriptName, args: readonly string[]): string {
+    return ["sh", name, ...args.map(shQuote)].join(" ");
 }
 
 /** One call of an installed host command: the script's name and its arguments. */
@@ -198,7 +203,7 @@ export function installAndRun(hash: string, copy: { id: string; urn: string }, c
         `# overlay-fleet host library ${hash}, copy ${copy.id}`,
         activationScript(hash, copy.urn),
         'cd "$current"',
-        ...calls.map(([name, args]) => ["sh", name, ...args.map(shQuote), ...(stdinFor.has(name) ? [] : ["</dev/null"])].join(" ")),
+        ...calls.map(([name, args]) => (stdinFor.has(name) ? callLine(name, args) : `${callLine(name, args)} </dev/null`)),
     ].join("\n");
 }
 

@@ -35,7 +35,7 @@ OF_APPLY=1
 export OF_APPLY
 
 tmp=$(mktemp) || of_die "cannot create a temp file"
-trap 'rm -f -- "$tmp" "$tmp.ids" "$tmp.lines"' EXIT
+trap 'rm -f -- "$tmp" "$tmp.ids"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
@@ -90,12 +90,15 @@ EOF
     fi
 }
 
-# The instances the box keeps (set: the plan's, as ` <id>=<merged> `; remove: none), and for
-# of-mount the planned instances as `<merged> <upper> <work>` lines: it need not compare an
-# instance with its planned siblings (see of_layers_near), which keeps a box of many instances
-# linear.
+# One read of the records (every record checked before anything changes). On set: the instances
+# the box keeps, as ` <id>=<merged> `; for of-mount the planned instances as `<merged> <upper>
+# <work>` lines (it need not compare an instance with its planned siblings, see of_layers_near,
+# which keeps a box of many instances linear); the arguments of the one fstab edit
+# (`<id> <merged> <options>`...); the plan of record (`<id> <merged>` lines).
 planned=
 OF_SIBLINGS=
+plan_record=
+set --
 while IFS= read -r line; do
     [ -n "$line" ] || continue
     ap_record "$line"
@@ -103,6 +106,9 @@ while IFS= read -r line; do
     planned="$planned $ap_id=$ap_merged "
     OF_SIBLINGS="$OF_SIBLINGS${OF_SIBLINGS:+
 }$ap_merged $ap_upper $ap_work"
+    set -- "$@" "$ap_id" "$ap_merged" "$ap_fstab_opts"
+    plan_record="$plan_record$ap_id $ap_merged
+"
 done <"$tmp"
 export OF_SIBLINGS
 
@@ -139,24 +145,18 @@ done <"$tmp.ids"
 
 if [ "$action" = set ]; then
     # Every planned line in one edit; refused, one edit per instance: only the refused one fails.
-    # The ids whose line is written go to $tmp.lines.
-    set --
-    while IFS= read -r line; do
-        [ -n "$line" ] || continue
-        ap_record "$line"
-        set -- "$@" "$ap_id" "$ap_merged" "$ap_fstab_opts"
-    done <"$tmp"
-    : >"$tmp.lines"
+    # The ids whose line is written, ` <id> ` each, in written.
+    written=" "
     if [ "$#" -eq 0 ] || sh ./fstab set "$fstab" "$@" </dev/null; then
         while [ "$#" -gt 0 ]; do
-            printf '%s\n' "$1" >>"$tmp.lines"
+            written="$written$1 "
             shift 3
         done
     else
         of_warn "writing the box's fstab lines in one edit failed; writing them one by one"
         while [ "$#" -gt 0 ]; do
             if sh ./fstab set "$fstab" "$1" "$2" "$3" </dev/null; then
-                printf '%s\n' "$1" >>"$tmp.lines"
+                written="$written$1 "
             else
                 ap_fail
             fi
@@ -165,10 +165,6 @@ if [ "$action" = set ]; then
     fi
     # The mounts, one at a time, each in a subshell (of_mount_main ends with exit), all under the
     # box lock taken once here (not exported: the box's other commands, unmount above, take it).
-    written=" "
-    while IFS= read -r line; do
-        written="$written$line "
-    done <"$tmp.lines"
     of_box_lock
     OF_BOX_LOCK_HELD=1
     while IFS= read -r line; do
@@ -196,11 +192,7 @@ fi
 record=$OF_PLAN_DIR/$box
 if [ "$action" = set ]; then
     mkdir -p -- "$OF_PLAN_DIR" || of_die "cannot create '$OF_PLAN_DIR'"
-    while IFS= read -r line; do
-        [ -n "$line" ] || continue
-        ap_record "$line"
-        printf '%s %s\n' "$ap_id" "$ap_merged"
-    done <"$tmp" >"$record.new" && mv -f -- "$record.new" "$record" || of_die "cannot write '$record'"
+    printf '%s' "$plan_record" >"$record.new" && mv -f -- "$record.new" "$record" || of_die "cannot write '$record'"
 else
     rm -f -- "$record" "$record.new"
     rmdir -- "$OF_PLAN_DIR" 2>/dev/null || :

@@ -346,8 +346,8 @@ of_layer_near() {
 # of_layers_near EXCEPT_MOUNTPOINT EXCEPT_DEV LABEL:PATH:KINDS...: of_layer_near of several paths
 # (no `:` in them) against the instance overlays (those with an upper dir, not read-only views
 # such as the fold's) other than the one on EXCEPT_MOUNTPOINT or of the superblock EXCEPT_DEV
-# (major:minor) and the planned siblings in OF_SIBLINGS, in one walk of the mount table: the first finding in OF_NEAR_LABEL,
-# OF_NEAR_PATH and OF_NEAR; returns 0 if there is one.
+# (major:minor) and the planned siblings in OF_SIBLINGS, in one walk of the mount table: the
+# first finding in OF_NEAR_LABEL, OF_NEAR_PATH and OF_NEAR; returns 0 if there is one.
 of_layers_near() {
     of_ln_except=$1
     of_ln_except_dev=$2
