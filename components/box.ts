@@ -10,10 +10,10 @@ import { boxFstab } from "../model/constants";
 import { InstancePlan } from "../model/plan";
 import { ContainerImage } from "./containerImage";
 import { hostCall, HostCall, HostLibrary, HostLibraryBundle, installAndRun, removalScript } from "./hostLibrary";
-import { InstanceContainer } from "./instanceContainer";
+import { BoxContainers } from "./boxContainers";
 import { HostScriptName } from "./hostScripts";
 import { LowerCache, LowerCacheArgs, lowerCalls, retireCalls } from "./lowerCache";
-import { MacvlanNetwork } from "./macvlanNetwork";
+import { enginePreflight, MacvlanNetwork } from "./macvlanNetwork";
 import { instanceRecord, OverlayInstance } from "./overlayInstance";
 
 
@@ -59,7 +59,8 @@ export class Box extends pulumi.ComponentResource {
     /** The box's apply: library install, lower, instances, retire of old generations. */
     public readonly apply: command.remote.Command;
     public readonly instances: OverlayInstance[];
-    public readonly containers: InstanceContainer[];
+    /** The box's containers (one command for all of them); undefined on a cache-only box. */
+    public readonly containers?: BoxContainers;
     /** The SSH connection given to every remote command; a secret as a whole. */
     public readonly connection: Connection;
     public readonly summary: BoxSummary;
@@ -74,7 +75,7 @@ export class Box extends pulumi.ComponentResource {
         this.teardown = createTeardown(this, name, args.plan);
         this.apply = createApply(this, name, args.plan);
         this.instances = createInstances(this, name, plans);
-        this.containers = box.cacheOnly ? [] : createContainers(this, name, box, plans, args.privateKey);
+        this.containers = box.cacheOnly ? undefined : createContainers(this, name, box, plans, args.privateKey);
 
         this.summary = {
             name,
@@ -134,11 +135,19 @@ function removeMode(box: ResolvedBox): "purge" | "keep" {
     return box.purgeOnRemove ? "purge" : "keep";
 }
 
-/** The host calls of a box's apply, in order: the lower, the instances (their records on stdin), the retire. */
+/**
+ * The host calls of a box's apply, in order: the lower's preflight, the engine's (a box with
+ * containers), the rest of the lower, the instances (their records on stdin), the retire. Both
+ * preflights change nothing: a bad input fails before anything on the box changes.
+ */
 export function applyCalls(plan: BoxPlan): HostCall[] {
     const lower = lowerCacheArgs(plan);
+    const box = plan.settings;
+    const [preflight, ...prepare] = lowerCalls(lower);
     return [
-        ...lowerCalls(lower),
+        preflight,
+        ...(box.cacheOnly ? [] : [enginePreflight({ box: box.name, networkName: box.network.name, parent: box.network.parent, subnet: box.network.subnet, gateway: box.network.gateway })]),
+        ...prepare,
         ["apply", ["set", boxFstab, plan.settings.name, removeMode(plan.settings)]],
         ...retireCalls(lower),
     ];
@@ -202,9 +211,10 @@ export function createInstances(owner: Box, name: string, plans: InstancePlan[])
 }
 
 /**
- * The macvlan network (docker provider, after an engine preflight), the image and one container
- * per instance, each after its overlay. They deploy in parallel; the box lets at most
- * `maxDownPerBox` containers be replaced (a new image) at once.
+ * The macvlan network (docker provider; the box's apply checked the engine), the image archive
+ * copy (in parallel with the library's) and the box's containers, one command after the apply
+ * (their overlays) and the network. The box lets at most `maxDownPerBox` containers be replaced
+ * (a new image) at once.
  */
 export function createContainers(
     owner: Box,
@@ -212,7 +222,7 @@ export function createContainers(
     box: ServiceBox,
     plans: InstancePlan[],
     privateKey?: pulumi.Input<string>,
-): InstanceContainer[] {
+): BoxContainers {
     const { network, container: settings } = box;
     const provider = new docker.Provider(
         `${name}-docker`,
@@ -221,37 +231,22 @@ export function createContainers(
     );
     const macvlan = new MacvlanNetwork(
         `${name}-macvlan`,
+        { box: name, networkName: network.name, parent: network.parent, subnet: network.subnet, gateway: network.gateway, provider },
+        { parent: owner, dependsOn: [owner.apply] },
+    );
+    const image = new ContainerImage(`${name}-image`, { connection: owner.connection, archive: settings.imageArchive }, { parent: owner });
+    return new BoxContainers(
+        `${name}-containers`,
         {
             connection: owner.connection,
             box: name,
-            networkName: network.name,
-            parent: network.parent,
-            subnet: network.subnet,
-            gateway: network.gateway,
-            provider,
+            instances: plans,
+            settings,
+            remoteArchive: image.remoteArchive,
+            networkName: macvlan.networkName,
+            maxDownPerBox: box.maxDownPerBox,
         },
-        { parent: owner, dependsOn: [owner.apply] },
-    );
-    const image = new ContainerImage(
-        `${name}-image`,
-        { connection: owner.connection, image: settings.image, archive: settings.imageArchive },
-        { parent: owner, dependsOn: [owner.apply] },
-    );
-    return plans.map(
-        (plan, i) =>
-            new InstanceContainer(
-                `${name}-${plan.name}`,
-                {
-                    connection: owner.connection,
-                    plan,
-                    settings,
-                    imageId: image.imageId,
-                    networkName: macvlan.networkName,
-                    merged: owner.instances[i].merged,
-                    maxDownPerBox: box.maxDownPerBox,
-                },
-                { parent: owner, dependsOn: [owner.apply, macvlan, image] },
-            ),
+        { parent: owner, dependsOn: [owner.apply, macvlan.network, ...(image.copy ? [image.copy] : [])] },
     );
 }
 

@@ -1,12 +1,12 @@
 import * as fs from "fs";
 import * as path from "path";
-import { boxPlanDir, generationSuffix, maxGeneration, maxMountDataLength, pinnedMountOptions } from "../model/constants";
+import { boxLabel, boxPlanDir, generationSuffix, instanceLabel, maxGeneration, maxMountDataLength, pinnedMountOptions } from "../model/constants";
 
 /** Directory holding the POSIX sh scripts that run on a box. */
 export const hostScriptDir = path.join(__dirname, "..", "host");
 
 /** Names of the host-side scripts (file `host/<name>.sh`). */
-export const hostScriptNames = ["apply", "preflight", "lower", "mount", "unmount", "fstab", "status", "fold", "gc", "engine", "image", "container"] as const;
+export const hostScriptNames = ["apply", "preflight", "lower", "mount", "unmount", "fstab", "status", "fold", "gc", "engine", "image", "container", "containers"] as const;
 export type HostScriptName = (typeof hostScriptNames)[number];
 
 /**
@@ -21,6 +21,20 @@ export function shQuote(value: string): string {
 }
 
 /**
+ * One record of a host command's stdin: the fields separated by tabs, ending in a newline. A
+ * field that is empty or holds a tab, newline or NUL is refused (naming `what`) rather than
+ * shifting the fields on the box.
+ */
+export function tabRecord(fields: readonly string[], what: string): string {
+    for (const value of fields) {
+        if (value === "" || /[\t\n\r\0]/.test(value)) {
+            throw new Error(`cannot pass ${JSON.stringify(value)} of ${what} to its box: empty, or holds a tab, newline or NUL`);
+        }
+    }
+    return fields.join("\t") + "\n";
+}
+
+/**
  * Facts the TypeScript owns (model/constants.ts) that the host scripts need too, as the shell
  * variables they read. No host script writes one of these values itself (test/unit/facts.test.ts).
  */
@@ -30,6 +44,8 @@ export const hostFacts: Readonly<Record<string, string>> = {
     OF_GENERATION_SUFFIX: generationSuffix,
     OF_MAX_GENERATION: String(maxGeneration),
     OF_PLAN_DIR: boxPlanDir,
+    OF_INSTANCE_LABEL: instanceLabel,
+    OF_BOX_LABEL: boxLabel,
 };
 
 /**

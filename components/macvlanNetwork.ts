@@ -1,15 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
-import * as command from "@pulumi/command";
 import * as docker from "@pulumi/docker";
-import { hostCall } from "./hostLibrary";
+import { boxLabel } from "../model/constants";
+import { HostCall } from "./hostLibrary";
 
-/** Label that marks the docker objects overlay-fleet made, with the box name as value. */
-export const boxLabel = "overlay-fleet.box";
 
 /** Arguments of the macvlan network of one box. */
 export interface MacvlanNetworkArgs {
-    /** SSH connection to the box, for the engine preflight. */
-    connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
     /** Box name (the label value on the network). */
     box: string;
     /** Docker network name, e.g. `macnet`. */
@@ -24,27 +20,23 @@ export interface MacvlanNetworkArgs {
     provider: docker.Provider;
 }
 
+/** The engine preflight of a box's network: a read-only host call the box's apply runs before it changes anything. */
+export function enginePreflight(args: Omit<MacvlanNetworkArgs, "provider">): HostCall {
+    return ["engine", [args.networkName, args.parent, args.subnet, args.gateway, args.box]];
+}
+
 /**
- * The docker macvlan network that gives each container its own address and MAC on the LAN,
- * after a read-only preflight of the box's engine (API version, parent interface, no foreign
- * network in the way). The network itself is made by the docker provider, which does it right.
+ * The docker macvlan network that gives each container its own address and MAC on the LAN. The
+ * box's apply checks the engine first (enginePreflight: API version, parent interface, no
+ * foreign network in the way); the network itself is made by the docker provider, which does it
+ * right.
  */
 export class MacvlanNetwork extends pulumi.ComponentResource {
-    public readonly preflight: command.remote.Command;
     public readonly network: docker.Network;
     public readonly networkName: pulumi.Output<string>;
 
     constructor(name: string, args: MacvlanNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
         super("overlay-fleet:network:MacvlanNetwork", name, {}, opts);
-        this.preflight = new command.remote.Command(
-            `${name}-engine`,
-            {
-                connection: args.connection,
-                addPreviousOutputInEnv: false,
-                create: hostCall("engine", [args.networkName, args.parent, args.subnet, args.gateway, args.box]),
-            },
-            { parent: this, dependsOn: opts?.dependsOn },
-        );
         this.network = new docker.Network(
             `${name}-network`,
             {
@@ -54,7 +46,7 @@ export class MacvlanNetwork extends pulumi.ComponentResource {
                 ipamConfigs: [{ subnet: args.subnet, gateway: args.gateway }],
                 labels: [{ label: boxLabel, value: args.box }],
             },
-            { parent: this, provider: args.provider, dependsOn: [this.preflight] },
+            { parent: this, provider: args.provider, dependsOn: opts?.dependsOn },
         );
         this.networkName = this.network.name;
         this.registerOutputs({ networkName: this.networkName });

@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { InstancePlan } from "../model/plan";
+import { tabRecord } from "./hostScripts";
 
 /** Arguments of one overlay instance on a box. */
 export interface OverlayInstanceArgs {
@@ -18,13 +19,7 @@ function recordFields(plan: InstancePlan): string[] {
  * that still holds one is refused here rather than shifting the fields on the box.
  */
 export function instanceRecord(plan: InstancePlan): string {
-    const fields = recordFields(plan);
-    for (const value of fields) {
-        if (value === "" || /[\t\n\r\0]/.test(value)) {
-            throw new Error(`cannot pass ${JSON.stringify(value)} of instance ${plan.id} to its box: empty, or holds a tab, newline or NUL`);
-        }
-    }
-    return fields.join("\t") + "\n";
+    return tabRecord(recordFields(plan), `instance ${plan.id}`);
 }
 
 /**

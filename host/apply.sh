@@ -11,7 +11,7 @@
 # of_mount_main, in a subshell each, under the box lock taken once), one at a time (a generation switch remounts one instance at a time); an instance whose line
 # could not be written is not mounted. `remove` takes down every managed line of <box> and every
 # listed instance (unmount, then the line). An instance that fails does not stop the others: its
-# error is printed and the status is 1. `set` records the plan's ids and merged dirs in
+# error is printed and the status is 1. `set` records the plan's ids, containers and merged dirs in
 # $OF_PLAN_DIR/<box> (`remove` deletes that file). Runs in the installed host library (the other
 # commands beside it).
 
@@ -75,7 +75,7 @@ ap_down() {
         if of_docker_ready; then ap_docker=yes; fi
     fi
     if [ "$ap_docker" = yes ]; then
-        ap_cs=$(docker ps -q --filter "label=overlay-fleet.instance=$1" 2>/dev/null) || ap_cs=
+        ap_cs=$(docker ps -q --filter "label=$OF_INSTANCE_LABEL=$1" 2>/dev/null) || ap_cs=
         while IFS= read -r ap_c; do
             [ -n "$ap_c" ] || continue
             docker stop "$ap_c" >/dev/null || { of_err "cannot stop container $ap_c of $1 to take it down"; ap_fail; return 0; }
@@ -94,7 +94,7 @@ EOF
 # the box keeps, as ` <id>=<merged> `; for of-mount the planned instances as `<merged> <upper>
 # <work>` lines (it need not compare an instance with its planned siblings, see of_layers_near,
 # which keeps a box of many instances linear); the arguments of the one fstab edit
-# (`<id> <merged> <options>`...); the plan of record (`<id> <merged>` lines).
+# (`<id> <merged> <options>`...); the plan of record (`<id> <container|-> <merged>` lines).
 planned=
 OF_SIBLINGS=
 plan_record=
@@ -107,7 +107,7 @@ while IFS= read -r line; do
     OF_SIBLINGS="$OF_SIBLINGS${OF_SIBLINGS:+
 }$ap_merged $ap_upper $ap_work"
     set -- "$@" "$ap_id" "$ap_merged" "$ap_fstab_opts"
-    plan_record="$plan_record$ap_id $ap_merged
+    plan_record="$plan_record$ap_id $ap_container $ap_merged
 "
 done <"$tmp"
 export OF_SIBLINGS

@@ -19,8 +19,6 @@
 # `status` is read-only: one TSV line per name, `container<TAB><name><TAB><state><TAB><ip><TAB><mac><TAB><hostname>`
 # with state running, stopped or absent (or one line `engine<TAB>down` when docker does not answer).
 
-OF_LABEL=overlay-fleet.instance
-
 of_check_name() { # LABEL VALUE: a docker object name
     case $2 in
         '' | [!A-Za-z0-9]* | *[!A-Za-z0-9_.-]*) of_usage "$1 '$2' is not a valid docker name (A-Z a-z 0-9 _ . -, starting with a letter or digit)" ;;
@@ -45,26 +43,27 @@ of_check_ipv4() { # LABEL VALUE
 # The container's actual identity as the engine reports it: hostname|ip|mac|running|image|labelled
 container_facts() {
     docker inspect --type container --format \
-        "{{.Config.Hostname}}|{{with index .NetworkSettings.Networks \"$network\"}}{{.IPAddress}}|{{.MacAddress}}{{else}}|{{end}}|{{.State.Running}}|{{.Image}}|{{index .Config.Labels \"$OF_LABEL\"}}" \
+        "{{.Config.Hostname}}|{{with index .NetworkSettings.Networks \"$network\"}}{{.IPAddress}}|{{.MacAddress}}{{else}}|{{end}}|{{.State.Running}}|{{.Image}}|{{index .Config.Labels \"$OF_INSTANCE_LABEL\"}}" \
         "$name" 2>/dev/null
 }
 
 # The settings the plan gives the container, in the order `container_config` prints them
 # (identity is compared separately, from container_facts).
+# DNS servers end in a comma each: engines decode the list as []interface{}, which `join` refuses.
 planned_config() {
-    printf '%s|%s|%s|%s|%s|%s\n' "$restart" "$privileged_bool" "$dns_list" "$merged" "$target" "$network"
+    printf '%s|%s|%s|%s|%s|%s\n' "$restart" "$privileged_bool" "${dns_list:+$dns_list,}" "$merged" "$target" "$network"
 }
 
 container_config() {
     docker inspect --type container --format \
-        "{{.HostConfig.RestartPolicy.Name}}|{{.HostConfig.Privileged}}|{{join .HostConfig.Dns \",\"}}|{{range .HostConfig.Mounts}}{{.Source}}|{{.Target}}{{end}}|{{range \$n, \$e := .NetworkSettings.Networks}}{{\$n}}{{end}}" \
+        "{{.HostConfig.RestartPolicy.Name}}|{{.HostConfig.Privileged}}|{{range .HostConfig.Dns}}{{.}},{{end}}|{{range .HostConfig.Mounts}}{{.Source}}|{{.Target}}{{end}}|{{range \$n, \$e := .NetworkSettings.Networks}}{{\$n}}{{end}}" \
         "$name" 2>/dev/null
 }
 
 owned_or_absent() { # prints `absent`, `ours` or `foreign`
     if ! docker inspect --type container "$name" >/dev/null 2>&1; then
         echo absent
-    elif [ "$(docker inspect --type container --format "{{index .Config.Labels \"$OF_LABEL\"}}" "$name")" = "$id" ]; then
+    elif [ "$(docker inspect --type container --format "{{index .Config.Labels \"$OF_INSTANCE_LABEL\"}}" "$name")" = "$id" ]; then
         echo ours
     else
         echo foreign
@@ -102,6 +101,9 @@ of_check_name "container name" "$2"; name=$2
 
 if [ "$cmd" = remove ]; then
     of_check_id "$3"; id=$3
+    # The legacy per-instance delete of a container the box's plan now holds (of_applied_keeps):
+    # of-containers manages it.
+    ! of_applied_keeps container "$id" || exit 0
     of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
     case $(owned_or_absent) in
         absent) echo "ok: container $name is absent" ;;
@@ -170,7 +172,8 @@ if [ "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" = 
         "$hostname|$ip|$mac|true|$image_id|$id" | "$hostname|$ip|$mac|false|$image_id|$id") same=1 ;;
         *) same=0 ;;
     esac
-    if [ "$same" = 1 ] && [ "$(container_config)" = "$(planned_config)" ]; then
+    config=$(container_config) || of_die "cannot read the settings of container $name from the engine"
+    if [ "$same" = 1 ] && [ "$config" = "$(planned_config)" ]; then
         if [ "$(printf '%s' "$facts" | cut -d'|' -f4)" != true ]; then
             docker start "$name" >/dev/null || of_die "cannot start container $name"
         fi
@@ -183,7 +186,7 @@ if [ "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" = 
 fi
 
 if [ "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" != kept ]; then
-    set -- --name "$name" --hostname "$hostname" --label "$OF_LABEL=$id" \
+    set -- --name "$name" --hostname "$hostname" --label "$OF_INSTANCE_LABEL=$id" \
         --network "$network" --ip "$ip" --mac-address "$mac" --restart "$restart" \
         --mount "type=bind,source=$merged,target=$target"
     [ "$privileged_bool" = false ] || set -- "$@" --privileged

@@ -23,7 +23,7 @@ case $major.$minor in *[!0-9.]*) of_die "unexpected engine API version '$api'" ;
 networks=$(docker network ls --quiet --filter driver=macvlan) || of_die "cannot list the engine's networks"
 printf '%s\n' "$networks" | while IFS= read -r n; do
     [ -n "$n" ] || continue
-    facts=$(docker network inspect --format "{{.Name}}|{{index .Options \"parent\"}}|{{index .Labels \"overlay-fleet.box\"}}" "$n") ||
+    facts=$(docker network inspect --format "{{.Name}}|{{index .Options \"parent\"}}|{{index .Labels \"$OF_BOX_LABEL\"}}" "$n") ||
         of_die "cannot inspect docker network $n"
     name=${facts%%|*} rest=${facts#*|}
     nparent=${rest%%|*} label=${rest#*|}

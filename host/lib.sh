@@ -1047,20 +1047,22 @@ of_fstab_has_cb() {
     [ "$OF_FE_ID" != "$1" ] || { of_fh_found=0; return 1; }
 }
 
-# of_applied_keeps KIND VALUE: a call of the per-instance commands of overlay-fleet 0.1 (their
-# delete commands, still in the state of a stack deployed with it) must not take down an instance
-# that a box's plan now holds (of-apply records them in $OF_PLAN_DIR/<box>: `<id> <merged>` per
-# line). True, with a note on stdout, when VALUE (KIND id or merged) is planned and the caller is
-# not of-apply itself.
+# of_applied_keeps KIND VALUE: a call of the per-instance commands of earlier overlay-fleet
+# versions (their delete commands, still in the state of a stack deployed with one) must not take
+# down an instance, or its container, that a box's plan now holds (of-apply records them in
+# $OF_PLAN_DIR/<box>: `<id> <container|-> <merged>` per line). True, with a note on stdout, when
+# VALUE (KIND id, container: an id whose instance has a container, or merged) is planned and the
+# caller is not of-apply or of-containers (OF_APPLY).
 of_applied_keeps() {
     [ -z "${OF_APPLY-}" ] || return 1
     [ -d "$OF_PLAN_DIR" ] || return 1
     for of_ak_f in "$OF_PLAN_DIR"/*; do
         [ -f "$of_ak_f" ] || continue
         case $of_ak_f in *.new) continue ;; esac
-        while IFS=' ' read -r of_ak_id of_ak_merged; do
+        while IFS=' ' read -r of_ak_id of_ak_container of_ak_merged; do
             case $1 in
                 id) [ "$of_ak_id" = "$2" ] || continue ;;
+                container) [ "$of_ak_id" = "$2" ] && [ "$of_ak_container" != - ] || continue ;;
                 *) [ "$of_ak_merged" = "$2" ] || continue ;;
             esac
             printf 'ok %s: kept, the plan of box %s holds %s\n' "$OF_PROG" "${of_ak_f##*/}" "$of_ak_id"

@@ -20,3 +20,9 @@ export const generationSuffix = ".g";
 
 /** Where a box records the instances its last apply planned, one file per box (`<dir>/<box>`). */
 export const boxPlanDir = "/var/lib/overlay-fleet/plans";
+
+/** Docker label on every container overlay-fleet makes, with the instance id (`<box>/<name>`) as value. */
+export const instanceLabel = "overlay-fleet.instance";
+
+/** Docker label on the macvlan network overlay-fleet makes for a box, with the box name as value. */
+export const boxLabel = "overlay-fleet.box";

@@ -152,19 +152,28 @@ export function formatTable(statuses: BoxStatus[]): string {
     return rows.map((r) => r.map((cell, c) => cell.padEnd(widths[c])).join("  ").trimEnd()).join("\n");
 }
 
+/** The urns of the resources named `names` in the output of `pulumi stack --show-urns`. */
+function urnsNamed(showUrns: string, names: string[]): string[] {
+    return showUrns
+        .split("\n")
+        .map((line) => /URN: (\S+)/.exec(line)?.[1])
+        .filter((urn): urn is string => urn !== undefined && names.some((name) => urn.endsWith(`::${name}`)));
+}
+
 /**
  * The `pulumi up` arguments that put a wiped box back (README: A wiped box), from the output of
  * `pulumi stack --show-urns`: a new copy of its host library, which re-runs the box's apply
- * (install, lower, overlays and fstab lines); `--refresh` lets the docker provider see containers
- * the box lost.
+ * (install, lower, overlays and fstab lines), and with `containers` a new run of its containers
+ * command; `--refresh` lets the docker provider see a network the box lost.
  */
-export function libraryRecovery(showUrns: string, box: string): string[] {
-    const name = `::${box}-host-copy`;
-    const urns = showUrns
-        .split("\n")
-        .map((line) => /URN: (\S+)/.exec(line)?.[1])
-        .filter((urn): urn is string => urn !== undefined && urn.endsWith(name));
+export function libraryRecovery(showUrns: string, box: string, containers = false): string[] {
+    const urns = urnsNamed(showUrns, [`${box}-host-copy`, ...(containers ? [`${box}-containers-run`] : [])]);
     return urns.length === 0 ? [] : ["--refresh", ...urns.flatMap((urn) => ["--replace", urn])];
+}
+
+/** The `pulumi up` arguments that make a box's containers again (lost, or not as planned). */
+export function containersRecovery(showUrns: string, box: string): string[] {
+    return urnsNamed(showUrns, [`${box}-containers-run`]).flatMap((urn) => ["--replace", urn]);
 }
 
 function main(): void {
@@ -196,17 +205,26 @@ function main(): void {
     }
     const statuses = (summary ?? []).map((box) => boxStatus(box, privateKey));
     console.log(json ? JSON.stringify(statuses, null, 2) : formatTable(statuses));
+    const containersDown = (s: BoxStatus) => s.instances.some((i) => i.container && (i.container.state !== "running" || !i.container.matchesPlan));
     const wiped = statuses.filter((s) => s.reachable && !s.library);
-    if (wiped.length > 0) {
+    const lost = statuses.filter((s) => s.reachable && s.library && containersDown(s));
+    if (wiped.length + lost.length > 0) {
         const urns = pulumi(["stack", "--show-urns", "--stack", stack], cwd);
         for (const s of wiped) {
-            const recovery = libraryRecovery(urns, s.box);
+            const recovery = libraryRecovery(urns, s.box, containersDown(s));
             if (recovery.length === 0) {
                 console.error(`overlay-fleet: ${s.box} has no host library (${hostLibraryCurrent}), and the stack has no library copy of it (${s.box}-host-copy): run pulumi up`);
                 continue;
             }
             const args = ["up", "--stack", stack, ...recovery];
             console.error(`overlay-fleet: ${s.box} has no host library (${hostLibraryCurrent}); put it back with:\n  pulumi ${args.map(shQuote).join(" ")}`);
+        }
+        for (const s of lost) {
+            const recovery = containersRecovery(urns, s.box);
+            if (recovery.length > 0) {
+                const args = ["up", "--stack", stack, ...recovery];
+                console.error(`overlay-fleet: containers of ${s.box} are not running as planned; make them again with:\n  pulumi ${args.map(shQuote).join(" ")}`);
+            }
         }
     }
     const unhealthy = (s: BoxStatus) =>

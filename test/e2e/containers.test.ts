@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type { BoxSummary } from "../../components/box";
-import { boxStatus } from "../../ops/status";
+import { boxStatus, containersRecovery } from "../../ops/status";
 import {
     buildLabImage,
     dockerIn,
@@ -30,7 +30,8 @@ let project: TestProject;
 let archive: string;
 
 function configure(counts: Record<string, number>, perBox: Record<string, unknown> = {}, container: Record<string, unknown> = {}) {
-    const { defaults, boxes: declared } = labContainerConfig(boxes, counts, perBox, { imageArchive: archive, ...container });
+    // A DNS server too: a container that matches its plan, DNS list included, must be kept as it is.
+    const { defaults, boxes: declared } = labContainerConfig(boxes, counts, perBox, { imageArchive: archive, dns: ["198.18.0.53", "198.18.0.54"], ...container });
     project.configure(defaults, declared);
 }
 
@@ -211,6 +212,23 @@ describe("containers on both lab engines", () => {
         }
     });
 
+    it("a box that lost its containers: status names the containers command, whose replacement makes them again", async () => {
+        const plan = (await planned()).filter((p) => p.box === "box2");
+        await dockerIn("box2", "rm -f " + plan.map((p) => p.name).join(" "));
+        const summary = ((await project.outputs()).summary as BoxSummary[]).find((b) => b.name === "box2")!;
+        const status = boxStatus(summary, fs.readFileSync(boxes[0].privateKeyPath, "utf8"));
+        expect(status.instances.map((i) => i.container?.state)).toEqual(plan.map(() => "absent"));
+        const recovery = containersRecovery(await project.pulumiOk(["stack", "--show-urns"]), "box2");
+        expect(recovery.map((arg) => arg.replace(/.*::/, ""))).toEqual(["--replace", "box2-containers-run"]);
+        await project.upOk(recovery);
+        for (const p of plan) {
+            expect(await containerFacts("box2", p.name)).toMatchObject({ mac: p.mac, ip: p.ip, hostname: p.hostname, running: true });
+            await waitFor(`${p.name} serving again`, () => serves(p.ip));
+        }
+        const { steps } = await project.preview();
+        expect(steps.filter((s) => s.op !== "same")).toEqual([]);
+    });
+
     it("reboot drill: engine stopped, overlays unmounted, mount -a, engine started: every container serves its cache", async () => {
         const plan = (await planned()).filter((p) => p.box === "box1");
         await lab("stop-engine", "box1");
@@ -230,7 +248,7 @@ describe("containers on both lab engines", () => {
         const { steps } = await project.preview();
         const changed = steps.filter((s) => s.op !== "same");
         expect(changed.map((s) => `${s.op} ${s.name}`).sort()).toEqual(
-            ["update box1-apply", ...[4, 5].flatMap((i) => [`create box1-ttnode${i}`, `create box1-ttnode${i}`, `create box1-ttnode${i}-container`])].sort(),
+            ["update box1-apply", "update box1-containers-run", "create box1-ttnode4", "create box1-ttnode5"].sort(),
         );
         await project.upOk();
         const after = await containerIds("box1");
@@ -248,7 +266,7 @@ describe("containers on both lab engines", () => {
         const old = (await planned()).find((p) => p.box === "box1" && p.name === "ttnode2")!;
         configure({ box1: 5, box2: 2 }, { box1: { overrides: { "2": { ip: "198.18.1.150" } } } });
         const { steps } = await project.preview();
-        expect(steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`)).toEqual(["update box1-ttnode2-container"]);
+        expect(steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`)).toEqual(["update box1-containers-run"]);
         await project.upOk();
         const after = await containerIds("box1");
         expect(after.ttnode2).not.toBe(before.ttnode2);
@@ -266,8 +284,10 @@ describe("containers on both lab engines", () => {
         configure({ box1: 5, box2: 2 }, { box1: { overrides: { "2": { ip: "198.18.1.150" } } } });
         const { steps } = await project.preview();
         const changed = steps.filter((s) => s.op !== "same").map((s) => s.name);
-        expect(changed).toContain("box1-image-load");
-        expect(changed).toContain("box2-image-load");
+        for (const box of ["box1", "box2"]) {
+            expect(changed).toContain(`${box}-image-copy`);
+            expect(changed).toContain(`${box}-containers-run`);
+        }
         await project.upOk();
         const newImage = (await dockerIn("box1", `image inspect --format '{{.Id}}' ${labImage}`)).trim();
         expect(newImage).not.toBe(oldImage);

@@ -144,7 +144,7 @@ function planRecord(ns: HostNs, box = "box1"): string | undefined {
 }
 
 function recordOf(...plans: InstancePlan[]): string {
-    return plans.map((p) => `${p.id} ${p.merged}\n`).join("");
+    return plans.map((p) => `${p.id} ${p.containerName ?? "-"} ${p.merged}\n`).join("");
 }
 
 /** The fstab without its managed lines: the foreign content, byte for byte. */

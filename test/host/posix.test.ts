@@ -4,7 +4,7 @@ import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { hostInvocation, hostScript, hostScriptDir, HostScriptName } from "../../components/hostScripts";
 
-const SCRIPTS: HostScriptName[] = ["apply", "preflight", "lower", "mount", "unmount", "fstab", "status", "engine", "image", "container", "fold", "gc"];
+const SCRIPTS: HostScriptName[] = ["apply", "preflight", "lower", "mount", "unmount", "fstab", "status", "engine", "image", "container", "containers", "fold", "gc"];
 const have = (cmd: string) => spawnSync("sh", ["-c", `command -v ${cmd}`]).status === 0;
 
 /** Host files not (yet) held to the unquoted-expansion check: none. */

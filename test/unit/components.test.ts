@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import * as pulumi from "@pulumi/pulumi";
-import { byName, drain, installMocks, mockImageId, Registration, secretSignature, settle } from "./mocks";
+import { byName, drain, installMocks, Registration, secretSignature, settle } from "./mocks";
 import { homeConfig, raw } from "./fixtures";
 import { planFleet, resolveFleetConfig } from "../../model/config";
 import * as crypto from "crypto";
@@ -13,6 +13,7 @@ import { planBox } from "../../model/plan";
 import { writeImageArchive } from "./imageArchives";
 import { Box } from "../../components/box";
 import { instanceRecord } from "../../components/overlayInstance";
+import { containerRecord } from "../../components/boxContainers";
 import { readFleetConfig } from "../../program/stackConfig";
 
 // One mock monitor for the file: every deploy records into the same list, cleared per deploy.
@@ -38,11 +39,13 @@ async function deploy(config: { defaults?: any; boxes?: any }, boxName = "nas") 
 
 /** The records the box's apply reads on stdin, one line per instance (host/apply.sh). */
 const records = (regs: Registration[]) => String(byName(regs, "nas-apply").inputs.stdin).split("\n").filter(Boolean).map((line) => line.split("\t"));
+/** The records the box's containers command reads on stdin, one line per container (host/containers.sh). */
+const containerRecords = (regs: Registration[]) => String(byName(regs, "nas-containers-run").inputs.stdin).split("\n").filter(Boolean).map((line) => line.split("\t"));
 /** The calls of the box's apply, one per line after the library install. */
 const applyLines = (regs: Registration[]) => String(byName(regs, "nas-apply").inputs.create).split("\n").filter((line) => line.startsWith("sh "));
 
 describe("Box resource graph", () => {
-    it("declares host library, cache, one apply, network, image and per instance an overlay and a container", async () => {
+    it("declares host library, cache, one apply, network, image, one containers command and per instance an overlay", async () => {
         const { registrations: regs } = await deploy(homeConfig());
         const types = regs.map((r) => `${r.type} ${r.name}`).sort();
         expect(types).toEqual(
@@ -55,15 +58,11 @@ describe("Box resource graph", () => {
                 "command:remote:Command nas-apply",
                 "pulumi:providers:docker nas-docker",
                 "overlay-fleet:network:MacvlanNetwork nas-macvlan",
-                "command:remote:Command nas-macvlan-engine",
                 "docker:index/network:Network nas-macvlan-network",
                 "overlay-fleet:container:ContainerImage nas-image",
-                "command:remote:Command nas-image-pull",
-                ...[1, 2, 3].flatMap((i) => [
-                    `overlay-fleet:overlay:OverlayInstance nas-ttnode${i}`,
-                    `overlay-fleet:container:InstanceContainer nas-ttnode${i}`,
-                    `command:remote:Command nas-ttnode${i}-container`,
-                ]),
+                "overlay-fleet:container:BoxContainers nas-containers",
+                "command:remote:Command nas-containers-run",
+                ...[1, 2, 3].map((i) => `overlay-fleet:overlay:OverlayInstance nas-ttnode${i}`),
             ].sort(),
         );
         // Every child hangs under its component, every component under the box.
@@ -72,21 +71,16 @@ describe("Box resource graph", () => {
         expect(byName(regs, "nas-cache").parent).toBe(boxUrn);
         expect(byName(regs, "nas-apply").parent).toBe(boxUrn);
         expect(urnOf("nas-ttnode2", "overlay-fleet:overlay:OverlayInstance")).toContain("overlay-fleet:fleet:Box$overlay-fleet:overlay:OverlayInstance::nas-ttnode2");
-        expect(byName(regs, "nas-ttnode2-container").parent).toBe(urnOf("nas-ttnode2", "overlay-fleet:container:InstanceContainer"));
+        expect(byName(regs, "nas-containers-run").parent).toBe(urnOf("nas-containers", "overlay-fleet:container:BoxContainers"));
     });
 
-    it("orders library copy, apply, then engine, image and containers", async () => {
+    it("orders library copy, apply (with the engine preflight), network, then the containers", async () => {
         const { registrations: regs } = await deploy(homeConfig());
         const urn = (name: string) => byName(regs, name).urn;
         expect(byName(regs, "nas-apply").dependencies).toEqual(expect.arrayContaining([urn("nas-host-copy"), urn("nas-teardown")]));
-        // Nothing else runs on the box before the apply installed its host library.
-        for (const name of ["nas-macvlan-engine", "nas-image-pull"]) {
-            expect(byName(regs, name).dependencies, name).toContain(urn("nas-apply"));
-        }
-        const container = byName(regs, "nas-ttnode1-container");
-        expect(container.dependencies).toEqual(expect.arrayContaining([urn("nas-apply"), urn("nas-macvlan-network"), urn("nas-macvlan-engine"), urn("nas-image-pull")]));
-        // Containers deploy in parallel: none waits for another (the box limits what is down at once).
-        expect(byName(regs, "nas-ttnode3-container").dependencies).not.toContain(urn("nas-ttnode2-container"));
+        // The network is made after the apply checked the engine; the containers after both.
+        expect(byName(regs, "nas-macvlan-network").dependencies).toContain(urn("nas-apply"));
+        expect(byName(regs, "nas-containers-run").dependencies).toEqual(expect.arrayContaining([urn("nas-apply"), urn("nas-macvlan-network")]));
         // Generation 1 has nothing to retire.
         expect(applyLines(regs).filter((line) => line.startsWith("sh gc"))).toEqual([]);
     });
@@ -111,6 +105,7 @@ describe("Box resource graph", () => {
         expect(apply.create).toContain(`--replace '\\''${copyUrn}'\\'' (README: A wiped box)' >&2`);
         expect(applyLines(regs)).toEqual([
             "sh preflight '/mnt/usbdisk' '/mnt/usbdisk/static_cache' </dev/null",
+            "sh engine 'macnet' 'eth0' '192.168.1.0/24' '192.168.1.1' 'nas' </dev/null",
             "sh lower '/mnt/usbdisk/static_cache' '.yfnode/config' </dev/null",
             "sh fold '/mnt/usbdisk/static_cache' '1' '/mnt/usbdisk/.overlay-fleet/static_cache.gen1' 'lowest-index-wins' '.yfnode/config' '--fstab' '/etc/fstab' </dev/null",
             "sh apply 'set' '/etc/fstab' 'nas' 'keep'",
@@ -154,17 +149,16 @@ describe("Box resource graph", () => {
         expect(fs.readFileSync(path.join(bundle.dir, "SHA256SUMS"), "utf8")).toMatch(/^[0-9a-f]{64} {2}preflight$/m);
     });
 
-    it("runs each container with its fixed identity on the macvlan network, merged dir bind-mounted", async () => {
+    it("runs the box's containers in one command, each with its fixed identity, merged dir bind-mounted", async () => {
         const { registrations: regs } = await deploy(homeConfig());
-        const create: string = byName(regs, "nas-ttnode2-container").inputs.create;
+        const run = byName(regs, "nas-containers-run").inputs;
         const mac = planBox(resolveFleetConfig(raw(homeConfig())).find((b) => b.name === "nas")!).instances[1].mac;
-        expect(create).toBe(
-            hostCall("container", [
-                "create", "ttnode2", "nas-ttnode2", "ericwang2006/ttnode", mockImageId, "macnet",
-                "192.168.1.202", mac, "192.168.1.1", "always", "1", "nas/ttnode2", "/mnt/usbdisk/ttnode2/mnts", "/mnts", "1",
-            ]),
-        );
-        expect(byName(regs, "nas-ttnode2-container").inputs.delete).toBe(hostCall("container", ["remove", "ttnode2", "nas/ttnode2"]));
+        expect(run.create).toBe(hostCall("containers", ["set", "nas", "macnet", "ericwang2006/ttnode", "-", "192.168.1.1", "always", "1", "/mnts", "1"]));
+        expect(containerRecords(regs)).toHaveLength(3);
+        expect(containerRecords(regs)[1]).toEqual(["nas/ttnode2", "ttnode2", "nas-ttnode2", "192.168.1.202", mac, "/mnt/usbdisk/ttnode2/mnts"]);
+        // Its delete removes the box's containers (only those overlay-fleet made: checked on the box).
+        expect(run.delete).toBe(hostCall("containers", ["remove", "nas"]));
+        expect(run.addPreviousOutputInEnv).toBe(false);
         expect(byName(regs, "nas-macvlan-network").inputs).toMatchObject({
             name: "macnet",
             driver: "macvlan",
@@ -172,7 +166,6 @@ describe("Box resource graph", () => {
             ipamConfigs: [{ subnet: "192.168.1.0/24", gateway: "192.168.1.1" }],
             labels: [{ label: "overlay-fleet.box", value: "nas" }],
         });
-        expect(byName(regs, "nas-macvlan-engine").inputs.create).toBe(hostCall("engine", ["macnet", "eth0", "192.168.1.0/24", "192.168.1.1", "nas"]));
         expect(byName(regs, "nas-docker").inputs.host).toBe("ssh://root@192.168.1.10:22");
     });
 
@@ -180,7 +173,8 @@ describe("Box resource graph", () => {
         const config = homeConfig();
         config.boxes.nas.cacheOnly = true;
         const { registrations: regs } = await deploy(config);
-        expect(regs.filter((r) => r.type.startsWith("docker:") || r.type === "pulumi:providers:docker" || r.name.endsWith("-container"))).toEqual([]);
+        expect(regs.filter((r) => r.type.startsWith("docker:") || r.type === "pulumi:providers:docker" || r.name.includes("-containers"))).toEqual([]);
+        expect(applyLines(regs).filter((line) => line.startsWith("sh engine"))).toEqual([]);
         expect(records(regs).map((r) => r.slice(7))).toEqual([["-", "-"], ["-", "-"], ["-", "-"]]);
     });
 
@@ -196,6 +190,8 @@ describe("Box resource graph", () => {
         const plan = planFleet(raw(homeConfig())).boxes[0].instances[0];
         expect(() => instanceRecord({ ...plan, mountOptions: "index=off\tx" })).toThrow(/holds a tab, newline or NUL/);
         expect(instanceRecord(plan).split("\t")).toHaveLength(9);
+        expect(() => containerRecord({ ...plan, hostname: "a\nb" })).toThrow(/holds a tab, newline or NUL/);
+        expect(containerRecord(plan).split("\t")).toHaveLength(6);
     });
 
     it("a generation bump changes the fold and the instances' lowers, then retires, and leaves the containers alone", async () => {
@@ -203,19 +199,19 @@ describe("Box resource graph", () => {
         const config = homeConfig();
         config.boxes.nas.generation = 2;
         const after = (await deploy(config)).registrations;
-        expect(applyLines(after)[2]).toContain("sh fold '/mnt/usbdisk/static_cache' '2' '/mnt/usbdisk/.overlay-fleet/static_cache.gen2'");
+        expect(applyLines(after).find((line) => line.startsWith("sh fold"))).toContain("sh fold '/mnt/usbdisk/static_cache' '2' '/mnt/usbdisk/.overlay-fleet/static_cache.gen2'");
         const ttnode1 = records(after)[0];
         expect(ttnode1[1]).toBe("/mnt/usbdisk/static_cache.g2");
         expect(ttnode1[6]).toContain("lowerdir=/mnt/usbdisk/static_cache.g2,");
         expect(ttnode1[8]).toBe("/mnt/usbdisk/.overlay-fleet/static_cache.gen2/ttnode1.manifest");
         // Old generations go after every instance switched: the last call.
         expect(applyLines(after).at(-1)).toBe("sh gc '/mnt/usbdisk/static_cache' '2' '/etc/fstab' </dev/null");
-        expect(byName(after, "nas-ttnode1-container").inputs).toEqual(byName(before, "nas-ttnode1-container").inputs);
+        expect(byName(after, "nas-containers-run").inputs).toEqual(byName(before, "nas-containers-run").inputs);
     });
 });
 
 describe("images", () => {
-    it("an image archive is copied by content hash and loaded; without one the image is pulled", async () => {
+    it("an image archive is copied by content hash and loaded by the containers command; without one the image is pulled", async () => {
         const archive = writeImageArchive(["ericwang2006/ttnode:latest"]);
         const config = homeConfig();
         config.defaults.container.imageArchive = archive;
@@ -223,8 +219,12 @@ describe("images", () => {
         const sha = crypto.createHash("sha256").update(fs.readFileSync(archive)).digest("hex");
         const remote = `/var/lib/overlay-fleet/images/${sha.slice(0, 16)}.tar`;
         expect(byName(regs, "nas-image-copy").inputs).toMatchObject({ remotePath: remote, triggers: [sha] });
-        expect(byName(regs, "nas-image-load").inputs.create).toBe(hostCall("image", ["load", remote, "ericwang2006/ttnode"]));
-        expect(regs.find((r) => r.name === "nas-image-pull")).toBeUndefined();
+        expect(byName(regs, "nas-containers-run").inputs.create).toBe(
+            hostCall("containers", ["set", "nas", "macnet", "ericwang2006/ttnode", remote, "192.168.1.1", "always", "1", "/mnts", "1"]),
+        );
+        // The copy runs beside the library's; the containers wait for it.
+        expect(byName(regs, "nas-image-copy").dependencies).not.toContain(byName(regs, "nas-apply").urn);
+        expect(byName(regs, "nas-containers-run").dependencies).toContain(byName(regs, "nas-image-copy").urn);
     });
 });
 
@@ -240,27 +240,28 @@ describe("scaling", () => {
         const three = await inputsAt(3);
         const five = await inputsAt(5);
         const added = [...five.keys()].filter((name) => !three.has(name)).sort();
-        expect(added).toEqual(["nas-ttnode4", "nas-ttnode4-container", "nas-ttnode5", "nas-ttnode5-container"].sort());
-        // The box's apply gets two more records, nothing else.
-        const [a3, a5] = [three.get("nas-apply")!, five.get("nas-apply")!];
-        expect(a5.stdin.startsWith(a3.stdin)).toBe(true);
-        expect(a5.stdin.slice(a3.stdin.length).split("\n").filter(Boolean).map((l: string) => l.split("\t")[0])).toEqual(["nas/ttnode4", "nas/ttnode5"]);
-        expect({ ...a5, stdin: "" }).toEqual({ ...a3, stdin: "" });
+        expect(added).toEqual(["nas-ttnode4", "nas-ttnode5"]);
+        // The box's apply and its containers command get two more records each, nothing else.
+        for (const command of ["nas-apply", "nas-containers-run"]) {
+            const [a3, a5] = [three.get(command)!, five.get(command)!];
+            expect(a5.stdin.startsWith(a3.stdin), command).toBe(true);
+            expect(a5.stdin.slice(a3.stdin.length).split("\n").filter(Boolean).map((l: string) => l.split("\t")[0])).toEqual(["nas/ttnode4", "nas/ttnode5"]);
+            expect({ ...a5, stdin: "" }).toEqual({ ...a3, stdin: "" });
+        }
         for (const [name, inputs] of three) {
-            if (name !== "nas-apply") expect(five.get(name), name).toEqual(inputs);
+            if (name !== "nas-apply" && name !== "nas-containers-run") expect(five.get(name), name).toEqual(inputs);
         }
     });
 
     it("5 -> 3 removes instances 4 and 5 and leaves the others identical", async () => {
         const five = await inputsAt(5);
         const three = await inputsAt(3);
-        expect([...five.keys()].filter((name) => !three.has(name)).sort()).toEqual(
-            ["nas-ttnode4", "nas-ttnode4-container", "nas-ttnode5", "nas-ttnode5-container"].sort(),
-        );
-        // The apply takes them down on the box: they are simply no longer in its records.
+        expect([...five.keys()].filter((name) => !three.has(name)).sort()).toEqual(["nas-ttnode4", "nas-ttnode5"]);
+        // The apply and the containers command take them down on the box: they are simply no longer in their records.
         expect(three.get("nas-apply")!.stdin.split("\n").filter(Boolean)).toHaveLength(3);
+        expect(three.get("nas-containers-run")!.stdin.split("\n").filter(Boolean)).toHaveLength(3);
         for (const [name, inputs] of three) {
-            if (name !== "nas-apply") expect(five.get(name), name).toEqual(inputs);
+            if (name !== "nas-apply" && name !== "nas-containers-run") expect(five.get(name), name).toEqual(inputs);
         }
     });
 });
@@ -270,8 +271,8 @@ describe("secrets", () => {
         const { box, registrations: regs } = await deploy(homeConfig());
         expect(await pulumi.isSecret(box.connection)).toBe(true);
         const commands = regs.filter((r) => r.type === "command:remote:Command");
-        // per box: teardown, apply, engine preflight, image; per instance: container
-        expect(commands.length).toBe(4 + 3);
+        // per box: teardown, apply, containers
+        expect(commands.length).toBe(3);
         for (const command of commands) {
             expect(command.raw.connection["4dabf18193072939515e22adb298388d"], command.name).toBe(secretSignature);
             expect(JSON.stringify({ ...command.raw, connection: undefined })).not.toContain("secret-key-material");

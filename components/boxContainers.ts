@@ -1,0 +1,86 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as command from "@pulumi/command";
+import { hostCall } from "./hostLibrary";
+import { tabRecord } from "./hostScripts";
+import { ResolvedContainer } from "../model/config";
+import { InstancePlan } from "../model/plan";
+
+/** Arguments of the containers of one box. */
+export interface BoxContainersArgs {
+    /** SSH connection to the box (secret: it holds the private key). */
+    connection: pulumi.Input<command.types.input.remote.ConnectionArgs>;
+    /** Box name: the containers it manages are labelled `overlay-fleet.instance=<box>/<name>`. */
+    box: string;
+    /** The plans of the box's instances: name, id, hostname, address, MAC, merged dir. */
+    instances: InstancePlan[];
+    /** Image, DNS, privileged, restart policy, mount target. */
+    settings: ResolvedContainer;
+    /** The image archive on the box (ContainerImage), or undefined to pull `settings.image`. */
+    remoteArchive?: string;
+    /** The macvlan network to join with each instance's fixed IP and MAC. */
+    networkName: pulumi.Input<string>;
+    /** At most this many containers of the box are replaced at once (enforced on the box). */
+    maxDownPerBox: number;
+}
+
+/** The fields of a container record, in order (host/containers.sh reads them). */
+function recordFields(plan: InstancePlan): string[] {
+    return [plan.id, plan.containerName ?? plan.name, plan.hostname, plan.ip ?? "", plan.mac, plan.merged];
+}
+
+/** One container as its box's containers command reads it on stdin (host/containers.sh): a tabRecord. */
+export function containerRecord(plan: InstancePlan): string {
+    return tabRecord(recordFields(plan), `the container of ${plan.id}`);
+}
+
+/** The box's containers command: the box-wide settings as arguments (the containers come on stdin). */
+export function containersCall(args: BoxContainersArgs, networkName: string): string {
+    const { settings } = args;
+    return hostCall("containers", [
+        "set",
+        args.box,
+        networkName,
+        settings.image,
+        args.remoteArchive ?? "-",
+        settings.dns.join(",") || "-",
+        settings.restart,
+        settings.privileged ? "1" : "0",
+        settings.mountTarget,
+        String(args.maxDownPerBox),
+    ]);
+}
+
+/**
+ * The containers of one box, one per instance, on the box's macvlan network with their fixed
+ * hostname, IP and MAC (the node's identity) and their merged cache dir bind-mounted: one command
+ * over one SSH connection (host/containers.sh, fed one containerRecord per instance: the stack
+ * diff of a container is a line of its stdin). It loads the image, removes the box's containers
+ * the plan no longer has and makes or keeps each planned one with the box's own docker CLI, not
+ * the docker provider: the provider creates a container on `bridge` and connects it to the
+ * network afterwards, and engines ignore a MAC given on connect below API 1.54 (the provider
+ * speaks at most 1.51), so it cannot give a container its MAC. Each container is read back from
+ * the engine; any difference from the plan fails the `up`. Its delete removes the box's
+ * containers (and only those overlay-fleet made).
+ */
+export class BoxContainers extends pulumi.ComponentResource {
+    public readonly command: command.remote.Command;
+
+    constructor(name: string, args: BoxContainersArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("overlay-fleet:container:BoxContainers", name, {}, opts);
+        this.command = new command.remote.Command(
+            `${name}-run`,
+            {
+                connection: args.connection,
+                addPreviousOutputInEnv: false,
+                create: pulumi.output(args.networkName).apply((network) => containersCall(args, network)),
+                stdin: args.instances.map(containerRecord).join(""),
+                delete: hostCall("containers", ["remove", args.box]),
+            },
+            // A replacement (`pulumi up --replace`, for a box that lost its containers) removes
+            // the box's containers before making them again: created first, the old command's
+            // delete would remove the new ones.
+            { parent: this, dependsOn: opts?.dependsOn, deleteBeforeReplace: true },
+        );
+        this.registerOutputs({});
+    }
+}

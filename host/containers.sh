@@ -1,0 +1,93 @@
+# of-containers set <box> <network> <image> <archive|-> <dns|-> <restart> <privileged 0|1> <target> <maxDown>
+#                                                                  (stdin: the box's planned containers)
+# of-containers remove <box>
+#
+# The box's containers in one go, one record per line on stdin, fields separated by one tab:
+#   <instanceId> <name> <hostname> <ip> <mac> <merged>
+# `set` converges the box's containers to the plan: the image made present (`of-image load` of the
+# archive copied to the box, or `of-image pull` with `-`), then every managed container of <box>
+# (label overlay-fleet.instance=<box>/...) that the plan no longer has is removed, then each planned
+# container is made or kept by `of-container create`, one at a time (its identity read back from
+# the engine). `remove` removes every managed container of <box> (the box left the stack, or it
+# became cache-only). A container that fails does not stop the others: its error is printed and
+# the status is 1. Containers overlay-fleet did not create are never touched. Runs in the
+# installed host library (the other commands beside it).
+
+usage="usage: of-containers set <box> <network> <image> <archive|-> <dns|-> <restart> <privileged 0|1> <target> <maxDown> | of-containers remove <box>"
+case ${1-} in
+    set) [ "$#" -eq 10 ] || of_usage "$usage" ;;
+    remove) [ "$#" -eq 2 ] || of_usage "$usage" ;;
+    *) of_usage "$usage" ;;
+esac
+action=$1
+box=$2
+of_check_id "$box/x"
+
+# Our own calls of of-container remove: not the legacy per-instance deletes, which keep a container
+# while the box's plan holds its instance (see of_applied_keeps in host/lib.sh).
+OF_APPLY=1
+export OF_APPLY
+
+failed=0
+planned=" "
+records=
+tab=$(printf '\t')
+if [ "$action" = set ]; then
+    network=$3 image=$4 archive=$5 dns=$6 restart=$7 privileged=$8 target=$9 max_down=${10}
+    # Every record checked before anything changes; the fields themselves are checked by of-container.
+    records=$(cat) || of_die "cannot read the containers from stdin"
+    while IFS= read -r line; do
+        [ -n "$line" ] || continue
+        IFS=$tab read -r c_id c_name c_hostname c_ip c_mac c_merged c_rest <<EOF || :
+$line
+EOF
+        [ -n "$c_merged" ] && [ -z "$c_rest" ] || of_usage "container record must have 6 tab-separated fields: $line"
+        case $c_id in
+            "$box"/*) ;;
+            *) of_usage "instance '$c_id' is not on box '$box'" ;;
+        esac
+        planned="$planned$c_id "
+    done <<EOF
+$records
+EOF
+fi
+
+of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
+
+if [ "$action" = set ]; then
+    if [ "$archive" = - ]; then
+        image_id=$(sh ./image pull "$image" </dev/null) || of_die "the image $image is not on this box; no container was changed"
+    else
+        image_id=$(sh ./image load "$archive" "$image" </dev/null) || of_die "the image $image is not on this box; no container was changed"
+    fi
+fi
+
+# The managed containers of this box the plan does not hold (all of them on remove).
+existing=$(docker ps -a --filter "label=$OF_INSTANCE_LABEL" --format "{{.Names}}	{{.Label \"$OF_INSTANCE_LABEL\"}}") ||
+    of_die "cannot list the engine's containers"
+while IFS=$tab read -r c_name c_id; do
+    case $c_id in
+        "$box"/*) ;;
+        *) continue ;;
+    esac
+    case $planned in
+        *" $c_id "*) continue ;;
+    esac
+    sh ./container remove "$c_name" "$c_id" </dev/null || failed=$((failed + 1))
+done <<EOF
+$existing
+EOF
+
+if [ "$action" = set ]; then
+    while IFS=$tab read -r c_id c_name c_hostname c_ip c_mac c_merged; do
+        [ -n "$c_id" ] || continue
+        sh ./container create "$c_name" "$c_hostname" "$image" "$image_id" "$network" "$c_ip" "$c_mac" "$dns" "$restart" \
+            "$privileged" "$c_id" "$c_merged" "$target" "$max_down" </dev/null || failed=$((failed + 1))
+    done <<EOF
+$records
+EOF
+fi
+
+if [ "$failed" -gt 0 ]; then
+    of_die "$failed of the box's containers failed (see above); the others are done"
+fi

@@ -1,0 +1,82 @@
+/**
+ * host/containers.sh's own decisions, run from the staged host library with a docker CLI stub
+ * (the containers themselves, on real engines, are test/e2e/containers.test.ts): which managed
+ * containers a box's command removes, that a bad record changes nothing, and that a legacy
+ * per-instance delete keeps a container the box's plan holds.
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stageHostLibrary } from "../../components/hostLibrary";
+import { boxPlanDir, instanceLabel } from "../../model/constants";
+import { dockerStub, hostTestsUnavailable, HostNs, withHostNs } from "./harness";
+
+const unavailable = hostTestsUnavailable();
+let stageRoot = "";
+let lib = "";
+beforeAll(() => {
+    if (unavailable) return;
+    stageRoot = fs.mkdtempSync(path.join(os.tmpdir(), "of-containers-lib-"));
+    lib = path.resolve(stageHostLibrary(stageRoot).dir);
+});
+afterAll(() => {
+    if (stageRoot) fs.rmSync(stageRoot, { recursive: true, force: true });
+});
+
+/**
+ * An engine with containers `name label` (label: the instance id, or "" for a container
+ * overlay-fleet did not make): `ps` lists them, `inspect` of a label answers it, `rm` is logged.
+ */
+function engine(ns: HostNs, containers: Array<[string, string]>) {
+    const listing = containers.map(([name, label]) => `${name}\\t${label}`).join("\\n");
+    const labels = containers.map(([name, label]) => `*" ${name}") echo '${label}' ;;`).join(" ");
+    return dockerStub(ns, [`ps) printf '${listing}\\n' ;;`, `inspect) case "$*" in ${labels} *) exit 1 ;; esac ;;`, "rm) exit 0 ;;"]);
+}
+
+const calls = (log: string) => fs.readFileSync(log, "utf8").trim().split("\n").filter((c) => !c.startsWith("info"));
+
+describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
+    it("remove takes away every managed container of its box, and only those", async () => {
+        await withHostNs((ns) => {
+            const docker = engine(ns, [["ttnode1", "box1/ttnode1"], ["ttnode2", "box1/ttnode2"], ["web", ""], ["other", "box2/ttnode1"]]);
+            const r = ns.sh('cd "$1" && shift && sh containers "$@"', [lib, "remove", "box1"], { path: docker.path });
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(calls(docker.log).filter((c) => c.startsWith("rm"))).toEqual(["rm -f ttnode1", "rm -f ttnode2"]);
+            expect(calls(docker.log)[0]).toMatch(new RegExp(`^ps -a --filter label=${instanceLabel} `));
+            expect(r.stdout).toContain("ok: container ttnode1 removed");
+        });
+    });
+
+    it("a record of another box, or with a missing field, fails naming it before the engine is asked anything", async () => {
+        await withHostNs((ns) => {
+            const docker = engine(ns, [["ttnode1", "box1/ttnode1"]]);
+            const set = ["set", "box1", "macnet", "img", "-", "-", "always", "0", "/mnts", "1"];
+            const other = ns.sh('cd "$1" && shift && sh containers "$@"', [lib, ...set], { path: docker.path, input: "box2/ttnode1\tttnode1\th\t10.0.0.2\t02:00:00:00:00:01\t/m\n" });
+            expect(other.status).toBe(2);
+            expect(other.stderr).toContain("instance 'box2/ttnode1' is not on box 'box1'");
+            const short = ns.sh('cd "$1" && shift && sh containers "$@"', [lib, ...set], { path: docker.path, input: "box1/ttnode1\tttnode1\th\n" });
+            expect(short.status).toBe(2);
+            expect(short.stderr).toContain("container record must have 6 tab-separated fields: box1/ttnode1");
+            expect(fs.existsSync(docker.log)).toBe(false);
+        });
+    });
+
+    it("a legacy per-instance delete keeps a container the box's plan holds; the box's own command removes it", async () => {
+        await withHostNs((ns) => {
+            ns.ok("mount -t tmpfs -o size=1m,mode=0755 of-test-varlib /var/lib");
+            ns.ok('mkdir -p "$1" && printf "box1/ttnode1 ttnode1 /m1\\nbox1/ttnode2 - /m2\\n" > "$1/box1"', [boxPlanDir]);
+            const docker = engine(ns, [["ttnode1", "box1/ttnode1"], ["ttnode2", "box1/ttnode2"]]);
+            const legacy = (name: string, env: Record<string, string> = {}) =>
+                ns.sh('cd "$1" && shift && sh container "$@"', [lib, "remove", name, `box1/${name}`], { path: docker.path, env });
+            const kept = legacy("ttnode1");
+            expect(kept.status).toBe(0);
+            expect(kept.stdout).toContain("kept, the plan of box box1 holds box1/ttnode1");
+            // An instance the plan holds without a container (the box became cache-only): removed.
+            expect(legacy("ttnode2").stdout).toContain("ok: container ttnode2 removed");
+            expect(legacy("ttnode1", { OF_APPLY: "1" }).stdout).toContain("ok: container ttnode1 removed");
+            expect(calls(docker.log).filter((c) => c.startsWith("rm"))).toEqual(["rm -f ttnode2", "rm -f ttnode1"]);
+        });
+    });
+});
