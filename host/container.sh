@@ -40,34 +40,17 @@ of_check_ipv4() { # LABEL VALUE
     [ "$of_ip_n" -eq 4 ] || of_usage "$1 '$2' is not an IPv4 address"
 }
 
-# The container's actual identity as the engine reports it: hostname|ip|mac|running|image|labelled
-container_facts() {
-    docker inspect --type container --format \
-        "{{.Config.Hostname}}|{{with index .NetworkSettings.Networks \"$network\"}}{{.IPAddress}}|{{.MacAddress}}{{else}}|{{end}}|{{.State.Running}}|{{.Image}}|{{index .Config.Labels \"$OF_INSTANCE_LABEL\"}}" \
-        "$name" 2>/dev/null
-}
-
-# The settings the plan gives the container, in the order `container_config` prints them
-# (identity is compared separately, from container_facts).
-# DNS servers end in a comma each: engines decode the list as []interface{}, which `join` refuses.
-planned_config() {
-    printf '%s|%s|%s|%s|%s|%s\n' "$restart" "$privileged_bool" "${dns_list:+$dns_list,}" "$merged" "$target" "$network"
-}
-
-container_config() {
-    docker inspect --type container --format \
-        "{{.HostConfig.RestartPolicy.Name}}|{{.HostConfig.Privileged}}|{{range .HostConfig.Dns}}{{.}},{{end}}|{{range .HostConfig.Mounts}}{{.Source}}|{{.Target}}{{end}}|{{range \$n, \$e := .NetworkSettings.Networks}}{{\$n}}{{end}}" \
-        "$name" 2>/dev/null
-}
-
-owned_or_absent() { # prints `absent`, `ours` or `foreign`
-    if ! docker inspect --type container "$name" >/dev/null 2>&1; then
-        echo absent
-    elif [ "$(docker inspect --type container --format "{{index .Config.Labels \"$OF_INSTANCE_LABEL\"}}" "$name")" = "$id" ]; then
-        echo ours
-    else
-        echo foreign
-    fi
+# container_inspect: the container of that name as the engine reports it, in f_hostname f_ip f_mac
+# (on the network), f_running, f_image, f_label (its instance), f_id and f_config (restart policy,
+# privileged, DNS servers each ending in a comma, bind mount, networks: engines decode the DNS
+# list as []interface{}, which `join` refuses); false when there is none. One docker call.
+container_inspect() {
+    f_out=$(docker inspect --type container --format \
+        "{{.Config.Hostname}}|{{with index .NetworkSettings.Networks \"$network\"}}{{.IPAddress}}|{{.MacAddress}}{{else}}|{{end}}|{{.State.Running}}|{{.Image}}|{{index .Config.Labels \"$OF_INSTANCE_LABEL\"}}|{{.Id}}|{{.HostConfig.RestartPolicy.Name}}|{{.HostConfig.Privileged}}|{{range .HostConfig.Dns}}{{.}},{{end}}|{{range .HostConfig.Mounts}}{{.Source}}|{{.Target}}{{end}}|{{range \$n, \$e := .NetworkSettings.Networks}}{{\$n}}{{end}}" \
+        "$name" 2>/dev/null) || return 1
+    IFS='|' read -r f_hostname f_ip f_mac f_running f_image f_label f_id f_config <<EOF
+$f_out
+EOF
 }
 
 cmd=${1-}
@@ -87,10 +70,9 @@ if [ "$cmd" = status ]; then
         exit 0
     fi
     for name in "$@"; do
-        if facts=$(container_facts); then
-            running=$(printf '%s' "$facts" | cut -d'|' -f4)
-            printf 'container\t%s\t%s\t%s\t%s\t%s\n' "$name" "$([ "$running" = true ] && echo running || echo stopped)" \
-                "$(printf '%s' "$facts" | cut -d'|' -f2)" "$(printf '%s' "$facts" | cut -d'|' -f3)" "${facts%%|*}"
+        if container_inspect; then
+            if [ "$f_running" = true ]; then f_state=running; else f_state=stopped; fi
+            printf 'container\t%s\t%s\t%s\t%s\t%s\n' "$name" "$f_state" "$f_ip" "$f_mac" "$f_hostname"
         else
             printf 'container\t%s\tabsent\t\t\t\n' "$name"
         fi
@@ -104,13 +86,16 @@ if [ "$cmd" = remove ]; then
     # The legacy per-instance delete of a container the box's plan now holds (of_applied_keeps):
     # of-containers manages it.
     ! of_applied_keeps container "$id" || exit 0
-    of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
-    case $(owned_or_absent) in
-        absent) echo "ok: container $name is absent" ;;
-        foreign) of_warn "container $name was not created by overlay-fleet for $id: left alone" ;;
-        ours) docker rm -f "$name" >/dev/null || of_die "cannot remove container $name"
-              echo "ok: container $name removed" ;;
-    esac
+    [ -n "${OF_DOCKER_READY-}" ] || of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
+    network=-
+    if ! container_inspect; then
+        echo "ok: container $name is absent"
+    elif [ "$f_label" != "$id" ]; then
+        of_warn "container $name was not created by overlay-fleet for $id: left alone"
+    else
+        docker rm -f "$name" >/dev/null || of_die "cannot remove container $name"
+        echo "ok: container $name removed"
+    fi
     exit 0
 fi
 
@@ -158,26 +143,22 @@ of_check_path "mount target" "${14}"; target=$OF_PATH
 max_down=${15}
 case $max_down in '' | *[!0-9]* | 0*) of_usage "maxDown must be a positive number, got '$max_down'" ;; esac
 
-of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
+# of-containers checked the engine once for all the box's containers.
+[ -n "${OF_DOCKER_READY-}" ] || of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
 of_overlay_mounted_at "$merged" ||
     of_die "the overlay of $id is not mounted at $merged: refusing to start its container on an empty dir"
 
-state=$(owned_or_absent)
-[ "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" != foreign ] ||
-    of_die "a container named $name exists that overlay-fleet did not create for $id: remove or rename it (nothing was changed)"
-
-if [ "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" = ours ]; then
-    facts=$(container_facts)
-    case $facts in
-        "$hostname|$ip|$mac|true|$image_id|$id" | "$hostname|$ip|$mac|false|$image_id|$id") same=1 ;;
-        *) same=0 ;;
-    esac
-    config=$(container_config) || of_die "cannot read the settings of container $name from the engine"
-    if [ "$same" = 1 ] && [ "$config" = "$(planned_config)" ]; then
-        if [ "$(printf '%s' "$facts" | cut -d'|' -f4)" != true ]; then
+# The settings the plan gives the container, as container_inspect reports them in f_config.
+planned_config="$restart|$privileged_bool|${dns_list:+$dns_list,}|$merged|$target|$network"
+state=created
+if container_inspect; then
+    [ "$f_label" = "$id" ] ||
+        of_die "a container named $name exists that overlay-fleet did not create for $id: remove or rename it (nothing was changed)"
+    if [ "$f_hostname|$f_ip|$f_mac|$f_image|$f_config" = "$hostname|$ip|$mac|$image_id|$planned_config" ]; then
+        state=kept
+        if [ "$f_running" != true ]; then
             docker start "$name" >/dev/null || of_die "cannot start container $name"
         fi
-        state=kept
     else
         of_down_slot "$max_down"
         docker rm -f "$name" >/dev/null || of_die "cannot remove container $name to replace it"
@@ -185,7 +166,7 @@ if [ "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" = 
     fi
 fi
 
-if [ "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" != kept ]; then
+if [ "$state" != kept ]; then
     set -- --name "$name" --hostname "$hostname" --label "$OF_INSTANCE_LABEL=$id" \
         --network "$network" --ip "$ip" --mac-address "$mac" --restart "$restart" \
         --mount "type=bind,source=$merged,target=$target"
@@ -195,18 +176,18 @@ if [ "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" !=
         set -- "$@" --dns "${rest%%,*}"
         case $rest in *,*) rest=${rest#*,} ;; *) rest= ;; esac
     done
-    docker create "$@" "$image_id" >/dev/null || of_die "docker create of container $name failed"
-    docker start "$name" >/dev/null || of_die "docker start of container $name failed"
+    docker run --detach "$@" "$image_id" >/dev/null || of_die "docker run of container $name failed"
 fi
 
-# Read back what the engine really gave the container.
-facts=$(container_facts) || of_die "cannot inspect container $name"
-actual="hostname=${facts%%|*} ip=$(printf '%s' "$facts" | cut -d'|' -f2) mac=$(printf '%s' "$facts" | cut -d'|' -f3)"
 planned="hostname=$hostname ip=$ip mac=$mac"
-if [ "$actual" != "$planned" ]; then
-    docker rm -f "$name" >/dev/null 2>&1 || :
-    of_die "container $name of $id does not have its planned identity: planned $planned, engine reports $actual (container removed)"
+# Read back what the engine really gave a container it made or started (a kept running one was read above).
+if [ "$state" != kept ] || [ "$f_running" != true ]; then
+    container_inspect || of_die "cannot inspect container $name"
+    actual="hostname=$f_hostname ip=$f_ip mac=$f_mac"
+    if [ "$actual" != "$planned" ]; then
+        docker rm -f "$name" >/dev/null 2>&1 || :
+        of_die "container $name of $id does not have its planned identity: planned $planned, engine reports $actual (container removed)"
+    fi
+    [ "$f_running" = true ] || of_die "container $name of $id is not running after start"
 fi
-[ "$(printf '%s' "$facts" | cut -d'|' -f4)" = true ] || of_die "container $name of $id is not running after start"
-printf 'ok: container %s of %s %s (%s) %s\n' "$name" "$id" "$(if [ "$state" = absent ]; then echo created; else echo "$state"; fi)" \
-    "$(docker inspect --type container --format '{{.Id}}' "$name" | cut -c1-12)" "$planned"
+printf 'ok: container %s of %s %s (%s) %s\n' "$name" "$id" "$state" "$(printf '%.12s' "$f_id")" "$planned"

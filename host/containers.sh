@@ -53,6 +53,9 @@ EOF
 fi
 
 of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
+# Asked once: of-container need not ask again for each container.
+OF_DOCKER_READY=1
+export OF_DOCKER_READY
 
 if [ "$action" = set ]; then
     if [ "$archive" = - ]; then

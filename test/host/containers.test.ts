@@ -26,11 +26,12 @@ afterAll(() => {
 
 /**
  * An engine with containers `name label` (label: the instance id, or "" for a container
- * overlay-fleet did not make): `ps` lists them, `inspect` of a label answers it, `rm` is logged.
+ * overlay-fleet did not make): `ps` lists them, `inspect` answers with the label, `rm` is logged.
  */
 function engine(ns: HostNs, containers: Array<[string, string]>) {
     const listing = containers.map(([name, label]) => `${name}\\t${label}`).join("\\n");
-    const labels = containers.map(([name, label]) => `*" ${name}") echo '${label}' ;;`).join(" ");
+    // What of-container's one inspect prints: hostname|ip|mac|running|image|label|id|settings.
+    const labels = containers.map(([name, label]) => `*" ${name}") echo 'h|||true|sha256:00|${label}|c0ffee|always|false||/m|/mnts|macnet' ;;`).join(" ");
     return dockerStub(ns, [`ps) printf '${listing}\\n' ;;`, `inspect) case "$*" in ${labels} *) exit 1 ;; esac ;;`, "rm) exit 0 ;;"]);
 }
 
