@@ -164,9 +164,11 @@ if [ "$action" = set ]; then
         done
     fi
     # The mounts, one at a time, each in a subshell (of_mount_main ends with exit), all under the
-    # box lock taken once here (not exported: the box's other commands, unmount above, take it).
+    # box lock taken once here (not exported: the box's other commands, unmount above, take it),
+    # with one read of the mount table for all of them (of_mount_snapshot).
     of_box_lock
     OF_BOX_LOCK_HELD=1
+    of_mount_snapshot
     while IFS= read -r line; do
         [ -n "$line" ] || continue
         ap_record "$line"

@@ -2,6 +2,42 @@
 # host/apply.sh (which calls it in a subshell per instance: no new shell to start and parse, and
 # the box lock taken once for all of them). See host/mount.sh for what it does.
 
+# of_mount_snapshot: one read of the mount table for a batch of mounts under the box lock (of-apply),
+# instead of two per instance: OF_SNAP_MOUNTPOINTS, every mount point as ` <path> `, and
+# OF_SNAP_FOREIGN, how many instance overlays (with an upper dir) are not planned siblings
+# (OF_SIBLINGS: see of_layers_near). Under the box lock only the batch mounts, each instance on its
+# own planned merged dir, so what the snapshot says of an instance's merged dir holds until its
+# mount; with no foreign overlay, of_layers_near has nothing to compare with.
+of_mount_snapshot() {
+    of_snap=$(OF_LN_SIBLINGS=${OF_SIBLINGS-} awk '
+        BEGIN { n = split(ENVIRON["OF_LN_SIBLINGS"], s, "\n"); for (i = 1; i <= n; i++) sibling[s[i]] = 1; foreign = 0; mps = " " }
+        {
+            mps = mps $5 " "
+            for (i = 7; i < NF; i++) if ($i == "-") break
+            if ($(i + 1) != "overlay") next
+            up = ""; wk = ""; c = split($(i + 3), o, ",")
+            for (k = 1; k <= c; k++) {
+                if (substr(o[k], 1, 9) == "upperdir=") up = substr(o[k], 10)
+                else if (substr(o[k], 1, 8) == "workdir=") wk = substr(o[k], 9)
+            }
+            if (up != "" && !(($5 " " up " " wk) in sibling)) foreign++
+        }
+        END { print foreign; print mps }' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
+    OF_SNAP_FOREIGN=${of_snap%%"
+"*}
+    OF_SNAP_MOUNTPOINTS=${of_snap#*"
+"}
+}
+
+# of_mount_at MOUNTPOINT: of_mi_at, or, for a mount point the batch's snapshot (of_mount_snapshot)
+# does not hold, nothing mounted without reading the mount table again.
+of_mount_at() {
+    case ${OF_SNAP_MOUNTPOINTS-} in
+        '' | *" $1 "*) of_mi_at "$1" ;;
+        *) OF_AT_FOUND=0 OF_AT_DEV= OF_AT_FSTYPE= OF_AT_SOURCE= OF_AT_OPTS= OF_AT_SUPER= ;;
+    esac
+}
+
 # of_mount_main <lower> <upper> <work> <merged> <pinnedOptions> <container|-> <foldManifest|->:
 # the whole of of-mount; it ends with `exit` (of_die, or 0 when done): call it in a subshell to go
 # on after it.
@@ -49,7 +85,7 @@ of_mount_main() {
 
     of_canon "$merged"
     mcanon=$OF_CANON
-    of_mi_at "$mcanon"
+    of_mount_at "$mcanon"
     cur_dev=
     [ "$OF_AT_FSTYPE" != overlay ] || cur_dev=$OF_AT_DEV
 
@@ -58,7 +94,8 @@ of_mount_main() {
     # lower (in) another's upper or work: either way one instance writes into what another reads as
     # unchanging. (A bind of the overlay now on <merged> is the same superblock, not another overlay;
     # the fold's read-only views of an upper are no instances.) Checked before anything is created.
-    if of_layers_near "$mcanon" "$cur_dev" "upper:$upper:upper,work,lower" "work:$work:upper,work,lower" "lower:$lower:upper,work"; then
+    if [ "${OF_SNAP_FOREIGN-}" != 0 ] &&
+        of_layers_near "$mcanon" "$cur_dev" "upper:$upper:upper,work,lower" "work:$work:upper,work,lower" "lower:$lower:upper,work"; then
         of_die "$OF_NEAR_LABEL dir '$OF_NEAR_PATH' $OF_NEAR; refusing to mount '$merged'"
     fi
 
@@ -75,7 +112,7 @@ of_mount_main() {
     mcanon=$OF_CANON
 
     old_lower=
-    of_mi_at "$mcanon"
+    of_mount_at "$mcanon"
     if [ "$OF_AT_FOUND" = 1 ]; then
         if [ "$OF_AT_FSTYPE" != overlay ]; then
             of_die "merged dir '$merged' is already a mountpoint of $OF_AT_FSTYPE ($OF_AT_SOURCE), not an overlay; refusing to mount over it"

@@ -334,6 +334,20 @@ describe.skipIf(unavailable)("host apply", () => {
         });
     });
 
+    it("an instance whose upper an overlay outside the plan uses is refused; the others are mounted", async () => {
+        await withBox((ns, { fstab, lower }) => {
+            const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            // By hand, not by overlay-fleet: an overlay writing into instance 2's upper.
+            const foreign = ns.p("foreign");
+            ns.ok('mkdir -p "$2" "$3/work" "$3/mnt" && mount -t overlay overlay -o "lowerdir=$1,upperdir=$2,workdir=$3/work" "$3/mnt"', [lower, p2.upper, foreign]);
+            const r = apply(ns, "set", fstab, [p1, p2]);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain(`upper dir '${p2.upper}'`);
+            expect(r.stderr).toContain(`refusing to mount '${p2.merged}'`);
+            expect(overlays(ns)).toEqual([p1.merged, path.join(foreign, "mnt")].sort());
+        });
+    });
+
     it("refuses a record of another box or a malformed record (exit 2) before it touches anything", async () => {
         await withBox((ns, { fstab }) => {
             const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
