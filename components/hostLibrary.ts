@@ -2,6 +2,7 @@ import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import * as zlib from "zlib";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { hostScript, HostScriptName, hostScriptNames, shQuote } from "./hostScripts";
@@ -89,7 +90,8 @@ export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostL
     }
     const files: Array<{ name: string; text: string | Buffer }> = [
         ...hostScriptNames.map((name) => ({ name, text: hostScript(name) })),
-        ...foldTool.map(({ name, file }) => ({ name, text: fs.readFileSync(file) })),
+        // Compressed (about half the size to copy and to check); the box unpacks its own architecture's.
+        ...foldTool.map(({ name, file }) => ({ name: `${name}.gz`, text: zlib.gzipSync(fs.readFileSync(file), { level: 9 }) })),
     ];
     const sums = files.map((f) => `${crypto.createHash("sha256").update(f.text).digest("hex")}  ${f.name}\n`).join("");
     const hash = crypto.createHash("sha256").update(sums).digest("hex").slice(0, 16);
@@ -99,7 +101,7 @@ export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostL
         fs.rmSync(tmp, { recursive: true, force: true });
         fs.mkdirSync(tmp, { recursive: true });
         for (const f of files) {
-            fs.writeFileSync(path.join(tmp, f.name), f.text, { mode: f.name.startsWith("foldtool-") ? 0o755 : 0o644 });
+            fs.writeFileSync(path.join(tmp, f.name), f.text, { mode: 0o644 });
         }
         fs.writeFileSync(path.join(tmp, "SHA256SUMS"), sums);
         fs.rmSync(absolute, { recursive: true, force: true });
@@ -158,8 +160,8 @@ export function removalScript(fstab: string): string {
 }
 
 /**
- * Installs a staged library on a box and makes it current (run after the copy): every file is
- * checked against SHA256SUMS, `host` is switched to it with one rename, and other versions are
+ * Installs a staged library on a box and makes it current (run after the copy): every file the
+ * box uses is checked against SHA256SUMS (the fold helper of its own architecture, unpacked), `host` is switched to it with one rename, and other versions are
  * removed (no command uses them: the box's other commands run after its apply, and a box runs
  * one deployment at a time).
  */
@@ -175,15 +177,18 @@ export function activationScript(hash: string, copyUrn: string): string {
         `hash=${shQuote(hash)}`,
         "umask 022",
         `cd "$root/$hash" 2>/dev/null || { printf '%s\\n' ${shQuote(notCopied)} >&2; exit 1; }`,
-        'sha256sum -c --quiet SHA256SUMS >&2 || { echo "overlay-fleet: host library $hash on this box is incomplete" >&2; exit 1; }',
-        // The fold helper of this box's architecture (the copy keeps no modes).
-        'if ls foldtool-* >/dev/null 2>&1; then',
-        '  case $(uname -m) in',
+        // The fold helper of this box's architecture, if the library has them.
+        "arch=",
+        "if ls foldtool-*.gz >/dev/null 2>&1; then",
+        "  case $(uname -m) in",
         ...Object.entries(foldToolArches).map(([goarch, names]) => `    ${names.join(" | ")}) arch=${goarch} ;;`),
         '    *) echo "overlay-fleet: no fold helper for this box\'s architecture $(uname -m)" >&2; exit 1 ;;',
         "  esac",
-        '  cp "foldtool-$arch" foldtool.new && chmod 0755 foldtool.new && mv -f foldtool.new foldtool',
         "fi",
+        // Every file this box uses checked (not the other architectures' helpers).
+        `{ grep -v '  foldtool-' SHA256SUMS; [ -z "$arch" ] || grep "  foldtool-$arch.gz\$" SHA256SUMS; } | sha256sum -c --quiet - >&2 ||`,
+        '  { echo "overlay-fleet: host library $hash on this box is incomplete" >&2; exit 1; }',
+        '[ -z "$arch" ] || { gzip -dc "foldtool-$arch.gz" >foldtool.new && chmod 0755 foldtool.new && mv -f foldtool.new foldtool; }',
         'ln -sfn "lib/$hash" "$current.new" && mv -f -T "$current.new" "$current"',
         'for d in "$root"/*; do [ "$d" = "$root/$hash" ] || rm -rf -- "$d"; done',
         'echo "ok: host library $hash"',

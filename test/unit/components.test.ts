@@ -97,7 +97,7 @@ describe("Box resource graph", () => {
         const apply = byName(regs, "nas-apply").inputs;
         expect(apply.create.split("\n")[0]).toBe(`# overlay-fleet host library ${hostLibrary.hash}, copy nas-host-copy-id`);
         expect(apply.create).toContain(`hash='${hostLibrary.hash}'`);
-        expect(apply.create).toContain("sha256sum -c --quiet SHA256SUMS");
+        expect(apply.create).toContain("SHA256SUMS; } | sha256sum -c --quiet -");
         // A box without the library is told the command that copies it again (the urn holds `$`: single-quoted).
         const copyUrn = byName(regs, "nas-host-copy").urn;
         expect(copyUrn).toContain("$");
