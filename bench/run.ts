@@ -10,7 +10,7 @@
  * change of the host library previews as.
  *
  *   npm run bench                    all of it
- *   npm run bench -- 1x16 c1x4       some shapes (c = with containers)
+ *   npm run bench -- 1x16 c1x4       some shapes (c = with containers), without bench/fold.sh
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
