@@ -9,9 +9,8 @@ import { knownHostsLine } from "../model/net";
 import { boxFstab } from "../model/constants";
 import { InstancePlan } from "../model/plan";
 import { ContainerImage } from "./containerImage";
-import { hostCall, HostCall, HostLibrary, HostLibraryBundle, installAndRun, removalScript } from "./hostLibrary";
+import { HostCall, hostCalls, HostLibrary, HostLibraryBundle, installAndRun, LibraryCommand } from "./hostLibrary";
 import { BoxContainers } from "./boxContainers";
-import { HostScriptName } from "./hostScripts";
 import { LowerCache, LowerCacheArgs, lowerCalls, retireCalls } from "./lowerCache";
 import { enginePreflight, MacvlanNetwork } from "./macvlanNetwork";
 import { instanceRecord, OverlayInstance } from "./overlayInstance";
@@ -159,7 +158,7 @@ export function applyInput(plan: BoxPlan): string {
 }
 
 /** The one call of a box's apply that reads its stdin. */
-export const applyReadsStdin: ReadonlySet<HostScriptName> = new Set(["apply"]);
+export const applyReadsStdin: ReadonlySet<LibraryCommand> = new Set(["apply"]);
 
 /**
  * What takes a box down when it leaves the stack (or the stack is destroyed): every managed
@@ -176,7 +175,7 @@ export function createTeardown(owner: Box, name: string, plan: BoxPlan): command
         {
             connection: owner.connection,
             addPreviousOutputInEnv: false,
-            delete: `${hostCall("apply", ["remove", boxFstab, box.name, removeMode(box)])} || exit $?\n${removalScript(boxFstab)}`,
+            delete: hostCalls(["apply", ["remove", boxFstab, box.name, removeMode(box)]], ["uninstall", [boxFstab]]),
         },
         { parent: owner },
     );
@@ -231,8 +230,8 @@ export function createContainers(
     );
     const macvlan = new MacvlanNetwork(
         `${name}-macvlan`,
-        { box: name, networkName: network.name, parent: network.parent, subnet: network.subnet, gateway: network.gateway, provider },
-        { parent: owner, dependsOn: [owner.apply] },
+        { box: name, networkName: network.name, parent: network.parent, subnet: network.subnet, gateway: network.gateway, provider, after: [owner.apply] },
+        { parent: owner },
     );
     const image = new ContainerImage(`${name}-image`, { connection: owner.connection, archive: settings.imageArchive }, { parent: owner });
     return new BoxContainers(
@@ -245,8 +244,9 @@ export function createContainers(
             remoteArchive: image.remoteArchive,
             networkName: macvlan.networkName,
             maxDownPerBox: box.maxDownPerBox,
+            after: [owner.apply, macvlan.network, ...(image.copy ? [image.copy] : [])],
         },
-        { parent: owner, dependsOn: [owner.apply, macvlan.network, ...(image.copy ? [image.copy] : [])] },
+        { parent: owner },
     );
 }
 

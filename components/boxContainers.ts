@@ -21,6 +21,8 @@ export interface BoxContainersArgs {
     networkName: pulumi.Input<string>;
     /** At most this many containers of the box are replaced at once (enforced on the box). */
     maxDownPerBox: number;
+    /** What the command waits for: the box's apply (the overlays), the network, the image copy. */
+    after: pulumi.Input<pulumi.Resource>[];
 }
 
 /** The fields of a container record, in order (host/containers.sh reads them). */
@@ -79,7 +81,7 @@ export class BoxContainers extends pulumi.ComponentResource {
             // A replacement (`pulumi up --replace`, for a box that lost its containers) removes
             // the box's containers before making them again: created first, the old command's
             // delete would remove the new ones.
-            { parent: this, dependsOn: opts?.dependsOn, deleteBeforeReplace: true },
+            { parent: this, dependsOn: args.after, deleteBeforeReplace: true },
         );
         this.registerOutputs({});
     }

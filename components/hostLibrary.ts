@@ -90,6 +90,8 @@ export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostL
     }
     const files: Array<{ name: string; text: string | Buffer }> = [
         ...hostScriptNames.map((name) => ({ name, text: hostScript(name) })),
+        { name: "activate", text: activationScript() },
+        { name: "uninstall", text: removalScript() },
         // Compressed (about half the size to copy and to check); the box unpacks its own architecture's.
         ...foldTool.map(({ name, file }) => ({ name: `${name}.gz`, text: zlib.gzipSync(fs.readFileSync(file), { level: 9 }) })),
     ];
@@ -125,12 +127,15 @@ export function hostCalls(...calls: HostCall[]): string {
 }
 
 /** One call of an installed host command: `sh <name> 'arg' ...`, each argument single-quoted. */
-function callLine(name: HostScriptName, args: readonly string[]): string {
+function callLine(name: LibraryCommand, args: readonly string[]): string {
     return ["sh", name, ...args.map(shQuote)].join(" ");
 }
 
 /** One call of an installed host command: the script's name and its arguments. */
-export type HostCall = [HostScriptName, readonly string[]];
+export type HostCall = [LibraryCommand, readonly string[]];
+
+/** The commands of an installed library: the host scripts, and its own `activate` and `uninstall`. */
+export type LibraryCommand = HostScriptName | "activate" | "uninstall";
 
 /** What a box without the host library says (no double quotes: it is echoed inside them). */
 export const missingLibrary = `no host library on this box (${hostLibraryCurrent}): replace the box's HostLibrary, see README: A wiped box`;
@@ -141,42 +146,42 @@ export function hostCall(name: HostScriptName, args: readonly string[]): string 
 }
 
 /**
- * Removes a box's current library once no managed fstab line is left on the box (after its
- * teardown took the instances down). It names no version: whatever library the box runs now.
+ * The library's `uninstall <fstab>`: removes the box's current library once no managed fstab line
+ * is left on the box (after its teardown took the instances down). It names no version: whatever
+ * library the box runs now, itself included (the shell has it open).
  */
-export function removalScript(fstab: string): string {
+export function removalScript(): string {
     return [
+        "# overlay-fleet: uninstall <fstab>",
         "set -eu",
         `root=${shQuote(hostLibraryRoot)}`,
         `current=${shQuote(hostLibraryCurrent)}`,
-        `fstab=${shQuote(fstab)}`,
+        'fstab=$1',
         'target=$(readlink "$current" 2>/dev/null) || exit 0',
         'case $target in lib/?*) ;; *) exit 0 ;; esac',
         'if grep -q "x-overlay-fleet=" "$fstab" 2>/dev/null; then echo "host library ${target#lib/} kept: instances remain"; exit 0; fi',
+        'cd /',
         'rm -f -- "$current"',
         'rm -rf -- "${root:?}/${target#lib/}"',
         'rmdir -- "$root" 2>/dev/null || :',
+        "",
     ].join("\n");
 }
 
 /**
- * Installs a staged library on a box and makes it current (run after the copy): every file the
+ * The library's `activate <hash>`: installs it on a box and makes it current (run after the copy): every file the
  * box uses is checked against SHA256SUMS (the fold helper of its own architecture, unpacked), `host` is switched to it with one rename, and other versions are
  * removed (no command uses them: the box's other commands run after its apply, and a box runs
  * one deployment at a time).
  */
-export function activationScript(hash: string, copyUrn: string): string {
-    // Said with printf of one single-quoted word: an urn holds `$`.
-    const notCopied =
-        `overlay-fleet: host library ${hash} is not on this box (${hostLibraryRoot}/${hash}): ` +
-        `copy it again with: pulumi up --refresh --replace '${copyUrn}' (README: A wiped box)`;
+export function activationScript(): string {
     return [
+        "# overlay-fleet: activate <hash>, in the library's directory",
         "set -eu",
         `root=${shQuote(hostLibraryRoot)}`,
         `current=${shQuote(hostLibraryCurrent)}`,
-        `hash=${shQuote(hash)}`,
+        "hash=$1",
         "umask 022",
-        `cd "$root/$hash" 2>/dev/null || { printf '%s\\n' ${shQuote(notCopied)} >&2; exit 1; }`,
         // The fold helper of this box's architecture, if the library has them.
         "arch=",
         "if ls foldtool-*.gz >/dev/null 2>&1; then",
@@ -192,22 +197,29 @@ export function activationScript(hash: string, copyUrn: string): string {
         'ln -sfn "lib/$hash" "$current.new" && mv -f -T "$current.new" "$current"',
         'for d in "$root"/*; do [ "$d" = "$root/$hash" ] || rm -rf -- "$d"; done',
         'echo "ok: host library $hash"',
+        "",
     ].join("\n");
 }
 
 /**
  * A box's whole deployment as one command text: the library `hash` installed and made current
- * (activationScript), then each call on its own line in the library (`sh <name> 'arg' ...`), the
+ * (its `activate`, activationScript), then each call on its own line in the library (`sh <name> 'arg' ...`), the
  * script stopping at the first that fails. Only the calls named in `stdinFor` read the command's
  * stdin; the others get /dev/null. The first line names the library copy (its id): a new copy
  * of the same version (`pulumi up --replace` of it, for a wiped box) re-runs the whole; a box
  * without the library is told that command, with the copy's urn.
  */
-export function installAndRun(hash: string, copy: { id: string; urn: string }, calls: HostCall[], stdinFor: ReadonlySet<HostScriptName>): string {
+export function installAndRun(hash: string, copy: { id: string; urn: string }, calls: HostCall[], stdinFor: ReadonlySet<LibraryCommand>): string {
+    // Said with printf of one single-quoted word: an urn holds `$`.
+    const notCopied =
+        `overlay-fleet: host library ${hash} is not on this box (${hostLibraryRoot}/${hash}): ` +
+        `copy it again with: pulumi up --refresh --replace '${copy.urn}' (README: A wiped box)`;
     return [
         `# overlay-fleet host library ${hash}, copy ${copy.id}`,
-        activationScript(hash, copy.urn),
-        'cd "$current"',
+        "set -eu",
+        `cd ${shQuote(`${hostLibraryRoot}/${hash}`)} 2>/dev/null || { printf '%s\\n' ${shQuote(notCopied)} >&2; exit 1; }`,
+        `sh activate ${shQuote(hash)}`,
+        `cd ${shQuote(hostLibraryCurrent)}`,
         ...calls.map(([name, args]) => (stdinFor.has(name) ? callLine(name, args) : `${callLine(name, args)} </dev/null`)),
     ].join("\n");
 }

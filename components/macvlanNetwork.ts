@@ -18,10 +18,12 @@ export interface MacvlanNetworkArgs {
     gateway: string;
     /** The docker provider of the box's engine. */
     provider: docker.Provider;
+    /** What the network waits for: the box's apply, which checks the engine first. */
+    after: pulumi.Input<pulumi.Resource>[];
 }
 
 /** The engine preflight of a box's network: a read-only host call the box's apply runs before it changes anything. */
-export function enginePreflight(args: Omit<MacvlanNetworkArgs, "provider">): HostCall {
+export function enginePreflight(args: Omit<MacvlanNetworkArgs, "provider" | "after">): HostCall {
     return ["engine", [args.networkName, args.parent, args.subnet, args.gateway, args.box]];
 }
 
@@ -46,7 +48,7 @@ export class MacvlanNetwork extends pulumi.ComponentResource {
                 ipamConfigs: [{ subnet: args.subnet, gateway: args.gateway }],
                 labels: [{ label: boxLabel, value: args.box }],
             },
-            { parent: this, provider: args.provider, dependsOn: opts?.dependsOn },
+            { parent: this, provider: args.provider, dependsOn: args.after },
         );
         this.networkName = this.network.name;
         this.registerOutputs({ networkName: this.networkName });

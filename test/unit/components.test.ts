@@ -41,8 +41,9 @@ async function deploy(config: { defaults?: any; boxes?: any }, boxName = "nas") 
 const records = (regs: Registration[]) => String(byName(regs, "nas-apply").inputs.stdin).split("\n").filter(Boolean).map((line) => line.split("\t"));
 /** The records the box's containers command reads on stdin, one line per container (host/containers.sh). */
 const containerRecords = (regs: Registration[]) => String(byName(regs, "nas-containers-run").inputs.stdin).split("\n").filter(Boolean).map((line) => line.split("\t"));
-/** The calls of the box's apply, one per line after the library install. */
-const applyLines = (regs: Registration[]) => String(byName(regs, "nas-apply").inputs.create).split("\n").filter((line) => line.startsWith("sh "));
+/** The calls of the box's apply, one per line after the library install (`sh activate`). */
+const applyLines = (regs: Registration[]) =>
+    String(byName(regs, "nas-apply").inputs.create).split("\n").filter((line) => line.startsWith("sh ") && !line.startsWith("sh activate"));
 
 describe("Box resource graph", () => {
     it("declares host library, cache, one apply, network, image, one containers command and per instance an overlay", async () => {
@@ -96,8 +97,14 @@ describe("Box resource graph", () => {
         const { registrations: regs } = await deploy(homeConfig());
         const apply = byName(regs, "nas-apply").inputs;
         expect(apply.create.split("\n")[0]).toBe(`# overlay-fleet host library ${hostLibrary.hash}, copy nas-host-copy-id`);
-        expect(apply.create).toContain(`hash='${hostLibrary.hash}'`);
-        expect(apply.create).toContain("SHA256SUMS; } | sha256sum -c --quiet -");
+        // The library activates itself (its `activate` checks every file the box uses, then switches `current`).
+        expect(apply.create.split("\n").slice(1, 5)).toEqual([
+            "set -eu",
+            expect.stringMatching(new RegExp(`^cd '/var/lib/overlay-fleet/lib/${hostLibrary.hash}' 2>/dev/null \\|\\| \\{ printf `)),
+            `sh activate '${hostLibrary.hash}'`,
+            "cd '/var/lib/overlay-fleet/host'",
+        ]);
+        expect(fs.readFileSync(path.join(hostLibrary.dir, "activate"), "utf8")).toContain("SHA256SUMS; } | sha256sum -c --quiet -");
         // A box without the library is told the command that copies it again (the urn holds `$`: single-quoted).
         const copyUrn = byName(regs, "nas-host-copy").urn;
         expect(copyUrn).toContain("$");
@@ -131,9 +138,8 @@ describe("Box resource graph", () => {
         // (upper data kept), fails the destroy if that fails, then removes the library.
         const teardown = byName(regs, "nas-teardown").inputs;
         expect(teardown.create).toBeUndefined();
-        expect(teardown.delete.split("\n")[0]).toBe(`${hostCall("apply", ["remove", "/etc/fstab", "nas", "keep"])} || exit $?`);
-        expect(teardown.delete).toContain('rm -rf -- "${root:?}/${target#lib/}"');
-        expect(teardown.delete).not.toContain(hostLibrary.hash);
+        expect(teardown.delete).toBe(hostCalls(["apply", ["remove", "/etc/fstab", "nas", "keep"]], ["uninstall", ["/etc/fstab"]]));
+        expect(fs.readFileSync(path.join(hostLibrary.dir, "uninstall"), "utf8")).toContain('rm -rf -- "${root:?}/${target#lib/}"');
         expect(byName(regs, "nas-apply").inputs.addPreviousOutputInEnv).toBe(false);
     });
 
@@ -183,7 +189,7 @@ describe("Box resource graph", () => {
         config.boxes.nas.purgeOnRemove = true;
         const { registrations: regs } = await deploy(config);
         expect(applyLines(regs)).toContain("sh apply 'set' '/etc/fstab' 'nas' 'purge'");
-        expect(byName(regs, "nas-teardown").inputs.delete.split("\n")[0]).toBe(`${hostCall("apply", ["remove", "/etc/fstab", "nas", "purge"])} || exit $?`);
+        expect(byName(regs, "nas-teardown").inputs.delete).toBe(hostCalls(["apply", ["remove", "/etc/fstab", "nas", "purge"]], ["uninstall", ["/etc/fstab"]]));
     });
 
     it("refuses a record field that would shift the others on the box", () => {
