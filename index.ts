@@ -2,9 +2,12 @@
  * overlay-fleet program entry: one stack = one host group. Reads the stack config and plans it
  * (invalid config fails `pulumi preview` before any box is touched), then declares one Box per
  * host. Its stack outputs: `summary` (what is deployed where, read by `npm run status`) and
- * `foldReports` (each box's last apply report: its lower, the fold with every conflict, the instances).
+ * `foldReports` (per box whose last apply folded its cache into a new generation, the fold's report:
+ * every conflict, then what was folded).
  */
+import * as pulumi from "@pulumi/pulumi";
 import { Box, BoxSummary } from "./components/box";
+import { foldReport } from "./components/lowerCache";
 import { stageHostLibrary } from "./components/hostLibrary";
 import { readFleetConfig } from "./program/stackConfig";
 
@@ -17,7 +20,10 @@ async function main() {
     const hostLibrary = stageHostLibrary();
     const boxes = fleet.boxes.map((plan) => new Box(plan.settings.name, { plan, privateKey: fleet.privateKey, hostLibrary }));
     const summary: BoxSummary[] = boxes.map((box) => box.summary);
-    return { summary, foldReports: Object.fromEntries(boxes.map((box) => [box.summary.name, box.apply.stdout])) };
+    const foldReports = pulumi
+        .all(boxes.map((box) => box.apply.stdout))
+        .apply((outs) => Object.fromEntries(boxes.map((box, i) => [box.summary.name, foldReport(outs[i])]).filter(([, report]) => report !== "")));
+    return { summary, foldReports };
 }
 
 const program = main();

@@ -43,6 +43,17 @@ export function retireCalls(args: LowerCacheArgs): HostCall[] {
 }
 
 /**
+ * The fold's report in a box's apply output (host/fold.sh): a line per conflict and per skipped
+ * entry, then the `folded ...` summary; empty when the apply folded nothing (generation 1, or already folded).
+ */
+export function foldReport(applyOutput: string): string {
+    return applyOutput
+        .split("\n")
+        .filter((line) => /^(conflict\t|skipped\t|folded )/.test(line))
+        .join("\n");
+}
+
+/**
  * The shared lower cache of one box at its declared generation. Its box realises it in the box's
  * apply command: lowerCalls before the instances, retireCalls after them. Lower data is never
  * deleted.

@@ -27,6 +27,8 @@ beforeAll(async () => {
     await project.init(boxes[0].privateKeyPath);
     await configure(1);
     await project.upOk();
+    // Nothing folded yet: no fold report.
+    expect((await project.outputs()).foldReports).toEqual({});
     // Each instance changes the cache through its merged dir; 1 and 2 both write cache/00/shared.
     await inBoxOk(
         "box1",
@@ -91,6 +93,10 @@ describe("cache generations", () => {
         expect(after[2].get("./cache/00/shared")).toBe(before[0].get("./cache/00/shared"));
         expect(await inBoxOk("box1", "cat /mnt/usbdisk/static_cache.g2/cache/00/shared")).toBe("first\n");
         expect(output).toContain("conflict");
+        // The stack's foldReports keep the fold's report: the conflict on the shared file, then what was folded.
+        const report = ((await project.outputs()).foldReports as Record<string, string>).box1;
+        expect(report).toMatch(/^conflict\t.*cache\/00\/shared\twinner=ttnode1\tothers=ttnode2$/m);
+        expect(report.split("\n").at(-1)).toMatch(/^folded 2 from 1: files=\d+ /);
         // Private identities never reach the shared lower.
         expect((await inBox("box1", "test -e /mnt/usbdisk/static_cache.g2/.yfnode/config")).status).not.toBe(0);
         // Folded data left the uppers (the instances read it from the new lower).
