@@ -8,7 +8,6 @@ import { BoxPlan, ResolvedBox, ServiceBox } from "../model/config";
 import { knownHostsLine } from "../model/net";
 import { boxFstab } from "../model/constants";
 import { InstancePlan } from "../model/plan";
-import { ContainerImage } from "./containerImage";
 import { HostCall, hostCalls, HostLibrary, HostLibraryBundle, installAndRun, LibraryCommand } from "./hostLibrary";
 import { BoxContainers } from "./boxContainers";
 import { LowerCache, LowerCacheArgs, lowerCalls, retireCalls } from "./lowerCache";
@@ -210,9 +209,9 @@ export function createInstances(owner: Box, name: string, plans: InstancePlan[])
 }
 
 /**
- * The macvlan network (docker provider; the box's apply checked the engine), the image archive
- * copy (in parallel with the library's) and the box's containers, one command after the apply
- * (their overlays) and the network. The box lets at most `maxDownPerBox` containers be replaced
+ * The macvlan network (docker provider; the box's apply checked the engine) and the box's
+ * containers: the image archive copy (in parallel with the library's), then one command after the
+ * apply (their overlays), the network and the copy. The box lets at most `maxDownPerBox` containers be replaced
  * (a new image) at once.
  */
 export function createContainers(
@@ -233,7 +232,6 @@ export function createContainers(
         { box: name, networkName: network.name, parent: network.parent, subnet: network.subnet, gateway: network.gateway, provider, after: [owner.apply] },
         { parent: owner },
     );
-    const image = new ContainerImage(`${name}-image`, { connection: owner.connection, archive: settings.imageArchive }, { parent: owner });
     return new BoxContainers(
         `${name}-containers`,
         {
@@ -241,10 +239,9 @@ export function createContainers(
             box: name,
             instances: plans,
             settings,
-            remoteArchive: image.remoteArchive,
             networkName: macvlan.networkName,
             maxDownPerBox: box.maxDownPerBox,
-            after: [owner.apply, macvlan.network, ...(image.copy ? [image.copy] : [])],
+            after: [owner.apply, macvlan.network],
         },
         { parent: owner },
     );

@@ -3,6 +3,7 @@ import * as command from "@pulumi/command";
 import { hostCall } from "./hostLibrary";
 import { tabRecord } from "./hostScripts";
 import { ResolvedContainer } from "../model/config";
+import { boxImageDir, containerJobsPerBox } from "../model/constants";
 import { InstancePlan } from "../model/plan";
 
 /** Arguments of the containers of one box. */
@@ -13,16 +14,19 @@ export interface BoxContainersArgs {
     box: string;
     /** The plans of the box's instances: name, id, hostname, address, MAC, merged dir. */
     instances: InstancePlan[];
-    /** Image, DNS, privileged, restart policy, mount target. */
+    /** Image (and the archive to ship it in, if any), DNS, privileged, restart policy, mount target. */
     settings: ResolvedContainer;
-    /** The image archive on the box (ContainerImage), or undefined to pull `settings.image`. */
-    remoteArchive?: string;
     /** The macvlan network to join with each instance's fixed IP and MAC. */
     networkName: pulumi.Input<string>;
     /** At most this many containers of the box are replaced at once (enforced on the box). */
     maxDownPerBox: number;
-    /** What the command waits for: the box's apply (the overlays), the network, the image copy. */
+    /** What the command waits for besides the image copy: the box's apply (the overlays), the network. */
     after: pulumi.Input<pulumi.Resource>[];
+}
+
+/** Where a box keeps the image archive of `settings` (named by its content), or undefined to pull. */
+export function remoteArchive(settings: ResolvedContainer): string | undefined {
+    return settings.imageArchive ? `${boxImageDir}/${settings.imageArchive.sha256.slice(0, 16)}.tar` : undefined;
 }
 
 /** The fields of a container record, in order (host/containers.sh reads them). */
@@ -43,12 +47,13 @@ export function containersCall(args: BoxContainersArgs, networkName: string): st
         args.box,
         networkName,
         settings.image,
-        args.remoteArchive ?? "-",
+        remoteArchive(settings) ?? "-",
         settings.dns.join(",") || "-",
         settings.restart,
         settings.privileged ? "1" : "0",
         settings.mountTarget,
         String(args.maxDownPerBox),
+        String(containerJobsPerBox),
     ]);
 }
 
@@ -65,10 +70,13 @@ export function containersCall(args: BoxContainersArgs, networkName: string): st
  * containers (and only those overlay-fleet made).
  */
 export class BoxContainers extends pulumi.ComponentResource {
+    /** The image archive's copy to the box (without an archive the command pulls the image). */
+    public readonly imageCopy?: command.remote.CopyToRemote;
     public readonly command: command.remote.Command;
 
     constructor(name: string, args: BoxContainersArgs, opts?: pulumi.ComponentResourceOptions) {
         super("overlay-fleet:container:BoxContainers", name, {}, opts);
+        this.imageCopy = createImageCopy(this, args, opts?.parent);
         this.command = new command.remote.Command(
             `${name}-run`,
             {
@@ -81,8 +89,27 @@ export class BoxContainers extends pulumi.ComponentResource {
             // A replacement (`pulumi up --replace`, for a box that lost its containers) removes
             // the box's containers before making them again: created first, the old command's
             // delete would remove the new ones.
-            { parent: this, dependsOn: args.after, deleteBeforeReplace: true },
+            { parent: this, dependsOn: [...args.after, ...(this.imageCopy ? [this.imageCopy] : [])], deleteBeforeReplace: true },
         );
         this.registerOutputs({});
     }
+}
+
+/**
+ * The image archive copied to the box over SFTP, once per archive content, beside the library's
+ * copy (it waits for nothing): for boxes without registry access. A new archive shows in preview
+ * as a new copy and an update of the containers command, which loads it and replaces the
+ * containers. (Named `<box>-image-copy` under a ContainerImage component before: aliased, so a
+ * stack deployed then keeps its copy.)
+ */
+export function createImageCopy(owner: BoxContainers, args: BoxContainersArgs, box?: pulumi.Resource): command.remote.CopyToRemote | undefined {
+    const archive = args.settings.imageArchive;
+    const target = remoteArchive(args.settings);
+    if (!archive || !target) return undefined;
+    const formerParent = pulumi.createUrn(`${args.box}-image`, "overlay-fleet:container:ContainerImage", box);
+    return new command.remote.CopyToRemote(
+        `${args.box}-image-copy`,
+        { connection: args.connection, source: new pulumi.asset.FileAsset(archive.path), remotePath: target, triggers: [archive.sha256] },
+        { parent: owner, aliases: [{ parent: formerParent }] },
+    );
 }

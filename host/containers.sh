@@ -1,4 +1,4 @@
-# of-containers set <box> <network> <image> <archive|-> <dns|-> <restart> <privileged 0|1> <target> <maxDown>
+# of-containers set <box> <network> <image> <archive|-> <dns|-> <restart> <privileged 0|1> <target> <maxDown> <jobs>
 #                                                                  (stdin: the box's planned containers)
 # of-containers remove <box>
 #
@@ -7,15 +7,15 @@
 # `set` converges the box's containers to the plan: the image made present (`of-image load` of the
 # archive copied to the box, or `of-image pull` with `-`), then every managed container of <box>
 # (label overlay-fleet.instance=<box>/...) that the plan no longer has is removed, then each planned
-# container is made or kept by `of-container create`, one at a time (its identity read back from
-# the engine). `remove` removes every managed container of <box> (the box left the stack, or it
+# container is made or kept by `of-container create`, <jobs> at a time (its identity read back from
+# the engine; a replacement holds one of the box's <maxDown> slots, so at most that many are down). `remove` removes every managed container of <box> (the box left the stack, or it
 # became cache-only). A container that fails does not stop the others: its error is printed and
 # the status is 1. Containers overlay-fleet did not create are never touched. Runs in the
 # installed host library (the other commands beside it).
 
-usage="usage: of-containers set <box> <network> <image> <archive|-> <dns|-> <restart> <privileged 0|1> <target> <maxDown> | of-containers remove <box>"
+usage="usage: of-containers set <box> <network> <image> <archive|-> <dns|-> <restart> <privileged 0|1> <target> <maxDown> <jobs> | of-containers remove <box>"
 case ${1-} in
-    set) [ "$#" -eq 10 ] || of_usage "$usage" ;;
+    set) [ "$#" -eq 11 ] || of_usage "$usage" ;;
     remove) [ "$#" -eq 2 ] || of_usage "$usage" ;;
     *) of_usage "$usage" ;;
 esac
@@ -33,7 +33,8 @@ planned=" "
 records=
 tab=$(printf '\t')
 if [ "$action" = set ]; then
-    network=$3 image=$4 archive=$5 dns=$6 restart=$7 privileged=$8 target=$9 max_down=${10}
+    network=$3 image=$4 archive=$5 dns=$6 restart=$7 privileged=$8 target=$9 max_down=${10} jobs=${11}
+    case $jobs in '' | *[!0-9]* | 0*) of_usage "jobs must be a positive number, got '$jobs'" ;; esac
     # Every record checked before anything changes; the fields themselves are checked by of-container.
     records=$(cat) || of_die "cannot read the containers from stdin"
     while IFS= read -r line; do
@@ -82,13 +83,37 @@ $existing
 EOF
 
 if [ "$action" = set ]; then
+    # Up to <jobs> containers at a time, each in its own of-container (which holds one of the box's
+    # <maxDown> slots while it replaces one); their reports printed in record order.
+    out=$(mktemp -d) || of_die "cannot create a temp dir"
+    trap 'rm -rf -- "$out"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    running=0
+    queue=
+    n=0
+    # reap: waits for the oldest running job, prints its report and counts its failure.
+    reap() {
+        set -- $queue
+        queue=
+        [ "$#" -lt 2 ] || queue=$(shift; echo "$*")
+        if ! wait "${1#*:}"; then failed=$((failed + 1)); fi
+        cat -- "$out/${1%%:*}.out"
+        cat -- "$out/${1%%:*}.err" >&2
+        running=$((running - 1))
+    }
     while IFS=$tab read -r c_id c_name c_hostname c_ip c_mac c_merged; do
         [ -n "$c_id" ] || continue
+        n=$((n + 1))
         sh ./container create "$c_name" "$c_hostname" "$image" "$image_id" "$network" "$c_ip" "$c_mac" "$dns" "$restart" \
-            "$privileged" "$c_id" "$c_merged" "$target" "$max_down" </dev/null || failed=$((failed + 1))
+            "$privileged" "$c_id" "$c_merged" "$target" "$max_down" </dev/null >"$out/$n.out" 2>"$out/$n.err" &
+        queue="$queue $n:$!"
+        running=$((running + 1))
+        [ "$running" -lt "$jobs" ] || reap
     done <<EOF
 $records
 EOF
+    while [ "$running" -gt 0 ]; do reap; done
 fi
 
 if [ "$failed" -gt 0 ]; then

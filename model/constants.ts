@@ -26,3 +26,9 @@ export const instanceLabel = "overlay-fleet.instance";
 
 /** Docker label on the macvlan network overlay-fleet makes for a box, with the box name as value. */
 export const boxLabel = "overlay-fleet.box";
+
+/** How many containers of a box its containers command makes or checks at once (replacements are further limited by maxDownPerBox). */
+export const containerJobsPerBox = 4;
+
+/** Where image archives are copied on a box (one file per archive content). */
+export const boxImageDir = "/var/lib/overlay-fleet/images";

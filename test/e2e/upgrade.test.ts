@@ -1,8 +1,9 @@
 /**
- * Upgrading a stack deployed by the previous overlay-fleet release (per-instance mount commands,
- * a separate library install and lower cache command) to one apply command per box: the first
- * `up` must leave every running instance alone (same mounts, fstab lines and containers), although
- * Pulumi runs the delete commands of the old per-instance resources it drops (mounts, containers).
+ * Upgrading a stack deployed by an earlier overlay-fleet landing to this version: c1c8964 (per-instance
+ * mount and container commands, a separate library install and lower cache command) and c18e76a
+ * (one apply command per box, per-instance container commands). The first `up` must leave every
+ * running instance alone (same mounts, fstab lines and containers), although Pulumi runs the
+ * delete commands of the old per-instance resources it drops (mounts, containers).
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
@@ -10,13 +11,13 @@ import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildLabImage, dockerIn, freshLab, inBoxOk, LabBox, labContainerConfig, managedFstabLines, scrubBox, TestProject } from "./engine";
 
-/** The release before one apply command per box (the state it leaves is what users have). */
-const previousRelease = "c1c8964";
+/** Earlier landings (the state each leaves is what users have): before one apply per box, before one containers command per box. */
+const previousReleases = ["c1c8964", "c18e76a"];
 const repo = path.join(__dirname, "..", "..");
 /** The project files the program is made of (as TestProject copies them). */
 const programFiles = ["Pulumi.yaml", "package.json", "tsconfig.json", "index.ts", "program", "components", "model", "host"];
 
-const history = spawnSync("git", ["-C", repo, "cat-file", "-e", `${previousRelease}^{commit}`]).status === 0;
+const history = previousReleases.every((commit) => spawnSync("git", ["-C", repo, "cat-file", "-e", `${commit}^{commit}`]).status === 0);
 
 let boxes: LabBox[];
 let project: TestProject;
@@ -40,24 +41,31 @@ const mounts = async (box: string) =>
 const containers = async (box: string) => (await dockerIn(box, "ps --filter label=overlay-fleet.instance --format '{{.Names}} {{.ID}}'")).trim().split("\n").sort();
 const boxState = async (box: string) => ({ mounts: await mounts(box), fstab: await managedFstabLines(box), containers: await containers(box) });
 
+let archive = "";
 beforeAll(async () => {
     if (!history) return;
     boxes = await freshLab();
-    project = new TestProject("upgrade");
-    await project.init(boxes[0].privateKeyPath);
-    const archive = await buildLabImage();
-    const { defaults, boxes: declared } = labContainerConfig(boxes, { box1: 3, box2: 2 }, {}, { imageArchive: archive });
-    project.configure(defaults, declared);
+    archive = await buildLabImage();
 });
 
 afterAll(async () => {
     if (!history) return;
-    await project?.destroyOk().catch(() => undefined);
-    await project?.remove();
     for (const box of boxes ?? []) await scrubBox(box.name);
 });
 
-describe.skipIf(!history)(`upgrade from ${previousRelease} (needs the git history of the repo)`, () => {
+describe.skipIf(!history).each(previousReleases)("upgrade from %s (needs the git history of the repo)", (previousRelease) => {
+    beforeAll(async () => {
+        project = new TestProject(`upgrade-${previousRelease}`);
+        await project.init(boxes[0].privateKeyPath);
+        const { defaults, boxes: declared } = labContainerConfig(boxes, { box1: 3, box2: 2 }, {}, { imageArchive: archive });
+        project.configure(defaults, declared);
+    });
+
+    afterAll(async () => {
+        await project?.destroyOk().catch(() => undefined);
+        await project?.remove();
+    });
+
     it("the first up with this version keeps every mount, fstab line and container; the next preview is empty", async () => {
         checkout(previousRelease);
         await project.upOk();
@@ -68,27 +76,40 @@ describe.skipIf(!history)(`upgrade from ${previousRelease} (needs the git histor
         checkout(undefined);
         const { steps } = await project.preview();
         const changed = steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`);
-        for (const box of ["box1", "box2"]) {
-            expect(changed).toContain(`create ${box}-apply`);
-            expect(changed).toContain(`create ${box}-teardown`);
-            expect(changed).toContain(`delete ${box}-host-install`);
-            expect(changed).toContain(`delete ${box}-cache-lower`);
+        const instances = ["box1-ttnode1", "box1-ttnode2", "box1-ttnode3", "box2-ttnode1", "box2-ttnode2"];
+        if (previousRelease === "c1c8964") {
+            for (const box of ["box1", "box2"]) {
+                expect(changed).toContain(`create ${box}-apply`);
+                expect(changed).toContain(`create ${box}-teardown`);
+                expect(changed).toContain(`delete ${box}-host-install`);
+                expect(changed).toContain(`delete ${box}-cache-lower`);
+            }
+            expect(changed.filter((c) => c.endsWith("-mount")).sort()).toEqual(instances.map((n) => `delete ${n}-mount`));
+        } else {
+            for (const box of ["box1", "box2"]) {
+                expect(changed).toContain(`update ${box}-apply`);
+                expect(changed).toContain(`update ${box}-teardown`);
+            }
         }
-        expect(changed.filter((c) => c.endsWith("-mount")).sort()).toEqual(
-            ["box1-ttnode1", "box1-ttnode2", "box1-ttnode3", "box2-ttnode1", "box2-ttnode2"].map((n) => `delete ${n}-mount`),
-        );
         // The containers move into one command per box; the engine preflight into the apply, the
-        // image load into the containers command. The network and the image copy are not touched.
+        // image load into the containers command, the image copy under it (aliased: not copied
+        // again). The network is not touched.
         expect(changed.filter((c) => c.includes("-container") || c.includes("-image") || c.includes("-macvlan")).sort()).toEqual(
             [
-                ...["box1", "box2"].flatMap((box) => [`create ${box}-containers`, `create ${box}-containers-run`, `delete ${box}-macvlan-engine`, `delete ${box}-image-load`]),
-                ...["box1-ttnode1", "box1-ttnode2", "box1-ttnode3", "box2-ttnode1", "box2-ttnode2"].map((n) => `delete ${n}-container`),
+                ...["box1", "box2"].flatMap((box) => [
+                    `create ${box}-containers`,
+                    `create ${box}-containers-run`,
+                    `delete ${box}-macvlan-engine`,
+                    `delete ${box}-image`,
+                    `delete ${box}-image-load`,
+                ]),
+                ...instances.map((n) => `delete ${n}-container`),
             ].sort(),
         );
 
         const up = await project.upOk();
-        // The old mount and container commands' deletes ran, and kept what the box's plan holds.
-        expect(up).toContain("ok unmount: kept, the plan of box box1 holds box1/ttnode1");
+        // The old per-instance commands' deletes ran, and kept what the box's plan holds.
+        if (previousRelease === "c1c8964") expect(up).toContain("ok unmount: kept, the plan of box box1 holds box1/ttnode1");
         expect(up).toContain("ok container: kept, the plan of box box1 holds box1/ttnode1");
         const after = await Promise.all(["box1", "box2"].map(boxState));
         expect(after).toEqual(before);

@@ -53,7 +53,7 @@ describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
     it("a record of another box, or with a missing field, fails naming it before the engine is asked anything", async () => {
         await withHostNs((ns) => {
             const docker = engine(ns, [["ttnode1", "box1/ttnode1"]]);
-            const set = ["set", "box1", "macnet", "img", "-", "-", "always", "0", "/mnts", "1"];
+            const set = ["set", "box1", "macnet", "img", "-", "-", "always", "0", "/mnts", "1", "4"];
             const other = ns.sh('cd "$1" && shift && sh containers "$@"', [lib, ...set], { path: docker.path, input: "box2/ttnode1\tttnode1\th\t10.0.0.2\t02:00:00:00:00:01\t/m\n" });
             expect(other.status).toBe(2);
             expect(other.stderr).toContain("instance 'box2/ttnode1' is not on box 'box1'");

@@ -60,7 +60,6 @@ describe("Box resource graph", () => {
                 "pulumi:providers:docker nas-docker",
                 "overlay-fleet:network:MacvlanNetwork nas-macvlan",
                 "docker:index/network:Network nas-macvlan-network",
-                "overlay-fleet:container:ContainerImage nas-image",
                 "overlay-fleet:container:BoxContainers nas-containers",
                 "command:remote:Command nas-containers-run",
                 ...[1, 2, 3].map((i) => `overlay-fleet:overlay:OverlayInstance nas-ttnode${i}`),
@@ -159,7 +158,7 @@ describe("Box resource graph", () => {
         const { registrations: regs } = await deploy(homeConfig());
         const run = byName(regs, "nas-containers-run").inputs;
         const mac = planBox(resolveFleetConfig(raw(homeConfig())).find((b) => b.name === "nas")!).instances[1].mac;
-        expect(run.create).toBe(hostCall("containers", ["set", "nas", "macnet", "ericwang2006/ttnode", "-", "192.168.1.1", "always", "1", "/mnts", "1"]));
+        expect(run.create).toBe(hostCall("containers", ["set", "nas", "macnet", "ericwang2006/ttnode", "-", "192.168.1.1", "always", "1", "/mnts", "1", "4"]));
         expect(containerRecords(regs)).toHaveLength(3);
         expect(containerRecords(regs)[1]).toEqual(["nas/ttnode2", "ttnode2", "nas-ttnode2", "192.168.1.202", mac, "/mnt/usbdisk/ttnode2/mnts"]);
         // Its delete removes the box's containers (only those overlay-fleet made: checked on the box).
@@ -226,7 +225,7 @@ describe("images", () => {
         const remote = `/var/lib/overlay-fleet/images/${sha.slice(0, 16)}.tar`;
         expect(byName(regs, "nas-image-copy").inputs).toMatchObject({ remotePath: remote, triggers: [sha] });
         expect(byName(regs, "nas-containers-run").inputs.create).toBe(
-            hostCall("containers", ["set", "nas", "macnet", "ericwang2006/ttnode", remote, "192.168.1.1", "always", "1", "/mnts", "1"]),
+            hostCall("containers", ["set", "nas", "macnet", "ericwang2006/ttnode", remote, "192.168.1.1", "always", "1", "/mnts", "1", "4"]),
         );
         // The copy runs beside the library's; the containers wait for it.
         expect(byName(regs, "nas-image-copy").dependencies).not.toContain(byName(regs, "nas-apply").urn);
