@@ -9,6 +9,7 @@ import { knownHostsLine } from "../model/net";
 import { boxFstab } from "../model/constants";
 import { InstancePlan } from "../model/plan";
 import { HostCall, hostCalls, HostLibrary, HostLibraryBundle, installAndRun, LibraryCommand } from "./hostLibrary";
+import { shQuote } from "./hostScripts";
 import { BoxContainers } from "./boxContainers";
 import { LowerCache, LowerCacheArgs, lowerCalls, retireCalls } from "./lowerCache";
 import { enginePreflight, MacvlanNetwork } from "./macvlanNetwork";
@@ -44,9 +45,10 @@ export interface BoxSummary {
 
 /**
  * One box of the host group: its host library, lower cache, N overlay instances and, unless the
- * box is cache-only, the macvlan network, the image and one container per instance. The library
- * is copied, then one command over one SSH connection (the box's apply) installs it, makes the
- * lower ready and converges the box's overlays to the plan; the containers follow. Destroy runs in
+ * box is cache-only, the macvlan network and its containers, one per instance. The library is
+ * copied, then one command over one SSH connection (the box's apply) installs it, makes the lower
+ * ready and converges the box's overlays to the plan; then the network, and one command for all the
+ * box's containers (BoxContainers). Destroy runs in
  * reverse (containers, then mounts and fstab lines), and cache data is never deleted.
  */
 export class Box extends pulumi.ComponentResource {
@@ -134,20 +136,19 @@ function removeMode(box: ResolvedBox): "purge" | "keep" {
 }
 
 /**
- * The host calls of a box's apply, in order: the lower's preflight, the engine's (a box with
- * containers), the rest of the lower, the instances (their records on stdin), the retire. Both
- * preflights change nothing: a bad input fails before anything on the box changes.
+ * The host calls of a box's apply, in order: the lower (its preflight first, which changes
+ * nothing), the instances (their records on stdin), the retire, then on a box with containers the
+ * engine's read-only preflight, before the docker provider makes the network: the overlays never
+ * wait for docker.
  */
 export function applyCalls(plan: BoxPlan): HostCall[] {
     const lower = lowerCacheArgs(plan);
     const box = plan.settings;
-    const [preflight, ...prepare] = lowerCalls(lower);
     return [
-        preflight,
-        ...(box.cacheOnly ? [] : [enginePreflight({ box: box.name, networkName: box.network.name, parent: box.network.parent, subnet: box.network.subnet, gateway: box.network.gateway })]),
-        ...prepare,
+        ...lowerCalls(lower),
         ["apply", ["set", boxFstab, plan.settings.name, removeMode(plan.settings)]],
         ...retireCalls(lower),
+        ...(box.cacheOnly ? [] : [enginePreflight({ box: box.name, networkName: box.network.name, parent: box.network.parent, subnet: box.network.subnet, gateway: box.network.gateway })]),
     ];
 }
 
@@ -174,7 +175,9 @@ export function createTeardown(owner: Box, name: string, plan: BoxPlan): command
         {
             connection: owner.connection,
             addPreviousOutputInEnv: false,
-            delete: hostCalls(["apply", ["remove", boxFstab, box.name, removeMode(box)]], ["uninstall", [boxFstab]]),
+            // A library of an earlier overlay-fleet (an upgrade that failed before its apply) has no
+            // `uninstall`: it is then left on the box, saying so, rather than failing the destroy.
+            delete: `${hostCalls(["apply", ["remove", boxFstab, box.name, removeMode(box)]])} && if [ -f uninstall ]; then sh uninstall ${shQuote(boxFstab)}; else echo "overlay-fleet: host library kept: $(pwd -P) has no uninstall (an earlier version)"; fi`,
         },
         { parent: owner },
     );

@@ -3,7 +3,7 @@
 # of-container status <network> <name>...
 #
 # The container of one instance, made with the box's own docker CLI so that it gets exactly its
-# planned MAC on every engine (`docker create --network N --ip A --mac-address M`: container-wide
+# planned MAC on every engine (`docker run --network N --ip A --mac-address M`: container-wide
 # MAC below API 1.44, per-endpoint from 1.44; a MAC sent on a later network *connect* is ignored
 # below API 1.54, so the container is created on its network directly). After the start the
 # script reads back from the engine what the container really got: hostname, IP and MAC must

@@ -86,20 +86,33 @@ if [ "$action" = set ]; then
     # Up to <jobs> containers at a time, each in its own of-container (which holds one of the box's
     # <maxDown> slots while it replaces one); their reports printed in record order.
     out=$(mktemp -d) || of_die "cannot create a temp dir"
-    trap 'rm -rf -- "$out"' EXIT
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
     running=0
     queue=
     n=0
+    # A signal (a cancelled `pulumi up`, its SSH session gone) stops the running jobs first: none
+    # goes on replacing a container after the command ended.
+    stop_jobs() {
+        while [ -n "$queue" ]; do
+            queue=${queue# }
+            job=${queue%% *}
+            queue=${queue#"$job"}
+            kill "${job#*:}" 2>/dev/null || :
+        done
+        wait
+        exit "$1"
+    }
+    trap 'rm -rf -- "$out"' EXIT
+    trap 'stop_jobs 129' HUP
+    trap 'stop_jobs 130' INT
+    trap 'stop_jobs 143' TERM
     # reap: waits for the oldest running job, prints its report and counts its failure.
     reap() {
-        set -- $queue
-        queue=
-        [ "$#" -lt 2 ] || queue=$(shift; echo "$*")
-        if ! wait "${1#*:}"; then failed=$((failed + 1)); fi
-        cat -- "$out/${1%%:*}.out"
-        cat -- "$out/${1%%:*}.err" >&2
+        queue=${queue# }
+        job=${queue%% *}
+        queue=${queue#"$job"}
+        if ! wait "${job#*:}"; then failed=$((failed + 1)); fi
+        cat -- "$out/${job%%:*}.out"
+        cat -- "$out/${job%%:*}.err" >&2
         running=$((running - 1))
     }
     while IFS=$tab read -r c_id c_name c_hostname c_ip c_mac c_merged; do

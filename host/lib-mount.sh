@@ -157,6 +157,10 @@ of_mount_main() {
     else
         reason=
         if ! of_dir_empty "$merged"; then
+            # Mounted since the batch's snapshot (a `mount -a` meanwhile)? Then say that.
+            of_mi_at "$mcanon"
+            [ "$OF_AT_FOUND" = 0 ] ||
+                of_die "merged dir '$merged' was mounted while this apply ran (by something else); run it again"
             of_die "merged dir '$merged' is not mounted but not empty (something wrote into the bare mountpoint, e.g. a container started before the overlay); move its content away, then retry"
         fi
         stopped=

@@ -3,7 +3,8 @@
 # Delivery: a box runs `sh -c '<facts><lib.sh><lib-fold.sh><name>.sh' of-<name> 'arg1' ...`, so this
 # file is plain function definitions (nothing is sourced). <facts> assigns the values the
 # TypeScript owns (components/hostScripts.ts hostFacts: OF_PINNED_OPTIONS, OF_MAX_MOUNT_DATA,
-# OF_GENERATION_SUFFIX, OF_MAX_GENERATION, OF_PLAN_DIR); no host file writes one of those values itself.
+# OF_GENERATION_SUFFIX, OF_MAX_GENERATION, OF_PLAN_DIR, OF_INSTANCE_LABEL, OF_BOX_LABEL); no host
+# file writes one of those values itself.
 # Strict POSIX sh (tested with dash); needs coreutils, util-linux and awk on the box (README: What
 # a box needs). Every name defined here starts with `of_`/`OF_`.
 #
@@ -1060,6 +1061,9 @@ of_applied_keeps() {
         [ -f "$of_ak_f" ] || continue
         case $of_ak_f in *.new) continue ;; esac
         while IFS=' ' read -r of_ak_id of_ak_container of_ak_merged; do
+            # A record of overlay-fleet before containers were recorded, `<id> <merged>`: a container
+            # of a planned instance is kept.
+            [ -n "$of_ak_merged" ] || { of_ak_merged=$of_ak_container; of_ak_container=unknown; }
             case $1 in
                 id) [ "$of_ak_id" = "$2" ] || continue ;;
                 container) [ "$of_ak_id" = "$2" ] && [ "$of_ak_container" != - ] || continue ;;

@@ -171,7 +171,18 @@ export function libraryRecovery(showUrns: string, box: string, containers = fals
     return urns.length === 0 ? [] : ["--refresh", ...urns.flatMap((urn) => ["--replace", urn])];
 }
 
-/** The `pulumi up` arguments that make a box's containers again (lost, or not as planned). */
+/**
+ * Whether every container of a box with containers is gone while its engine answers (a new
+ * `/var/lib/docker`): then replacing the box's containers command (its delete removes what is
+ * left of them first) makes them all again and takes nothing down. With some containers still
+ * there it is not suggested: the replacement would take those down too.
+ */
+export function containersLost(s: BoxStatus): boolean {
+    const containers = s.instances.flatMap((i) => (i.container ? [i.container] : []));
+    return containers.length > 0 && containers.every((c) => c.state === "absent");
+}
+
+/** The `pulumi up` arguments that make a box's containers again (all of them lost: containersLost). */
 export function containersRecovery(showUrns: string, box: string): string[] {
     return urnsNamed(showUrns, [`${box}-containers-run`]).flatMap((urn) => ["--replace", urn]);
 }
@@ -205,13 +216,12 @@ function main(): void {
     }
     const statuses = (summary ?? []).map((box) => boxStatus(box, privateKey));
     console.log(json ? JSON.stringify(statuses, null, 2) : formatTable(statuses));
-    const containersDown = (s: BoxStatus) => s.instances.some((i) => i.container && (i.container.state !== "running" || !i.container.matchesPlan));
     const wiped = statuses.filter((s) => s.reachable && !s.library);
-    const lost = statuses.filter((s) => s.reachable && s.library && containersDown(s));
+    const lost = statuses.filter((s) => s.reachable && s.library && containersLost(s));
     if (wiped.length + lost.length > 0) {
         const urns = pulumi(["stack", "--show-urns", "--stack", stack], cwd);
         for (const s of wiped) {
-            const recovery = libraryRecovery(urns, s.box, containersDown(s));
+            const recovery = libraryRecovery(urns, s.box, containersLost(s));
             if (recovery.length === 0) {
                 console.error(`overlay-fleet: ${s.box} has no host library (${hostLibraryCurrent}), and the stack has no library copy of it (${s.box}-host-copy): run pulumi up`);
                 continue;
@@ -223,7 +233,7 @@ function main(): void {
             const recovery = containersRecovery(urns, s.box);
             if (recovery.length > 0) {
                 const args = ["up", "--stack", stack, ...recovery];
-                console.error(`overlay-fleet: containers of ${s.box} are not running as planned; make them again with:\n  pulumi ${args.map(shQuote).join(" ")}`);
+                console.error(`overlay-fleet: the containers of ${s.box} are gone; make them again with:\n  pulumi ${args.map(shQuote).join(" ")}`);
             }
         }
     }

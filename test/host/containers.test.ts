@@ -64,6 +64,21 @@ describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
         });
     });
 
+    it("a plan recorded by the previous version (`<id> <merged>` lines) still keeps its instances and their containers", async () => {
+        await withHostNs((ns) => {
+            ns.ok("mount -t tmpfs -o size=1m,mode=0755 of-test-varlib /var/lib");
+            const merged = ns.p("disk", "ttnode1", "mnts");
+            ns.ok('mkdir -p "$1" && printf "box1/ttnode1 %s\\n" "$2" > "$1/box1"', [boxPlanDir, merged]);
+            const docker = engine(ns, [["ttnode1", "box1/ttnode1"]]);
+            const container = ns.sh('cd "$1" && shift && sh container "$@"', [lib, "remove", "ttnode1", "box1/ttnode1"], { path: docker.path });
+            expect(container.stdout).toContain("kept, the plan of box box1 holds box1/ttnode1");
+            const unmount = ns.sh('cd "$1" && shift && sh unmount "$@"', [lib, merged, "purge", ns.p("disk", "ttnode1", "upper"), ns.p("disk", "ttnode1", "work")]);
+            expect(unmount.status).toBe(0);
+            expect(unmount.stdout).toContain("kept, the plan of box box1 holds box1/ttnode1");
+            expect(fs.existsSync(docker.log) ? calls(docker.log).filter((c) => c.startsWith("rm")) : []).toEqual([]);
+        });
+    });
+
     it("a legacy per-instance delete keeps a container the box's plan holds; the box's own command removes it", async () => {
         await withHostNs((ns) => {
             ns.ok("mount -t tmpfs -o size=1m,mode=0755 of-test-varlib /var/lib");
