@@ -145,6 +145,11 @@ export function hostCall(name: HostScriptName, args: readonly string[]): string 
     return hostCalls([name, args]);
 }
 
+/** The first lines of the library's own scripts (activate, uninstall): usage, strict mode, its places. */
+function libraryScriptHead(usage: string): string[] {
+    return [`# overlay-fleet: ${usage}`, "set -eu", `root=${shQuote(hostLibraryRoot)}`, `current=${shQuote(hostLibraryCurrent)}`];
+}
+
 /**
  * The library's `uninstall <fstab>`: removes the box's current library once no managed fstab line
  * is left on the box (after its teardown took the instances down). It names no version: whatever
@@ -152,10 +157,7 @@ export function hostCall(name: HostScriptName, args: readonly string[]): string 
  */
 export function removalScript(): string {
     return [
-        "# overlay-fleet: uninstall <fstab>",
-        "set -eu",
-        `root=${shQuote(hostLibraryRoot)}`,
-        `current=${shQuote(hostLibraryCurrent)}`,
+        ...libraryScriptHead("uninstall <fstab>"),
         'fstab=$1',
         'target=$(readlink "$current" 2>/dev/null) || exit 0',
         'case $target in lib/?*) ;; *) exit 0 ;; esac',
@@ -169,17 +171,15 @@ export function removalScript(): string {
 }
 
 /**
- * The library's `activate <hash>`: installs it on a box and makes it current (run after the copy): every file the
- * box uses is checked against SHA256SUMS (the fold helper of its own architecture, unpacked), `host` is switched to it with one rename, and other versions are
+ * The library's `activate <hash>`: installs it on a box and makes it current (run after the
+ * copy): every file the box uses is checked against SHA256SUMS (the fold helper of its own
+ * architecture, unpacked), `host` is switched to it with one rename, and other versions are
  * removed (no command uses them: the box's other commands run after its apply, and a box runs
  * one deployment at a time).
  */
 export function activationScript(): string {
     return [
-        "# overlay-fleet: activate <hash>, in the library's directory",
-        "set -eu",
-        `root=${shQuote(hostLibraryRoot)}`,
-        `current=${shQuote(hostLibraryCurrent)}`,
+        ...libraryScriptHead("activate <hash>, in the library's directory"),
         "hash=$1",
         "umask 022",
         // The fold helper of this box's architecture, if the library has them.

@@ -2,31 +2,18 @@
 # host/apply.sh (which calls it in a subshell per instance: no new shell to start and parse, and
 # the box lock taken once for all of them). See host/mount.sh for what it does.
 
-# of_mount_snapshot: one read of the mount table for a batch of mounts under the box lock (of-apply),
-# instead of two per instance: OF_SNAP_MOUNTPOINTS, every mount point as ` <path> `, and
-# OF_SNAP_FOREIGN, how many instance overlays (with an upper dir) are not planned siblings
-# (OF_SIBLINGS: see of_layers_near). Under the box lock only the batch mounts, each instance on its
-# own planned merged dir, so what the snapshot says of an instance's merged dir holds until its
-# mount; with no foreign overlay, of_layers_near has nothing to compare with.
+# of_mount_snapshot: the mount table read for a batch of mounts under the box lock (of-apply),
+# instead of twice per instance: OF_SNAP_MOUNTPOINTS, every mount point as ` <path> `, and
+# OF_SNAP_FOREIGN, 1 if there are instance overlays outside the plan (of_other_overlays), else 0.
+# Under the box lock only the batch mounts, each instance on its own planned merged dir, so what
+# the snapshot says of an instance's merged dir holds until its mount; with no foreign overlay,
+# of_layers_near has nothing to compare with.
 of_mount_snapshot() {
-    of_snap=$(OF_LN_SIBLINGS=${OF_SIBLINGS-} awk '
-        BEGIN { n = split(ENVIRON["OF_LN_SIBLINGS"], s, "\n"); for (i = 1; i <= n; i++) sibling[s[i]] = 1; foreign = 0; mps = " " }
-        {
-            mps = mps $5 " "
-            for (i = 7; i < NF; i++) if ($i == "-") break
-            if ($(i + 1) != "overlay") next
-            up = ""; wk = ""; c = split($(i + 3), o, ",")
-            for (k = 1; k <= c; k++) {
-                if (substr(o[k], 1, 9) == "upperdir=") up = substr(o[k], 10)
-                else if (substr(o[k], 1, 8) == "workdir=") wk = substr(o[k], 9)
-            }
-            if (up != "" && !(($5 " " up " " wk) in sibling)) foreign++
-        }
-        END { print foreign; print mps }' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
-    OF_SNAP_FOREIGN=${of_snap%%"
-"*}
-    OF_SNAP_MOUNTPOINTS=${of_snap#*"
-"}
+    OF_SNAP_MOUNTPOINTS=$(awk 'BEGIN { printf " " } { printf "%s ", $5 }' /proc/self/mountinfo) ||
+        of_die "cannot read /proc/self/mountinfo with awk"
+    of_other_overlays
+    OF_SNAP_FOREIGN=0
+    [ -z "$OF_OTHER_OVERLAYS" ] || OF_SNAP_FOREIGN=1
 }
 
 # of_mount_at MOUNTPOINT: of_mi_at, or, for a mount point the batch's snapshot (of_mount_snapshot)

@@ -355,10 +355,19 @@ of_layers_near() {
     shift 2
     OF_NEAR=
     of_relation_forget
-    # awk picks the overlays with an upper dir, but for another instance of the box's plan mounted
-    # as planned (of-apply lists them in OF_SIBLINGS, `<merged> <upper> <work>` per line): the plan
-    # keeps their dirs apart, one dir per instance name.
-    of_ln_lines=$(OF_LN_SIBLINGS=${OF_SIBLINGS-} awk '
+    of_other_overlays
+    of_mi_walk of_layers_near_cb "$@" <<EOF
+$OF_OTHER_OVERLAYS
+EOF
+    [ -n "$OF_NEAR" ]
+}
+
+# of_other_overlays: the mountinfo lines of the instance overlays (with an upper dir, not
+# read-only views such as the fold's) in OF_OTHER_OVERLAYS, but for another instance of the box's
+# plan mounted as planned (of-apply lists them in OF_SIBLINGS, `<merged> <upper> <work>` per
+# line): the plan keeps their dirs apart, one dir per instance name. One awk over the mount table.
+of_other_overlays() {
+    OF_OTHER_OVERLAYS=$(OF_LN_SIBLINGS=${OF_SIBLINGS-} awk '
         BEGIN { n = split(ENVIRON["OF_LN_SIBLINGS"], s, "\n"); for (i = 1; i <= n; i++) sibling[s[i]] = 1 }
         {
             for (i = 7; i < NF; i++) if ($i == "-") break
@@ -370,10 +379,6 @@ of_layers_near() {
             }
             if (up != "" && !(($5 " " up " " wk) in sibling)) print
         }' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
-    of_mi_walk of_layers_near_cb "$@" <<EOF
-$of_ln_lines
-EOF
-    [ -n "$OF_NEAR" ]
 }
 of_layers_near_cb() {
     [ "$OF_MI_MP" != "$of_ln_except" ] || return 0
