@@ -86,7 +86,7 @@ if [ "$cmd" = remove ]; then
     # The legacy per-instance delete of a container the box's plan now holds (of_applied_keeps):
     # of-containers manages it.
     ! of_applied_keeps container "$id" || exit 0
-    [ -n "${OF_DOCKER_READY-}" ] || of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
+    of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
     network=-
     if ! container_inspect; then
         echo "ok: container $name is absent"
@@ -143,8 +143,7 @@ of_check_path "mount target" "${14}"; target=$OF_PATH
 max_down=${15}
 case $max_down in '' | *[!0-9]* | 0*) of_usage "maxDown must be a positive number, got '$max_down'" ;; esac
 
-# of-containers checked the engine once for all the box's containers.
-[ -n "${OF_DOCKER_READY-}" ] || of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
+of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
 of_overlay_mounted_at "$merged" ||
     of_die "the overlay of $id is not mounted at $merged: refusing to start its container on an empty dir"
 

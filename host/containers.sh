@@ -54,7 +54,7 @@ EOF
 fi
 
 of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
-# Asked once: of-container need not ask again for each container.
+# Asked once: of-image and of-container need not ask again (of_docker_ready).
 OF_DOCKER_READY=1
 export OF_DOCKER_READY
 
