@@ -193,7 +193,8 @@ export function activationScript(): string {
         // Every file this box uses checked (not the other architectures' helpers).
         `{ grep -v '  foldtool-' SHA256SUMS; [ -z "$arch" ] || grep "  foldtool-$arch.gz\$" SHA256SUMS; } | sha256sum -c --quiet - >&2 ||`,
         '  { echo "overlay-fleet: host library $hash on this box is incomplete" >&2; exit 1; }',
-        '[ -z "$arch" ] || { gzip -dc "foldtool-$arch.gz" >foldtool.new && chmod 0755 foldtool.new && mv -f foldtool.new foldtool; }',
+        // Unpacked by the first fold that runs it (host/fold.sh): most applies fold nothing.
+        '[ -z "$arch" ] || [ -x foldtool ] || printf \'%s\\n\' "$arch" >foldtool.arch',
         'ln -sfn "lib/$hash" "$current.new" && mv -f -T "$current.new" "$current"',
         'for d in "$root"/*; do [ "$d" = "$root/$hash" ] || rm -rf -- "$d"; done',
         'echo "ok: host library $hash"',

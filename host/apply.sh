@@ -35,7 +35,7 @@ OF_APPLY=1
 export OF_APPLY
 
 tmp=$(mktemp) || of_die "cannot create a temp file"
-trap 'rm -f -- "$tmp" "$tmp.ids"' EXIT
+trap 'rm -f -- "$tmp" "$tmp.ids" "$tmp.mounted"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
@@ -43,11 +43,10 @@ cat >"$tmp" || of_die "cannot read the plan from stdin"
 # A last record without its newline is a record too (`read` would drop it, and set would take its instance down).
 if [ -s "$tmp" ] && [ -n "$(tail -c 1 -- "$tmp")" ]; then echo >>"$tmp" || of_die "cannot write '$tmp'"; fi
 
-tab=$(printf '\t')
 # ap_record LINE: the record's fields in ap_id ap_lower ap_upper ap_work ap_merged ap_pinned
 # ap_fstab_opts ap_container ap_manifest; a record of another box or with a missing field is a usage error.
 ap_record() {
-    IFS=$tab read -r ap_id ap_lower ap_upper ap_work ap_merged ap_pinned ap_fstab_opts ap_container ap_manifest ap_rest <<EOF || :
+    IFS=$OF_TAB read -r ap_id ap_lower ap_upper ap_work ap_merged ap_pinned ap_fstab_opts ap_container ap_manifest ap_rest <<EOF || :
 $1
 EOF
     [ -n "$ap_manifest" ] && [ -z "$ap_rest" ] || of_usage "plan record must have 9 tab-separated fields: $1"
@@ -133,7 +132,7 @@ ap_collect() {
 }
 of_fstab_each "$fstab" ap_collect
 taken=
-while IFS=$tab read -r ap_id ap_merged ap_upper ap_work ap_m; do
+while IFS=$OF_TAB read -r ap_id ap_merged ap_upper ap_work ap_m; do
     taken="$taken $ap_id "
     if [ -z "$ap_upper" ] || [ -z "$ap_work" ]; then
         of_err "managed fstab line of '$ap_id' names no upperdir or workdir; left alone"
@@ -165,10 +164,14 @@ if [ "$action" = set ]; then
     fi
     # The mounts, one at a time, each in a subshell (of_mount_main ends with exit), all under the
     # box lock taken once here (not exported: the box's other commands, unmount above, take it),
-    # with one read of the mount table for all of them (of_mount_snapshot).
+    # with one read of the mount table before them all (of_mount_snapshot) and one after, which
+    # checks the new mounts (of_mount_verify_batch).
     of_box_lock
     OF_BOX_LOCK_HELD=1
     of_mount_snapshot
+    of_dmesg_mark
+    OF_MOUNT_VERIFY=$tmp.mounted
+    : >"$OF_MOUNT_VERIFY" || of_die "cannot write '$OF_MOUNT_VERIFY'"
     while IFS= read -r line; do
         [ -n "$line" ] || continue
         ap_record "$line"
@@ -178,6 +181,7 @@ if [ "$action" = set ]; then
         esac
         (of_mount_main "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest") </dev/null || ap_fail
     done <"$tmp"
+    of_mount_verify_batch "$OF_MOUNT_VERIFY" || failed=$((failed + OF_VERIFY_FAILED))
 else
     # The listed instances without a managed line (the walk above took down the others).
     while IFS= read -r line; do

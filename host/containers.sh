@@ -31,7 +31,6 @@ export OF_APPLY
 failed=0
 planned=" "
 records=
-tab=$(printf '\t')
 if [ "$action" = set ]; then
     network=$3 image=$4 archive=$5 dns=$6 restart=$7 privileged=$8 target=$9 max_down=${10} jobs=${11}
     case $jobs in '' | *[!0-9]* | 0*) of_usage "jobs must be a positive number, got '$jobs'" ;; esac
@@ -39,7 +38,7 @@ if [ "$action" = set ]; then
     records=$(cat) || of_die "cannot read the containers from stdin"
     while IFS= read -r line; do
         [ -n "$line" ] || continue
-        IFS=$tab read -r c_id c_name c_hostname c_ip c_mac c_merged c_rest <<EOF || :
+        IFS=$OF_TAB read -r c_id c_name c_hostname c_ip c_mac c_merged c_rest <<EOF || :
 $line
 EOF
         [ -n "$c_merged" ] && [ -z "$c_rest" ] || of_usage "container record must have 6 tab-separated fields: $line"
@@ -69,7 +68,7 @@ fi
 # The managed containers of this box the plan does not hold (all of them on remove).
 existing=$(docker ps -a --filter "label=$OF_INSTANCE_LABEL" --format "{{.Names}}	{{.Label \"$OF_INSTANCE_LABEL\"}}") ||
     of_die "cannot list the engine's containers"
-while IFS=$tab read -r c_name c_id; do
+while IFS=$OF_TAB read -r c_name c_id; do
     case $c_id in
         "$box"/*) ;;
         *) continue ;;
@@ -115,7 +114,7 @@ if [ "$action" = set ]; then
         cat -- "$out/${job%%:*}.err" >&2
         running=$((running - 1))
     }
-    while IFS=$tab read -r c_id c_name c_hostname c_ip c_mac c_merged; do
+    while IFS=$OF_TAB read -r c_id c_name c_hostname c_ip c_mac c_merged; do
         [ -n "$c_id" ] || continue
         n=$((n + 1))
         sh ./container create "$c_name" "$c_hostname" "$image" "$image_id" "$network" "$c_ip" "$c_mac" "$dns" "$restart" \

@@ -3,11 +3,12 @@
 # the box lock taken once for all of them). See host/mount.sh for what it does.
 
 # of_mount_snapshot: the mount table read for a batch of mounts under the box lock (of-apply),
-# instead of twice per instance: OF_SNAP_MOUNTPOINTS, every mount point as ` <path> `, and
-# OF_SNAP_FOREIGN, 1 if there are instance overlays outside the plan (of_other_overlays), else 0.
-# Under the box lock only the batch mounts, each instance on its own planned merged dir, so what
-# the snapshot says of an instance's merged dir holds until its mount; with no foreign overlay,
-# of_layers_near has nothing to compare with.
+# instead of twice per instance: OF_SNAP_MOUNTPOINTS, every mount point as ` <path> `;
+# OF_OTHER_OVERLAYS, the instance overlays outside the plan (of_other_overlays), which
+# of_layers_near then compares with; OF_SNAP_FOREIGN, 1 if there are any, else 0. Under the box
+# lock only the batch mounts, each instance on its own planned merged dir, so what the snapshot
+# says of an instance's merged dir and of the overlays outside the plan holds until its mount;
+# with no foreign overlay, of_layers_near has nothing to compare with.
 of_mount_snapshot() {
     OF_SNAP_MOUNTPOINTS=$(awk 'BEGIN { printf " " } { printf "%s ", $5 }' /proc/self/mountinfo) ||
         of_die "cannot read /proc/self/mountinfo with awk"
@@ -160,23 +161,73 @@ of_mount_main() {
         of_die "mounting the overlay on '$merged' with options '$opts' failed: $OF_ONELINE${OF_KERNEL:+; kernel: $OF_KERNEL}${stopped:+; container '$container' left stopped}"
     fi
 
+    # In a batch (of-apply sets OF_MOUNT_VERIFY), a new mount with no container to start again
+    # is checked after the batch's last mount, with the others (of_mount_verify_batch).
+    if [ -n "${OF_MOUNT_VERIFY-}" ] && [ -z "$stopped" ]; then
+        printf '%s\t%s\t%s\t%s\n' "$merged" "$mcanon" "$pinned" "${reason:--}" >>"$OF_MOUNT_VERIFY" ||
+            of_die "overlay on '$merged' mounted, but cannot write '$OF_MOUNT_VERIFY' to check it"
+        exit 0
+    fi
     of_mi_at "$mcanon"
-    if [ "$OF_AT_FSTYPE" != overlay ]; then
-        of_die "mount reported success but '$merged' is not an overlay mount"
-    fi
-    if ! of_ovl_match "$pinned" "$OF_AT_SUPER" "$OF_AT_OPTS"; then
-        of_kernel_says
-        of_warn "the kernel mounted '$merged' with options that differ from the pinned ones: $OF_MISMATCH${OF_KERNEL:+ (kernel: $OF_KERNEL)}"
-    fi
+    of_mount_verified "$merged" "$pinned" || exit 1
 
     if [ -n "$stopped" ]; then
         docker start "$container" >/dev/null || of_die "overlay on '$merged' mounted, but container '$container' did not start again"
     fi
-
-    if [ -n "$reason" ]; then
-        printf 'ok mount %s: remounted (%s)\n' "$merged" "$reason"
-    else
-        printf 'ok mount %s: mounted\n' "$merged"
-    fi
+    of_mount_ok "$merged" "$reason"
     exit 0
+}
+
+# of_mount_verified MERGED PINNED: with OF_AT_* of the mount now on MERGED (of_mi_at), whether
+# it is an overlay (else says so, returns 1); warns when the pinned options are not in effect.
+of_mount_verified() {
+    if [ "$OF_AT_FSTYPE" != overlay ]; then
+        of_err "mount reported success but '$1' is not an overlay mount"
+        return 1
+    fi
+    if ! of_ovl_match "$2" "$OF_AT_SUPER" "$OF_AT_OPTS"; then
+        of_kernel_says
+        of_warn "the kernel mounted '$1' with options that differ from the pinned ones: $OF_MISMATCH${OF_KERNEL:+ (kernel: $OF_KERNEL)}"
+    fi
+    return 0
+}
+
+# of_mount_ok MERGED REASON: what a mount made says (REASON: why it was remounted, or empty).
+of_mount_ok() {
+    if [ -n "$2" ]; then
+        printf 'ok mount %s: remounted (%s)\n' "$1" "$2"
+    else
+        printf 'ok mount %s: mounted\n' "$1"
+    fi
+}
+
+# of_mount_verify_batch FILE: the mounts of a batch whose check of_mount_main deferred (FILE, its
+# OF_MOUNT_VERIFY: `<merged> <canonical merged> <pinned> <reason|->` lines, tab-separated), each
+# checked as of_mount_main checks one, with one read of the mount table for all of them: each
+# says `ok mount` or its error. The number that failed in OF_VERIFY_FAILED; returns 1 if any.
+of_mount_verify_batch() {
+    OF_VERIFY_FAILED=0
+    [ -s "$1" ] || return 0
+    # Each record with the top-most (last) mountinfo line on its merged dir, if any.
+    of_vb_lines=$(awk -F '\t' '
+        FNR == NR { n++; rec[n] = $0; at[n] = $2; want[$2] = 1; next }
+        $5 in want { top[$5] = $0 }
+        END { for (i = 1; i <= n; i++) print rec[i] "\t" top[at[i]] }
+    ' "$1" FS=' ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
+    while IFS=$OF_TAB read -r of_vb_merged of_vb_canon of_vb_pinned of_vb_reason of_vb_line; do
+        OF_AT_FOUND=0 OF_AT_DEV= OF_AT_FSTYPE= OF_AT_SOURCE= OF_AT_OPTS= OF_AT_SUPER=
+        of_at_target=$of_vb_canon
+        of_mi_walk of_mi_at_cb <<EOF
+$of_vb_line
+EOF
+        [ "$of_vb_reason" != - ] || of_vb_reason=
+        if of_mount_verified "$of_vb_merged" "$of_vb_pinned"; then
+            of_mount_ok "$of_vb_merged" "$of_vb_reason"
+        else
+            OF_VERIFY_FAILED=$((OF_VERIFY_FAILED + 1))
+        fi
+    done <<EOF
+$of_vb_lines
+EOF
+    [ "$OF_VERIFY_FAILED" -eq 0 ]
 }

@@ -16,6 +16,8 @@ set -eu
 OF_PROG=${0##*/}
 # Where the script was started: an installed host library is the working directory of its calls.
 OF_START_DIR=$PWD
+# A tab (the field separator of the records the box's commands read), without a fork.
+OF_TAB='	'
 
 of_err() { printf 'overlay-fleet: %s\n' "$*" >&2; }
 of_warn() { printf 'overlay-fleet: warning: %s\n' "$*" >&2; }
@@ -355,7 +357,8 @@ of_layers_near() {
     shift 2
     OF_NEAR=
     of_relation_forget
-    of_other_overlays
+    # A batch of mounts under the box lock (of_mount_snapshot) read the other overlays once.
+    [ -n "${OF_SNAP_MOUNTPOINTS-}" ] || of_other_overlays
     of_mi_walk of_layers_near_cb "$@" <<EOF
 $OF_OTHER_OVERLAYS
 EOF

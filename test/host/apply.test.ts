@@ -164,6 +164,8 @@ describe.skipIf(unavailable)("host apply", () => {
             expect(r.stderr).toBe("");
             expect(r.status).toBe(0);
             expect(overlays(ns)).toEqual(ps.map((p) => p.merged).sort());
+            // Each new mount checked against the mount table (in one read after the batch) and said, in plan order.
+            expect(r.stdout.match(/^ok mount .*$/gm)).toEqual(ps.map((p) => `ok mount ${p.merged}: mounted`));
             for (const p of ps) {
                 const s = ns.superOptions(p.merged)!;
                 expect(s.fstype).toBe("overlay");
@@ -205,6 +207,14 @@ describe.skipIf(unavailable)("host apply", () => {
             expect(ns.mountinfo()).toBe(mi);
             expect(fs.readFileSync(fstab, "utf8")).toBe(content);
             expect(planRecord(ns)).toBe(recordOf(...ps));
+
+            // Other pinned options for instance 2: it alone is remounted, and says why.
+            const changed = ps.map((p, i) => (i === 1 ? { ...p, mountOptions: `${PINNED},noatime` } : p));
+            const remount = apply(ns, "set", fstab, changed);
+            expect(remount.stderr).toBe("");
+            expect(remount.status).toBe(0);
+            expect(remount.stdout.match(/^ok mount .*: (mounted|remounted .*)$/gm)).toEqual([`ok mount ${ps[1].merged}: remounted (noatime not in effect)`]);
+            expect(ns.ok('findmnt -n -o OPTIONS "$1"', [ps[1].merged]).split(",")).toContain("noatime");
         });
     });
 
