@@ -7,7 +7,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import { Box, BoxSummary } from "./components/box";
-import { foldReport } from "./components/lowerCache";
+import { foldReport, usesFoldTool } from "./components/lowerCache";
 import { stageHostLibrary } from "./components/hostLibrary";
 import { readFleetConfig } from "./program/stackConfig";
 
@@ -17,8 +17,10 @@ async function main() {
     // those of ts-node and the Pulumi runtime that loaded it: about 0.5 KB less state per resource.
     await Promise.resolve();
     const fleet = readFleetConfig();
-    const hostLibrary = stageHostLibrary();
-    const boxes = fleet.boxes.map((plan) => new Box(plan.settings.name, { plan, privateKey: fleet.privateKey, hostLibrary }));
+    // A box gets the fold helper (most of the library's bytes) once its lower may fold.
+    const boxes = fleet.boxes.map(
+        (plan) => new Box(plan.settings.name, { plan, privateKey: fleet.privateKey, hostLibrary: stageHostLibrary(undefined, usesFoldTool(plan.settings.generation)) }),
+    );
     const summary: BoxSummary[] = boxes.map((box) => box.summary);
     const foldReports = pulumi
         .all(boxes.map((box) => box.apply.stdout))

@@ -29,6 +29,7 @@ import {
     TestProject,
 } from "../test/e2e/engine";
 import { applyCalls, applyInput, applyReadsStdin } from "../components/box";
+import { usesFoldTool } from "../components/lowerCache";
 import { hostCall, hostLibraryRoot, installAndRun, stageHostLibrary } from "../components/hostLibrary";
 import { boxFstab } from "../model/constants";
 import { planFleet } from "../model/config";
@@ -71,7 +72,7 @@ function ssh(box: LabBox, script: string): { status: number | null; stdout: stri
 async function batched(boxes: LabBox[], shape: Shape, teardown: boolean): Promise<number> {
     const { defaults, boxes: declared } = labConfig(boxes, Object.fromEntries(boxes.slice(0, shape.boxes).map((b) => [b.name, shape.instances])));
     const plans = planFleet({ defaults, boxes: declared }).boxes;
-    const library = stageHostLibrary(path.join(__dirname, ".."));
+    const library = stageHostLibrary(path.join(__dirname, ".."), usesFoldTool(plans[0].settings.generation));
     const target = (name: string) => boxes.find((b) => b.name === name)!;
     if (!teardown) {
         for (const { settings } of plans) {
@@ -86,7 +87,7 @@ async function batched(boxes: LabBox[], shape: Shape, teardown: boolean): Promis
                 const box = target(plan.settings.name);
                 const remote = teardown
                     ? hostCall("apply", ["remove", boxFstab, plan.settings.name, "keep"])
-                    : installAndRun(library.hash, { id: "bench", urn: "bench" }, applyCalls(plan), applyReadsStdin);
+                    : installAndRun(library.hash, ["bench"], applyCalls(plan), applyReadsStdin);
                 const result = await run("ssh", [...sshArgs(box).slice(0, -1), remote], { input: applyInput(plan) });
                 if (result.status !== 0) {
                     throw new Error(`the apply failed on ${box.name}: ${result.stderr.split("\n").slice(0, 3).join("\n")}`);

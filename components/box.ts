@@ -43,6 +43,9 @@ export interface BoxSummary {
     instances: Array<Pick<InstancePlan, "id" | "name" | "merged" | "upper" | "hostname" | "ip" | "mac">>;
 }
 
+/** The Box component's type token. */
+const boxType = "overlay-fleet:fleet:Box";
+
 /**
  * One box of the host group: its host library, lower cache, N overlay instances and, unless the
  * box is cache-only, the macvlan network and its containers, one per instance. The library is
@@ -66,7 +69,7 @@ export class Box extends pulumi.ComponentResource {
     public readonly summary: BoxSummary;
 
     constructor(name: string, args: BoxArgs, opts?: pulumi.ComponentResourceOptions) {
-        super("overlay-fleet:fleet:Box", name, {}, opts);
+        super(boxType, name, {}, opts);
         const box = args.plan.settings;
         const plans = args.plan.instances;
         this.connection = boxConnection(box, args.privateKey);
@@ -197,13 +200,19 @@ export function createApply(owner: Box, name: string, plan: BoxPlan): command.re
         {
             connection: owner.connection,
             addPreviousOutputInEnv: false,
-            create: pulumi
-                .all([owner.library.copy.id, owner.library.copy.urn])
-                .apply(([id, urn]) => installAndRun(hash, { id, urn }, applyCalls(plan), applyReadsStdin)),
+            create: owner.library.copy.urn.apply((copyUrn) => installAndRun(hash, [copyUrn, ownUrn(`${name}-apply`)], applyCalls(plan), applyReadsStdin)),
             stdin: applyInput(plan),
         },
         { parent: owner, dependsOn: [owner.library.copy, owner.teardown] },
     );
+}
+
+/**
+ * The urn of a remote command of a Box (a stack's top-level resource), as the engine makes it: a
+ * plain string, since an output of the Box's urn would make the command wait for its own parent.
+ */
+function ownUrn(name: string): string {
+    return `urn:pulumi:${pulumi.getStack()}::${pulumi.getProject()}::${boxType}$command:remote:Command::${name}`;
 }
 
 /** One OverlayInstance component per plan: the instances in the stack's diff, realised by the box's apply. */

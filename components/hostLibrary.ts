@@ -22,7 +22,7 @@ export interface HostLibraryBundle {
     warning?: string;
 }
 
-/** Staged libraries by project directory: a program stages once. */
+/** Staged libraries by project directory and fold helper or not: a program stages each once. */
 const staged = new Map<string, HostLibraryBundle>();
 
 /**
@@ -74,26 +74,29 @@ export function buildFoldTool(projectDir: string): Array<{ name: string; file: s
 /**
  * Writes the host library into `.overlay-fleet/hostlib/<hash>/` of the project (once per
  * content): `<name>` = host/lib.sh + the libraries it needs + host/<name>.sh, and SHA256SUMS so a
- * box can prove it has the whole library. Returns the project-relative directory.
+ * box can prove it has the whole library. With `foldTool` (a box whose lower folds, see
+ * usesFoldTool) it also holds the fold helper for every architecture, nine tenths of its bytes.
+ * Returns the project-relative directory.
  */
-export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostLibraryBundle {
-    const done = staged.get(projectDir);
+export function stageHostLibrary(projectDir = path.join(__dirname, ".."), foldTool = true): HostLibraryBundle {
+    const key = `${projectDir}\0${foldTool}`;
+    const done = staged.get(key);
     if (done !== undefined) {
         return done;
     }
-    let foldTool: Array<{ name: string; file: string }> = [];
+    let helpers: Array<{ name: string; file: string }> = [];
     let warning: string | undefined;
     try {
-        foldTool = buildFoldTool(projectDir);
+        helpers = foldTool ? buildFoldTool(projectDir) : [];
     } catch (error) {
-        warning = `${(error as Error).message}; until then the boxes' host library has no fold helper and a generation bump fails on the box`;
+        warning = `${(error as Error).message}; until then the host library of a box at generation 2 or later has no fold helper and its fold fails on the box`;
     }
     const files: Array<{ name: string; text: string | Buffer }> = [
         ...hostScriptNames.map((name) => ({ name, text: hostScript(name) })),
         { name: "activate", text: activationScript() },
         { name: "uninstall", text: removalScript() },
         // Compressed (about half the size to copy and to check); the box unpacks its own architecture's.
-        ...foldTool.map(({ name, file }) => ({ name: `${name}.gz`, text: zlib.gzipSync(fs.readFileSync(file), { level: 9 }) })),
+        ...helpers.map(({ name, file }) => ({ name: `${name}.gz`, text: zlib.gzipSync(fs.readFileSync(file), { level: 9 }) })),
     ];
     const sums = files.map((f) => `${crypto.createHash("sha256").update(f.text).digest("hex")}  ${f.name}\n`).join("");
     const hash = crypto.createHash("sha256").update(sums).digest("hex").slice(0, 16);
@@ -110,7 +113,7 @@ export function stageHostLibrary(projectDir = path.join(__dirname, "..")): HostL
         fs.renameSync(tmp, absolute);
     }
     const bundle = { hash, dir: path.relative(process.cwd(), absolute) || ".", ...(warning ? { warning } : {}) };
-    staged.set(projectDir, bundle);
+    staged.set(key, bundle);
     return bundle;
 }
 
@@ -206,17 +209,18 @@ export function activationScript(): string {
  * A box's whole deployment as one command text: the library `hash` installed and made current
  * (its `activate`, activationScript), then each call on its own line in the library (`sh <name> 'arg' ...`), the
  * script stopping at the first that fails. Only the calls named in `stdinFor` read the command's
- * stdin; the others get /dev/null. The first line names the library copy (its id): a new copy
- * of the same version (`pulumi up --replace` of it, for a wiped box) re-runs the whole; a box
- * without the library is told that command, with the copy's urn.
+ * stdin; the others get /dev/null. The text is known at preview (it names no output of the
+ * copy), so the stack diff shows it even when the library changes. A box without the library is
+ * told the command that copies it again and re-runs the whole: `pulumi up --replace` of the
+ * resources `replace` names by urn (the box's library copy and this command).
  */
-export function installAndRun(hash: string, copy: { id: string; urn: string }, calls: HostCall[], stdinFor: ReadonlySet<LibraryCommand>): string {
+export function installAndRun(hash: string, replace: string[], calls: HostCall[], stdinFor: ReadonlySet<LibraryCommand>): string {
     // Said with printf of one single-quoted word: an urn holds `$`.
     const notCopied =
         `overlay-fleet: host library ${hash} is not on this box (${hostLibraryRoot}/${hash}): ` +
-        `copy it again with: pulumi up --refresh --replace '${copy.urn}' (README: A wiped box)`;
+        `copy it again with: pulumi up --refresh ${replace.map((urn) => `--replace '${urn}'`).join(" ")} (README: A wiped box)`;
     return [
-        `# overlay-fleet host library ${hash}, copy ${copy.id}`,
+        `# overlay-fleet host library ${hash}`,
         "set -eu",
         `cd ${shQuote(`${hostLibraryRoot}/${hash}`)} 2>/dev/null || { printf '%s\\n' ${shQuote(notCopied)} >&2; exit 1; }`,
         `sh activate ${shQuote(hash)}`,

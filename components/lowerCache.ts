@@ -19,6 +19,14 @@ export interface LowerCacheArgs {
 }
 
 /**
+ * Whether a box at `generation` may fold its lower, so its host library needs the fold helper:
+ * from generation 2 on (generation 1 is the configured lower itself; its fold is a no-op).
+ */
+export function usesFoldTool(generation: number): boolean {
+    return generation > 1;
+}
+
+/**
  * The host calls that make a box's lower ready, before any instance mounts: a preflight proving
  * the box can host overlay uppers, the lower prepared with instance-private paths moved aside, and
  * the current cache generation built (folded) when the stack asks for a newer one. Idempotent: the

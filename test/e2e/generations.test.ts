@@ -55,7 +55,9 @@ describe("cache generations", () => {
         const { steps, result } = await project.preview();
         expect(result.status, result.stderr).toBe(0);
         const changed = steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`).sort();
-        expect(changed).toEqual(["update box1-apply"]);
+        // The box's library gains the fold helper (generation 1 never folds: it ships without).
+        expect(changed).toEqual(["replace box1-host-copy", "update box1-apply"]);
+        expect(await inBoxOk("box1", "ls /var/lib/overlay-fleet/host/")).not.toContain("foldtool");
         const diff = await project.pulumiOk(["preview", "--diff"]);
         expect(diff).toMatch(/\+ *sh fold '\/mnt\/usbdisk\/static_cache' '2' /);
         expect(diff).toMatch(/\+ *sh gc '\/mnt\/usbdisk\/static_cache' '2' /);
@@ -73,6 +75,8 @@ describe("cache generations", () => {
         }
         expect(up.exitCode, output.slice(-4000)).toBe(0);
         expect(fewestMounted).toBeGreaterThanOrEqual(2);
+        // The fold unpacked the box's own helper from the new library.
+        expect((await inBox("box1", "test -x /var/lib/overlay-fleet/host/foldtool")).status).toBe(0);
         expect(await overlayMounts("box1")).toEqual([1, 2, 3].map(merged));
         for (const line of await managedFstabLines("box1")) {
             expect(line).toContain("lowerdir=/mnt/usbdisk/static_cache.g2,");

@@ -19,6 +19,8 @@ const box = (states: Array<ContainerStatus["state"] | undefined>): BoxStatus => 
 
 const urns = [
     "    URN: urn:pulumi:lab::overlay-fleet::overlay-fleet:fleet:Box$overlay-fleet:host:HostLibrary$command:remote:CopyToRemote::box1-host-copy",
+    "    URN: urn:pulumi:lab::overlay-fleet::overlay-fleet:fleet:Box$command:remote:Command::box1-apply",
+    "    URN: urn:pulumi:lab::overlay-fleet::overlay-fleet:fleet:Box$command:remote:Command::box11-apply",
     "    URN: urn:pulumi:lab::overlay-fleet::overlay-fleet:fleet:Box$overlay-fleet:container:BoxContainers$command:remote:Command::box1-containers-run",
     "    URN: urn:pulumi:lab::overlay-fleet::overlay-fleet:fleet:Box$overlay-fleet:container:BoxContainers$command:remote:Command::box12-containers-run",
 ].join("\n");
@@ -32,9 +34,17 @@ describe("status recovery commands", () => {
         expect(containersRecovery(urns, "box1").map((a) => a.replace(/.*::/, ""))).toEqual(["--replace", "box1-containers-run"]);
     });
 
-    it("a wiped box gets a new library copy, and its containers command too when its containers are gone", () => {
-        expect(libraryRecovery(urns, "box1").map((a) => a.replace(/.*::/, ""))).toEqual(["--refresh", "--replace", "box1-host-copy"]);
-        expect(libraryRecovery(urns, "box1", true).map((a) => a.replace(/.*::/, ""))).toEqual(["--refresh", "--replace", "box1-host-copy", "--replace", "box1-containers-run"]);
+    it("a wiped box gets a new library copy and apply, and its containers command too when its containers are gone", () => {
+        expect(libraryRecovery(urns, "box1").map((a) => a.replace(/.*::/, ""))).toEqual(["--refresh", "--replace", "box1-host-copy", "--replace", "box1-apply"]);
+        expect(libraryRecovery(urns, "box1", true).map((a) => a.replace(/.*::/, ""))).toEqual([
+            "--refresh",
+            "--replace",
+            "box1-host-copy",
+            "--replace",
+            "box1-apply",
+            "--replace",
+            "box1-containers-run",
+        ]);
         expect(libraryRecovery(urns, "box9")).toEqual([]);
     });
 });
