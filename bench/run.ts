@@ -51,6 +51,74 @@ function passiveOpens(box: string): number {
     return Number(/TcpPassiveOpens\s+(\d+)/.exec(out)?.[1] ?? 0);
 }
 
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+
+/** Per shape, where the time of a first up goes (tracedUp), printed after the table. */
+const breakdowns: string[] = [];
+
+/** The spans of an OpenTelemetry JSON-lines trace file (pulumi --otel-traces file://...). */
+interface Span {
+    name: string;
+    start: number;
+    end: number;
+    attributes: Array<{ key: string; value: Record<string, unknown> }>;
+}
+function readSpans(file: string): Span[] {
+    const spans: Span[] = [];
+    for (const line of fs.readFileSync(file, "utf8").split("\n").filter(Boolean)) {
+        const batch = JSON.parse(line) as { resourceSpans?: Array<{ scopeSpans?: Array<{ spans?: Array<Record<string, unknown>> }> }> };
+        for (const rs of batch.resourceSpans ?? [])
+            for (const ss of rs.scopeSpans ?? [])
+                for (const sp of ss.spans ?? []) {
+                    spans.push({
+                        name: String(sp.name),
+                        start: Number(BigInt(String(sp.startTimeUnixNano)) / 1000n) / 1000,
+                        end: Number(BigInt(String(sp.endTimeUnixNano)) / 1000n) / 1000,
+                        attributes: (sp.attributes ?? []) as Span["attributes"],
+                    });
+                }
+    }
+    return spans;
+}
+
+/**
+ * A first up with Pulumi's trace (`--otel-traces`): how long the whole took, the provider steps
+ * that ran on the boxes (Create of each resource, by kind: the median per box), the window from
+ * the first such step to the end of the last (the deploy work proper), and the state writes. The
+ * rest (CLI, plugins, the program) a preview pays too. The trace holds the gRPC requests, SSH key
+ * included: it is written to a private temp dir and deleted once read.
+ */
+async function tracedUp(project: TestProject): Promise<string> {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "of-bench-trace-"));
+    try {
+        const file = path.join(dir, "trace.json");
+        await project.upOk(["--otel-traces", `file://${file}`]);
+        const spans = readSpans(file);
+        const whole = spans.find((s) => s.name === "pulumi");
+        // The provider side of each Create names the resource's URN in its logged request.
+        const steps = spans
+            .filter((s) => s.name === "/pulumirpc.ResourceProvider/Create")
+            .map((s) => {
+                const msg = String(s.attributes.find((a) => a.key === "Msg")?.value.stringValue ?? "");
+                const name = /urn:pulumi:[^"\\]*::([^"\\:]+)\\"/.exec(msg)?.[1] ?? "?";
+                return { kind: name.replace(/^box\d+-/, ""), ms: s.end - s.start, start: s.start, end: s.end };
+            })
+            .filter((s) => s.ms >= 1);
+        const writes = spans.filter((s) => s.name === "gocloud.dev/blob.NewWriter");
+        const kinds = [...new Set(steps.map((s) => s.kind))];
+        const perKind = kinds.map((k) => `${k} ${median(steps.filter((s) => s.kind === k).map((s) => s.ms)).toFixed(0)}`).join(", ");
+        const window = steps.length ? Math.max(...steps.map((s) => s.end)) - Math.min(...steps.map((s) => s.start)) : 0;
+        const total = whole ? whole.end - whole.start : 0;
+        return (
+            `first up ${(total / 1000).toFixed(2)} s: steps on the boxes ${(window / 1000).toFixed(2)} s from the first to the end of the last ` +
+            `(ms per box: ${perKind}); ${writes.length} state writes, ${writes.reduce((sum, w) => sum + w.end - w.start, 0).toFixed(0)} ms; ` +
+            `the rest (CLI, plugins, program: what a preview pays too) ${((total - window) / 1000).toFixed(2)} s`
+        );
+    } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+}
+
 async function timed<T>(work: () => Promise<T> | T): Promise<[T, number]> {
     const start = process.hrtime.bigint();
     const result = await work();
@@ -169,20 +237,6 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
         project.configure(defaults, declared);
         const opens = () => used.reduce((sum, b) => sum + passiveOpens(b.name), 0);
 
-        // Preview is Pulumi's fixed cost that work/floor subtracts: the median of three runs, so one
-        // slow run on a shared machine does not swing the ratio.
-        const previews: number[] = [];
-        for (let k = 0; k < 3; k++) previews.push((await timed(() => project.pulumiOk(["preview"])))[1]);
-        const preview = previews.sort((x, y) => x - y)[1];
-        const before = opens();
-        const [, firstUp] = await timed(() => project.upOk());
-        const connections = opens() - before;
-        const state = stateBytes(project);
-        const mounted = (await Promise.all(used.map((b) => overlayMounts(b.name)))).every((m) => m.length === shape.instances);
-        const beforeNoop = opens();
-        const [, noopUp] = await timed(() => project.upOk());
-        const noopConnections = opens() - beforeNoop;
-        const [, destroy] = await timed(() => project.destroyOk());
         const scrub = async () => {
             for (const b of used) {
                 await scrubBox(b.name);
@@ -192,17 +246,45 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
                 }
             }
         };
-        await scrub();
-        // A first up, the floor and the batch take a few tenths of a second on small shapes, where
-        // one slow run of a shared machine would swing the ratio: cache-only shapes take the
-        // median of three of each (connections and state are those of the first up above).
-        const rounds = shape.containers ? 1 : 3;
-        const firstUps = [firstUp];
-        for (let k = 1; k < rounds; k++) {
+        // Preview is Pulumi's fixed cost that work/floor subtracts. A first up and the floor take a
+        // few tenths of a second beyond it on small shapes, where the noise of a shared machine in
+        // a 3-second preview would swing the ratio: each round is a preview right before a first
+        // up, the ratio takes the median of the rounds' differences (cache-only shapes: 5 rounds;
+        // with containers 1, its preview the median of 3). Connections, state and the no-op up are
+        // those of the first round.
+        const rounds = shape.containers ? 1 : 5;
+        const previews: number[] = [];
+        const firstUps: number[] = [];
+        let connections = 0;
+        let state = 0;
+        let mounted = false;
+        let noopUp = 0;
+        let noopConnections = 0;
+        let destroy = 0;
+        for (let k = 0; k < rounds; k++) {
+            const samples = shape.containers ? 3 : 1;
+            const these: number[] = [];
+            for (let j = 0; j < samples; j++) these.push((await timed(() => project.pulumiOk(["preview"])))[1]);
+            previews.push(median(these));
+            const before = opens();
             firstUps.push((await timed(() => project.upOk()))[1]);
-            await project.destroyOk();
+            if (k === 0) {
+                connections = opens() - before;
+                state = stateBytes(project);
+                mounted = (await Promise.all(used.map((b) => overlayMounts(b.name)))).every((m) => m.length === shape.instances);
+                const beforeNoop = opens();
+                noopUp = (await timed(() => project.upOk()))[1];
+                noopConnections = opens() - beforeNoop;
+                destroy = (await timed(() => project.destroyOk()))[1];
+            } else {
+                await project.destroyOk();
+            }
             await scrub();
         }
+        // One more first up, traced (not timed): where its time goes.
+        breakdowns.push(`${label(shape).padEnd(6)} ${await tracedUp(project)}`);
+        await project.destroyOk();
+        await scrub();
         const floorUps: number[] = [];
         const floorDowns: number[] = [];
         for (let k = 0; k < rounds; k++) {
@@ -210,8 +292,8 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
             floorDowns.push(await floor(boxes, shape, true));
             await scrub();
         }
-        const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
-        const [medianUp, floorUp, floorDown] = [median(firstUps), median(floorUps), median(floorDowns)];
+        const [preview, medianUp, floorUp, floorDown] = [median(previews), median(firstUps), median(floorUps), median(floorDowns)];
+        const work = median(firstUps.map((up, k) => up - previews[k]));
         // Containers need the engine side too: the batched figure is for cache-only shapes.
         let batchUp: number | undefined;
         if (!shape.containers) {
@@ -233,7 +315,7 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
                 destroy.toFixed(1).padStart(8),
                 floorUp.toFixed(2).padStart(9),
                 floorDown.toFixed(2).padStart(10),
-                ((medianUp - preview) / floorUp).toFixed(1).padStart(11),
+                (work / floorUp).toFixed(1).padStart(11),
                 (batchUp === undefined ? "-" : (batchUp / floorUp).toFixed(1)).padStart(11),
                 (connections / total).toFixed(2).padStart(9),
                 String(noopConnections).padStart(9),
@@ -304,13 +386,15 @@ const all = ["1x4", "1x16", "4x4", "1x64", "c1x4", "c1x16", "c4x4"];
 const wanted = process.argv.slice(2).filter(parse);
 async function main(): Promise<void> {
     const archive = await buildLabImage();
-    console.log("seconds of wall time (cache-only shapes: median of 3 runs of each; with containers one run, preview median of 3); floor = the seed's recipe typed by hand (one SSH session per box); c = with containers");
-    console.log("work/floor = (first up - preview) / floor up; ssh/inst = SSH connections per instance in the first up");
+    console.log("seconds of wall time (cache-only shapes: median of 5 rounds of each; with containers one round, preview median of 3); floor = the seed's recipe typed by hand (one SSH session per box); c = with containers");
+    console.log("work/floor = (first up - preview) / floor up, the median of the rounds' differences (each round a preview right before a first up); ssh/inst = SSH connections per instance in the first up");
     console.log("batch/floor = the box's apply command without Pulumi (one SSH session per box, library already copied) / floor up: the box work alone");
     console.log("shape   preview  first-up  noop-up  destroy  floor-up  floor-down  work/floor  batch/floor  ssh/inst  noop-ssh  state/inst B  check");
     for (const name of wanted.length ? wanted : all) {
         await runShape(parse(name)!, archive);
     }
+    console.log("where the time of a first up goes (one more first up per shape, with Pulumi's trace):");
+    for (const line of breakdowns) console.log(line);
     if (wanted.length === 0) {
         await costs();
         await libraryChange();
