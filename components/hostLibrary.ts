@@ -39,8 +39,10 @@ export const foldToolArches: Record<string, string[]> = {
 
 /**
  * Builds host/foldtool for every architecture in foldToolArches, once per source content, into
- * `.overlay-fleet/foldtool/<hash>/` of the project; returns `{ name, file }` per binary. Needs Go
- * on the operator's machine (the toolchain has it); fails naming what is missing otherwise.
+ * `.overlay-fleet/foldtool/<hash>/` of the project, each binary beside its gzipped copy (made
+ * once too: gzip -9 of five binaries would cost every preview about a second); returns
+ * `{ name, file }` per gzipped binary. Needs Go on the operator's machine (the toolchain has it);
+ * fails naming what is missing otherwise.
  */
 export function buildFoldTool(projectDir: string): Array<{ name: string; file: string }> {
     const src = path.join(projectDir, "host", "foldtool");
@@ -67,7 +69,12 @@ export function buildFoldTool(projectDir: string): Array<{ name: string; file: s
             }
             fs.renameSync(`${file}.tmp`, file);
         }
-        return { name: `foldtool-${goarch}`, file };
+        const gz = `${file}.gz`;
+        if (!fs.existsSync(gz)) {
+            fs.writeFileSync(`${gz}.tmp`, zlib.gzipSync(fs.readFileSync(file), { level: 9 }));
+            fs.renameSync(`${gz}.tmp`, gz);
+        }
+        return { name: `foldtool-${goarch}.gz`, file: gz };
     });
 }
 
@@ -96,7 +103,7 @@ export function stageHostLibrary(projectDir = path.join(__dirname, ".."), foldTo
         { name: "activate", text: activationScript() },
         { name: "uninstall", text: removalScript() },
         // Compressed (about half the size to copy and to check); the box unpacks its own architecture's.
-        ...helpers.map(({ name, file }) => ({ name: `${name}.gz`, text: zlib.gzipSync(fs.readFileSync(file), { level: 9 }) })),
+        ...helpers.map(({ name, file }) => ({ name, text: fs.readFileSync(file) })),
     ];
     const sums = files.map((f) => `${crypto.createHash("sha256").update(f.text).digest("hex")}  ${f.name}\n`).join("");
     const hash = crypto.createHash("sha256").update(sums).digest("hex").slice(0, 16);
