@@ -62,8 +62,8 @@ const bundleCache = new Map<HostScriptName, string>();
 
 /** Scripts that use the fold functions (`drop_folded`, `fold_*`) of `host/lib-fold.sh`. */
 const usesFoldLibrary: ReadonlySet<HostScriptName> = new Set(["mount", "apply", "fold", "gc"]);
-/** Scripts that mount an instance with `of_mount_main` of `host/lib-mount.sh`. */
-const usesMountLibrary: ReadonlySet<HostScriptName> = new Set(["mount", "apply"]);
+/** Scripts that mount or unmount an instance with `of_mount_main`, `of_unmount_main` of `host/lib-mount.sh`. */
+const usesMountLibrary: ReadonlySet<HostScriptName> = new Set(["mount", "unmount", "apply"]);
 
 /**
  * The text a box runs for one script: the facts (hostFactsPreamble), `host/lib.sh`,

@@ -35,7 +35,7 @@ OF_APPLY=1
 export OF_APPLY
 
 tmp=$(mktemp) || of_die "cannot create a temp file"
-trap 'rm -f -- "$tmp" "$tmp.ids" "$tmp.mounted"' EXIT
+trap 'rm -f -- "$tmp" "$tmp.ids" "$tmp.mounted" "$tmp.unmounted"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
@@ -61,32 +61,52 @@ ap_fail() {
     failed=$((failed + 1))
 }
 
-# ap_down ID MERGED UPPER WORK MODE: unmount (MODE keep|purge), then remove the fstab line (kept
-# when the unmount failed). A running container of the instance (label overlay-fleet.instance=ID)
-# is stopped first: it holds the overlay in its own mount namespace, so the unmount would not
-# even be refused, and it would go on writing into a detached (or purged) upper until Pulumi
-# removes it at the end of the run.
+# ap_down ID MERGED UPPER WORK MODE: unmount (MODE keep|purge, of_unmount_main in a subshell);
+# its fstab line goes with the next ap_drop_lines (kept when the unmount failed). A running
+# container of the instance (label overlay-fleet.instance=ID) is stopped first: it holds the
+# overlay in its own mount namespace, so the unmount would not even be refused, and it would go
+# on writing into a detached (or purged) upper until Pulumi removes it at the end of the run.
 ap_docker=
+ap_running=
 ap_down() {
-    # Whether the box has a docker engine is asked once.
+    # Whether the box has a docker engine, and its running managed containers (`<container>
+    # <instance id>` lines), are asked once.
     if [ -z "$ap_docker" ]; then
         ap_docker=no
-        if of_docker_ready; then ap_docker=yes; fi
+        if of_docker_ready; then
+            ap_docker=yes
+            ap_running=$(docker ps --filter "label=$OF_INSTANCE_LABEL" --format "{{.ID}} {{.Label \"$OF_INSTANCE_LABEL\"}}" 2>/dev/null) || ap_running=
+        fi
     fi
-    if [ "$ap_docker" = yes ]; then
-        ap_cs=$(docker ps -q --filter "label=$OF_INSTANCE_LABEL=$1" 2>/dev/null) || ap_cs=
-        while IFS= read -r ap_c; do
-            [ -n "$ap_c" ] || continue
-            docker stop "$ap_c" >/dev/null || { of_err "cannot stop container $ap_c of $1 to take it down"; ap_fail; return 0; }
-        done <<EOF
-$ap_cs
+    while IFS=' ' read -r ap_c ap_ci; do
+        [ -n "$ap_c" ] && [ "$ap_ci" = "$1" ] || continue
+        docker stop "$ap_c" >/dev/null || { of_err "cannot stop container $ap_c of $1 to take it down"; ap_fail; return 0; }
+    done <<EOF
+$ap_running
 EOF
-    fi
-    if sh ./unmount "$2" "$5" "$3" "$4" "$fstab"; then
-        sh ./fstab remove "$fstab" "$1" || ap_fail
+    if (of_unmount_main "$2" "$5" "$3" "$4" "$fstab"); then
+        printf '%s\n' "$1" >>"$tmp.unmounted" || { of_err "cannot write '$tmp.unmounted'"; ap_fail; }
     else
         ap_fail
     fi
+}
+
+# ap_drop_lines: the fstab lines of the instances ap_down unmounted since the last call, in one
+# edit (of-fstab remove of all of them); should that be refused, one edit per instance, so only
+# the refused one fails.
+ap_drop_lines() {
+    set --
+    while IFS= read -r ap_i; do
+        set -- "$@" "$ap_i"
+    done <"$tmp.unmounted"
+    : >"$tmp.unmounted" || of_die "cannot write '$tmp.unmounted'"
+    [ "$#" -gt 0 ] || return 0
+    sh ./fstab remove "$fstab" "$@" </dev/null && return 0
+    [ "$#" -gt 1 ] || { ap_fail; return 0; }
+    of_warn "removing the fstab lines of the instances taken down in one edit failed; removing them one by one"
+    for ap_i in "$@"; do
+        sh ./fstab remove "$fstab" "$ap_i" </dev/null || ap_fail
+    done
 }
 
 # One read of the records (every record checked before anything changes). On set: the instances
@@ -111,11 +131,18 @@ while IFS= read -r line; do
 done <"$tmp"
 export OF_SIBLINGS
 
+# What follows, the take-down and the mounts, runs under the box lock taken once here (not
+# exported: the box's other commands take it themselves), each instance in a subshell.
+of_box_lock
+OF_BOX_LOCK_HELD=1
+
 # Managed lines of this box that are not kept, collected first, taken down after the walk (on
-# remove all of them: also an instance of a failed run that the records never got). A planned
-# instance whose line names another merged dir moved (a new instanceRoot): its old overlay is
-# taken down too, its data always kept (the new line and mount follow below).
+# remove all of them: also an instance of a failed run that the records never got), their lines
+# removed in one edit. A planned instance whose line names another merged dir moved (a new
+# instanceRoot): its old overlay is taken down too, its data always kept (the new line and mount
+# follow below).
 : >"$tmp.ids"
+: >"$tmp.unmounted"
 ap_collect() {
     case $OF_FE_ID in
         "$box"/*) ;;
@@ -141,6 +168,7 @@ while IFS=$OF_TAB read -r ap_id ap_merged ap_upper ap_work ap_m; do
     fi
     ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" "$ap_m" </dev/null
 done <"$tmp.ids"
+ap_drop_lines
 
 if [ "$action" = set ]; then
     # Every planned line in one edit; refused, one edit per instance: only the refused one fails.
@@ -162,12 +190,9 @@ if [ "$action" = set ]; then
             shift 3
         done
     fi
-    # The mounts, one at a time, each in a subshell (of_mount_main ends with exit), all under the
-    # box lock taken once here (not exported: the box's other commands, unmount above, take it),
-    # with one read of the mount table before them all (of_mount_snapshot) and one after, which
-    # checks the new mounts (of_mount_verify_batch).
-    of_box_lock
-    OF_BOX_LOCK_HELD=1
+    # The mounts, one at a time, each in a subshell (of_mount_main ends with exit), with one read
+    # of the mount table before them all (of_mount_snapshot) and one after, which checks the new
+    # mounts (of_mount_verify_batch).
     of_mount_snapshot
     of_dmesg_mark
     OF_MOUNT_VERIFY=$tmp.mounted
@@ -192,6 +217,7 @@ else
         esac
         ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" "$mode" </dev/null
     done <"$tmp"
+    ap_drop_lines
 fi
 
 # The plan of record for the legacy guard (of_applied_keeps): what this box's plan now holds.

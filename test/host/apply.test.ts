@@ -283,7 +283,7 @@ describe.skipIf(unavailable)("host apply", () => {
         await withBox((ns, { fstab }) => {
             const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
             expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
-            const docker = dockerStub(ns, ['ps) case "$*" in *"label=overlay-fleet.instance=box1/ttnode2"*) echo c0ffee2 ;; esac ;;', 'stop) echo "$2" ;;']);
+            const docker = dockerStub(ns, ['ps) printf "c0ffee2 box1/ttnode2\\nc0ffee9 box9/ttnode2\\n" ;;', 'stop) echo "$2" ;;']);
             const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib, "set", fstab, "box1", "keep"], {
                 input: instanceRecord(p1),
                 path: docker.path,
@@ -291,7 +291,8 @@ describe.skipIf(unavailable)("host apply", () => {
             expect(r.stderr).toBe("");
             expect(r.status).toBe(0);
             const calls = fs.readFileSync(docker.log, "utf8").trim().split("\n");
-            expect(calls).toEqual(["info", "ps -q --filter label=overlay-fleet.instance=box1/ttnode2", "stop c0ffee2"]);
+            // The running managed containers asked once; only the instance's own is stopped.
+            expect(calls).toEqual(["info", 'ps --filter label=overlay-fleet.instance --format {{.ID}} {{.Label "overlay-fleet.instance"}}', "stop c0ffee2"]);
             expect(overlays(ns)).toEqual([p1.merged]);
         });
     });
