@@ -95,12 +95,14 @@ async function tracedUp(project: TestProject): Promise<string> {
         await project.upOk(["--otel-traces", `file://${file}`]);
         const spans = readSpans(file);
         const whole = spans.find((s) => s.name === "pulumi");
-        // The provider side of each Create names the resource's URN in its logged request.
+        // The provider side of each Create names the resource's URN: the command plugin in its
+        // logged request, the docker plugin (a Terraform bridge) in an attribute.
+        const attribute = (s: Span, key: string) => String(s.attributes.find((a) => a.key === key)?.value.stringValue ?? "");
         const steps = spans
-            .filter((s) => s.name === "/pulumirpc.ResourceProvider/Create")
+            .filter((s) => s.name === "/pulumirpc.ResourceProvider/Create" || s.name === "sdkv2.Create")
             .map((s) => {
-                const msg = String(s.attributes.find((a) => a.key === "Msg")?.value.stringValue ?? "");
-                const name = /urn:pulumi:[^"\\]*::([^"\\:]+)\\"/.exec(msg)?.[1] ?? "?";
+                const urn = s.name === "sdkv2.Create" ? `${attribute(s, "urn")}\\"` : attribute(s, "Msg");
+                const name = /urn:pulumi:[^"\\]*::([^"\\:]+)\\"/.exec(urn)?.[1] ?? "?";
                 return { kind: name.replace(/^box\d+-/, ""), ms: s.end - s.start, start: s.start, end: s.end };
             })
             .filter((s) => s.ms >= 1);
