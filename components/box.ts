@@ -43,9 +43,6 @@ export interface BoxSummary {
     instances: Array<Pick<InstancePlan, "id" | "name" | "merged" | "upper" | "hostname" | "ip" | "mac">>;
 }
 
-/** The Box component's type token. */
-const boxType = "overlay-fleet:fleet:Box";
-
 /**
  * One box of the host group: its host library, lower cache, N overlay instances and, unless the
  * box is cache-only, the macvlan network and its containers, one per instance. The library is
@@ -69,7 +66,7 @@ export class Box extends pulumi.ComponentResource {
     public readonly summary: BoxSummary;
 
     constructor(name: string, args: BoxArgs, opts?: pulumi.ComponentResourceOptions) {
-        super(boxType, name, {}, opts);
+        super("overlay-fleet:fleet:Box", name, {}, opts);
         const box = args.plan.settings;
         const plans = args.plan.instances;
         this.connection = boxConnection(box, args.privateKey);
@@ -200,7 +197,9 @@ export function createApply(owner: Box, name: string, plan: BoxPlan): command.re
         {
             connection: owner.connection,
             addPreviousOutputInEnv: false,
-            create: owner.library.copy.urn.apply((copyUrn) => installAndRun(hash, [copyUrn, ownUrn(`${name}-apply`)], applyCalls(plan), applyReadsStdin)),
+            create: pulumi
+                .all([owner.library.copy.urn, childUrn(owner, "command:remote:Command", `${name}-apply`)])
+                .apply((urns) => installAndRun(hash, urns, applyCalls(plan), applyReadsStdin)),
             stdin: applyInput(plan),
         },
         { parent: owner, dependsOn: [owner.library.copy, owner.teardown] },
@@ -208,11 +207,14 @@ export function createApply(owner: Box, name: string, plan: BoxPlan): command.re
 }
 
 /**
- * The urn of a remote command of a Box (a stack's top-level resource), as the engine makes it: a
- * plain string, since an output of the Box's urn would make the command wait for its own parent.
+ * The urn of a child of `parent` with `type` and `name`, as the engine makes it, for a text (a
+ * command's message): it carries no dependency on the parent, which an input of the child's
+ * itself must not (a child would wait for its own parent, that is for itself).
  */
-function ownUrn(name: string): string {
-    return `urn:pulumi:${pulumi.getStack()}::${pulumi.getProject()}::${boxType}$command:remote:Command::${name}`;
+function childUrn(parent: pulumi.Resource, type: string, name: string): pulumi.Output<string> {
+    const parentUrn = new Promise<string>((resolve) => parent.urn.apply(resolve));
+    // <prefix>::<parent type chain>::<parent name> -> <prefix>::<parent type chain>$<type>::<name>
+    return pulumi.output(parentUrn.then((urn) => `${urn.slice(0, urn.lastIndexOf("::"))}$${type}::${name}`));
 }
 
 /** One OverlayInstance component per plan: the instances in the stack's diff, realised by the box's apply. */

@@ -182,8 +182,9 @@ export function removalScript(): string {
 
 /**
  * The library's `activate <hash>`: installs it on a box and makes it current (run after the
- * copy): every file the box uses is checked against SHA256SUMS (the fold helper of its own
- * architecture, unpacked), `host` is switched to it with one rename, and other versions are
+ * copy): every file the box uses is checked against SHA256SUMS (of the fold helpers, if the
+ * library has them, its own architecture's, named in foldtool.arch for the first fold to
+ * unpack), `host` is switched to it with one rename, and other versions are
  * removed (no command uses them: the box's other commands run after its apply, and a box runs
  * one deployment at a time).
  */

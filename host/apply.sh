@@ -70,13 +70,23 @@ ap_docker=
 ap_running=
 ap_down() {
     # Whether the box has a docker engine, and its running managed containers (`<container>
-    # <instance id>` lines), are asked once.
+    # <instance id>` lines), are asked once. An engine that answers but cannot list them: no
+    # instance is taken down (one of them may have a container writing into it).
     if [ -z "$ap_docker" ]; then
         ap_docker=no
         if of_docker_ready; then
             ap_docker=yes
-            ap_running=$(docker ps --filter "label=$OF_INSTANCE_LABEL" --format "{{.ID}} {{.Label \"$OF_INSTANCE_LABEL\"}}" 2>/dev/null) || ap_running=
+            ap_running=$(docker ps --filter "label=$OF_INSTANCE_LABEL" --format "{{.ID}} {{.Label \"$OF_INSTANCE_LABEL\"}}" 2>&1) || {
+                of_oneline "$ap_running"
+                of_err "cannot list the box's running containers (docker ps: $OF_ONELINE): no instance is taken down while one may still run"
+                ap_docker=failed
+            }
         fi
+    fi
+    if [ "$ap_docker" = failed ]; then
+        of_err "instance $1 not taken down: its container may still run"
+        ap_fail
+        return 0
     fi
     while IFS=' ' read -r ap_c ap_ci; do
         [ -n "$ap_c" ] && [ "$ap_ci" = "$1" ] || continue
@@ -96,17 +106,24 @@ EOF
 # the refused one fails.
 ap_drop_lines() {
     set --
+    # Each id once (a box's fstab may hold two lines of one id: both were taken down).
     while IFS= read -r ap_i; do
-        set -- "$@" "$ap_i"
+        case " $* " in
+            *" $ap_i "*) ;;
+            *) set -- "$@" "$ap_i" ;;
+        esac
     done <"$tmp.unmounted"
     : >"$tmp.unmounted" || of_die "cannot write '$tmp.unmounted'"
     [ "$#" -gt 0 ] || return 0
     sh ./fstab remove "$fstab" "$@" </dev/null && return 0
-    [ "$#" -gt 1 ] || { ap_fail; return 0; }
+    # The one edit failed: once more one by one, so only a refused line fails. Should none be
+    # refused, the failure was not a line's (a sync after the rename, say): it still counts.
     of_warn "removing the fstab lines of the instances taken down in one edit failed; removing them one by one"
+    ap_dl_failed=$failed
     for ap_i in "$@"; do
         sh ./fstab remove "$fstab" "$ap_i" </dev/null || ap_fail
     done
+    [ "$failed" -gt "$ap_dl_failed" ] || ap_fail
 }
 
 # One read of the records (every record checked before anything changes). On set: the instances
@@ -138,9 +155,10 @@ OF_BOX_LOCK_HELD=1
 
 # Managed lines of this box that are not kept, collected first, taken down after the walk (on
 # remove all of them: also an instance of a failed run that the records never got), their lines
-# removed in one edit. A planned instance whose line names another merged dir moved (a new
-# instanceRoot): its old overlay is taken down too, its data always kept (the new line and mount
-# follow below).
+# removed in one edit after the last take-down (killed before it, the next apply removes them). A
+# planned instance whose line names another merged dir moved (a new instanceRoot): its old
+# overlay is taken down too, its data always kept (the new line and mount follow below). A purge
+# still sees the lines of the instances taken down before it: it refuses more, never less.
 : >"$tmp.ids"
 : >"$tmp.unmounted"
 ap_collect() {
@@ -153,15 +171,16 @@ ap_collect() {
         *" $OF_FE_ID=$OF_FE_TARGET "*) return 0 ;;
         *" $OF_FE_ID="*) ap_m=keep ;;
     esac
-    of_opt_get upperdir "$OF_FE_OPTS" && ap_u=$OF_OPT_VAL || ap_u=
-    of_opt_get workdir "$OF_FE_OPTS" && ap_w=$OF_OPT_VAL || ap_w=
+    # `-` for a layer the line does not name: tabs are IFS whitespace, an empty field would vanish.
+    of_opt_get upperdir "$OF_FE_OPTS" && ap_u=$OF_OPT_VAL || ap_u=-
+    of_opt_get workdir "$OF_FE_OPTS" && ap_w=$OF_OPT_VAL || ap_w=-
     printf '%s\t%s\t%s\t%s\t%s\n' "$OF_FE_ID" "$OF_FE_TARGET" "$ap_u" "$ap_w" "$ap_m" >>"$tmp.ids"
 }
 of_fstab_each "$fstab" ap_collect
 taken=
 while IFS=$OF_TAB read -r ap_id ap_merged ap_upper ap_work ap_m; do
     taken="$taken $ap_id "
-    if [ -z "$ap_upper" ] || [ -z "$ap_work" ]; then
+    if [ "$ap_upper" = - ] || [ "$ap_work" = - ] || [ -z "$ap_upper" ] || [ -z "$ap_work" ]; then
         of_err "managed fstab line of '$ap_id' names no upperdir or workdir; left alone"
         ap_fail
         continue

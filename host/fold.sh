@@ -38,7 +38,8 @@
 # This script checks the arguments, the layout, the uppers and the free space, takes the lock,
 # and then runs the fold helper in its place: host/foldtool, a static binary (Go, no cgo) at the
 # path OVERLAY_FLEET_FOLDTOOL names, by default `foldtool` in the directory the script is run
-# from: a box runs it from its installed host library, which holds the box's own foldtool.
+# from: a box runs it from its installed host library, which holds the box's own foldtool
+# gzipped (a library from generation 2 on), unpacked here by the first fold.
 #
 # Private paths (comma-separated, relative, e.g. `.yfnode/config`) are never read nor folded.
 # Killed at any point, the current generation and the instances are untouched; a re-run discards

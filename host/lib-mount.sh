@@ -23,7 +23,7 @@ of_mount_snapshot() {
 of_mount_at() {
     case ${OF_SNAP_MOUNTPOINTS-} in
         '' | *" $1 "*) of_mi_at "$1" ;;
-        *) OF_AT_FOUND=0 OF_AT_DEV= OF_AT_FSTYPE= OF_AT_SOURCE= OF_AT_OPTS= OF_AT_SUPER= ;;
+        *) of_at_reset ;;
     esac
 }
 
@@ -216,7 +216,7 @@ of_mount_verify_batch() {
         END { for (i = 1; i <= n; i++) print rec[i] "\t" top[at[i]] }
     ' "$1" FS=' ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
     while IFS=$OF_TAB read -r of_vb_merged of_vb_canon of_vb_pinned of_vb_reason of_vb_line; do
-        OF_AT_FOUND=0 OF_AT_DEV= OF_AT_FSTYPE= OF_AT_SOURCE= OF_AT_OPTS= OF_AT_SUPER=
+        of_at_reset
         of_at_target=$of_vb_canon
         of_mi_walk of_mi_at_cb <<EOF
 $of_vb_line

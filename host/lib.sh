@@ -304,14 +304,13 @@ of_mi_walk() {
 # of_mi_at MOUNTPOINT: the top-most mount on MOUNTPOINT (canonical path). OF_AT_FOUND=1|0 and
 # OF_AT_FSTYPE, OF_AT_SOURCE, OF_AT_DEV, OF_AT_OPTS (per-mount), OF_AT_SUPER (superblock options).
 of_mi_at() {
-    OF_AT_FOUND=0
-    OF_AT_DEV=
-    OF_AT_FSTYPE=
-    OF_AT_SOURCE=
-    OF_AT_OPTS=
-    OF_AT_SUPER=
+    of_at_reset
     of_at_target=$1
     of_mi_select "mp=$1" of_mi_at_cb
+}
+# of_at_reset: OF_AT_* say nothing is mounted.
+of_at_reset() {
+    OF_AT_FOUND=0 OF_AT_DEV= OF_AT_FSTYPE= OF_AT_SOURCE= OF_AT_OPTS= OF_AT_SUPER=
 }
 of_mi_at_cb() {
     if [ "$OF_MI_MP" = "$of_at_target" ]; then
@@ -938,8 +937,8 @@ of_lock() {
 # (a generation switch) run under it one after the other: waits up to 1800 s.
 OF_BOX_LOCK=/run/lock/overlay-fleet.lock
 of_box_lock() {
-    # Held already by this shell (of-apply holds it around all of a box's mounts; its subshells
-    # share its lock).
+    # Held already by this shell (of-apply holds it around all of a box's take-downs and mounts;
+    # its subshells share its lock).
     [ -z "${OF_BOX_LOCK_HELD-}" ] || return 0
     of_bl_dir=${OF_BOX_LOCK%/*}
     [ -d "$of_bl_dir" ] || mkdir -p -- "$of_bl_dir" || of_die "cannot create '$of_bl_dir' for the lock of this box"

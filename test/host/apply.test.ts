@@ -297,6 +297,38 @@ describe.skipIf(unavailable)("host apply", () => {
         });
     });
 
+    it("an engine that cannot list its containers: no instance is taken down, saying why (docker CLI stub)", async () => {
+        await withBox((ns, { fstab }) => {
+            const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
+            const lines = managedLines(fs.readFileSync(fstab, "utf8"));
+            const docker = dockerStub(ns, ['ps) echo "Error response from daemon: i/o timeout" >&2; exit 1 ;;']);
+            const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib, "set", fstab, "box1", "purge"], { input: instanceRecord(p1), path: docker.path });
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("cannot list the box's running containers (docker ps: Error response from daemon: i/o timeout)");
+            expect(r.stderr).toContain("instance box1/ttnode2 not taken down: its container may still run");
+            // Still mounted, its line and its upper kept.
+            expect(overlays(ns)).toEqual([p1.merged, p2.merged].sort());
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual(lines);
+            expect(fs.existsSync(p2.upper)).toBe(true);
+        });
+    });
+
+    it("lines of instances taken down go in one edit, an id with two lines once; a line without upperdir is named", async () => {
+        await withBox((ns, { fstab }) => {
+            const ps = [1, 2, 3].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            expect(apply(ns, "set", fstab, ps).status).toBe(0);
+            // A second line of ttnode3 (an edit by hand), and a managed line that names no upperdir.
+            fs.appendFileSync(fstab, `${fstabLine(ps[2])}\n` + `overlay ${ns.p("disk")}/odd/mnts overlay lowerdir=${ps[0].lower},nofail,x-overlay-fleet=box1/odd 0 0\n`);
+            const r = apply(ns, "set", fstab, [ps[0]]);
+            expect(r.stderr).toBe("overlay-fleet: managed fstab line of 'box1/odd' names no upperdir or workdir; left alone\noverlay-fleet: 1 of the box's instances failed (see above); the others are done\n");
+            expect(r.status).toBe(1);
+            expect(r.stdout).toContain("ok fstab remove box1/ttnode2 box1/ttnode3: written to");
+            expect(overlays(ns)).toEqual([ps[0].merged]);
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual([fstabLine(ps[0]), expect.stringContaining("x-overlay-fleet=box1/odd")]);
+        });
+    });
+
     it("an instance that fails does not stop the others: they are mounted, the status is 1", async () => {
         await withBox((ns, { fstab }) => {
             const [p1, p2, p3] = [1, 2, 3].map((n) => plan(ns, "box1", `ttnode${n}`, n));
