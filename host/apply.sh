@@ -50,10 +50,7 @@ ap_record() {
 $1
 EOF
     [ -n "$ap_manifest" ] && [ -z "$ap_rest" ] || of_usage "plan record must have 9 tab-separated fields: $1"
-    case $ap_id in
-        "$box"/*) ;;
-        *) of_usage "instance '$ap_id' is not on box '$box'" ;;
-    esac
+    of_check_on_box "$ap_id" "$box"
 }
 
 failed=0

@@ -42,10 +42,7 @@ if [ "$action" = set ]; then
 $line
 EOF
         [ -n "$c_merged" ] && [ -z "$c_rest" ] || of_usage "container record must have 6 tab-separated fields: $line"
-        case $c_id in
-            "$box"/*) ;;
-            *) of_usage "instance '$c_id' is not on box '$box'" ;;
-        esac
+        of_check_on_box "$c_id" "$box"
         planned="$planned$c_id "
     done <<EOF
 $records
@@ -90,11 +87,15 @@ if [ "$action" = set ]; then
     n=0
     # A signal (a cancelled `pulumi up`, its SSH session gone) stops the running jobs first: none
     # goes on replacing a container after the command ended.
+    # pop_job: the oldest running job (`<n>:<pid>`) taken off the queue, in job.
+    pop_job() {
+        queue=${queue# }
+        job=${queue%% *}
+        queue=${queue#"$job"}
+    }
     stop_jobs() {
         while [ -n "$queue" ]; do
-            queue=${queue# }
-            job=${queue%% *}
-            queue=${queue#"$job"}
+            pop_job
             kill "${job#*:}" 2>/dev/null || :
         done
         wait
@@ -106,9 +107,7 @@ if [ "$action" = set ]; then
     trap 'stop_jobs 143' TERM
     # reap: waits for the oldest running job, prints its report and counts its failure.
     reap() {
-        queue=${queue# }
-        job=${queue%% *}
-        queue=${queue#"$job"}
+        pop_job
         if ! wait "${job#*:}"; then failed=$((failed + 1)); fi
         cat -- "$out/${job%%:*}.out"
         cat -- "$out/${job%%:*}.err" >&2

@@ -162,6 +162,14 @@ of_check_id() {
     [ "${#of_ci_box}" -le 32 ] && [ "${#of_ci_name}" -le 63 ] || of_usage "$of_ci_msg"
 }
 
+# of_check_on_box ID BOX: a record's instance id names BOX (`BOX/<name>`); exits 2 otherwise.
+of_check_on_box() {
+    case $1 in
+        "$2"/*) ;;
+        *) of_usage "instance '$1' is not on box '$2'" ;;
+    esac
+}
+
 # of_opt_get KEY OPTS: value of the last KEY=value in the comma-separated OPTS, in OF_OPT_VAL.
 # Returns 1 when KEY is absent.
 of_opt_get() {

@@ -8,14 +8,12 @@
  * mount namespace, so nothing is ever written below the machine's /var/lib.
  */
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stageHostLibrary } from "../../components/hostLibrary";
+import { beforeAll, describe, expect, it } from "vitest";
 import { instanceRecord } from "../../components/overlayInstance";
 import { boxPlanDir } from "../../model/constants";
 import { InstancePlan } from "../../model/plan";
-import { dockerStub, fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, Result, RunOptions, withHostNs } from "./harness";
+import { dockerStub, fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, Result, RunOptions, stagedHostLibrary, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
 
@@ -27,19 +25,12 @@ const FOREIGN =
     "/dev/sdb1\t/mnt/usbdisk\text4\tdefaults,nofail\t0\t2   \n";
 
 /** The staged host library (absolute), shared by the file's tests. */
-let stageRoot = "";
-let lib = "";
+const lib = stagedHostLibrary("of-apply-lib-");
 beforeAll(() => {
     if (unavailable) return;
-    stageRoot = fs.mkdtempSync(path.join(os.tmpdir(), "of-apply-lib-"));
-    lib = path.resolve(stageHostLibrary(stageRoot).dir);
     for (const name of ["apply", "mount", "unmount", "fstab"]) {
-        expect(fs.existsSync(path.join(lib, name))).toBe(true);
+        expect(fs.existsSync(path.join(lib(), name))).toBe(true);
     }
-});
-
-afterAll(() => {
-    if (stageRoot) fs.rmSync(stageRoot, { recursive: true, force: true });
 });
 
 /**
@@ -113,12 +104,12 @@ function fstabLine(p: InstancePlan): string {
 /** `sh apply <action> <fstab> <box> <mode>` in the library, the records (or raw text) on stdin. */
 function apply(ns: HostNs, action: "set" | "remove", fstab: string, records: InstancePlan[] | string, box = "box1", mode = "keep"): Result {
     const input = typeof records === "string" ? records : records.map(instanceRecord).join("");
-    return ns.sh('cd "$1" && shift && sh apply "$@"', [lib, action, fstab, box, mode], { input });
+    return ns.sh('cd "$1" && shift && sh apply "$@"', [lib(), action, fstab, box, mode], { input });
 }
 
 /** Another command of the library, called as an older overlay-fleet's per-instance commands are. */
 function libCall(ns: HostNs, name: string, args: string[], opts?: RunOptions): Result {
-    return ns.sh('cd "$1" && shift && sh "$@"', [lib, name, ...args], opts);
+    return ns.sh('cd "$1" && shift && sh "$@"', [lib(), name, ...args], opts);
 }
 
 /** Mount points of the overlays below the test dir, sorted. */
@@ -284,7 +275,7 @@ describe.skipIf(unavailable)("host apply", () => {
             const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
             expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
             const docker = dockerStub(ns, ['ps) printf "c0ffee2 box1/ttnode2\\nc0ffee9 box9/ttnode2\\n" ;;', 'stop) echo "$2" ;;']);
-            const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib, "set", fstab, "box1", "keep"], {
+            const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib(), "set", fstab, "box1", "keep"], {
                 input: instanceRecord(p1),
                 path: docker.path,
             });
@@ -303,7 +294,7 @@ describe.skipIf(unavailable)("host apply", () => {
             expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
             const lines = managedLines(fs.readFileSync(fstab, "utf8"));
             const docker = dockerStub(ns, ['ps) echo "Error response from daemon: i/o timeout" >&2; exit 1 ;;']);
-            const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib, "set", fstab, "box1", "purge"], { input: instanceRecord(p1), path: docker.path });
+            const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib(), "set", fstab, "box1", "purge"], { input: instanceRecord(p1), path: docker.path });
             expect(r.status).toBe(1);
             expect(r.stderr).toContain("cannot list the box's running containers (docker ps: Error response from daemon: i/o timeout)");
             expect(r.stderr).toContain("instance box1/ttnode2 not taken down: its container may still run");

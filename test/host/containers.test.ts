@@ -5,24 +5,12 @@
  * per-instance delete keeps a container the box's plan holds.
  */
 import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { stageHostLibrary } from "../../components/hostLibrary";
+import { describe, expect, it } from "vitest";
 import { boxPlanDir, instanceLabel } from "../../model/constants";
-import { dockerStub, hostTestsUnavailable, HostNs, withHostNs } from "./harness";
+import { dockerStub, hostTestsUnavailable, HostNs, stagedHostLibrary, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
-let stageRoot = "";
-let lib = "";
-beforeAll(() => {
-    if (unavailable) return;
-    stageRoot = fs.mkdtempSync(path.join(os.tmpdir(), "of-containers-lib-"));
-    lib = path.resolve(stageHostLibrary(stageRoot).dir);
-});
-afterAll(() => {
-    if (stageRoot) fs.rmSync(stageRoot, { recursive: true, force: true });
-});
+const lib = stagedHostLibrary("of-containers-lib-");
 
 /**
  * An engine with containers `name label` (label: the instance id, or "" for a container
@@ -41,7 +29,7 @@ describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
     it("remove takes away every managed container of its box, and only those", async () => {
         await withHostNs((ns) => {
             const docker = engine(ns, [["ttnode1", "box1/ttnode1"], ["ttnode2", "box1/ttnode2"], ["web", ""], ["other", "box2/ttnode1"]]);
-            const r = ns.sh('cd "$1" && shift && sh containers "$@"', [lib, "remove", "box1"], { path: docker.path });
+            const r = ns.sh('cd "$1" && shift && sh containers "$@"', [lib(), "remove", "box1"], { path: docker.path });
             expect(r.stderr).toBe("");
             expect(r.status).toBe(0);
             expect(calls(docker.log).filter((c) => c.startsWith("rm"))).toEqual(["rm -f ttnode1", "rm -f ttnode2"]);
@@ -54,10 +42,10 @@ describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
         await withHostNs((ns) => {
             const docker = engine(ns, [["ttnode1", "box1/ttnode1"]]);
             const set = ["set", "box1", "macnet", "img", "-", "-", "always", "0", "/mnts", "1", "4"];
-            const other = ns.sh('cd "$1" && shift && sh containers "$@"', [lib, ...set], { path: docker.path, input: "box2/ttnode1\tttnode1\th\t10.0.0.2\t02:00:00:00:00:01\t/m\n" });
+            const other = ns.sh('cd "$1" && shift && sh containers "$@"', [lib(), ...set], { path: docker.path, input: "box2/ttnode1\tttnode1\th\t10.0.0.2\t02:00:00:00:00:01\t/m\n" });
             expect(other.status).toBe(2);
             expect(other.stderr).toContain("instance 'box2/ttnode1' is not on box 'box1'");
-            const short = ns.sh('cd "$1" && shift && sh containers "$@"', [lib, ...set], { path: docker.path, input: "box1/ttnode1\tttnode1\th\n" });
+            const short = ns.sh('cd "$1" && shift && sh containers "$@"', [lib(), ...set], { path: docker.path, input: "box1/ttnode1\tttnode1\th\n" });
             expect(short.status).toBe(2);
             expect(short.stderr).toContain("container record must have 6 tab-separated fields: box1/ttnode1");
             expect(fs.existsSync(docker.log)).toBe(false);
@@ -70,9 +58,9 @@ describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
             const merged = ns.p("disk", "ttnode1", "mnts");
             ns.ok('mkdir -p "$1" && printf "box1/ttnode1 %s\\n" "$2" > "$1/box1"', [boxPlanDir, merged]);
             const docker = engine(ns, [["ttnode1", "box1/ttnode1"]]);
-            const container = ns.sh('cd "$1" && shift && sh container "$@"', [lib, "remove", "ttnode1", "box1/ttnode1"], { path: docker.path });
+            const container = ns.sh('cd "$1" && shift && sh container "$@"', [lib(), "remove", "ttnode1", "box1/ttnode1"], { path: docker.path });
             expect(container.stdout).toContain("kept, the plan of box box1 holds box1/ttnode1");
-            const unmount = ns.sh('cd "$1" && shift && sh unmount "$@"', [lib, merged, "purge", ns.p("disk", "ttnode1", "upper"), ns.p("disk", "ttnode1", "work")]);
+            const unmount = ns.sh('cd "$1" && shift && sh unmount "$@"', [lib(), merged, "purge", ns.p("disk", "ttnode1", "upper"), ns.p("disk", "ttnode1", "work")]);
             expect(unmount.status).toBe(0);
             expect(unmount.stdout).toContain("kept, the plan of box box1 holds box1/ttnode1");
             expect(fs.existsSync(docker.log) ? calls(docker.log).filter((c) => c.startsWith("rm")) : []).toEqual([]);
@@ -85,7 +73,7 @@ describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
             ns.ok('mkdir -p "$1" && printf "box1/ttnode1 ttnode1 /m1\\nbox1/ttnode2 - /m2\\n" > "$1/box1"', [boxPlanDir]);
             const docker = engine(ns, [["ttnode1", "box1/ttnode1"], ["ttnode2", "box1/ttnode2"]]);
             const legacy = (name: string, env: Record<string, string> = {}) =>
-                ns.sh('cd "$1" && shift && sh container "$@"', [lib, "remove", name, `box1/${name}`], { path: docker.path, env });
+                ns.sh('cd "$1" && shift && sh container "$@"', [lib(), "remove", name, `box1/${name}`], { path: docker.path, env });
             const kept = legacy("ttnode1");
             expect(kept.status).toBe(0);
             expect(kept.stdout).toContain("kept, the plan of box box1 holds box1/ttnode1");

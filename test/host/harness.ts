@@ -22,6 +22,8 @@ import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { afterAll, beforeAll } from "vitest";
+import { stageHostLibrary } from "../../components/hostLibrary";
 import { hostInvocation, HostScriptName, shQuote } from "../../components/hostScripts";
 
 export interface Result {
@@ -341,4 +343,22 @@ export function fstabOptions(lower: string, upper: string, work: string, disk: s
         `x-systemd.requires-mounts-for=${disk}`,
         "x-systemd.before=docker.service",
     ].join(",");
+}
+
+/**
+ * The host library staged once for a test file (stageHostLibrary into a temp dir, removed after
+ * the file's tests): a getter of its absolute directory, set before the first test runs.
+ */
+export function stagedHostLibrary(prefix: string): () => string {
+    let root = "";
+    let dir = "";
+    beforeAll(() => {
+        if (hostTestsUnavailable()) return;
+        root = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+        dir = path.resolve(stageHostLibrary(root).dir);
+    });
+    afterAll(() => {
+        if (root) fs.rmSync(root, { recursive: true, force: true });
+    });
+    return () => dir;
 }
