@@ -39,18 +39,26 @@ trap 'rm -f -- "$tmp" "$tmp.ids" "$tmp.mounted" "$tmp.unmounted"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
-cat >"$tmp" || of_die "cannot read the plan from stdin"
-# A last record without its newline is a record too (`read` would drop it, and set would take its instance down).
-if [ -s "$tmp" ] && [ -n "$(tail -c 1 -- "$tmp")" ]; then echo >>"$tmp" || of_die "cannot write '$tmp'"; fi
+# The records, read once, walked with of_lines/of_line (a last record without its newline is a
+# record too; an empty line is none).
+ap_records=$(cat) || of_die "cannot read the plan from stdin"
 
 # ap_record LINE: the record's fields in ap_id ap_lower ap_upper ap_work ap_merged ap_pinned
-# ap_fstab_opts ap_container ap_manifest; a record of another box or with a missing field is a usage error.
+# ap_fstab_opts ap_container ap_manifest; a record of another box, with a field missing, empty or
+# too many is a usage error.
 ap_record() {
-    IFS=$OF_TAB read -r ap_id ap_lower ap_upper ap_work ap_merged ap_pinned ap_fstab_opts ap_container ap_manifest ap_rest <<EOF || :
-$1
-EOF
-    [ -n "$ap_manifest" ] && [ -z "$ap_rest" ] || of_usage "plan record must have 9 tab-separated fields: $1"
+    ap_r=$1$OF_TAB
+    ap_field && ap_id=$ap_f && ap_field && ap_lower=$ap_f && ap_field && ap_upper=$ap_f &&
+        ap_field && ap_work=$ap_f && ap_field && ap_merged=$ap_f && ap_field && ap_pinned=$ap_f &&
+        ap_field && ap_fstab_opts=$ap_f && ap_field && ap_container=$ap_f && ap_field && ap_manifest=$ap_f &&
+        [ -z "$ap_r" ] || of_usage "plan record must have 9 tab-separated fields, none empty: $1"
     of_check_on_box "$ap_id" "$box"
+}
+# ap_field: the next field of ap_r in ap_f; 1 if there is none or it is empty.
+ap_field() {
+    ap_f=${ap_r%%"$OF_TAB"*}
+    ap_r=${ap_r#*"$OF_TAB"}
+    [ -n "$ap_f" ]
 }
 
 failed=0
@@ -132,9 +140,9 @@ planned=
 OF_SIBLINGS=
 plan_record=
 set --
-while IFS= read -r line; do
-    [ -n "$line" ] || continue
-    ap_record "$line"
+of_lines "$ap_records"
+while of_line; do
+    ap_record "$OF_LINE"
     [ "$action" = set ] || continue
     planned="$planned $ap_id=$ap_merged "
     OF_SIBLINGS="$OF_SIBLINGS${OF_SIBLINGS:+
@@ -142,7 +150,7 @@ while IFS= read -r line; do
     set -- "$@" "$ap_id" "$ap_merged" "$ap_fstab_opts"
     plan_record="$plan_record$ap_id $ap_container $ap_merged
 "
-done <"$tmp"
+done
 export OF_SIBLINGS
 
 # What follows, the take-down and the mounts, runs under the box lock taken once here (not
@@ -213,26 +221,30 @@ if [ "$action" = set ]; then
     of_dmesg_mark
     OF_MOUNT_VERIFY=$tmp.mounted
     : >"$OF_MOUNT_VERIFY" || of_die "cannot write '$OF_MOUNT_VERIFY'"
-    while IFS= read -r line; do
-        [ -n "$line" ] || continue
-        ap_record "$line"
+    # Each instance gets its line of the snapshot's OF_SNAP_TOPS (in the order of the records).
+    ap_tops=$OF_SNAP_TOPS
+    of_lines "$ap_records"
+    while of_line; do
+        ap_record "$OF_LINE"
+        ap_top=${ap_tops%%"$OF_NL"*}
+        ap_tops=${ap_tops#*"$OF_NL"}
         case $written in
             *" $ap_id "*) ;;
             *) continue ;;
         esac
-        (of_mount_main "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest") </dev/null || ap_fail
-    done <"$tmp"
+        (OF_SNAP_TOP=$ap_top && of_mount_main "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest") </dev/null || ap_fail
+    done
     of_mount_verify_batch "$OF_MOUNT_VERIFY" || failed=$((failed + OF_VERIFY_FAILED))
 else
     # The listed instances without a managed line (the walk above took down the others).
-    while IFS= read -r line; do
-        [ -n "$line" ] || continue
-        ap_record "$line"
+    of_lines "$ap_records"
+    while of_line; do
+        ap_record "$OF_LINE"
         case $taken in
             *" $ap_id "*) continue ;;
         esac
         ap_down "$ap_id" "$ap_merged" "$ap_upper" "$ap_work" "$mode" </dev/null
-    done <"$tmp"
+    done
     ap_drop_lines
 fi
 

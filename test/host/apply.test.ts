@@ -402,9 +402,11 @@ describe.skipIf(unavailable)("host apply", () => {
                 instanceRecord(p1) + instanceRecord(other),
                 instanceRecord(p1) + instanceRecord(p2).replace(/\t-\n$/, "\n"), // 8 fields
                 instanceRecord(p1).replace(/\n$/, "\textra\n"), // 10 fields
+                instanceRecord(p1) + instanceRecord(p2).replace(/\t-\t-\n$/, "\t\t-\n"), // an empty field
             ]) {
                 r = apply(ns, "set", fstab, records);
                 expect(r.status).toBe(2);
+                if (!records.includes("box2/x")) expect(r.stderr).toMatch(/plan record must have 9 tab-separated fields, none empty: box1\/ttnode/);
                 expect(r.stdout).toBe("");
                 expect(ns.mountinfo()).toBe(mi);
                 expect(fs.readFileSync(fstab, "utf8")).toBe(content);
