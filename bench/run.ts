@@ -53,6 +53,34 @@ function passiveOpens(box: string): number {
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
+const clockTicks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+/** User + system CPU (ms) of the reaped children of a process (/proc/<pid>/stat cutime, cstime). */
+function childrenCpu(pid: number | "self"): number {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return ((Number(fields[13]) + Number(fields[14])) * 1000) / clockTicks;
+}
+/**
+ * CPU (ms) the boxes' SSH sessions have used: what their listening sshd reaped (each connection's
+ * sshd, and the commands it ran), once it has reaped every session (a client can be done before
+ * its sshd is). The lab keeps sshd's pid file beside its key.
+ */
+async function sessionsCpu(boxes: LabBox[]): Promise<number> {
+    const listeners = boxes.map((box) => Number(fs.readFileSync(path.join(path.dirname(box.privateKeyPath), "boxes", box.name, "sshd.pid"), "utf8").trim()));
+    const parentOf = (pid: string) => {
+        try {
+            return Number(fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")[1]);
+        } catch {
+            return 0; // gone meanwhile
+        }
+    };
+    for (let waited = 0; waited < 5000; waited += 20) {
+        const sessions = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p) && listeners.includes(parentOf(p)));
+        if (sessions.length === 0) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    return listeners.reduce((sum, pid) => sum + childrenCpu(pid), 0);
+}
+
 /** Per shape, where the time of a first up goes (tracedUp), printed after the table. */
 const breakdowns: string[] = [];
 
@@ -257,6 +285,10 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
         const rounds = shape.containers ? 1 : 5;
         const previews: number[] = [];
         const firstUps: number[] = [];
+        // CPU of the first round: Pulumi's side (this process's children) and the boxes' SSH sessions.
+        let previewCpu = 0;
+        let upCpu = 0;
+        let upBoxCpu = 0;
         let connections = 0;
         let state = 0;
         let mounted = false;
@@ -266,11 +298,15 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
         for (let k = 0; k < rounds; k++) {
             const samples = shape.containers ? 3 : 1;
             const these: number[] = [];
+            const cpu0 = childrenCpu("self");
             for (let j = 0; j < samples; j++) these.push((await timed(() => project.pulumiOk(["preview"])))[1]);
             previews.push(median(these));
-            const before = opens();
+            const [before, cpu1, box1] = [opens(), childrenCpu("self"), await sessionsCpu(used)];
             firstUps.push((await timed(() => project.upOk()))[1]);
             if (k === 0) {
+                previewCpu = (cpu1 - cpu0) / samples;
+                upCpu = childrenCpu("self") - cpu1;
+                upBoxCpu = (await sessionsCpu(used)) - box1;
                 connections = opens() - before;
                 state = stateBytes(project);
                 mounted = (await Promise.all(used.map((b) => overlayMounts(b.name)))).every((m) => m.length === shape.instances);
@@ -284,13 +320,16 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
             await scrub();
         }
         // One more first up, traced (not timed): where its time goes.
-        breakdowns.push(`${label(shape).padEnd(6)} ${await tracedUp(project)}`);
+        const traced = await tracedUp(project);
         await project.destroyOk();
         await scrub();
         const floorUps: number[] = [];
         const floorDowns: number[] = [];
+        let floorBoxCpu = 0;
         for (let k = 0; k < rounds; k++) {
+            const box0 = await sessionsCpu(used);
             floorUps.push(await floor(boxes, shape, false));
+            if (k === 0) floorBoxCpu = (await sessionsCpu(used)) - box0;
             floorDowns.push(await floor(boxes, shape, true));
             await scrub();
         }
@@ -308,6 +347,10 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
             batchUp = median(batches);
         }
         const total = shape.boxes * shape.instances;
+        breakdowns.push(
+            `${label(shape).padEnd(6)} ${traced}\n${"".padEnd(6)} CPU (ms) on this 2-core machine, first round: Pulumi's side ${upCpu.toFixed(0)} in the up, ` +
+                `${previewCpu.toFixed(0)} in the preview; the boxes' SSH sessions ${upBoxCpu.toFixed(0)} in the up, ${floorBoxCpu.toFixed(0)} in the floor`,
+        );
         console.log(
             [
                 label(shape).padEnd(6),
@@ -338,9 +381,11 @@ async function costs(): Promise<void> {
     await lab("up", "2");
     const [box] = await labBoxes();
     const n = 10;
+    const cpu0 = await sessionsCpu([box]);
     const [, handshakes] = await timed(() => {
         for (let i = 0; i < n; i++) ssh(box, "true");
     });
+    const loginCpu = ((await sessionsCpu([box])) - cpu0) / n;
     // What one connection per box would cost instead: sessions multiplexed on an open connection.
     const socket = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "of-bench-mux-")), "mux");
     const mux = ["-S", socket, ...sshArgs(box).slice(0, -1)];
@@ -352,7 +397,7 @@ async function costs(): Promise<void> {
     const [, processes] = await timed(() => ssh(box, `i=0; while [ $i -lt 100 ]; do /bin/true; i=$((i+1)); done`));
     const [, fstab] = await timed(() => ssh(box, "for i in 1 2 3 4 5 6 7 8 9 10; do findmnt --verify --tab-file /etc/fstab >/dev/null 2>&1 || :; done"));
     console.log(
-        `unit costs on box1: SSH connection + login ${((handshakes / n) * 1000).toFixed(0)} ms; ` +
+        `unit costs on box1: SSH connection + login ${((handshakes / n) * 1000).toFixed(0)} ms (the box's CPU ${loginCpu.toFixed(0)} ms); ` +
             `a session on an open connection (ssh -S) ${((sessions / n) * 1000).toFixed(0)} ms; ` +
             `process start on the box ${((processes - handshakes / n) * 10).toFixed(1)} ms; ` +
             `findmnt --verify of the box's fstab ${((fstab - handshakes / n) * 100).toFixed(0)} ms`,
