@@ -74,7 +74,7 @@ export class Box extends pulumi.ComponentResource {
         this.lowerCache = createLowerCache(this, name, args.plan);
         this.teardown = createTeardown(this, name, args.plan);
         this.apply = createApply(this, name, args.plan);
-        this.instances = createInstances(this, name, plans, this.library.copy);
+        this.instances = createInstances(this, name, plans);
         this.containers = box.cacheOnly ? undefined : createContainers(this, name, box, plans, args.privateKey);
 
         this.summary = {
@@ -217,15 +217,9 @@ function childUrn(parent: pulumi.Resource, type: string, name: string): pulumi.O
     return pulumi.output(parentUrn.then((urn) => `${urn.slice(0, urn.lastIndexOf("::"))}$${type}::${name}`));
 }
 
-/**
- * One OverlayInstance component per plan: the instances in the stack's diff, realised by the box's
- * apply, after the box's library copy (`copy`). The engine writes the state after each step, one
- * write at a time, and a new component costs three; registered at once, a box's instances would
- * queue theirs ahead of the copy's and the apply's, whose SSH work then waits for them (about
- * 0.2 s on a box of 64). After the copy, they are written while the apply runs.
- */
-export function createInstances(owner: Box, name: string, plans: InstancePlan[], copy: pulumi.Resource): OverlayInstance[] {
-    return plans.map((plan) => new OverlayInstance(`${name}-${plan.name}`, { plan }, { parent: owner, dependsOn: [copy] }));
+/** One OverlayInstance component per plan: the instances in the stack's diff, realised by the box's apply. */
+export function createInstances(owner: Box, name: string, plans: InstancePlan[]): OverlayInstance[] {
+    return plans.map((plan) => new OverlayInstance(`${name}-${plan.name}`, { plan }, { parent: owner }));
 }
 
 /**
