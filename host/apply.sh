@@ -34,6 +34,7 @@ esac
 OF_APPLY=1
 export OF_APPLY
 
+# A unique name for the apply's temp files ($tmp.ids, $tmp.mounted, $tmp.unmounted).
 tmp=$(mktemp) || of_die "cannot create a temp file"
 trap 'rm -f -- "$tmp" "$tmp.ids" "$tmp.mounted" "$tmp.unmounted"' EXIT
 trap 'exit 130' INT

@@ -3,52 +3,46 @@
 # no new shell to start and parse, and the box lock taken once for all of them). See
 # host/mount.sh and host/unmount.sh for what they do.
 
-# of_mount_snapshot: the mount table read once for a batch of mounts under the box lock
-# (of-apply), instead of twice per instance (of_mount_scan): OF_SNAP_MOUNTPOINTS, every mount
-# point as ` <path> `; OF_SNAP_TOPS, per line of OF_SIBLINGS in order, `<merged> <the top-most
-# mountinfo line on it>` or `-` (for of-apply to give each instance's to its of_mount_main as
-# OF_SNAP_TOP); OF_OTHER_OVERLAYS, the instance overlays outside the plan (of_other_overlays),
-# which of_layers_near then compares with; OF_SNAP_FOREIGN, 1 if there are any, else 0. Under the
-# box lock only the batch mounts, each instance on its own planned merged dir, so what the snapshot
-# says of an instance's merged dir and of the overlays outside the plan holds until its mount;
-# with no foreign overlay, of_layers_near has nothing to compare with.
+# of_mount_snapshot: the mount table read for a batch of mounts under the box lock (of-apply),
+# instead of twice per instance: OF_SNAP_TOPS, per line of OF_SIBLINGS in order, `<merged> <the
+# top-most mountinfo line on it>`, or `<merged> -` when nothing is mounted there (of-apply gives
+# each instance its line as OF_SNAP_TOP, for of_mount_at); OF_OTHER_OVERLAYS, the instance
+# overlays outside the plan (of_other_overlays), which of_layers_near then compares with;
+# OF_SNAP_FOREIGN, 1 if there are any, else 0; OF_SNAP, 1. Under the box lock only the batch
+# mounts, each instance on its own planned merged dir, so what the snapshot says of an instance's
+# merged dir and of the overlays outside the plan is taken to hold until its mount: should
+# something else mount or unmount there meanwhile (outside the lock), its instance goes by the
+# snapshot, as it would by a read of the table just before that change. With no foreign overlay,
+# of_layers_near has nothing to compare with.
 of_mount_snapshot() {
-    of_sn_out=$(of_mount_scan snapshot) || of_die "cannot read /proc/self/mountinfo with awk"
-    OF_SNAP_MOUNTPOINTS=
-    OF_SNAP_TOPS=
-    OF_OTHER_OVERLAYS=
-    of_lines "$of_sn_out"
-    while of_line; do
-        case $OF_LINE in
-            "o "*) OF_OTHER_OVERLAYS="$OF_OTHER_OVERLAYS${OF_OTHER_OVERLAYS:+$OF_NL}${OF_LINE#o }" ;;
-            "t "*) OF_SNAP_TOPS="$OF_SNAP_TOPS${OF_LINE#t }$OF_NL" ;;
-            "m "*) OF_SNAP_MOUNTPOINTS=${OF_LINE#m} ;;
-        esac
-    done
-    [ -n "$OF_SNAP_MOUNTPOINTS" ] || of_die "the mount table of this box lists no mount point"
+    OF_SNAP_TOPS=$(OF_MS_SIBLINGS=${OF_SIBLINGS-} awk '
+        BEGIN {
+            n = split(ENVIRON["OF_MS_SIBLINGS"], s, "\n")
+            for (i = 1; i <= n; i++) { split(s[i], f, " "); merged[i] = f[1]; planned[f[1]] = 1 }
+        }
+        $5 in planned { top[$5] = $0 }
+        END { for (i = 1; i <= n; i++) print merged[i] " " (merged[i] in top ? top[merged[i]] : "-") }
+    ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
+    OF_SNAP_TOPS=$OF_SNAP_TOPS$OF_NL
+    OF_SNAP=1
+    of_other_overlays
     OF_SNAP_FOREIGN=0
     [ -z "$OF_OTHER_OVERLAYS" ] || OF_SNAP_FOREIGN=1
 }
 
-# of_mount_at MOUNTPOINT: of_mi_at, without reading the mount table again when the batch's
-# snapshot (of_mount_snapshot) holds no mount on MOUNTPOINT, or holds its line in OF_SNAP_TOP (the
-# instance's line of OF_SNAP_TOPS).
+# of_mount_at MOUNTPOINT: of_mi_at; for the planned merged dir of the instance of a batch, from its
+# line of the batch's snapshot (OF_SNAP_TOP), without reading the mount table again.
 of_mount_at() {
-    case ${OF_SNAP_MOUNTPOINTS-} in
-        '') of_mi_at "$1" ;;
-        *" $1 "*)
-            if [ "${OF_SNAP_TOP-}" != "" ] && [ "${OF_SNAP_TOP%% *}" = "$1" ]; then
-                of_at_reset
-                of_at_target=$1
-                of_mi_walk of_mi_at_cb <<EOF
+    if [ -z "${OF_SNAP_TOP-}" ] || [ "${OF_SNAP_TOP%% *}" != "$1" ]; then
+        of_mi_at "$1"
+        return 0
+    fi
+    of_at_reset
+    of_at_target=$1
+    [ "${OF_SNAP_TOP#* }" != - ] || return 0
+    of_mi_walk of_mi_at_cb <<EOF
 ${OF_SNAP_TOP#* }
 EOF
-            else
-                of_mi_at "$1"
-            fi
-            ;;
-        *) of_at_reset ;;
-    esac
 }
 
 # of_mount_main <lower> <upper> <work> <merged> <pinnedOptions> <container|-> <foldManifest|->:

@@ -22,7 +22,8 @@ OF_NL='
 '
 
 # of_lines TEXT, then of_line while it returns 0: each non-empty line of TEXT in OF_LINE, in
-# order, without a fork (dash's `read` takes a byte per system call). One walk at a time.
+# order, without a fork (dash's `read` takes a byte per system call). One walk at a time, of a
+# text of few lines (each step copies the rest): the records of a box's plan.
 of_lines() {
     of_lines_rest=$1$OF_NL
 }
@@ -381,7 +382,7 @@ of_layers_near() {
     OF_NEAR=
     of_relation_forget
     # A batch of mounts under the box lock (of_mount_snapshot) read the other overlays once.
-    [ -n "${OF_SNAP_MOUNTPOINTS-}" ] || of_other_overlays
+    [ -n "${OF_SNAP-}" ] || of_other_overlays
     of_mi_walk of_layers_near_cb "$@" <<EOF
 $OF_OTHER_OVERLAYS
 EOF
@@ -393,21 +394,8 @@ EOF
 # plan mounted as planned (of-apply lists them in OF_SIBLINGS, `<merged> <upper> <work>` per
 # line): the plan keeps their dirs apart, one dir per instance name. One awk over the mount table.
 of_other_overlays() {
-    OF_OTHER_OVERLAYS=$(of_mount_scan) || of_die "cannot read /proc/self/mountinfo with awk"
-}
-
-# of_mount_scan [snapshot]: prints the lines of of_other_overlays; with `snapshot` (of-apply's
-# of_mount_snapshot), each as `o <line>`, then `m <mount point> <mount point> ... ` (every mount
-# point, once) and, per line of OF_SIBLINGS in order, `t <merged> <the top-most (last) line on
-# it>`, or `t -` if nothing is mounted there.
-of_mount_scan() {
-    OF_LN_SIBLINGS=${OF_SIBLINGS-} OF_LN_SNAPSHOT=${1-} awk '
-        BEGIN {
-            snap = ENVIRON["OF_LN_SNAPSHOT"] == "snapshot"
-            n = split(ENVIRON["OF_LN_SIBLINGS"], s, "\n")
-            for (i = 1; i <= n; i++) { sibling[s[i]] = 1; split(s[i], f, " "); planned[f[1]] = 1 }
-        }
-        snap { if (!($5 in seen)) { seen[$5] = 1; mps = mps " " $5 }; if ($5 in planned) top[$5] = $0 }
+    OF_OTHER_OVERLAYS=$(OF_LN_SIBLINGS=${OF_SIBLINGS-} awk '
+        BEGIN { n = split(ENVIRON["OF_LN_SIBLINGS"], s, "\n"); for (i = 1; i <= n; i++) sibling[s[i]] = 1 }
         {
             for (i = 7; i < NF; i++) if ($i == "-") break
             if ($(i + 1) != "overlay") next
@@ -416,13 +404,8 @@ of_mount_scan() {
                 if (substr(o[k], 1, 9) == "upperdir=") up = substr(o[k], 10)
                 else if (substr(o[k], 1, 8) == "workdir=") wk = substr(o[k], 9)
             }
-            if (up != "" && !(($5 " " up " " wk) in sibling)) print (snap ? "o " : "") $0
-        }
-        END {
-            if (!snap) exit
-            print "m" mps " "
-            for (i = 1; i <= n; i++) { split(s[i], f, " "); print "t " (f[1] in top ? f[1] " " top[f[1]] : "-") }
-        }' /proc/self/mountinfo
+            if (up != "" && !(($5 " " up " " wk) in sibling)) print
+        }' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
 }
 of_layers_near_cb() {
     [ "$OF_MI_MP" != "$of_ln_except" ] || return 0
