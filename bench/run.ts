@@ -56,7 +56,8 @@ const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.len
 const clockTicks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 /** User + system CPU (ms) of the reaped children of a process (/proc/<pid>/stat cutime, cstime). */
 function childrenCpu(pid: number | "self"): number {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
     return ((Number(fields[13]) + Number(fields[14])) * 1000) / clockTicks;
 }
 /**
@@ -68,14 +69,19 @@ async function sessionsCpu(boxes: LabBox[]): Promise<number> {
     const listeners = boxes.map((box) => Number(fs.readFileSync(path.join(path.dirname(box.privateKeyPath), "boxes", box.name, "sshd.pid"), "utf8").trim()));
     const parentOf = (pid: string) => {
         try {
-            return Number(fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ")[1]);
+            const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+            return Number(stat.slice(stat.lastIndexOf(") ") + 2).split(" ")[1]);
         } catch {
             return 0; // gone meanwhile
         }
     };
-    for (let waited = 0; waited < 5000; waited += 20) {
+    for (let waited = 0; ; waited += 20) {
         const sessions = fs.readdirSync("/proc").filter((p) => /^\d+$/.test(p) && listeners.includes(parentOf(p)));
         if (sessions.length === 0) break;
+        if (waited >= 5000) {
+            console.error(`bench: ${sessions.length} SSH session(s) still open after 5 s: the CPU figure misses them`);
+            break;
+        }
         await new Promise((resolve) => setTimeout(resolve, 20));
     }
     return listeners.reduce((sum, pid) => sum + childrenCpu(pid), 0);
@@ -285,10 +291,10 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
         const rounds = shape.containers ? 1 : 5;
         const previews: number[] = [];
         const firstUps: number[] = [];
-        // CPU of the first round: Pulumi's side (this process's children) and the boxes' SSH sessions.
-        let previewCpu = 0;
-        let upCpu = 0;
-        let upBoxCpu = 0;
+        // CPU per round: Pulumi's side (this process's children) in the up beyond its preview, and
+        // the boxes' SSH sessions in the up.
+        const pulumiCpu: number[] = [];
+        const upBoxCpu: number[] = [];
         let connections = 0;
         let state = 0;
         let mounted = false;
@@ -301,12 +307,13 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
             const cpu0 = childrenCpu("self");
             for (let j = 0; j < samples; j++) these.push((await timed(() => project.pulumiOk(["preview"])))[1]);
             previews.push(median(these));
-            const [before, cpu1, box1] = [opens(), childrenCpu("self"), await sessionsCpu(used)];
+            const previewCpu = (childrenCpu("self") - cpu0) / samples;
+            const [before, box1] = [opens(), await sessionsCpu(used)];
+            const cpu1 = childrenCpu("self");
             firstUps.push((await timed(() => project.upOk()))[1]);
+            pulumiCpu.push(childrenCpu("self") - cpu1 - previewCpu);
+            upBoxCpu.push((await sessionsCpu(used)) - box1);
             if (k === 0) {
-                previewCpu = (cpu1 - cpu0) / samples;
-                upCpu = childrenCpu("self") - cpu1;
-                upBoxCpu = (await sessionsCpu(used)) - box1;
                 connections = opens() - before;
                 state = stateBytes(project);
                 mounted = (await Promise.all(used.map((b) => overlayMounts(b.name)))).every((m) => m.length === shape.instances);
@@ -325,11 +332,11 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
         await scrub();
         const floorUps: number[] = [];
         const floorDowns: number[] = [];
-        let floorBoxCpu = 0;
+        const floorBoxCpu: number[] = [];
         for (let k = 0; k < rounds; k++) {
             const box0 = await sessionsCpu(used);
             floorUps.push(await floor(boxes, shape, false));
-            if (k === 0) floorBoxCpu = (await sessionsCpu(used)) - box0;
+            floorBoxCpu.push((await sessionsCpu(used)) - box0);
             floorDowns.push(await floor(boxes, shape, true));
             await scrub();
         }
@@ -348,8 +355,8 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
         }
         const total = shape.boxes * shape.instances;
         breakdowns.push(
-            `${label(shape).padEnd(6)} ${traced}\n${"".padEnd(6)} CPU (ms) on this 2-core machine, first round: Pulumi's side ${upCpu.toFixed(0)} in the up, ` +
-                `${previewCpu.toFixed(0)} in the preview; the boxes' SSH sessions ${upBoxCpu.toFixed(0)} in the up, ${floorBoxCpu.toFixed(0)} in the floor`,
+            `${label(shape).padEnd(6)} ${traced}\n${"".padEnd(6)} CPU ms on this 2-core machine (median of the rounds): Pulumi's side, the up beyond its preview ` +
+                `${median(pulumiCpu).toFixed(0)}; the boxes' SSH sessions ${median(upBoxCpu).toFixed(0)} in the up, ${median(floorBoxCpu).toFixed(0)} in the floor`,
         );
         console.log(
             [
