@@ -368,6 +368,30 @@ describe.skipIf(unavailable)("host apply", () => {
         });
     });
 
+    it("an instance whose overlay has another filesystem mounted over it is refused, naming it; the others are mounted or kept", async () => {
+        await withBox((ns, { fstab }) => {
+            const [p1, p2, p3] = [1, 2, 3].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
+            const [id1, id2] = [mountId(ns, p1.merged), mountId(ns, p2.merged)];
+            // By hand: a tmpfs over instance 2's overlay. The apply reads the top-most mount there.
+            ns.ok('mount -t tmpfs tmpfs "$1"', [p2.merged]);
+            const r = apply(ns, "set", fstab, [p1, p2, p3]);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain(`merged dir '${p2.merged}' is already a mountpoint of tmpfs`);
+            expect(r.stderr).toContain("1 of the box's instances failed");
+            expect(r.stdout).toContain(`ok mount ${p1.merged}: unchanged`);
+            expect(r.stdout).toContain(`ok mount ${p3.merged}: mounted`);
+            expect(mountId(ns, p1.merged)).toBe(id1);
+            expect(ns.mountsAt(p2.merged).map((m) => m.split(" - ")[1].split(" ")[0])).toEqual(["overlay", "tmpfs"]);
+            // Taken away, the next set finds instance 2's overlay as it was.
+            ns.ok('umount "$1"', [p2.merged]);
+            const again = apply(ns, "set", fstab, [p1, p2, p3]);
+            expect(again.status).toBe(0);
+            expect(again.stdout).toContain(`ok mount ${p2.merged}: unchanged`);
+            expect(mountId(ns, p2.merged)).toBe(id2);
+        });
+    });
+
     it("an instance whose upper an overlay outside the plan uses is refused; the others are mounted", async () => {
         await withBox((ns, { fstab, lower }) => {
             const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
