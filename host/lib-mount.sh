@@ -35,14 +35,15 @@ of_mount_snapshot() {
 of_mount_at() {
     if [ -z "${OF_SNAP_TOP-}" ] || [ "${OF_SNAP_TOP%% *}" != "$1" ]; then
         of_mi_at "$1"
-        return 0
+    else
+        of_mi_at_line "$1" "${OF_SNAP_TOP#* }"
     fi
-    of_at_reset
-    of_at_target=$1
-    [ "${OF_SNAP_TOP#* }" != - ] || return 0
-    of_mi_walk of_mi_at_cb <<EOF
-${OF_SNAP_TOP#* }
-EOF
+}
+
+# of_alone: for mount.sh and unmount.sh run alone, not in a batch of of-apply: none of the
+# batch's variables counts (its lock, its deferred check, its snapshot), whatever the environment holds.
+of_alone() {
+    OF_BOX_LOCK_HELD= OF_MOUNT_VERIFY= OF_SNAP= OF_SNAP_TOP= OF_SNAP_FOREIGN=
 }
 
 # of_mount_main <lower> <upper> <work> <merged> <pinnedOptions> <container|-> <foldManifest|->:
@@ -234,11 +235,7 @@ of_mount_verify_batch() {
         END { for (i = 1; i <= n; i++) print rec[i] "\t" top[at[i]] }
     ' "$1" FS=' ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
     while IFS=$OF_TAB read -r of_vb_merged of_vb_canon of_vb_pinned of_vb_reason of_vb_line; do
-        of_at_reset
-        of_at_target=$of_vb_canon
-        of_mi_walk of_mi_at_cb <<EOF
-$of_vb_line
-EOF
+        of_mi_at_line "$of_vb_canon" "$of_vb_line"
         [ "$of_vb_reason" != - ] || of_vb_reason=
         if of_mount_verified "$of_vb_merged" "$of_vb_pinned"; then
             of_mount_ok "$of_vb_merged" "$of_vb_reason"

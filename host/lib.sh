@@ -337,6 +337,16 @@ of_mi_at() {
 of_at_reset() {
     OF_AT_FOUND=0 OF_AT_DEV= OF_AT_FSTYPE= OF_AT_SOURCE= OF_AT_OPTS= OF_AT_SUPER=
 }
+# of_mi_at_line MOUNTPOINT LINE: of_mi_at from LINE, the top-most mountinfo line on MOUNTPOINT read
+# before (empty or `-`: nothing mounted there), without reading the mount table.
+of_mi_at_line() {
+    of_at_reset
+    of_at_target=$1
+    case $2 in '' | -) return 0 ;; esac
+    of_mi_walk of_mi_at_cb <<EOF
+$2
+EOF
+}
 of_mi_at_cb() {
     if [ "$OF_MI_MP" = "$of_at_target" ]; then
         OF_AT_FOUND=1

@@ -13,7 +13,5 @@
 # When the lower changes and <foldManifest> is a file, drop_folded (host/lib-fold.sh) runs
 # between the unmount and the mount.
 
-# Alone, not in a batch of of-apply (whose shell variables these are): its own lock, its own check.
-OF_BOX_LOCK_HELD=
-OF_MOUNT_VERIFY=
+of_alone
 of_mount_main "$@"

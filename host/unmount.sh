@@ -11,7 +11,5 @@
 # no instance starts using the dirs while they are checked and deleted. Nothing mounted and
 # nothing there: a no-op.
 
-# Alone, not in a batch of of-apply (whose shell variables these are): its own lock, its own check.
-OF_BOX_LOCK_HELD=
-OF_MOUNT_VERIFY=
+of_alone
 of_unmount_main "$@"
