@@ -54,10 +54,14 @@ function passiveOpens(box: string): number {
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
 const clockTicks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
-/** User + system CPU (ms) of the reaped children of a process (/proc/<pid>/stat cutime, cstime). */
-function childrenCpu(pid: number | "self"): number {
+/** The fields of /proc/<pid>/stat after the command name (the first is the state, field 3). */
+function statFields(pid: number | string): string[] {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+    return stat.slice(stat.lastIndexOf(") ") + 2).split(" ");
+}
+/** User + system CPU (ms) of the reaped children of a process (cutime, cstime). */
+function childrenCpu(pid: number | "self"): number {
+    const fields = statFields(pid);
     return ((Number(fields[13]) + Number(fields[14])) * 1000) / clockTicks;
 }
 /**
@@ -69,8 +73,7 @@ async function sessionsCpu(boxes: LabBox[]): Promise<number> {
     const listeners = boxes.map((box) => Number(fs.readFileSync(path.join(path.dirname(box.privateKeyPath), "boxes", box.name, "sshd.pid"), "utf8").trim()));
     const parentOf = (pid: string) => {
         try {
-            const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
-            return Number(stat.slice(stat.lastIndexOf(") ") + 2).split(" ")[1]);
+            return Number(statFields(pid)[1]);
         } catch {
             return 0; // gone meanwhile
         }
