@@ -8,8 +8,9 @@
 # of-fstab remove do (the upper data kept unless purge; a busy instance keeps its line), then the
 # planned instances get their fstab lines, in one edit (of-fstab set of all of them; should that
 # be refused, one edit per instance, so only the refused one fails), then their mounts (of-mount's
-# of_mount_main, in a subshell each, under the box lock taken once), one at a time (a generation switch remounts one instance at a time); an instance whose line
-# could not be written is not mounted. `remove` takes down every managed line of <box> and every
+# of_mount_main, in a subshell each, under the box lock taken once): a remount (a generation
+# switch) one instance at a time, the new mounts together after the last (of_mount_batch); an
+# instance whose line could not be written is not mounted. `remove` takes down every managed line of <box> and every
 # listed instance (unmount, then the line). An instance that fails does not stop the others: its
 # error is printed and the status is 1. `set` records the plan's ids, containers and merged dirs in
 # $OF_PLAN_DIR/<box> (`remove` deletes that file). Runs in the installed host library (the other
@@ -36,7 +37,7 @@ export OF_APPLY
 
 # A unique name for the apply's temp files ($tmp.ids, $tmp.mounted, $tmp.unmounted).
 tmp=$(mktemp) || of_die "cannot create a temp file"
-trap 'rm -f -- "$tmp" "$tmp.ids" "$tmp.mounted" "$tmp.unmounted"' EXIT
+trap 'rm -f -- "$tmp" "$tmp.ids" "$tmp.mounted" "$tmp.unmounted" "$tmp.batch" "$tmp.batch.fstab"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
@@ -216,12 +217,14 @@ if [ "$action" = set ]; then
         done
     fi
     # The mounts, one at a time, each in a subshell (of_mount_main ends with exit), with one read
-    # of the mount table before them all (of_mount_snapshot) and one after, which checks the new
-    # mounts (of_mount_verify_batch).
+    # of the mount table before them all (of_mount_snapshot); an instance with nothing mounted yet
+    # is left to of_mount_batch, which mounts them all after the last; one read after that checks
+    # the new mounts (of_mount_verify_batch).
     of_mount_snapshot
     of_dmesg_mark
     OF_MOUNT_VERIFY=$tmp.mounted
-    : >"$OF_MOUNT_VERIFY" || of_die "cannot write '$OF_MOUNT_VERIFY'"
+    OF_MOUNT_BATCH=$tmp.batch
+    : >"$OF_MOUNT_VERIFY" && : >"$OF_MOUNT_BATCH" || of_die "cannot write '$OF_MOUNT_VERIFY' or '$OF_MOUNT_BATCH'"
     # Each instance gets its line of the snapshot's OF_SNAP_TOPS (in the order of the records).
     ap_tops=$OF_SNAP_TOPS
     of_lines "$ap_records"
@@ -235,6 +238,7 @@ if [ "$action" = set ]; then
         esac
         (OF_SNAP_TOP=$ap_top && of_mount_main "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest") </dev/null || ap_fail
     done
+    of_mount_batch "$OF_MOUNT_BATCH" "$OF_MOUNT_VERIFY" || failed=$((failed + OF_BATCH_FAILED))
     of_mount_verify_batch "$OF_MOUNT_VERIFY" || failed=$((failed + OF_VERIFY_FAILED))
 else
     # The listed instances without a managed line (the walk above took down the others).

@@ -41,9 +41,10 @@ of_mount_at() {
 }
 
 # of_alone: for mount.sh and unmount.sh run alone, not in a batch of of-apply: none of the
-# batch's variables counts (its lock, its deferred check, its snapshot), whatever the environment holds.
+# batch's variables counts (its lock, its deferred check and mounts, its snapshot), whatever the
+# environment holds.
 of_alone() {
-    OF_BOX_LOCK_HELD= OF_MOUNT_VERIFY= OF_SNAP= OF_SNAP_TOP= OF_SNAP_FOREIGN=
+    OF_BOX_LOCK_HELD= OF_MOUNT_VERIFY= OF_MOUNT_BATCH= OF_SNAP= OF_SNAP_TOP= OF_SNAP_FOREIGN=
 }
 
 # of_mount_main <lower> <upper> <work> <merged> <pinnedOptions> <container|-> <foldManifest|->:
@@ -94,6 +95,7 @@ of_mount_main() {
     of_canon "$merged"
     mcanon=$OF_CANON
     of_mount_at "$mcanon"
+    cur_found=$OF_AT_FOUND
     cur_dev=
     [ "$OF_AT_FSTYPE" != overlay ] || cur_dev=$OF_AT_DEV
 
@@ -114,6 +116,19 @@ of_mount_main() {
         fi
         [ -d "$d" ] || missing="$missing${missing:+, }'$d'"
     done
+
+    # In a batch (of-apply sets OF_MOUNT_BATCH), an instance with nothing mounted on its merged dir
+    # is mounted after the batch's last instance, with the others (of_mount_batch): its directories
+    # made by one mkdir and its overlay by one `mount -a` for all of them, not two processes each.
+    if [ -n "${OF_MOUNT_BATCH-}" ] && [ "$cur_found" = 0 ]; then
+        if [ -d "$merged" ] && ! of_dir_empty "$merged"; then
+            of_mount_not_empty
+        fi
+        printf '%s\t%s\t%s\t%s\t%s\n' "$merged" "$pinned" "$opts" "$upper" "$work" >>"$OF_MOUNT_BATCH" ||
+            of_die "cannot write '$OF_MOUNT_BATCH' to mount '$merged'"
+        exit 0
+    fi
+
     [ -z "$missing" ] || mkdir -p -- "$upper" "$work" "$merged" || of_die "cannot create the directories $missing"
     # <merged> may not have existed above: its canonical path (mountinfo shows those) only now.
     of_canon "$merged"
@@ -164,13 +179,7 @@ of_mount_main() {
         fi
     else
         reason=
-        if ! of_dir_empty "$merged"; then
-            # Mounted since the batch's snapshot (a `mount -a` meanwhile)? Then say that.
-            of_mi_at "$mcanon"
-            [ "$OF_AT_FOUND" = 0 ] ||
-                of_die "merged dir '$merged' was mounted while this apply ran (by something else); run it again"
-            of_die "merged dir '$merged' is not mounted but not empty (something wrote into the bare mountpoint, e.g. a container started before the overlay); move its content away, then retry"
-        fi
+        of_dir_empty "$merged" || of_mount_not_empty
         stopped=
     fi
 
@@ -196,6 +205,94 @@ of_mount_main() {
     fi
     of_mount_ok "$merged" "$reason"
     exit 0
+}
+
+# of_mount_not_empty: of_mount_main's refusal to cover a merged dir ($merged, canonical $mcanon) that
+# holds something but is not mounted, saying whether it was mounted since the batch's snapshot.
+of_mount_not_empty() {
+    of_mi_at "$mcanon"
+    [ "$OF_AT_FOUND" = 0 ] ||
+        of_die "merged dir '$merged' was mounted while this apply ran (by something else); run it again"
+    of_die "merged dir '$merged' is not mounted but not empty (something wrote into the bare mountpoint, e.g. a container started before the overlay); move its content away, then retry"
+}
+
+# of_mount_batch FILE VERIFY: the mounts of_mount_main left to the batch (FILE, its OF_MOUNT_BATCH:
+# `<merged> <pinned> <options> <upper> <work>` lines, tab-separated), in FILE's order: the
+# directories of all of them made by one `mkdir -p` (refused, one per instance: only the refused
+# one fails), then their overlays by one `mount -a` of a table of them (`-T`, not the box's fstab);
+# an instance that `mount -a` left unmounted is mounted alone, for its own error and the kernel's.
+# Each instance mounted is added to VERIFY (of_mount_verify_batch checks it). The number that
+# failed in OF_BATCH_FAILED; returns 1 if any.
+of_mount_batch() {
+    OF_BATCH_FAILED=0
+    [ -s "$1" ] || return 0
+    of_mb_file=$1
+    of_mb_verify=$2
+    of_mb_all=$(cat -- "$of_mb_file") || of_die "cannot read '$of_mb_file'"
+    set --
+    of_lines "$of_mb_all"
+    while of_line; do
+        of_mb_record "$OF_LINE"
+        set -- "$@" "$of_mb_upper" "$of_mb_work" "$of_mb_merged"
+    done
+    # The instances whose directories exist now, each with its canonical merged dir (mountinfo
+    # shows those) as a sixth field.
+    of_mb_fallback=
+    mkdir -p -- "$@" 2>/dev/null || of_mb_fallback=1
+    of_lines "$of_mb_all"
+    while of_line; do
+        of_mb_record "$OF_LINE"
+        if [ -n "$of_mb_fallback" ] && ! mkdir -p -- "$of_mb_upper" "$of_mb_work" "$of_mb_merged"; then
+            of_err "cannot create the directories '$of_mb_upper', '$of_mb_work', '$of_mb_merged'"
+            OF_BATCH_FAILED=$((OF_BATCH_FAILED + 1))
+            continue
+        fi
+        of_canon "$of_mb_merged"
+        printf '%s\t%s\n' "$OF_LINE" "$OF_CANON"
+    done >"$of_mb_file" || of_die "cannot write '$of_mb_file'"
+    [ -s "$of_mb_file" ] || return 1
+    awk -F '\t' '{ print "overlay " $1 " overlay " $3 " 0 0" }' "$of_mb_file" >"$of_mb_file.fstab" || of_die "cannot write '$of_mb_file.fstab'"
+    # Its status says only whether all were mounted; what failed is the alone mount's to say.
+    mount -a -T "$of_mb_file.fstab" >/dev/null 2>&1 || :
+    rm -f -- "$of_mb_file.fstab"
+    # Those mounted now go to VERIFY (`<merged> <canonical merged> <pinned> -`); the others are
+    # printed, as they are in FILE.
+    of_mb_left=$(awk -F '\t' -v verify="$of_mb_verify" '
+        FNR == NR { n++; rec[n] = $0; at[n] = $6; want[$6] = 1; next }
+        $5 in want { mounted[$5] = 1 }
+        END {
+            for (i = 1; i <= n; i++) {
+                if (!(at[i] in mounted)) { print rec[i]; continue }
+                split(rec[i], f, "\t")
+                print f[1] "\t" f[6] "\t" f[2] "\t-" >>verify
+            }
+        }
+    ' "$of_mb_file" FS=' ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk or write '$of_mb_verify'"
+    of_lines "$of_mb_left"
+    while of_line; do
+        of_mb_record "$OF_LINE"
+        of_dmesg_mark
+        if ! of_mb_out=$(mount -t overlay overlay -o "$of_mb_opts" "$of_mb_merged" 2>&1); then
+            of_kernel_says
+            of_oneline "$of_mb_out"
+            of_err "mounting the overlay on '$of_mb_merged' with options '$of_mb_opts' failed: $OF_ONELINE${OF_KERNEL:+; kernel: $OF_KERNEL}"
+            OF_BATCH_FAILED=$((OF_BATCH_FAILED + 1))
+            continue
+        fi
+        printf '%s\t%s\t%s\t-\n' "$of_mb_merged" "$of_mb_canon" "$of_mb_pinned" >>"$of_mb_verify" || of_die "cannot write '$of_mb_verify'"
+    done
+    [ "$OF_BATCH_FAILED" -eq 0 ]
+}
+# of_mb_record LINE: a line of of_mount_batch's FILE in of_mb_merged, of_mb_pinned, of_mb_opts,
+# of_mb_upper, of_mb_work and of_mb_canon (empty before it is added).
+of_mb_record() {
+    of_mb_rest=$1$OF_TAB
+    of_mb_merged=${of_mb_rest%%"$OF_TAB"*} of_mb_rest=${of_mb_rest#*"$OF_TAB"}
+    of_mb_pinned=${of_mb_rest%%"$OF_TAB"*} of_mb_rest=${of_mb_rest#*"$OF_TAB"}
+    of_mb_opts=${of_mb_rest%%"$OF_TAB"*} of_mb_rest=${of_mb_rest#*"$OF_TAB"}
+    of_mb_upper=${of_mb_rest%%"$OF_TAB"*} of_mb_rest=${of_mb_rest#*"$OF_TAB"}
+    of_mb_work=${of_mb_rest%%"$OF_TAB"*} of_mb_rest=${of_mb_rest#*"$OF_TAB"}
+    of_mb_canon=${of_mb_rest%"$OF_TAB"}
 }
 
 # of_mount_verified MERGED PINNED: with OF_AT_* of the mount now on MERGED (of_mi_at), whether

@@ -843,6 +843,8 @@ of_kernel_says() {
                 line = substr(line, RLENGTH + 1)
                 sub(/^ +/, "", line)
             }
+            # A message repeated (a mount tried again): once.
+            if (n > 0 && line == last[(n - 1) % 5]) next
             last[n++ % 5] = line
         }
         END {

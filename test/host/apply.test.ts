@@ -368,6 +368,56 @@ describe.skipIf(unavailable)("host apply", () => {
         });
     });
 
+    it("new mounts are made together by one mount -a; one the kernel refuses or whose dirs cannot be made fails alone, named", async () => {
+        await withBox((ns, { fstab }) => {
+            const [p1, p2, p3, p4] = [1, 2, 3, 4].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            // Every mount(8) the apply starts, logged, then run.
+            const bin = ns.p("bin");
+            const log = ns.p("mount.log");
+            fs.mkdirSync(bin, { recursive: true });
+            fs.writeFileSync(path.join(bin, "mount"), `#!/bin/sh\necho "$*" >> '${log}'\nexec /usr/bin/mount "$@"\n`, { mode: 0o755 });
+            const withLog = { path: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin` };
+            const calls = () => (fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : []);
+            const run = (plans: InstancePlan[]) => {
+                fs.rmSync(log, { force: true });
+                const input = plans.map(instanceRecord).join("");
+                return ns.sh('cd "$1" && shift && sh apply "$@"', [lib(), "set", fstab, "box1", "keep"], { ...withLog, input });
+            };
+
+            // Instance 2's upper on a filesystem of its own: the kernel refuses an upper and a work
+            // dir on two mounts. Instance 3's directory is read-only: its dirs cannot be made.
+            fs.mkdirSync(p2.upper, { recursive: true });
+            ns.ok('mount -t tmpfs tmpfs "$1"', [p2.upper]);
+            fs.mkdirSync(p3.dir, { recursive: true });
+            ns.ok('mount --bind -o ro "$1" "$1"', [p3.dir]);
+            const r = run([p1, p2, p3, p4]);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain(`cannot create the directories '${p3.upper}', '${p3.work}', '${p3.merged}'`);
+            expect(r.stderr).toMatch(new RegExp(`mounting the overlay on '${p2.merged}' with options '[^']*' failed: .*kernel: .*(workdir and upperdir must reside under the same mount|upper fs|same mount)`));
+            expect(r.stderr).toContain("2 of the box's instances failed");
+            expect(r.stdout).toContain(`ok mount ${p1.merged}: mounted`);
+            expect(r.stdout).toContain(`ok mount ${p4.merged}: mounted`);
+            expect(overlays(ns)).toEqual([p1.merged, p4.merged].sort());
+            // One mount -a of the instances whose dirs were made, then instance 2 alone for its error.
+            const c = calls();
+            expect(c).toHaveLength(2);
+            expect(c[0]).toMatch(/^-a -T /);
+            expect(c[1]).toBe(`-t overlay overlay -o lowerdir=${p2.lower},upperdir=${p2.upper},workdir=${p2.work},${PINNED} ${p2.merged}`);
+
+            // Mended, the next set mounts both, again in one mount -a, and leaves the others alone.
+            ns.ok('umount "$1" && umount "$2"', [p2.upper, p3.dir]);
+            const again = run([p1, p2, p3, p4]);
+            expect(again.stderr).toBe("");
+            expect(again.status).toBe(0);
+            expect(again.stdout).toContain(`ok mount ${p1.merged}: unchanged`);
+            expect(again.stdout).toContain(`ok mount ${p3.merged}: mounted`);
+            expect(overlays(ns)).toEqual([p1.merged, p2.merged, p3.merged, p4.merged].sort());
+            expect(calls()).toHaveLength(1);
+            expect(calls()[0]).toMatch(/^-a -T /);
+            expect(ns.ok('cat "$1"', [path.join(p2.merged, "a.txt")])).toBe("lower-a\n");
+        });
+    });
+
     it("an instance whose overlay has another filesystem mounted over it is refused, naming it; the others are mounted or kept", async () => {
         await withBox((ns, { fstab }) => {
             const [p1, p2, p3] = [1, 2, 3].map((n) => plan(ns, "box1", `ttnode${n}`, n));
