@@ -135,7 +135,7 @@ ap_drop_lines() {
 
 # One read of the records (every record checked before anything changes). On set: the instances
 # the box keeps, as ` <id>=<merged> `; for of-mount the planned instances as `<merged> <upper>
-# <work>` lines (it need not compare an instance with its planned siblings, see of_layers_near,
+# <work> <lower>` lines (it need not compare an instance with its planned siblings, see of_layers_near,
 # which keeps a box of many instances linear); the arguments of the one fstab edit
 # (`<id> <merged> <options>`...); the plan of record (`<id> <container|-> <merged>` lines).
 planned=
@@ -148,7 +148,7 @@ while of_line; do
     [ "$action" = set ] || continue
     planned="$planned $ap_id=$ap_merged "
     OF_SIBLINGS="$OF_SIBLINGS${OF_SIBLINGS:+
-}$ap_merged $ap_upper $ap_work"
+}$ap_merged $ap_upper $ap_work $ap_lower"
     set -- "$@" "$ap_id" "$ap_merged" "$ap_fstab_opts"
     plan_record="$plan_record$ap_id $ap_container $ap_merged
 "
@@ -225,18 +225,22 @@ if [ "$action" = set ]; then
     OF_MOUNT_VERIFY=$tmp.mounted
     OF_MOUNT_BATCH=$tmp.batch
     : >"$OF_MOUNT_VERIFY" && : >"$OF_MOUNT_BATCH" || of_die "cannot write '$OF_MOUNT_VERIFY' or '$OF_MOUNT_BATCH'"
-    # Each instance gets its line of the snapshot's OF_SNAP_TOPS (in the order of the records).
+    # Each instance gets its line of the snapshot's OF_SNAP_TOPS and OF_SNAP_NEARS (in the order
+    # of the records).
     ap_tops=$OF_SNAP_TOPS
+    ap_nears=$OF_SNAP_NEARS
     of_lines "$ap_records"
     while of_line; do
         ap_record "$OF_LINE"
         ap_top=${ap_tops%%"$OF_NL"*}
         ap_tops=${ap_tops#*"$OF_NL"}
+        ap_near=${ap_nears%%"$OF_NL"*}
+        ap_nears=${ap_nears#*"$OF_NL"}
         case $written in
             *" $ap_id "*) ;;
             *) continue ;;
         esac
-        (OF_SNAP_TOP=$ap_top && of_mount_main "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest") </dev/null || ap_fail
+        (OF_SNAP_TOP=$ap_top && OF_SNAP_NEAR=$ap_near && of_mount_main "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest") </dev/null || ap_fail
     done
     of_mount_batch "$OF_MOUNT_BATCH" "$OF_MOUNT_VERIFY" || failed=$((failed + OF_BATCH_FAILED))
     of_mount_verify_batch "$OF_MOUNT_VERIFY" || failed=$((failed + OF_VERIFY_FAILED))

@@ -27,7 +27,125 @@ of_mount_snapshot() {
     OF_SNAP=1
     of_other_overlays
     OF_SNAP_FOREIGN=0
-    [ -z "$OF_OTHER_OVERLAYS" ] || OF_SNAP_FOREIGN=1
+    OF_SNAP_NEARS=
+    [ -z "$OF_OTHER_OVERLAYS" ] || { OF_SNAP_FOREIGN=1 && of_snap_near; }
+}
+
+# of_snap_near: for of_mount_snapshot, the overlays outside the plan (OF_OTHER_OVERLAYS, numbered
+# from 1) that each planned instance (a line of OF_SIBLINGS) must be compared with, in
+# OF_SNAP_NEARS: a line per instance, in order, the numbers joined by commas, or `-` for none
+# (of-apply gives each instance its line as OF_SNAP_NEAR, for of_snap_others). A test of the
+# layers' paths as strings (as written and canonical) and by inode that leaves out no overlay
+# of_layers_near would find (it keeps more: any string prefix of a generation family's base, any
+# kind of layer), so that the comparisons in sh, about a millisecond per instance and overlay, are
+# made for the few pairs that may touch, not for every instance beside every container's overlay.
+of_snap_near() {
+    # Their layers, `<number> <kind> <path>`: u upper, w work, l lower.
+    of_sn_layers=$(printf '%s\n' "$OF_OTHER_OVERLAYS" | awk '{
+        for (i = 7; i < NF; i++) if ($i == "-") break
+        c = split($(i + 3), o, ",")
+        for (k = 1; k <= c; k++) {
+            if (substr(o[k], 1, 9) == "upperdir=") print NR " u " substr(o[k], 10)
+            else if (substr(o[k], 1, 8) == "workdir=") print NR " w " substr(o[k], 9)
+            else if (substr(o[k], 1, 9) == "lowerdir=") {
+                m = split(substr(o[k], 10), l, ":")
+                for (j = 1; j <= m; j++) if (l[j] != "") print NR " l " l[j]
+            }
+        }
+    }') || of_die "cannot list the layers of the overlays outside the plan with awk"
+    # Every path normalised and canonical (of_norm, of_dir_canon: as of_relation compares them):
+    # `F <number> <kind> <path> <normalised> <canonical>` for theirs, plus kind b for the base of
+    # a lower that may be a generation (of_lower_relation's family), cut at its last suffix; `I
+    # <instance> <kind> <path> <normalised> <canonical>` for the instances' (kinds u, w, l). The
+    # paths, for stat, in of_sn_paths.
+    of_sn_in=
+    of_sn_paths=
+    of_sn_rest=$of_sn_layers$OF_NL
+    while [ -n "$of_sn_rest" ]; do
+        of_sn_line=${of_sn_rest%%"$OF_NL"*}
+        of_sn_rest=${of_sn_rest#*"$OF_NL"}
+        [ -n "$of_sn_line" ] || continue
+        of_sn_path=${of_sn_line#* * }
+        of_sn_entry "F ${of_sn_line% "$of_sn_path"}" "$of_sn_path"
+        case $of_sn_line in
+            *" l "*) ;;
+            *) continue ;;
+        esac
+        of_norm "$of_sn_path"
+        case ${OF_NORM##*/} in
+            *"$OF_GENERATION_SUFFIX"*) of_sn_entry "F ${of_sn_line%% *} b" "${OF_NORM%"$OF_GENERATION_SUFFIX"*}" ;;
+        esac
+    done
+    of_sn_i=0
+    of_sn_rest=${OF_SIBLINGS-}$OF_NL
+    while [ -n "$of_sn_rest" ]; do
+        of_sn_line=${of_sn_rest%%"$OF_NL"*}
+        of_sn_rest=${of_sn_rest#*"$OF_NL"}
+        [ -n "$of_sn_line" ] || continue
+        of_sn_i=$((of_sn_i + 1))
+        # `<merged> <upper> <work> <lower>`: no blank in a path of the plan (of_check_path).
+        of_sn_line=${of_sn_line#* }
+        for of_sn_kind in u w l; do
+            of_sn_entry "I $of_sn_i $of_sn_kind" "${of_sn_line%% *}"
+            of_sn_line=${of_sn_line#* }
+        done
+    done
+    # The inodes of those that exist (`test -ef` in of_relation), `D <path> <dev>:<inode>`.
+    set --
+    while [ -n "$of_sn_paths" ]; do
+        set -- "$@" "${of_sn_paths%%"$OF_NL"*}"
+        of_sn_paths=${of_sn_paths#*"$OF_NL"}
+    done
+    of_sn_stat=$(stat -L -c 'D %n %d:%i' -- "$@" 2>/dev/null) || :
+    OF_SNAP_NEARS=$(printf '%s%s\n' "$of_sn_in" "$of_sn_stat" | awk -v instances="$of_sn_i" '
+        $1 == "F" { nf++; fn[nf] = $2; fk[nf] = $3; fp[nf] = $4; f[nf, 1] = $5; f[nf, 2] = $6; next }
+        $1 == "I" { ni++; ii[ni] = $2; ik[ni] = $3; ip[ni] = $4; g[ni, 1] = $5; g[ni, 2] = $6; next }
+        $1 == "D" { dev[$2] = $3; next }
+        END {
+            for (x = 1; x <= ni; x++) {
+                for (y = 1; y <= nf; y++) {
+                    # An instance lower is compared with their upper and work dirs only.
+                    if (ik[x] == "l" && (fk[y] == "l" || fk[y] == "b")) continue
+                    if ((ii[x], fn[y]) in hit) continue
+                    # The same inode, one path inside the other (as strings), or in a family of
+                    # generations, starting with its base.
+                    h = ip[x] in dev && fp[y] in dev && dev[ip[x]] == dev[fp[y]]
+                    for (a = 1; a <= 2 && !h; a++) {
+                        for (b = 1; b <= 2 && !h; b++) {
+                            A = g[x, a]; B = f[y, b]
+                            h = A == B || A == "/" || B == "/" || index(A, B "/") == 1 || index(B, A "/") == 1 ||
+                                (fk[y] == "b" && index(A, B) == 1)
+                        }
+                    }
+                    if (!h) continue
+                    hit[ii[x], fn[y]] = 1
+                    near[ii[x]] = near[ii[x]] (ii[x] in near ? "," : "") fn[y]
+                }
+            }
+            for (i = 1; i <= instances; i++) print (i in near ? near[i] : "-")
+        }') || of_die "cannot compare the instances with the overlays outside the plan with awk"
+    OF_SNAP_NEARS=$OF_SNAP_NEARS$OF_NL
+}
+# of_sn_entry PREFIX PATH: of_snap_near's line `PREFIX PATH <normalised> <canonical>`, added to
+# of_sn_in, and PATH to of_sn_paths (a line each).
+of_sn_entry() {
+    of_norm "$2"
+    of_sn_norm=$OF_NORM
+    of_dir_canon "$2"
+    of_sn_in="$of_sn_in$1 $2 $of_sn_norm $OF_DCANON$OF_NL"
+    of_sn_paths="$of_sn_paths$2$OF_NL"
+}
+# of_snap_others: whether of_mount_main has overlays outside the plan to compare its instance with
+# (of_layers_near): alone, all of them; in a batch, those the snapshot's of_snap_near kept for it
+# (OF_SNAP_NEAR), in OF_OTHER_OVERLAYS.
+of_snap_others() {
+    [ "${OF_SNAP_FOREIGN-}" != 0 ] || return 1
+    case ${OF_SNAP_NEAR-} in
+        '') return 0 ;;
+        -) return 1 ;;
+    esac
+    OF_OTHER_OVERLAYS=$(printf '%s\n' "$OF_OTHER_OVERLAYS" | awk -v keep=",$OF_SNAP_NEAR," 'index(keep, "," NR ",")') ||
+        of_die "cannot pick the overlays outside the plan with awk"
 }
 
 # of_mount_at MOUNTPOINT: of_mi_at; for the planned merged dir of the instance of a batch, from its
@@ -44,7 +162,7 @@ of_mount_at() {
 # batch's variables counts (its lock, its deferred check and mounts, its snapshot), whatever the
 # environment holds.
 of_alone() {
-    OF_BOX_LOCK_HELD= OF_MOUNT_VERIFY= OF_MOUNT_BATCH= OF_SNAP= OF_SNAP_TOP= OF_SNAP_FOREIGN=
+    OF_BOX_LOCK_HELD= OF_MOUNT_VERIFY= OF_MOUNT_BATCH= OF_SNAP= OF_SNAP_TOP= OF_SNAP_FOREIGN= OF_SNAP_NEAR=
 }
 
 # of_mount_main <lower> <upper> <work> <merged> <pinnedOptions> <container|-> <foldManifest|->:
@@ -104,7 +222,7 @@ of_mount_main() {
     # lower (in) another's upper or work: either way one instance writes into what another reads as
     # unchanging. (A bind of the overlay now on <merged> is the same superblock, not another overlay;
     # the fold's read-only views of an upper are no instances.) Checked before anything is created.
-    if [ "${OF_SNAP_FOREIGN-}" != 0 ] &&
+    if of_snap_others &&
         of_layers_near "$mcanon" "$cur_dev" "upper:$upper:upper,work,lower" "work:$work:upper,work,lower" "lower:$lower:upper,work"; then
         of_die "$OF_NEAR_LABEL dir '$OF_NEAR_PATH' $OF_NEAR; refusing to mount '$merged'"
     fi

@@ -401,11 +401,14 @@ EOF
 
 # of_other_overlays: the mountinfo lines of the instance overlays (with an upper dir, not
 # read-only views such as the fold's) in OF_OTHER_OVERLAYS, but for another instance of the box's
-# plan mounted as planned (of-apply lists them in OF_SIBLINGS, `<merged> <upper> <work>` per
-# line): the plan keeps their dirs apart, one dir per instance name. One awk over the mount table.
+# plan mounted as planned (of-apply lists them in OF_SIBLINGS, `<merged> <upper> <work> <lower>`
+# per line): the plan keeps their dirs apart, one dir per instance name. One awk over the mount table.
 of_other_overlays() {
     OF_OTHER_OVERLAYS=$(OF_LN_SIBLINGS=${OF_SIBLINGS-} awk '
-        BEGIN { n = split(ENVIRON["OF_LN_SIBLINGS"], s, "\n"); for (i = 1; i <= n; i++) sibling[s[i]] = 1 }
+        BEGIN {
+            n = split(ENVIRON["OF_LN_SIBLINGS"], s, "\n")
+            for (i = 1; i <= n; i++) { split(s[i], f, " "); sibling[f[1] " " f[2] " " f[3]] = 1 }
+        }
         {
             for (i = 7; i < NF; i++) if ($i == "-") break
             if ($(i + 1) != "overlay") next

@@ -456,6 +456,60 @@ describe.skipIf(unavailable)("host apply", () => {
         });
     });
 
+    it("compares each instance with the overlays outside the plan that touch it, however: as of-mount alone refuses it, and mounts the others", async () => {
+        await withBox((ns, { fstab, lower, disk }) => {
+            const [p1, p2, p3, p4, p5, p6] = [1, 2, 3, 4, 5, 6].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            // Instance 6 has a lower of its own (the others share theirs).
+            const lower6 = path.join(disk, "lower6");
+            fs.mkdirSync(lower6);
+            Object.assign(p6, { lower: lower6, fstabOptions: fstabOptions(lower6, p6.upper, p6.work, disk) });
+            // Overlays by hand, not by overlay-fleet, each with its upper, work and mount point in a
+            // dir of its own unless said.
+            const overlay = (name: string, lowerdir: string, upperdir?: string, workdir?: string) => {
+                const d = ns.p(name);
+                const [u, w] = [upperdir ?? path.join(d, "upper"), workdir ?? path.join(d, "work")];
+                ns.ok('mkdir -p "$2/mnt" "$3" "$4" && mount -t overlay overlay -o "lowerdir=$1,upperdir=$3,workdir=$4" "$2/mnt"', [lowerdir, d, u, w]);
+                return path.join(d, "mnt");
+            };
+            // Apart from all: it shares the instances' lower, as a lower.
+            const apart = overlay("f1", lower);
+            // Instance 2's upper, by its path.
+            overlay("f2", lower, p2.upper);
+            // Instance 3's dir is a symlink to an overlay's upper: its own dirs, not there yet, inside.
+            overlay("f3", lower);
+            fs.symlinkSync(path.join(ns.p("f3"), "upper"), p3.dir);
+            // Instance 4's upper, by another path: the disk bound elsewhere.
+            const bound = ns.p("bound");
+            fs.mkdirSync(p4.upper, { recursive: true });
+            ns.ok('mkdir -p "$2" && mount --bind "$1" "$2"', [disk, bound]);
+            overlay("f4", lower, path.join(bound, "ttnode4", "upper"), path.join(bound, "f4work"));
+            // A generation of a lower named after instance 5's dir: its family holds instance 5's upper.
+            fs.mkdirSync(`${p5.dir}.g2`, { recursive: true });
+            overlay("f5", `${p5.dir}.g2`);
+            // An upper inside instance 6's lower.
+            overlay("f6", lower, path.join(lower6, "inner"));
+
+            const r = apply(ns, "set", fstab, [p1, p2, p3, p4, p5, p6]);
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("5 of the box's instances failed");
+            expect(r.stdout).toContain(`ok mount ${p1.merged}: mounted`);
+            expect(overlays(ns).filter((m) => m.startsWith(disk + "/"))).toEqual([p1.merged]);
+            expect(overlays(ns)).toContain(apart);
+            const refusals = r.stderr.split("\n").filter((l) => l.includes("refusing to mount"));
+            expect(refusals).toHaveLength(5);
+            // Each refused as of-mount alone (one instance, every overlay compared) refuses it.
+            for (const p of [p2, p3, p4, p5, p6]) {
+                const alone = libCall(ns, "mount", [p.lower, p.upper, p.work, p.merged, PINNED, "-", "-"]);
+                expect(alone.status, alone.stderr).toBe(1);
+                const line = alone.stderr.trim();
+                expect(line).toContain(`refusing to mount '${p.merged}'`);
+                expect(refusals).toContain(line);
+            }
+            expect(refusals.find((l) => l.includes(p6.merged))).toContain(`lower dir '${lower6}' contains the upperdir`);
+            expect(refusals.find((l) => l.includes(p5.merged))).toContain("lowerdir generation");
+        });
+    });
+
     it("refuses a record of another box or a malformed record (exit 2) before it touches anything", async () => {
         await withBox((ns, { fstab }) => {
             const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
