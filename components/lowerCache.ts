@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { HostCall } from "./hostLibrary";
+import { HostCall, hostLibraryCurrent } from "./hostLibrary";
 import { LowerPlan } from "../model/plan";
 
 /** Arguments of a LowerCache: the shared read-only lower of one box. */
@@ -27,8 +27,14 @@ export function usesFoldTool(generation: number): boolean {
 }
 
 /**
+ * Where a box's preflight records a pass (host/preflight.sh): in the current host library's
+ * directory, so a new library, with other pinned options or checks, tests again.
+ */
+export const preflightRecord = `${hostLibraryCurrent}/preflight.ok`;
+
+/**
  * The host calls that make a box's lower ready, before any instance mounts: a preflight proving
- * the box can host overlay uppers, the lower prepared with instance-private paths moved aside, and
+ * the box can host overlay uppers (once per boot and mount, see preflightRecord), the lower prepared with instance-private paths moved aside, and
  * the current cache generation built (folded) when the stack asks for a newer one. Idempotent: the
  * fold reads the live instances from the box's managed fstab lines, so scaling the box changes
  * nothing here.
@@ -36,7 +42,7 @@ export function usesFoldTool(generation: number): boolean {
 export function lowerCalls(args: LowerCacheArgs): HostCall[] {
     const lower = args.lower.configured;
     return [
-        ["preflight", [args.instanceRoot, lower]],
+        ["preflight", [args.instanceRoot, lower, preflightRecord]],
         ["lower", [lower, ...args.privatePaths]],
         ["fold", [lower, String(args.generation), args.lower.manifestDir, args.conflictRule, args.privatePaths.join(",") || "-", "--fstab", args.fstab]],
     ];

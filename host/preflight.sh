@@ -1,4 +1,4 @@
-# of-preflight <instanceRoot> <lower>
+# of-preflight <instanceRoot> <lower> [<record>]
 #
 # Checks that this box can run overlay instances under <instanceRoot>: overlayfs is available,
 # and a real test overlay in a temp dir inside <instanceRoot> (pinned options) mounts, writes
@@ -7,10 +7,21 @@
 # what docker and containerd do: only a real mount tells whether a filesystem can host an upper
 # (vfat, NFS, CIFS, FUSE, another overlay, ramfs, xfs with ftype=0 ... cannot). The temp dir is
 # removed whatever happens. <lower> must be a directory if it exists.
+#
+# With <record> (a file: the box's apply gives one in the current host library's directory, so a
+# new library, with other pinned options or checks, runs its own), a pass is recorded there with
+# what it held for: this boot, <instanceRoot>, and the mount it is on (its id, device, type,
+# source and options, per-mount and superblock). While all of these are the same, the preflight
+# says so instead of testing again: the same test would pass again, and it is the largest fixed
+# cost of an apply (about 30 ms). A failure is never recorded.
 
-[ "$#" -eq 2 ] || of_usage "usage: of-preflight <instanceRoot> <lower>"
+[ "$#" -eq 2 ] || [ "$#" -eq 3 ] || of_usage "usage: of-preflight <instanceRoot> <lower> [<record>]"
 of_check_path "instance root" "$1"; root=$OF_PATH
 of_check_path "lower dir" "$2"; lower=$OF_PATH
+record=
+if [ "$#" -eq 3 ]; then
+    of_check_path "preflight record" "$3"; record=$OF_PATH
+fi
 
 pinned=$OF_PINNED_OPTIONS
 
@@ -19,6 +30,36 @@ if [ -e "$lower" ] && [ ! -d "$lower" ]; then
 fi
 if [ -L "$lower" ] && [ ! -e "$lower" ]; then
     of_die "lower dir '$lower' is a dangling symlink"
+fi
+
+# pf_passed: what a pass of this preflight holds for, in pf_key (one line): the boot, the root,
+# and the mountinfo line of the mount the root is on (the top-most with the longest mount point
+# the root is in), its first field the mount id. Returns 1 when that cannot be told (no root yet,
+# no boot id).
+pf_key=
+pf_passed() {
+    [ -d "$root" ] || return 1
+    IFS= read -r pf_boot </proc/sys/kernel/random/boot_id 2>/dev/null && [ -n "$pf_boot" ] || return 1
+    of_canon "$root"
+    pf_mount=$(OF_PF_ROOT=$OF_CANON awk '
+        BEGIN { r = ENVIRON["OF_PF_ROOT"] }
+        {
+            mp = $5
+            if (mp == r || mp == "/" || index(r, mp "/") == 1) {
+                if (length(mp) >= best) { best = length(mp); line = $0 }
+            }
+        }
+        END { print line }' /proc/self/mountinfo) && [ -n "$pf_mount" ] || return 1
+    pf_key="boot $pf_boot root $root mount $pf_mount"
+}
+if [ -n "$record" ] && pf_passed && [ -f "$record" ]; then
+    pf_seen=
+    { IFS= read -r pf_seen && IFS= read -r pf_fs; } <"$record" 2>/dev/null || pf_seen=
+    if [ "$pf_seen" = "$pf_key" ] && [ -n "${pf_fs-}" ]; then
+        printf 'ok preflight %s: %s can host overlay uppers (pinned %s): passed in this boot on the same mount\n' \
+            "$root" "$pf_fs" "$pinned"
+        exit 0
+    fi
 fi
 
 pf_has_overlay() {
@@ -125,3 +166,8 @@ if [ -d "$lower" ]; then
 fi
 printf 'ok preflight %s: %s can host overlay uppers (whiteouts, opaque dirs, pinned %s); lower %s: %s\n' \
     "$root" "$rootfs" "$pinned" "$lower" "$lowerinfo"
+# The pass recorded (written aside, then renamed): a failure to record costs only the next test.
+if [ -n "$record" ] && pf_passed; then
+    { printf '%s\n%s\n' "$pf_key" "$rootfs" >"$record.new" && mv -f -- "$record.new" "$record"; } 2>/dev/null ||
+        rm -f -- "$record.new" 2>/dev/null || :
+fi

@@ -78,6 +78,53 @@ describe.skipIf(unavailable)("host preflight", () => {
         });
     });
 
+    it("with a record, a pass holds for the boot and the mount: tested once, again on another or remounted mount, a failure never kept", async () => {
+        await withHostNs((ns) => {
+            // Every mount(8) the preflight starts, logged, then run.
+            const bin = ns.p("bin");
+            const log = ns.p("mount.log");
+            fs.mkdirSync(bin);
+            fs.writeFileSync(`${bin}/mount`, `#!/bin/sh\necho "$*" >> '${log}'\nexec /usr/bin/mount "$@"\n`, { mode: 0o755 });
+            const mounts = () => (fs.existsSync(log) ? fs.readFileSync(log, "utf8").trim().split("\n") : []);
+            fs.mkdirSync(ns.p("t"));
+            fs.mkdirSync(ns.p("lib"));
+            const record = ns.p("lib", "preflight.ok");
+            const root = ns.p("t", "data");
+            const preflight = () => {
+                fs.rmSync(log, { force: true });
+                return ns.run("preflight", [root, ns.p("t", "static_cache"), record], { path: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin` });
+            };
+            ns.ok('mount -t tmpfs -o size=16m of-test "$1"', [ns.p("t")]);
+
+            const first = preflight();
+            expect(first.stderr).toBe("");
+            expect(first.stdout).toMatch(/: tmpfs can host overlay uppers \(whiteouts, opaque dirs/);
+            expect(mounts()).toHaveLength(1);
+            expect(fs.existsSync(record)).toBe(true);
+            // The same boot, root and mount: said, not tested.
+            const again = preflight();
+            expect(again.status).toBe(0);
+            expect(again.stdout).toBe(`ok preflight ${root}: tmpfs can host overlay uppers (pinned ${PINNED}): passed in this boot on the same mount\n`);
+            expect(mounts()).toEqual([]);
+            expectClean(ns, root);
+            // Remounted with other options: tested again, then kept again.
+            ns.ok('mount -o remount,size=32m "$1"', [ns.p("t")]);
+            expect(preflight().stdout).toMatch(/\(whiteouts, opaque dirs/);
+            expect(mounts()).toHaveLength(1);
+            expect(preflight().stdout).toMatch(/passed in this boot on the same mount/);
+
+            // Another filesystem there, one that cannot host uppers: tested, refused, every time.
+            ns.ok('umount "$1" && mount -t ramfs of-test "$1"', [ns.p("t")]);
+            for (let i = 0; i < 2; i++) {
+                const r = preflight();
+                expect(r.status).toBe(1);
+                expect(r.stderr).toContain("(filesystem type ramfs) cannot host an overlay upper");
+                expect(mounts()).toHaveLength(1);
+            }
+            expectClean(ns, root);
+        });
+    });
+
     it("refuses a lower that is not a directory and an instance root that is a file", async () => {
         await withHostNs((ns) => {
             fs.writeFileSync(ns.p("static_cache"), "not a dir");

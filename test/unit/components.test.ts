@@ -112,7 +112,7 @@ describe("Box resource graph", () => {
         expect(apply.create).toContain(`printf '%s\\n' 'overlay-fleet: host library ${hostLibrary.hash} is not on this box`);
         expect(apply.create).toContain(`pulumi up --refresh --replace '\\''${copyUrn}'\\'' --replace '\\''${applyUrn}'\\'' (README: A wiped box)' >&2`);
         expect(applyLines(regs)).toEqual([
-            "sh preflight '/mnt/usbdisk' '/mnt/usbdisk/static_cache' </dev/null",
+            "sh preflight '/mnt/usbdisk' '/mnt/usbdisk/static_cache' '/var/lib/overlay-fleet/host/preflight.ok' </dev/null",
             "sh lower '/mnt/usbdisk/static_cache' '.yfnode/config' </dev/null",
             "sh fold '/mnt/usbdisk/static_cache' '1' '/mnt/usbdisk/.overlay-fleet/static_cache.gen1' 'lowest-index-wins' '.yfnode/config' '--fstab' '/etc/fstab' </dev/null",
             "sh apply 'set' '/etc/fstab' 'nas' 'keep'",
