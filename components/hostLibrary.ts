@@ -186,16 +186,13 @@ export function removalScript(): string {
  * library has them, its own architecture's, named in foldtool.arch for the first fold to
  * unpack), `host` is switched to it with one rename, and other versions are
  * removed (no command uses them: the box's other commands run after its apply, and a box runs
- * one deployment at a time). A library checked so (a `checked` file beside) and current already
- * is not read again: the next apply of the same library skips the check, about 10 ms.
+ * one deployment at a time).
  */
 export function activationScript(): string {
     return [
         ...libraryScriptHead("activate <hash>, in the library's directory"),
         "hash=$1",
         "umask 022",
-        'if [ -f checked ] && [ "$current" -ef "$root/$hash" ]; then echo "ok: host library $hash (checked before)"; exit 0; fi',
-        "rm -f checked",
         // The fold helper of this box's architecture, if the library has them.
         "arch=",
         "if ls foldtool-*.gz >/dev/null 2>&1; then",
@@ -211,7 +208,6 @@ export function activationScript(): string {
         '[ -z "$arch" ] || [ -x foldtool ] || printf \'%s\\n\' "$arch" >foldtool.arch',
         'ln -sfn "lib/$hash" "$current.new" && mv -f -T "$current.new" "$current"',
         'for d in "$root"/*; do [ "$d" = "$root/$hash" ] || rm -rf -- "$d"; done',
-        ': >checked',
         'echo "ok: host library $hash"',
         "",
     ].join("\n");

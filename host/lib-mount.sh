@@ -8,7 +8,8 @@
 # top-most mountinfo line on it>`, or `<merged> -` when nothing is mounted there (of-apply gives
 # each instance its line as OF_SNAP_TOP, for of_mount_at); OF_OTHER_OVERLAYS, the instance
 # overlays outside the plan (of_other_overlays), which of_layers_near then compares with;
-# OF_SNAP_FOREIGN, 1 if there are any, else 0; OF_SNAP, 1. Under the box lock only the batch
+# OF_SNAP_FOREIGN, 1 if there are any, else 0; OF_SNAP_NEARS, which of them each instance is to be
+# compared with (of_snap_near; of-apply gives each its line as OF_SNAP_NEAR); OF_SNAP, 1. Under the box lock only the batch
 # mounts, each instance on its own planned merged dir, so what the snapshot says of an instance's
 # merged dir and of the overlays outside the plan is taken to hold until its mount: should
 # something else mount or unmount there meanwhile (outside the lock), its instance goes by the
@@ -107,19 +108,19 @@ of_snap_near() {
                     # An instance lower is compared with their upper and work dirs only.
                     if (ik[x] == "l" && (fk[y] == "l" || fk[y] == "b")) continue
                     if ((ii[x], fn[y]) in hit) continue
-                    # The same inode, one path inside the other (as strings), or in a family of
-                    # generations, starting with its base.
+                    # The same inode, one path inside the other (as strings), or, for a lower
+                    # (its family of generations: L.g<N>... beside it) or a base, starting with it.
                     h = ip[x] in dev && fp[y] in dev && dev[ip[x]] == dev[fp[y]]
                     for (a = 1; a <= 2 && !h; a++) {
                         for (b = 1; b <= 2 && !h; b++) {
                             A = g[x, a]; B = f[y, b]
                             h = A == B || A == "/" || B == "/" || index(A, B "/") == 1 || index(B, A "/") == 1 ||
-                                (fk[y] == "b" && index(A, B) == 1)
+                                ((fk[y] == "l" || fk[y] == "b") && index(A, B) == 1)
                         }
                     }
                     if (!h) continue
                     hit[ii[x], fn[y]] = 1
-                    near[ii[x]] = near[ii[x]] (ii[x] in near ? "," : "") fn[y]
+                    near[ii[x]] = (ii[x] in near ? near[ii[x]] "," : "") fn[y]
                 }
             }
             for (i = 1; i <= instances; i++) print (i in near ? near[i] : "-")
@@ -301,12 +302,7 @@ of_mount_main() {
         stopped=
     fi
 
-    of_dmesg_mark
-    if ! out=$(mount -t overlay overlay -o "$opts" "$merged" 2>&1); then
-        of_kernel_says
-        of_oneline "$out"
-        of_die "mounting the overlay on '$merged' with options '$opts' failed: $OF_ONELINE${OF_KERNEL:+; kernel: $OF_KERNEL}${stopped:+; container '$container' left stopped}"
-    fi
+    of_mount_overlay "$merged" "$opts" || of_die "$OF_MOUNT_ERR${stopped:+; container '$container' left stopped}"
 
     # In a batch (of-apply sets OF_MOUNT_VERIFY), a new mount with no container to start again
     # is checked after the batch's last mount, with the others (of_mount_verify_batch).
@@ -323,6 +319,17 @@ of_mount_main() {
     fi
     of_mount_ok "$merged" "$reason"
     exit 0
+}
+
+# of_mount_overlay MERGED OPTIONS: mounts an overlay with OPTIONS on MERGED; when that fails,
+# returns 1 with what mount(8) and the kernel said in OF_MOUNT_ERR.
+of_mount_overlay() {
+    of_dmesg_mark
+    of_mo_out=$(mount -t overlay overlay -o "$2" "$1" 2>&1) && return 0
+    of_kernel_says
+    of_oneline "$of_mo_out"
+    OF_MOUNT_ERR="mounting the overlay on '$1' with options '$2' failed: $OF_ONELINE${OF_KERNEL:+; kernel: $OF_KERNEL}"
+    return 1
 }
 
 # of_mount_not_empty: of_mount_main's refusal to cover a merged dir ($merged, canonical $mcanon) that
@@ -344,73 +351,100 @@ of_mount_not_empty() {
 of_mount_batch() {
     OF_BATCH_FAILED=0
     [ -s "$1" ] || return 0
-    of_mb_file=$1
-    of_mb_verify=$2
-    of_mb_all=$(cat -- "$of_mb_file") || of_die "cannot read '$of_mb_file'"
+    of_bt_file=$1
+    of_bt_verify=$2
+    of_bt_all=$(cat -- "$of_bt_file") || of_die "cannot read '$of_bt_file'"
     set --
-    of_lines "$of_mb_all"
+    of_lines "$of_bt_all"
     while of_line; do
-        of_mb_record "$OF_LINE"
-        set -- "$@" "$of_mb_upper" "$of_mb_work" "$of_mb_merged"
+        of_bt_record "$OF_LINE"
+        set -- "$@" "$of_bt_upper" "$of_bt_work" "$of_bt_merged"
     done
     # The instances whose directories exist now, each with its canonical merged dir (mountinfo
     # shows those) as a sixth field.
-    of_mb_fallback=
-    mkdir -p -- "$@" 2>/dev/null || of_mb_fallback=1
-    of_lines "$of_mb_all"
+    of_bt_fallback=
+    mkdir -p -- "$@" 2>/dev/null || of_bt_fallback=1
+    of_lines "$of_bt_all"
     while of_line; do
-        of_mb_record "$OF_LINE"
-        if [ -n "$of_mb_fallback" ] && ! mkdir -p -- "$of_mb_upper" "$of_mb_work" "$of_mb_merged"; then
-            of_err "cannot create the directories '$of_mb_upper', '$of_mb_work', '$of_mb_merged'"
+        of_bt_record "$OF_LINE"
+        if [ -n "$of_bt_fallback" ] && ! mkdir -p -- "$of_bt_upper" "$of_bt_work" "$of_bt_merged"; then
+            of_err "cannot create the directories '$of_bt_upper', '$of_bt_work', '$of_bt_merged'"
             OF_BATCH_FAILED=$((OF_BATCH_FAILED + 1))
             continue
         fi
-        of_canon "$of_mb_merged"
+        of_canon "$of_bt_merged"
         printf '%s\t%s\n' "$OF_LINE" "$OF_CANON"
-    done >"$of_mb_file" || of_die "cannot write '$of_mb_file'"
-    [ -s "$of_mb_file" ] || return 1
-    awk -F '\t' '{ print "overlay " $1 " overlay " $3 " 0 0" }' "$of_mb_file" >"$of_mb_file.fstab" || of_die "cannot write '$of_mb_file.fstab'"
+    done >"$of_bt_file" || of_die "cannot write '$of_bt_file'"
+    [ -s "$of_bt_file" ] || return 1
+    awk -F '\t' '{ print "overlay " $1 " overlay " $3 " 0 0" }' "$of_bt_file" >"$of_bt_file.fstab" || of_die "cannot write '$of_bt_file.fstab'"
     # Its status says only whether all were mounted; what failed is the alone mount's to say.
-    mount -a -T "$of_mb_file.fstab" >/dev/null 2>&1 || :
-    rm -f -- "$of_mb_file.fstab"
-    # Those mounted now go to VERIFY (`<merged> <canonical merged> <pinned> -`); the others are
-    # printed, as they are in FILE.
-    of_mb_left=$(awk -F '\t' -v verify="$of_mb_verify" '
+    mount -a -T "$of_bt_file.fstab" >/dev/null 2>&1 || :
+    rm -f -- "$of_bt_file.fstab"
+    # By the top-most mount on each merged dir now: ours (an overlay with the instance's upper and
+    # work dirs) go to VERIFY (`<merged> <canonical merged> <pinned> -`); the others are printed,
+    # `none` (nothing mounted there: mount -a failed it), `other` (something else mounted there
+    # since the snapshot, which mount -a then took for ours) or `layers` (an overlay whose upper or
+    # work dir is written otherwise), then the record (and for `layers` its superblock options).
+    of_bt_left=$(awk -F '\t' -v verify="$of_bt_verify" '
         FNR == NR { n++; rec[n] = $0; at[n] = $6; want[$6] = 1; next }
-        $5 in want { mounted[$5] = 1 }
+        $5 in want { top[$5] = $0 }
         END {
             for (i = 1; i <= n; i++) {
-                if (!(at[i] in mounted)) { print rec[i]; continue }
+                if (!(at[i] in top)) { print "none\t" rec[i]; continue }
                 split(rec[i], f, "\t")
+                c = split(top[at[i]], m, " ")
+                for (k = 7; k < c; k++) if (m[k] == "-") break
+                super = "," m[c] ","
+                if (m[k + 1] != "overlay") { print "other\t" rec[i]; continue }
+                # Layers written otherwise (a symlink resolved, say): of_ovl_layers_match decides.
+                if (!index(super, ",upperdir=" f[4] ",") || !index(super, ",workdir=" f[5] ",")) {
+                    print "layers\t" rec[i] "\t" m[c]
+                    continue
+                }
                 print f[1] "\t" f[6] "\t" f[2] "\t-" >>verify
             }
         }
-    ' "$of_mb_file" FS=' ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk or write '$of_mb_verify'"
-    of_lines "$of_mb_left"
+    ' "$of_bt_file" FS=' ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk or write '$of_bt_verify'"
+    of_lines "$of_bt_left"
     while of_line; do
-        of_mb_record "$OF_LINE"
-        of_dmesg_mark
-        if ! of_mb_out=$(mount -t overlay overlay -o "$of_mb_opts" "$of_mb_merged" 2>&1); then
-            of_kernel_says
-            of_oneline "$of_mb_out"
-            of_err "mounting the overlay on '$of_mb_merged' with options '$of_mb_opts' failed: $OF_ONELINE${OF_KERNEL:+; kernel: $OF_KERNEL}"
-            OF_BATCH_FAILED=$((OF_BATCH_FAILED + 1))
-            continue
-        fi
-        printf '%s\t%s\t%s\t-\n' "$of_mb_merged" "$of_mb_canon" "$of_mb_pinned" >>"$of_mb_verify" || of_die "cannot write '$of_mb_verify'"
+        of_bt_record "${OF_LINE#*"$OF_TAB"}"
+        case ${OF_LINE%%"$OF_TAB"*} in
+            none)
+                if ! of_mount_overlay "$of_bt_merged" "$of_bt_opts"; then
+                    of_err "$OF_MOUNT_ERR"
+                    OF_BATCH_FAILED=$((OF_BATCH_FAILED + 1))
+                    continue
+                fi
+                ;;
+            layers)
+                of_opt_get lowerdir "$of_bt_opts" && of_bt_lower=$OF_OPT_VAL || of_bt_lower=
+                if ! of_ovl_layers_match "$of_bt_lower" "$of_bt_upper" "$of_bt_work" "$of_bt_extra"; then
+                    of_err "merged dir '$of_bt_merged' was mounted while this apply ran (by something else: $OF_MISMATCH); run it again"
+                    OF_BATCH_FAILED=$((OF_BATCH_FAILED + 1))
+                    continue
+                fi
+                ;;
+            *)
+                of_err "merged dir '$of_bt_merged' was mounted while this apply ran (by something else); run it again"
+                OF_BATCH_FAILED=$((OF_BATCH_FAILED + 1))
+                continue
+                ;;
+        esac
+        printf '%s\t%s\t%s\t-\n' "$of_bt_merged" "$of_bt_canon" "$of_bt_pinned" >>"$of_bt_verify" || of_die "cannot write '$of_bt_verify'"
     done
     [ "$OF_BATCH_FAILED" -eq 0 ]
 }
-# of_mb_record LINE: a line of of_mount_batch's FILE in of_mb_merged, of_mb_pinned, of_mb_opts,
-# of_mb_upper, of_mb_work and of_mb_canon (empty before it is added).
-of_mb_record() {
-    of_mb_rest=$1$OF_TAB
-    of_mb_merged=${of_mb_rest%%"$OF_TAB"*} of_mb_rest=${of_mb_rest#*"$OF_TAB"}
-    of_mb_pinned=${of_mb_rest%%"$OF_TAB"*} of_mb_rest=${of_mb_rest#*"$OF_TAB"}
-    of_mb_opts=${of_mb_rest%%"$OF_TAB"*} of_mb_rest=${of_mb_rest#*"$OF_TAB"}
-    of_mb_upper=${of_mb_rest%%"$OF_TAB"*} of_mb_rest=${of_mb_rest#*"$OF_TAB"}
-    of_mb_work=${of_mb_rest%%"$OF_TAB"*} of_mb_rest=${of_mb_rest#*"$OF_TAB"}
-    of_mb_canon=${of_mb_rest%"$OF_TAB"}
+# of_bt_record LINE: a line of of_mount_batch's FILE in of_bt_merged, of_bt_pinned, of_bt_opts,
+# of_bt_upper, of_bt_work, of_bt_canon (empty before it is added) and of_bt_extra (what follows).
+of_bt_record() {
+    of_bt_rest=$1$OF_TAB
+    of_bt_merged=${of_bt_rest%%"$OF_TAB"*} of_bt_rest=${of_bt_rest#*"$OF_TAB"}
+    of_bt_pinned=${of_bt_rest%%"$OF_TAB"*} of_bt_rest=${of_bt_rest#*"$OF_TAB"}
+    of_bt_opts=${of_bt_rest%%"$OF_TAB"*} of_bt_rest=${of_bt_rest#*"$OF_TAB"}
+    of_bt_upper=${of_bt_rest%%"$OF_TAB"*} of_bt_rest=${of_bt_rest#*"$OF_TAB"}
+    of_bt_work=${of_bt_rest%%"$OF_TAB"*} of_bt_rest=${of_bt_rest#*"$OF_TAB"}
+    of_bt_canon=${of_bt_rest%%"$OF_TAB"*} of_bt_rest=${of_bt_rest#*"$OF_TAB"}
+    of_bt_extra=${of_bt_rest%"$OF_TAB"}
 }
 
 # of_mount_verified MERGED PINNED: with OF_AT_* of the mount now on MERGED (of_mi_at), whether

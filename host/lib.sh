@@ -847,7 +847,7 @@ of_kernel_says() {
                 sub(/^ +/, "", line)
             }
             # A message repeated (a mount tried again): once.
-            if (n > 0 && line == last[(n - 1) % 5]) next
+            if (seen[line]++) next
             last[n++ % 5] = line
         }
         END {

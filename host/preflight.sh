@@ -10,10 +10,10 @@
 #
 # With <record> (a file: the box's apply gives one in the current host library's directory, so a
 # new library, with other pinned options or checks, runs its own), a pass is recorded there with
-# what it held for: this boot, <instanceRoot>, and the mount it is on (its id, device, type,
-# source and options, per-mount and superblock). While all of these are the same, the preflight
-# says so instead of testing again: the same test would pass again, and it is the largest fixed
-# cost of an apply (about 30 ms). A failure is never recorded.
+# what it held for: this boot, <instanceRoot>, the mount it is on (its id, device, type, source
+# and options, per-mount and superblock) and the filesystem's id, type and size. While all of
+# these are the same, the preflight says so instead of testing again: the same test would pass
+# again, and it is the largest fixed cost of an apply (about 30 ms). A failure is never recorded.
 
 [ "$#" -eq 2 ] || [ "$#" -eq 3 ] || of_usage "usage: of-preflight <instanceRoot> <lower> [<record>]"
 of_check_path "instance root" "$1"; root=$OF_PATH
@@ -33,9 +33,10 @@ if [ -L "$lower" ] && [ ! -e "$lower" ]; then
 fi
 
 # pf_passed: what a pass of this preflight holds for, in pf_key (one line): the boot, the root,
-# and the mountinfo line of the mount the root is on (the top-most with the longest mount point
-# the root is in), its first field the mount id. Returns 1 when that cannot be told (no root yet,
-# no boot id).
+# the mountinfo line of the mount the root is on (the top-most with the longest mount point the
+# root is in), its first field the mount id, and the filesystem's id, type and size (statfs: a disk
+# swapped for another at the same place may get the same device number and mount id). Returns 1
+# when that cannot be told (no root yet, no boot id).
 pf_key=
 pf_passed() {
     [ -d "$root" ] || return 1
@@ -50,14 +51,15 @@ pf_passed() {
             }
         }
         END { print line }' /proc/self/mountinfo) && [ -n "$pf_mount" ] || return 1
-    pf_key="boot $pf_boot root $root mount $pf_mount"
+    pf_fs=$(stat -f -c '%i %t %b' -- "$root" 2>/dev/null) && [ -n "$pf_fs" ] || return 1
+    pf_key="boot $pf_boot root $root mount $pf_mount fs $pf_fs"
 }
 if [ -n "$record" ] && pf_passed && [ -f "$record" ]; then
     pf_seen=
-    { IFS= read -r pf_seen && IFS= read -r pf_fs; } <"$record" 2>/dev/null || pf_seen=
-    if [ "$pf_seen" = "$pf_key" ] && [ -n "${pf_fs-}" ]; then
+    { IFS= read -r pf_seen && IFS= read -r pf_rootfs; } <"$record" 2>/dev/null || pf_seen=
+    if [ "$pf_seen" = "$pf_key" ] && [ -n "${pf_rootfs-}" ]; then
         printf 'ok preflight %s: %s can host overlay uppers (pinned %s): passed in this boot on the same mount\n' \
-            "$root" "$pf_fs" "$pinned"
+            "$root" "$pf_rootfs" "$pinned"
         exit 0
     fi
 fi

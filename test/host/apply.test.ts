@@ -418,6 +418,36 @@ describe.skipIf(unavailable)("host apply", () => {
         });
     });
 
+    it("an overlay mounted on a new instance's merged dir by something else during the apply is named, not taken for the instance's", async () => {
+        await withBox((ns, { fstab, lower }) => {
+            const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            // mount(8) as the apply runs it, but just before its mount -a something else mounts an
+            // overlay of its own on instance 2's merged dir (after the apply's one read of the table).
+            const bin = ns.p("bin");
+            const other = ns.p("other");
+            fs.mkdirSync(bin, { recursive: true });
+            fs.writeFileSync(
+                path.join(bin, "mount"),
+                [
+                    "#!/bin/sh",
+                    `if [ "$1" = -a ]; then mkdir -p '${other}/u' '${other}/w' '${p2.merged}' && /usr/bin/mount -t overlay overlay -o 'lowerdir=${lower},upperdir=${other}/u,workdir=${other}/w' '${p2.merged}' || exit 99; fi`,
+                    'exec /usr/bin/mount "$@"',
+                    "",
+                ].join("\n"),
+                { mode: 0o755 },
+            );
+            const input = [p1, p2].map(instanceRecord).join("");
+            const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib(), "set", fstab, "box1", "keep"], { path: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin`, input });
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain(`merged dir '${p2.merged}' was mounted while this apply ran (by something else: upperdir is ${other}/u, want ${p2.upper}`);
+            expect(r.stderr).toContain("1 of the box's instances failed");
+            expect(r.stdout).toContain(`ok mount ${p1.merged}: mounted`);
+            expect(r.stdout).not.toContain(`ok mount ${p2.merged}`);
+            // Left as it is: nothing mounted over it.
+            expect(ns.mountsAt(p2.merged)).toHaveLength(1);
+        });
+    });
+
     it("an instance whose overlay has another filesystem mounted over it is refused, naming it; the others are mounted or kept", async () => {
         await withBox((ns, { fstab }) => {
             const [p1, p2, p3] = [1, 2, 3].map((n) => plan(ns, "box1", `ttnode${n}`, n));
@@ -458,7 +488,7 @@ describe.skipIf(unavailable)("host apply", () => {
 
     it("compares each instance with the overlays outside the plan that touch it, however: as of-mount alone refuses it, and mounts the others", async () => {
         await withBox((ns, { fstab, lower, disk }) => {
-            const [p1, p2, p3, p4, p5, p6] = [1, 2, 3, 4, 5, 6].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            const [p1, p2, p3, p4, p5, p6, p7] = [1, 2, 3, 4, 5, 6, 7].map((n) => plan(ns, "box1", `ttnode${n}`, n));
             // Instance 6 has a lower of its own (the others share theirs).
             const lower6 = path.join(disk, "lower6");
             fs.mkdirSync(lower6);
@@ -488,17 +518,24 @@ describe.skipIf(unavailable)("host apply", () => {
             overlay("f5", `${p5.dir}.g2`);
             // An upper inside instance 6's lower.
             overlay("f6", lower, path.join(lower6, "inner"));
+            // Instance 7's dirs in generation 2 of a lower at generation 1 (no suffix).
+            const gen1 = path.join(disk, "gen1");
+            fs.mkdirSync(gen1);
+            overlay("f7", gen1);
+            const dir7 = `${gen1}.g2`;
+            Object.assign(p7, { upper: path.join(dir7, "upper"), work: path.join(dir7, "work"), merged: path.join(dir7, "mnts") });
+            Object.assign(p7, { fstabOptions: fstabOptions(lower, p7.upper, p7.work, disk) });
 
-            const r = apply(ns, "set", fstab, [p1, p2, p3, p4, p5, p6]);
+            const r = apply(ns, "set", fstab, [p1, p2, p3, p4, p5, p6, p7]);
             expect(r.status).toBe(1);
-            expect(r.stderr).toContain("5 of the box's instances failed");
+            expect(r.stderr).toContain("6 of the box's instances failed");
             expect(r.stdout).toContain(`ok mount ${p1.merged}: mounted`);
             expect(overlays(ns).filter((m) => m.startsWith(disk + "/"))).toEqual([p1.merged]);
             expect(overlays(ns)).toContain(apart);
             const refusals = r.stderr.split("\n").filter((l) => l.includes("refusing to mount"));
-            expect(refusals).toHaveLength(5);
+            expect(refusals).toHaveLength(6);
             // Each refused as of-mount alone (one instance, every overlay compared) refuses it.
-            for (const p of [p2, p3, p4, p5, p6]) {
+            for (const p of [p2, p3, p4, p5, p6, p7]) {
                 const alone = libCall(ns, "mount", [p.lower, p.upper, p.work, p.merged, PINNED, "-", "-"]);
                 expect(alone.status, alone.stderr).toBe(1);
                 const line = alone.stderr.trim();
@@ -507,6 +544,7 @@ describe.skipIf(unavailable)("host apply", () => {
             }
             expect(refusals.find((l) => l.includes(p6.merged))).toContain(`lower dir '${lower6}' contains the upperdir`);
             expect(refusals.find((l) => l.includes(p5.merged))).toContain("lowerdir generation");
+            expect(refusals.find((l) => l.includes(p7.merged))).toContain(`is inside the lowerdir generation of another overlay`);
         });
     });
 

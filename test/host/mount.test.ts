@@ -2,7 +2,7 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { hostFactsPreamble, hostInvocation, hostScriptDir, shQuote } from "../../components/hostScripts";
+import { hostFactsPreamble, hostScript, hostScriptDir, shQuote } from "../../components/hostScripts";
 import { dockerStub, fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
@@ -243,8 +243,10 @@ describe.skipIf(unavailable)("host mount/unmount", () => {
             const busy = ns.spawnBackground('cd "$1" && exec sleep 600', [i.merged]);
             ns.ok('for n in 1 2 3 4 5 6 7 8 9 10; do fuser -m "$1" >/dev/null 2>&1 && exit 0; sleep 0.2; done; exit 1', [i.merged]);
 
-            // What the instance component runs on delete: unmount, then drop the fstab line.
-            const teardown = `${hostInvocation("unmount", [i.merged, "purge", i.upper, i.work])} && ${hostInvocation("fstab", ["remove", fstab, "box1/ttnode1"])}`;
+            // What the instance component runs on delete: unmount, then drop the fstab line (the two
+            // scripts as files: inline, together, they pass the kernel's 128 KiB for one argument).
+            for (const name of ["unmount", "fstab"] as const) fs.writeFileSync(ns.p(`${name}.sh`), hostScript(name));
+            const teardown = `sh ${shQuote(ns.p("unmount.sh"))} ${[i.merged, "purge", i.upper, i.work].map(shQuote).join(" ")} && sh ${shQuote(ns.p("fstab.sh"))} remove ${shQuote(fstab)} box1/ttnode1`;
             let r = ns.sh(teardown);
             expect(r.status).toBe(1);
             expect(r.stderr).toMatch(/^overlay-fleet: cannot unmount the overlay at '.*ttnode1\/mnts', it is busy/m);
