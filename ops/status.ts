@@ -50,6 +50,24 @@ function pulumi(args: string[], cwd: string): string {
 }
 
 /** Runs host/status.sh on one box over SSH and parses its TSV. */
+/**
+ * What status runs on a box: whether the box still has its host library, then the status scripts
+ * themselves, inline (they need no library: a wiped box is told so). Given to the box's `sh -s` on
+ * its stdin, not as the command of the SSH session: the login shell gets that as one argument,
+ * which Linux takes up to 128 KiB (MAX_ARG_STRLEN), and the two scripts with the instances of a
+ * big box come close. Each script is one argument of its own `sh -c` there (hostInvocation).
+ */
+export function statusCommand(box: BoxSummary): string {
+    const args = [box.fstab, box.lower, ...box.instances.flatMap((i) => [i.id, i.merged, i.upper])];
+    // Whether the box still has its host library, first: the rest does not need it.
+    const libraryMark = shQuote(`${hostLibraryCurrent}/SHA256SUMS`);
+    let remote = `{ if [ -f ${libraryMark} ]; then printf 'library\tok\n'; else printf 'library\tmissing\n'; fi; } && ${hostInvocation("status", args)}`;
+    if (!box.cacheOnly && box.network) {
+        remote += " && " + hostInvocation("container", ["status", box.network, ...box.instances.map((i) => i.name)]);
+    }
+    return remote;
+}
+
 export function boxStatus(box: BoxSummary, privateKey: string | undefined): BoxStatus {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-status-"));
     try {
@@ -61,14 +79,9 @@ export function boxStatus(box: BoxSummary, privateKey: string | undefined): BoxS
             fs.writeFileSync(keyFile, privateKey.endsWith("\n") ? privateKey : `${privateKey}\n`, { mode: 0o600 });
             sshArgs.push("-i", keyFile, "-o", "IdentitiesOnly=yes");
         }
-        const args = [box.fstab, box.lower, ...box.instances.flatMap((i) => [i.id, i.merged, i.upper])];
-        // Whether the box still has its host library, first: the rest does not need it.
-        const libraryMark = shQuote(`${hostLibraryCurrent}/SHA256SUMS`);
-        let remote = `{ if [ -f ${libraryMark} ]; then printf 'library\tok\n'; else printf 'library\tmissing\n'; fi; } && ${hostInvocation("status", args)}`;
-        if (!box.cacheOnly && box.network) {
-            remote += " && " + hostInvocation("container", ["status", box.network, ...box.instances.map((i) => i.name)]);
-        }
-        const result = spawnSync("ssh", [...sshArgs, `${box.user}@${box.host}`, remote], { encoding: "utf8" });
+        // Read whole before it runs (one group), the scripts reading /dev/null, not the rest of it.
+        const input = `{\n${statusCommand(box)}\n} </dev/null\n`;
+        const result = spawnSync("ssh", [...sshArgs, `${box.user}@${box.host}`, "sh -s"], { input, encoding: "utf8" });
         const status: BoxStatus = { box: box.name, reachable: result.status === 0, library: false, lower: box.lower, lowerBytes: 0, instances: [] };
         if (result.status !== 0) {
             status.error = (result.stderr || result.error?.message || `ssh exited ${result.status}`).trim();

@@ -162,6 +162,9 @@ describe("pulumi against the lab", () => {
 
     it("an up killed half way, then run again, converges with nothing duplicated", async () => {
         configure({ box1: 6, box2: 4 });
+        // Half way for sure: box2's apply waits for the box lock, held here until the CLI is
+        // killed, so the run cannot end before (box1's apply is done in well under a second).
+        const holder = inBox("box2", "exec flock /run/lock/overlay-fleet.lock sleep 1171");
         const child = project.upInBackground();
         child.stdout!.resume();
         // Kill the CLI once the new instances have started to appear on the boxes.
@@ -169,8 +172,11 @@ describe("pulumi against the lab", () => {
         while (Date.now() < deadline && (await managedFstabLines("box1")).length < 3) {
             await new Promise((r) => setTimeout(r, 100));
         }
+        expect(child.exitCode).toBe(null);
         child.kill("SIGKILL");
         await new Promise((r) => child.once("exit", r));
+        await inBoxOk("box2", "pkill -f 'sleep 117[1]'");
+        await holder;
         // A killed CLI leaves the file backend's lock behind; the user clears it, then re-runs.
         expect((await project.up()).stderr).toContain("locked");
         await project.pulumiOk(["cancel", "--yes"]);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { BoxStatus, ContainerStatus, containersLost, containersRecovery, libraryRecovery } from "../../ops/status";
+import { BoxSummary } from "../../components/box";
+import { maxInstancesPerBox } from "../../model/constants";
+import { BoxStatus, ContainerStatus, containersLost, containersRecovery, libraryRecovery, statusCommand } from "../../ops/status";
 
 const box = (states: Array<ContainerStatus["state"] | undefined>): BoxStatus => ({
     box: "box1",
@@ -46,5 +48,39 @@ describe("status recovery commands", () => {
             "box1-containers-run",
         ]);
         expect(libraryRecovery(urns, "box9")).toEqual([]);
+    });
+});
+
+describe("status command", () => {
+    it("of the biggest box with containers: each argument the box's shell executes stays under Linux's 128 KiB", () => {
+        const root = "/mnt/usbdisk-of-a-box-with-a-long-name/instances-of-overlay-fleet";
+        const summary: BoxSummary = {
+            name: "box1",
+            host: "192.168.1.10",
+            port: 22,
+            user: "root",
+            hostKey: "ssh-ed25519 AAAA",
+            fstab: "/etc/fstab",
+            lower: `${root}/static_cache`,
+            generation: 1,
+            cacheOnly: false,
+            network: "macnet",
+            instances: Array.from({ length: maxInstancesPerBox }, (_, i) => ({
+                id: `box1/ttnode${i + 1}`,
+                name: `ttnode${i + 1}`,
+                merged: `${root}/ttnode${i + 1}/mnts`,
+                upper: `${root}/ttnode${i + 1}/upper`,
+                hostname: `ttnode${i + 1}`,
+                ip: `192.168.1.${100 + i}`,
+                mac: "02:42:c0:a8:01:64",
+            })),
+        };
+        const command = statusCommand(summary);
+        // The scripts, one `sh -c '<script>'` each: the longest single-quoted word is what one exec gets.
+        const words = command.match(/'(?:[^']|'\\'')*'/g) ?? [];
+        const longest = Math.max(...words.map((w) => Buffer.byteLength(w)));
+        expect(longest).toBeGreaterThan(40_000);
+        expect(longest).toBeLessThan(128 * 1024 - 16 * 1024);
+        expect(command).toContain("ttnode64");
     });
 });
