@@ -34,8 +34,9 @@ export const preflightRecord = `${hostLibraryCurrent}/preflight.ok`;
 
 /**
  * The host calls that make a box's lower ready, before any instance mounts: a preflight proving
- * the box can host overlay uppers (once per boot and mount, see preflightRecord), the lower prepared with instance-private paths moved aside, and
- * the current cache generation built (folded) when the stack asks for a newer one. Idempotent: the
+ * the box can host overlay uppers (once per boot and mount, see preflightRecord), the lower
+ * prepared with instance-private paths moved aside, and the current cache generation built
+ * (folded) when the stack asks for a newer one. Idempotent: the
  * fold reads the live instances from the box's managed fstab lines, so scaling the box changes
  * nothing here.
  */

@@ -10,8 +10,8 @@
 # be refused, one edit per instance, so only the refused one fails), then their mounts (of-mount's
 # of_mount_main, in a subshell each, under the box lock taken once): a remount (a generation
 # switch) one instance at a time, the new mounts together after the last (of_mount_batch); an
-# instance whose line could not be written is not mounted. `remove` takes down every managed line of <box> and every
-# listed instance (unmount, then the line). An instance that fails does not stop the others: its
+# instance whose line could not be written is not mounted. `remove` takes down every managed line
+# of <box> and every listed instance (unmount, then the line). An instance that fails does not stop the others: its
 # error is printed and the status is 1. `set` records the plan's ids, containers and merged dirs in
 # $OF_PLAN_DIR/<box> (`remove` deletes that file). Runs in the installed host library (the other
 # commands beside it).
@@ -135,8 +135,8 @@ ap_drop_lines() {
 
 # One read of the records (every record checked before anything changes). On set: the instances
 # the box keeps, as ` <id>=<merged> `; for of-mount the planned instances as `<merged> <upper>
-# <work> <lower>` lines (it need not compare an instance with its planned siblings, see of_layers_near,
-# which keeps a box of many instances linear); the arguments of the one fstab edit
+# <work> <lower>` lines (it need not compare an instance with its planned siblings, see
+# of_layers_near, which keeps a box of many instances linear); the arguments of the one fstab edit
 # (`<id> <merged> <options>`...); the plan of record (`<id> <container|-> <merged>` lines).
 planned=
 OF_SIBLINGS=

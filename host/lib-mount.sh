@@ -9,12 +9,12 @@
 # each instance its line as OF_SNAP_TOP, for of_mount_at); OF_OTHER_OVERLAYS, the instance
 # overlays outside the plan (of_other_overlays), which of_layers_near then compares with;
 # OF_SNAP_FOREIGN, 1 if there are any, else 0; OF_SNAP_NEARS, which of them each instance is to be
-# compared with (of_snap_near; of-apply gives each its line as OF_SNAP_NEAR); OF_SNAP, 1. Under the box lock only the batch
-# mounts, each instance on its own planned merged dir, so what the snapshot says of an instance's
-# merged dir and of the overlays outside the plan is taken to hold until its mount: should
-# something else mount or unmount there meanwhile (outside the lock), its instance goes by the
-# snapshot, as it would by a read of the table just before that change. With no foreign overlay,
-# of_layers_near has nothing to compare with.
+# compared with (of_snap_near; of-apply gives each its line as OF_SNAP_NEAR); OF_SNAP, 1. Under
+# the box lock only the batch mounts, each instance on its own planned merged dir, so what the
+# snapshot says of an instance's merged dir and of the overlays outside the plan is taken to hold
+# until its mount: should something else mount or unmount there meanwhile (outside the lock), its
+# instance goes by the snapshot, as it would by a read of the table just before that change. With
+# no foreign overlay, of_layers_near has nothing to compare with.
 of_mount_snapshot() {
     OF_SNAP_TOPS=$(OF_MS_SIBLINGS=${OF_SIBLINGS-} awk '
         BEGIN {
@@ -37,8 +37,8 @@ of_mount_snapshot() {
 # OF_SNAP_NEARS: a line per instance, in order, the numbers joined by commas, or `-` for none
 # (of-apply gives each instance its line as OF_SNAP_NEAR, for of_snap_others). A test of the
 # layers' paths as strings (as written and canonical) and by inode that leaves out no overlay
-# of_layers_near would find (it keeps more: any string prefix of a generation family's base, any
-# kind of layer), so that the comparisons in sh, about a millisecond per instance and overlay, are
+# of_layers_near would find (it keeps more: a path that merely starts with the string of a lower
+# or of a generation family's base), so that the comparisons in sh, about a millisecond per instance and overlay, are
 # made for the few pairs that may touch, not for every instance beside every container's overlay.
 of_snap_near() {
     # Their layers, `<number> <kind> <path>`: u upper, w work, l lower.

@@ -49,7 +49,6 @@ function pulumi(args: string[], cwd: string): string {
     return execFileSync("pulumi", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
 }
 
-/** Runs host/status.sh on one box over SSH and parses its TSV. */
 /**
  * What status runs on a box: whether the box still has its host library, then the status scripts
  * themselves, inline (they need no library: a wiped box is told so). Given to the box's `sh -s` on
@@ -68,6 +67,7 @@ export function statusCommand(box: BoxSummary): string {
     return remote;
 }
 
+/** Runs host/status.sh on one box over SSH and parses its TSV. */
 export function boxStatus(box: BoxSummary, privateKey: string | undefined): BoxStatus {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-status-"));
     try {
