@@ -483,7 +483,12 @@ of_mount_verify_batch() {
         $5 in want { top[$5] = $0 }
         END { for (i = 1; i <= n; i++) print rec[i] "\t" top[at[i]] }
     ' "$1" FS=' ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
-    while IFS=$OF_TAB read -r of_vb_merged of_vb_canon of_vb_pinned of_vb_reason of_vb_line; do
+    of_lines "$of_vb_lines"
+    while of_line; do
+        of_vb_merged=${OF_LINE%%"$OF_TAB"*} of_vb_rest=${OF_LINE#*"$OF_TAB"}
+        of_vb_canon=${of_vb_rest%%"$OF_TAB"*} of_vb_rest=${of_vb_rest#*"$OF_TAB"}
+        of_vb_pinned=${of_vb_rest%%"$OF_TAB"*} of_vb_rest=${of_vb_rest#*"$OF_TAB"}
+        of_vb_reason=${of_vb_rest%%"$OF_TAB"*} of_vb_line=${of_vb_rest#*"$OF_TAB"}
         of_mi_at_line "$of_vb_canon" "$of_vb_line"
         [ "$of_vb_reason" != - ] || of_vb_reason=
         if of_mount_verified "$of_vb_merged" "$of_vb_pinned"; then
@@ -491,9 +496,7 @@ of_mount_verify_batch() {
         else
             OF_VERIFY_FAILED=$((OF_VERIFY_FAILED + 1))
         fi
-    done <<EOF
-$of_vb_lines
-EOF
+    done
     [ "$OF_VERIFY_FAILED" -eq 0 ]
 }
 

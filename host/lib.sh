@@ -310,20 +310,32 @@ EOF
 of_mi_walk() {
     of_mi_cb=$1
     shift
-    while IFS=' ' read -r OF_MI_ID OF_MI_PARENT OF_MI_DEV OF_MI_ROOT OF_MI_MP OF_MI_OPTS of_mi_rest; do
-        case $of_mi_rest in
-            '- '*) of_mi_tail=${of_mi_rest#- } ;;
-            *' - '*) of_mi_tail=${of_mi_rest#* - } ;;
-            *) continue ;;
-        esac
-        OF_MI_FSTYPE=${of_mi_tail%% *}
-        of_mi_tail=${of_mi_tail#"$OF_MI_FSTYPE"}
-        of_mi_tail=${of_mi_tail# }
-        OF_MI_SOURCE=${of_mi_tail%% *}
-        of_mi_tail=${of_mi_tail#"$OF_MI_SOURCE"}
-        OF_MI_SUPER=${of_mi_tail# }
+    while IFS= read -r of_mi_line; do
+        of_mi_parse "$of_mi_line" || continue
         "$of_mi_cb" "$@" || break
     done
+}
+# of_mi_parse LINE: the OF_MI_* of one mountinfo line (fields separated by one blank); returns 1
+# for a line without the ` - ` that ends its optional fields.
+of_mi_parse() {
+    of_mi_rest=$1
+    OF_MI_ID=${of_mi_rest%% *} of_mi_rest=${of_mi_rest#* }
+    OF_MI_PARENT=${of_mi_rest%% *} of_mi_rest=${of_mi_rest#* }
+    OF_MI_DEV=${of_mi_rest%% *} of_mi_rest=${of_mi_rest#* }
+    OF_MI_ROOT=${of_mi_rest%% *} of_mi_rest=${of_mi_rest#* }
+    OF_MI_MP=${of_mi_rest%% *} of_mi_rest=${of_mi_rest#* }
+    OF_MI_OPTS=${of_mi_rest%% *} of_mi_rest=${of_mi_rest#* }
+    case $of_mi_rest in
+        '- '*) of_mi_tail=${of_mi_rest#- } ;;
+        *' - '*) of_mi_tail=${of_mi_rest#* - } ;;
+        *) return 1 ;;
+    esac
+    OF_MI_FSTYPE=${of_mi_tail%% *}
+    of_mi_tail=${of_mi_tail#"$OF_MI_FSTYPE"}
+    of_mi_tail=${of_mi_tail# }
+    OF_MI_SOURCE=${of_mi_tail%% *}
+    of_mi_tail=${of_mi_tail#"$OF_MI_SOURCE"}
+    OF_MI_SUPER=${of_mi_tail# }
 }
 
 # of_mi_at MOUNTPOINT: the top-most mount on MOUNTPOINT (canonical path). OF_AT_FOUND=1|0 and
@@ -343,9 +355,7 @@ of_mi_at_line() {
     of_at_reset
     of_at_target=$1
     case $2 in '' | -) return 0 ;; esac
-    of_mi_walk of_mi_at_cb <<EOF
-$2
-EOF
+    ! of_mi_parse "$2" || of_mi_at_cb
 }
 of_mi_at_cb() {
     if [ "$OF_MI_MP" = "$of_at_target" ]; then
