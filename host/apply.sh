@@ -11,10 +11,10 @@
 # of_mount_main, in a subshell each, under the box lock taken once): a remount (a generation
 # switch) one instance at a time, the new mounts together after the last (of_mount_batch); an
 # instance whose line could not be written is not mounted. `remove` takes down every managed line
-# of <box> and every listed instance (unmount, then the line). An instance that fails does not stop the others: its
-# error is printed and the status is 1. `set` records the plan's ids, containers and merged dirs in
-# $OF_PLAN_DIR/<box> (`remove` deletes that file). Runs in the installed host library (the other
-# commands beside it).
+# of <box> and every listed instance (unmount, then the line). An instance that fails does not stop
+# the others: its error is printed and the status is 1. `set` records the plan's ids, containers
+# and merged dirs in $OF_PLAN_DIR/<box> (`remove` deletes that file). Runs in the installed host
+# library (the other commands beside it).
 
 [ "$#" -eq 4 ] || of_usage "usage: of-apply set|remove <fstabFile> <box> <keep|purge>"
 action=$1
@@ -49,18 +49,16 @@ ap_records=$(cat) || of_die "cannot read the plan from stdin"
 # ap_fstab_opts ap_container ap_manifest; a record of another box, with a field missing, empty or
 # too many is a usage error.
 ap_record() {
-    ap_r=$1$OF_TAB
+    of_fields "$1"
     ap_field && ap_id=$ap_f && ap_field && ap_lower=$ap_f && ap_field && ap_upper=$ap_f &&
         ap_field && ap_work=$ap_f && ap_field && ap_merged=$ap_f && ap_field && ap_pinned=$ap_f &&
         ap_field && ap_fstab_opts=$ap_f && ap_field && ap_container=$ap_f && ap_field && ap_manifest=$ap_f &&
-        [ -z "$ap_r" ] || of_usage "plan record must have 9 tab-separated fields, none empty: $1"
+        [ -z "$of_fields_rest" ] || of_usage "plan record must have 9 tab-separated fields, none empty: $1"
     of_check_on_box "$ap_id" "$box"
 }
-# ap_field: the next field of ap_r in ap_f; 1 if there is none or it is empty.
+# ap_field: the record's next field in ap_f; 1 if there is none or it is empty.
 ap_field() {
-    ap_f=${ap_r%%"$OF_TAB"*}
-    ap_r=${ap_r#*"$OF_TAB"}
-    [ -n "$ap_f" ]
+    of_field && ap_f=$OF_FIELD && [ -n "$ap_f" ]
 }
 
 failed=0

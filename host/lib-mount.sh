@@ -380,71 +380,56 @@ of_mount_batch() {
     # Its status says only whether all were mounted; what failed is the alone mount's to say.
     mount -a -T "$of_bt_file.fstab" >/dev/null 2>&1 || :
     rm -f -- "$of_bt_file.fstab"
-    # By the top-most mount on each merged dir now: ours (an overlay with the instance's upper and
-    # work dirs) go to VERIFY (`<merged> <canonical merged> <pinned> -`); the others are printed,
-    # `none` (nothing mounted there: mount -a failed it), `other` (something else mounted there
-    # since the snapshot, which mount -a then took for ours) or `layers` (an overlay whose upper or
-    # work dir is written otherwise), then the record (and for `layers` its superblock options).
-    of_bt_left=$(awk -F '\t' -v verify="$of_bt_verify" '
-        FNR == NR { n++; rec[n] = $0; at[n] = $6; want[$6] = 1; next }
-        $5 in want { top[$5] = $0 }
-        END {
-            for (i = 1; i <= n; i++) {
-                if (!(at[i] in top)) { print "none\t" rec[i]; continue }
-                split(rec[i], f, "\t")
-                c = split(top[at[i]], m, " ")
-                for (k = 7; k < c; k++) if (m[k] == "-") break
-                super = "," m[c] ","
-                if (m[k + 1] != "overlay") { print "other\t" rec[i]; continue }
-                # Layers written otherwise (a symlink resolved, say): of_ovl_layers_match decides.
-                if (!index(super, ",upperdir=" f[4] ",") || !index(super, ",workdir=" f[5] ",")) {
-                    print "layers\t" rec[i] "\t" m[c]
-                    continue
-                }
-                print f[1] "\t" f[6] "\t" f[2] "\t-" >>verify
-            }
-        }
-    ' "$of_bt_file" FS=' ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk or write '$of_bt_verify'"
-    of_lines "$of_bt_left"
+    # Each by the top-most mount on its merged dir now: ours (an overlay with the instance's layers)
+    # goes to VERIFY (`<merged> <canonical merged> <pinned> -`); with nothing there (mount -a
+    # failed it) it is mounted alone; anything else was mounted there by something else since the
+    # snapshot (mount -a then took it for ours).
+    of_tops "$of_bt_file" 6
+    of_lines "$OF_TOPS"
     while of_line; do
-        of_bt_record "${OF_LINE#*"$OF_TAB"}"
-        case ${OF_LINE%%"$OF_TAB"*} in
-            none)
-                if ! of_mount_overlay "$of_bt_merged" "$of_bt_opts"; then
-                    of_err "$OF_MOUNT_ERR"
-                    OF_BATCH_FAILED=$((OF_BATCH_FAILED + 1))
-                    continue
-                fi
-                ;;
-            layers)
-                of_opt_get lowerdir "$of_bt_opts" && of_bt_lower=$OF_OPT_VAL || of_bt_lower=
-                if ! of_ovl_layers_match "$of_bt_lower" "$of_bt_upper" "$of_bt_work" "$of_bt_extra"; then
-                    of_err "merged dir '$of_bt_merged' was mounted while this apply ran (by something else: $OF_MISMATCH); run it again"
-                    OF_BATCH_FAILED=$((OF_BATCH_FAILED + 1))
-                    continue
-                fi
-                ;;
-            *)
+        of_bt_record "$OF_LINE"
+        if [ -z "$of_bt_extra" ]; then
+            if ! of_mount_overlay "$of_bt_merged" "$of_bt_opts"; then
+                of_err "$OF_MOUNT_ERR"
+                OF_BATCH_FAILED=$((OF_BATCH_FAILED + 1))
+                continue
+            fi
+        else
+            of_mi_at_line "$of_bt_canon" "$of_bt_extra"
+            of_opt_get lowerdir "$of_bt_opts" && of_bt_lower=$OF_OPT_VAL || of_bt_lower=
+            if [ "$OF_AT_FSTYPE" != overlay ]; then
                 of_err "merged dir '$of_bt_merged' was mounted while this apply ran (by something else); run it again"
                 OF_BATCH_FAILED=$((OF_BATCH_FAILED + 1))
                 continue
-                ;;
-        esac
+            elif ! of_ovl_layers_match "$of_bt_lower" "$of_bt_upper" "$of_bt_work" "$OF_AT_SUPER"; then
+                of_err "merged dir '$of_bt_merged' was mounted while this apply ran (by something else: $OF_MISMATCH); run it again"
+                OF_BATCH_FAILED=$((OF_BATCH_FAILED + 1))
+                continue
+            fi
+        fi
         printf '%s\t%s\t%s\t-\n' "$of_bt_merged" "$of_bt_canon" "$of_bt_pinned" >>"$of_bt_verify" || of_die "cannot write '$of_bt_verify'"
     done
     [ "$OF_BATCH_FAILED" -eq 0 ]
 }
 # of_bt_record LINE: a line of of_mount_batch's FILE in of_bt_merged, of_bt_pinned, of_bt_opts,
-# of_bt_upper, of_bt_work, of_bt_canon (empty before it is added) and of_bt_extra (what follows).
+# of_bt_upper, of_bt_work, of_bt_canon (empty before it is added) and of_bt_extra (a field after).
 of_bt_record() {
-    of_bt_rest=$1$OF_TAB
-    of_bt_merged=${of_bt_rest%%"$OF_TAB"*} of_bt_rest=${of_bt_rest#*"$OF_TAB"}
-    of_bt_pinned=${of_bt_rest%%"$OF_TAB"*} of_bt_rest=${of_bt_rest#*"$OF_TAB"}
-    of_bt_opts=${of_bt_rest%%"$OF_TAB"*} of_bt_rest=${of_bt_rest#*"$OF_TAB"}
-    of_bt_upper=${of_bt_rest%%"$OF_TAB"*} of_bt_rest=${of_bt_rest#*"$OF_TAB"}
-    of_bt_work=${of_bt_rest%%"$OF_TAB"*} of_bt_rest=${of_bt_rest#*"$OF_TAB"}
-    of_bt_canon=${of_bt_rest%%"$OF_TAB"*} of_bt_rest=${of_bt_rest#*"$OF_TAB"}
-    of_bt_extra=${of_bt_rest%"$OF_TAB"}
+    of_bt_merged= of_bt_pinned= of_bt_opts= of_bt_upper= of_bt_work= of_bt_canon= of_bt_extra=
+    of_fields "$1"
+    of_field && of_bt_merged=$OF_FIELD && of_field && of_bt_pinned=$OF_FIELD && of_field && of_bt_opts=$OF_FIELD &&
+        of_field && of_bt_upper=$OF_FIELD && of_field && of_bt_work=$OF_FIELD && of_field && of_bt_canon=$OF_FIELD &&
+        of_field && of_bt_extra=$OF_FIELD || :
+}
+
+# of_tops FILE N: each line of FILE (tab-separated) with a tab and the top-most mountinfo line on
+# the mount point in its field N (nothing after the tab when nothing is mounted there), in
+# OF_TOPS: one read of the mount table for a batch's checks.
+of_tops() {
+    OF_TOPS=$(awk -F '\t' -v col="$2" '
+        FNR == NR { n++; rec[n] = $0; at[n] = $col; want[$col] = 1; next }
+        $5 in want { top[$5] = $0 }
+        END { for (i = 1; i <= n; i++) print rec[i] "\t" top[at[i]] }
+    ' "$1" FS=' ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
 }
 
 # of_mount_verified MERGED PINNED: with OF_AT_* of the mount now on MERGED (of_mi_at), whether
@@ -477,18 +462,14 @@ of_mount_ok() {
 of_mount_verify_batch() {
     OF_VERIFY_FAILED=0
     [ -s "$1" ] || return 0
-    # Each record with the top-most (last) mountinfo line on its merged dir, if any.
-    of_vb_lines=$(awk -F '\t' '
-        FNR == NR { n++; rec[n] = $0; at[n] = $2; want[$2] = 1; next }
-        $5 in want { top[$5] = $0 }
-        END { for (i = 1; i <= n; i++) print rec[i] "\t" top[at[i]] }
-    ' "$1" FS=' ' /proc/self/mountinfo) || of_die "cannot read /proc/self/mountinfo with awk"
-    of_lines "$of_vb_lines"
+    # Each record with the top-most mountinfo line on its merged dir, if any.
+    of_tops "$1" 2
+    of_lines "$OF_TOPS"
     while of_line; do
-        of_vb_merged=${OF_LINE%%"$OF_TAB"*} of_vb_rest=${OF_LINE#*"$OF_TAB"}
-        of_vb_canon=${of_vb_rest%%"$OF_TAB"*} of_vb_rest=${of_vb_rest#*"$OF_TAB"}
-        of_vb_pinned=${of_vb_rest%%"$OF_TAB"*} of_vb_rest=${of_vb_rest#*"$OF_TAB"}
-        of_vb_reason=${of_vb_rest%%"$OF_TAB"*} of_vb_line=${of_vb_rest#*"$OF_TAB"}
+        of_vb_merged= of_vb_canon= of_vb_pinned= of_vb_reason= of_vb_line=
+        of_fields "$OF_LINE"
+        of_field && of_vb_merged=$OF_FIELD && of_field && of_vb_canon=$OF_FIELD && of_field && of_vb_pinned=$OF_FIELD &&
+            of_field && of_vb_reason=$OF_FIELD && of_field && of_vb_line=$OF_FIELD || :
         of_mi_at_line "$of_vb_canon" "$of_vb_line"
         [ "$of_vb_reason" != - ] || of_vb_reason=
         if of_mount_verified "$of_vb_merged" "$of_vb_pinned"; then

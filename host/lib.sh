@@ -36,6 +36,17 @@ of_line() {
     return 1
 }
 
+# of_fields TEXT, then of_field while it returns 0: the tab-separated fields of TEXT one by one in
+# OF_FIELD (empty for an empty field), what follows in of_fields_rest. One split at a time.
+of_fields() {
+    of_fields_rest=$1$OF_TAB
+}
+of_field() {
+    [ -n "$of_fields_rest" ] || return 1
+    OF_FIELD=${of_fields_rest%%"$OF_TAB"*}
+    of_fields_rest=${of_fields_rest#*"$OF_TAB"}
+}
+
 of_err() { printf 'overlay-fleet: %s\n' "$*" >&2; }
 of_warn() { printf 'overlay-fleet: warning: %s\n' "$*" >&2; }
 of_die() { of_err "$@"; exit 1; }
