@@ -170,7 +170,8 @@ fi
 printf 'ok preflight %s: %s can host overlay uppers (whiteouts, opaque dirs, the pinned options); lower %s: %s\n' \
     "$root" "$rootfs" "$lower" "$lowerinfo"
 # The pass recorded (written aside, then renamed): a failure to record costs only the next test.
-if [ -n "$record" ] && pf_passed; then
+# The key read before the test, or (no root then) now.
+if [ -n "$record" ] && { [ -n "$pf_key" ] || pf_passed; }; then
     { printf '%s\n%s\n' "$pf_key" "$rootfs" >"$record.new" && mv -f -- "$record.new" "$record"; } 2>/dev/null ||
         rm -f -- "$record.new" 2>/dev/null || :
 fi
