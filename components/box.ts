@@ -1,18 +1,13 @@
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
-import * as docker from "@pulumi/docker";
 import { BoxPlan, ResolvedBox, ServiceBox } from "../model/config";
-import { knownHostsLine } from "../model/net";
 import { boxFstab } from "../model/constants";
 import { InstancePlan } from "../model/plan";
 import { HostCall, hostCalls, HostLibrary, HostLibraryBundle, installAndRun, LibraryCommand } from "./hostLibrary";
 import { shQuote } from "./hostScripts";
 import { BoxContainers } from "./boxContainers";
 import { LowerCache, LowerCacheArgs, lowerCalls, retireCalls } from "./lowerCache";
-import { enginePreflight, MacvlanNetwork } from "./macvlanNetwork";
+import { enginePreflight, MacvlanNetwork, MacvlanNetworkArgs } from "./macvlanNetwork";
 import { instanceRecord, OverlayInstance } from "./overlayInstance";
 
 
@@ -47,9 +42,9 @@ export interface BoxSummary {
  * One box of the host group: its host library, lower cache, N overlay instances and, unless the
  * box is cache-only, the macvlan network and its containers, one per instance. The library is
  * copied, then one command over one SSH connection (the box's apply) installs it, makes the lower
- * ready and converges the box's overlays to the plan; then the network, and one command for all the
- * box's containers (BoxContainers). Destroy runs in
- * reverse (containers, then mounts and fstab lines), and cache data is never deleted.
+ * ready and converges the box's overlays to the plan; then one command makes the box's network and
+ * all its containers (BoxContainers). Destroy runs in reverse (containers and network, then mounts
+ * and fstab lines), and cache data is never deleted.
  */
 export class Box extends pulumi.ComponentResource {
     public readonly library: HostLibrary;
@@ -75,7 +70,7 @@ export class Box extends pulumi.ComponentResource {
         this.teardown = createTeardown(this, name, args.plan);
         this.apply = createApply(this, name, args.plan);
         this.instances = createInstances(this, name, plans);
-        this.containers = box.cacheOnly ? undefined : createContainers(this, name, box, plans, args.privateKey);
+        this.containers = box.cacheOnly ? undefined : createContainers(this, name, box, plans);
 
         this.summary = {
             name,
@@ -138,8 +133,8 @@ function removeMode(box: ResolvedBox): "purge" | "keep" {
 /**
  * The host calls of a box's apply, in order: the lower (its preflight first, which changes
  * nothing), the instances (their records on stdin), the retire, then on a box with containers the
- * engine's read-only preflight, before the docker provider makes the network: the overlays never
- * wait for docker.
+ * engine's read-only preflight, before the containers command makes the network: the overlays
+ * never wait for docker.
  */
 export function applyCalls(plan: BoxPlan): HostCall[] {
     const lower = lowerCacheArgs(plan);
@@ -148,7 +143,7 @@ export function applyCalls(plan: BoxPlan): HostCall[] {
         ...lowerCalls(lower),
         ["apply", ["set", boxFstab, plan.settings.name, removeMode(plan.settings)]],
         ...retireCalls(lower),
-        ...(box.cacheOnly ? [] : [enginePreflight({ box: box.name, networkName: box.network.name, parent: box.network.parent, subnet: box.network.subnet, gateway: box.network.gateway })]),
+        ...(box.cacheOnly ? [] : [enginePreflight(networkArgs(box))]),
     ];
 }
 
@@ -222,61 +217,30 @@ export function createInstances(owner: Box, name: string, plans: InstancePlan[])
     return plans.map((plan) => new OverlayInstance(`${name}-${plan.name}`, { plan }, { parent: owner }));
 }
 
+/** The macvlan network of a box with containers, from its settings (one owner for the preflight and the containers command). */
+export function networkArgs(box: ServiceBox): MacvlanNetworkArgs {
+    return { box: box.name, networkName: box.network.name, parent: box.network.parent, subnet: box.network.subnet, gateway: box.network.gateway };
+}
+
 /**
- * The macvlan network (docker provider; the box's apply checked the engine) and the box's
- * containers: the image archive copy (in parallel with the library's), then one command after the
- * apply (their overlays), the network and the copy. The box lets at most `maxDownPerBox` containers be replaced
- * (a new image) at once.
+ * The macvlan network and the box's containers: the image archive copy (in parallel with the
+ * library's), then one command after the apply (their overlays, and the engine's preflight) that
+ * makes the network and the containers on it. The box lets at most `maxDownPerBox` containers be
+ * replaced (a new image) at once.
  */
-export function createContainers(
-    owner: Box,
-    name: string,
-    box: ServiceBox,
-    plans: InstancePlan[],
-    privateKey?: pulumi.Input<string>,
-): BoxContainers {
-    const { network, container: settings } = box;
-    const provider = new docker.Provider(
-        `${name}-docker`,
-        { host: `ssh://${box.ssh.user}@${box.ssh.host}:${box.ssh.port}`, sshOpts: dockerSshOptions(name, box, privateKey) },
-        { parent: owner },
-    );
-    const macvlan = new MacvlanNetwork(
-        `${name}-macvlan`,
-        { box: name, networkName: network.name, parent: network.parent, subnet: network.subnet, gateway: network.gateway, provider, after: [owner.apply] },
-        { parent: owner },
-    );
+export function createContainers(owner: Box, name: string, box: ServiceBox, plans: InstancePlan[]): BoxContainers {
+    const macvlan = new MacvlanNetwork(`${name}-macvlan`, networkArgs(box), { parent: owner });
     return new BoxContainers(
         `${name}-containers`,
         {
             connection: owner.connection,
             box: name,
             instances: plans,
-            settings,
-            networkName: macvlan.networkName,
+            settings: box.container,
+            network: macvlan.args,
             maxDownPerBox: box.maxDownPerBox,
-            after: [owner.apply, macvlan.network],
+            after: [owner.apply],
         },
         { parent: owner },
     );
-}
-
-/**
- * The docker provider reaches the engine through the local `ssh` binary, which needs files:
- * a known_hosts entry with the pinned host key, and (without an agent) the key in a 0600 file.
- */
-function dockerSshOptions(name: string, box: ResolvedBox, privateKey?: pulumi.Input<string>): pulumi.Output<string[]> {
-    const dir = path.join(os.tmpdir(), `overlay-fleet-ssh-${process.getuid?.() ?? "user"}`);
-    const knownHosts = path.join(dir, `${name}.known_hosts`);
-    return pulumi.output(privateKey).apply((key) => {
-        fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-        fs.writeFileSync(knownHosts, knownHostsLine(box.ssh.host, box.ssh.port, box.ssh.hostKey), { mode: 0o600 });
-        const options = ["-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "BatchMode=yes"];
-        if (!box.ssh.agent && key !== undefined) {
-            const keyFile = path.join(dir, `${name}.key`);
-            fs.writeFileSync(keyFile, key.endsWith("\n") ? key : `${key}\n`, { mode: 0o600 });
-            options.push("-i", keyFile, "-o", "IdentitiesOnly=yes");
-        }
-        return options;
-    });
 }

@@ -5,6 +5,7 @@ import { tabRecord } from "./hostScripts";
 import { ResolvedContainer } from "../model/config";
 import { boxImageDir, containerJobsPerBox } from "../model/constants";
 import { InstancePlan } from "../model/plan";
+import { MacvlanNetworkArgs, networkCallArgs } from "./macvlanNetwork";
 
 /** Arguments of the containers of one box. */
 export interface BoxContainersArgs {
@@ -16,11 +17,11 @@ export interface BoxContainersArgs {
     instances: InstancePlan[];
     /** Image (and the archive to ship it in, if any), DNS, privileged, restart policy, mount target. */
     settings: ResolvedContainer;
-    /** The macvlan network to join with each instance's fixed IP and MAC. */
-    networkName: pulumi.Input<string>;
+    /** The macvlan network the command makes, for each instance to join with its fixed IP and MAC. */
+    network: MacvlanNetworkArgs;
     /** At most this many containers of the box are replaced at once (enforced on the box). */
     maxDownPerBox: number;
-    /** What the command waits for besides the image copy: the box's apply (the overlays), the network. */
+    /** What the command waits for besides the image copy: the box's apply (the overlays, the engine's preflight). */
     after: pulumi.Input<pulumi.Resource>[];
 }
 
@@ -40,12 +41,12 @@ export function containerRecord(plan: InstancePlan): string {
 }
 
 /** The box's containers command: the box-wide settings as arguments (the containers come on stdin). */
-export function containersCall(args: BoxContainersArgs, networkName: string): string {
+export function containersCall(args: BoxContainersArgs): string {
     const { settings } = args;
     return hostCall("containers", [
         "set",
         args.box,
-        networkName,
+        ...networkCallArgs(args.network),
         settings.image,
         remoteArchive(settings) ?? "-",
         settings.dns.join(",") || "-",
@@ -61,13 +62,14 @@ export function containersCall(args: BoxContainersArgs, networkName: string): st
  * The containers of one box, one per instance, on the box's macvlan network with their fixed
  * hostname, IP and MAC (the node's identity) and their merged cache dir bind-mounted: one command
  * over one SSH connection (host/containers.sh, fed one containerRecord per instance: the stack
- * diff of a container is a line of its stdin). It loads the image, removes the box's containers
- * the plan no longer has and makes or keeps each planned one with the box's own docker CLI, not
+ * diff of a container is a line of its stdin). It loads the image, makes the network as planned
+ * (MacvlanNetwork), removes the box's containers the plan no longer has and makes or keeps each
+ * planned one with the box's own docker CLI, not
  * the docker provider: the provider creates a container on `bridge` and connects it to the
  * network afterwards, and engines ignore a MAC given on connect below API 1.54 (the provider
  * speaks at most 1.51), so it cannot give a container its MAC. Each container is read back from
  * the engine; any difference from the plan fails the `up`. Its delete removes the box's
- * containers (and only those overlay-fleet made).
+ * containers and then its network (and only those overlay-fleet made).
  */
 export class BoxContainers extends pulumi.ComponentResource {
     /** The image archive's copy to the box (without an archive the command pulls the image). */
@@ -82,7 +84,7 @@ export class BoxContainers extends pulumi.ComponentResource {
             {
                 connection: args.connection,
                 addPreviousOutputInEnv: false,
-                create: pulumi.output(args.networkName).apply((network) => containersCall(args, network)),
+                create: containersCall(args),
                 stdin: args.instances.map(containerRecord).join(""),
                 delete: hostCall("containers", ["remove", args.box]),
             },

@@ -19,27 +19,6 @@
 # `status` is read-only: one TSV line per name, `container<TAB><name><TAB><state><TAB><ip><TAB><mac><TAB><hostname>`
 # with state running, stopped or absent (or one line `engine<TAB>down` when docker does not answer).
 
-of_check_name() { # LABEL VALUE: a docker object name
-    case $2 in
-        '' | [!A-Za-z0-9]* | *[!A-Za-z0-9_.-]*) of_usage "$1 '$2' is not a valid docker name (A-Z a-z 0-9 _ . -, starting with a letter or digit)" ;;
-    esac
-}
-
-of_check_ipv4() { # LABEL VALUE
-    case $2 in
-        *[!0-9.]* | *..* | .* | *.) of_usage "$1 '$2' is not an IPv4 address" ;;
-    esac
-    of_ip_rest=$2.
-    of_ip_n=0
-    while [ -n "$of_ip_rest" ]; do
-        of_ip_o=${of_ip_rest%%.*}
-        of_ip_rest=${of_ip_rest#*.}
-        [ -n "$of_ip_o" ] && [ "${#of_ip_o}" -le 3 ] && [ "$of_ip_o" -le 255 ] || of_usage "$1 '$2' is not an IPv4 address"
-        of_ip_n=$((of_ip_n + 1))
-    done
-    [ "$of_ip_n" -eq 4 ] || of_usage "$1 '$2' is not an IPv4 address"
-}
-
 # container_inspect: the container of that name as the engine reports it, in f_hostname f_ip f_mac
 # (on the network), f_running, f_image, f_label (its instance), f_id and f_config (restart policy,
 # privileged, DNS servers each ending in a comma, bind mount, networks: engines decode the DNS

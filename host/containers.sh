@@ -1,21 +1,24 @@
-# of-containers set <box> <network> <image> <archive|-> <dns|-> <restart> <privileged 0|1> <target> <maxDown> <jobs>
+# of-containers set <box> <network> <parent> <subnet> <gateway> <image> <archive|-> <dns|-> <restart> <privileged 0|1> <target> <maxDown> <jobs>
 #                                                                  (stdin: the box's planned containers)
 # of-containers remove <box>
 #
-# The box's containers in one go, one record per line on stdin, fields separated by one tab:
+# The box's macvlan network and its containers in one go, one record per line on stdin, fields
+# separated by one tab:
 #   <instanceId> <name> <hostname> <ip> <mac> <merged>
-# `set` converges the box's containers to the plan: the image made present (`of-image load` of the
-# archive copied to the box, or `of-image pull` with `-`), then every managed container of <box>
-# (label overlay-fleet.instance=<box>/...) that the plan no longer has is removed, then each planned
-# container is made or kept by `of-container create`, <jobs> at a time (its identity read back from
-# the engine; a replacement holds one of the box's <maxDown> slots, so at most that many are down). `remove` removes every managed container of <box> (the box left the stack, or it
-# became cache-only). A container that fails does not stop the others: its error is printed and
-# the status is 1. Containers overlay-fleet did not create are never touched. Runs in the
-# installed host library (the other commands beside it).
+# `set` converges the box to the plan: the image made present (`of-image load` of the archive
+# copied to the box, or `of-image pull` with `-`), the network made as planned (ensure_network),
+# then every managed container of <box> (label overlay-fleet.instance=<box>/...) that the plan no
+# longer has is removed, then each planned container is made or kept by `of-container create`,
+# <jobs> at a time (its identity read back from the engine; a replacement holds one of the box's
+# <maxDown> slots, so at most that many are down). `remove` removes every managed container of
+# <box> (the box left the stack, or it became cache-only), then its networks. A container that
+# fails does not stop the others: its error is printed and the status is 1. Containers and
+# networks overlay-fleet did not create are never touched (a network is ours by its label
+# overlay-fleet.box=<box>). Runs in the installed host library (the other commands beside it).
 
-usage="usage: of-containers set <box> <network> <image> <archive|-> <dns|-> <restart> <privileged 0|1> <target> <maxDown> <jobs> | of-containers remove <box>"
+usage="usage: of-containers set <box> <network> <parent> <subnet> <gateway> <image> <archive|-> <dns|-> <restart> <privileged 0|1> <target> <maxDown> <jobs> | of-containers remove <box>"
 case ${1-} in
-    set) [ "$#" -eq 11 ] || of_usage "$usage" ;;
+    set) [ "$#" -eq 14 ] || of_usage "$usage" ;;
     remove) [ "$#" -eq 2 ] || of_usage "$usage" ;;
     *) of_usage "$usage" ;;
 esac
@@ -28,12 +31,119 @@ of_check_id "$box/x"
 OF_APPLY=1
 export OF_APPLY
 
+# users_of NETWORK: the containers on NETWORK (running or not), `<name><TAB><instance label>` each.
+users_of() {
+    docker ps -a --filter "network=$1" --format "{{.Names}}	{{.Label \"$OF_INSTANCE_LABEL\"}}" ||
+        of_die "cannot list the containers on docker network $1"
+}
+
+# foreign_on NETWORK: the names of the containers on NETWORK that are not this box's (none: empty).
+foreign_on() {
+    fo_list=$(users_of "$1") || exit 1
+    fo_names=
+    while IFS=$OF_TAB read -r fo_name fo_id; do
+        [ -n "$fo_name" ] || continue
+        case $fo_id in "$box"/*) ;; *) fo_names="$fo_names $fo_name" ;; esac
+    done <<EOF
+$fo_list
+EOF
+    printf '%s' "${fo_names# }"
+}
+
+# retire_network NETWORK WHY: one of the box's networks that is not as planned (WHY) goes, its
+# containers removed first (the loop below makes them anew on the planned network).
+retire_network() {
+    rn_list=$(users_of "$1") || exit 1
+    while IFS=$OF_TAB read -r rn_name rn_id; do
+        [ -z "$rn_name" ] || sh ./container remove "$rn_name" "$rn_id" </dev/null || of_die "cannot remove container $rn_name from docker network $1"
+    done <<EOF
+$rn_list
+EOF
+    docker network rm "$1" >/dev/null || of_die "cannot remove docker network $1 ($2)"
+    echo "ok network: $1 removed ($2), with its containers: they are made again on the network as planned"
+}
+
+# ensure_network: the box's macvlan network as planned ($network on $parent, $subnet via
+# $gateway, labelled ours): made when missing, kept when it matches. The box's networks that an
+# earlier plan made otherwise (other settings, or another name: engines refuse a second network on
+# the same addresses) are retired first. Refused before anything changes: a network of the
+# planned name that overlay-fleet did not make (the apply's engine preflight refuses it first), or
+# one to retire that a container overlay-fleet did not create uses.
+ensure_network() {
+    en_want="macvlan|$parent|$subnet $gateway;|$box"
+    en_have=$(docker network inspect --format "{{.Driver}}|{{index .Options \"parent\"}}|{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}};{{end}}|{{index .Labels \"$OF_BOX_LABEL\"}}" "$network" 2>/dev/null) || en_have=
+    [ -z "$en_have" ] || [ "${en_have##*|}" = "$box" ] ||
+        of_die "a docker network named '$network' exists that overlay-fleet did not create ($en_have): remove it or choose another network.name; no container was changed"
+    en_ours=$(docker network ls --filter "label=$OF_BOX_LABEL=$box" --format '{{.Name}}') || of_die "cannot list the engine's networks"
+    # Each network to retire, a line `<name><TAB><why>`; checked, then retired.
+    en_retire=
+    while IFS= read -r en_net; do
+        if [ -z "$en_net" ]; then
+            continue
+        elif [ "$en_net" != "$network" ]; then
+            en_retire="$en_retire$en_net${OF_TAB}the plan names $network$OF_NL"
+        elif [ "$en_have" != "$en_want" ]; then
+            en_retire="$en_retire$en_net${OF_TAB}it is $en_have, the plan wants $en_want$OF_NL"
+        fi
+    done <<EOF
+$en_ours
+EOF
+    while IFS=$OF_TAB read -r en_net en_why; do
+        [ -n "$en_net" ] || continue
+        en_foreign=$(foreign_on "$en_net") || exit 1
+        [ -z "$en_foreign" ] ||
+            of_die "docker network '$en_net' must go ($en_why), but containers overlay-fleet did not create use it: $en_foreign; no container was changed"
+    done <<EOF
+$en_retire
+EOF
+    while IFS=$OF_TAB read -r en_net en_why; do
+        [ -z "$en_net" ] || retire_network "$en_net" "$en_why"
+    done <<EOF
+$en_retire
+EOF
+    if [ -n "$en_have" ] && [ "$en_have" = "$en_want" ]; then
+        echo "ok network: $network as planned (macvlan on $parent, $subnet via $gateway)"
+        return 0
+    fi
+    docker network create --driver macvlan --opt "parent=$parent" --subnet "$subnet" --gateway "$gateway" \
+        --label "$OF_BOX_LABEL=$box" "$network" >/dev/null ||
+        of_die "cannot create docker network $network (macvlan on $parent, $subnet via $gateway)"
+    echo "ok network: $network created (macvlan on $parent, $subnet via $gateway)"
+}
+
+# remove_networks: the box's networks (labelled ours) removed; one that a container overlay-fleet
+# did not create still uses is kept, saying so.
+remove_networks() {
+    rm_all=$(docker network ls --filter "label=$OF_BOX_LABEL=$box" --format '{{.Name}}') || of_die "cannot list the engine's networks"
+    while IFS= read -r rm_net; do
+        [ -n "$rm_net" ] || continue
+        rm_users=$(users_of "$rm_net") || exit 1
+        if [ -n "$rm_users" ]; then
+            echo "ok network: $rm_net kept, containers overlay-fleet did not create use it: $(printf '%s\n' "$rm_users" | cut -f1 | tr '\n' ' ')"
+        elif docker network rm "$rm_net" >/dev/null; then
+            echo "ok network: $rm_net removed"
+        else
+            of_err "cannot remove docker network $rm_net"
+            failed=$((failed + 1))
+        fi
+    done <<EOF
+$rm_all
+EOF
+}
+
 failed=0
 planned=" "
 records=
 if [ "$action" = set ]; then
-    network=$3 image=$4 archive=$5 dns=$6 restart=$7 privileged=$8 target=$9 max_down=${10} jobs=${11}
+    network=$3 parent=$4 subnet=$5 gateway=$6 image=$7 archive=$8 dns=$9 restart=${10} privileged=${11} target=${12} max_down=${13} jobs=${14}
     case $jobs in '' | *[!0-9]* | 0*) of_usage "jobs must be a positive number, got '$jobs'" ;; esac
+    of_check_name "network name" "$network"
+    case $parent in '' | *[!A-Za-z0-9_.@-]*) of_usage "parent interface '$parent' is not an interface name" ;; esac
+    case $subnet in
+        */[0-9] | */[12][0-9] | */3[0-2]) of_check_ipv4 "the address of subnet $subnet" "${subnet%/*}" ;;
+        *) of_usage "subnet '$subnet' is not an IPv4 CIDR (a.b.c.d/n)" ;;
+    esac
+    of_check_ipv4 "gateway" "$gateway"
     # Every record checked before anything changes; the fields themselves are checked by of-container.
     records=$(cat) || of_die "cannot read the containers from stdin"
     while IFS= read -r line; do
@@ -60,6 +170,7 @@ if [ "$action" = set ]; then
     else
         image_id=$(sh ./image load "$archive" "$image" </dev/null) || of_die "the image $image is not on this box; no container was changed"
     fi
+    ensure_network
 fi
 
 # The managed containers of this box the plan does not hold (all of them on remove).
@@ -125,6 +236,8 @@ if [ "$action" = set ]; then
 $records
 EOF
     while [ "$running" -gt 0 ]; do reap; done
+else
+    remove_networks
 fi
 
 if [ "$failed" -gt 0 ]; then

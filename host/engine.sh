@@ -29,7 +29,7 @@ printf '%s\n' "$networks" | while IFS= read -r n; do
     nparent=${rest%%|*} label=${rest#*|}
     if [ "$name" = "$network" ]; then
         [ "$label" = "$box" ] ||
-            of_die "a docker network named '$network' exists that overlay-fleet did not create (parent '$nparent'): remove it, or \`pulumi import\` it, or choose another network.name"
+            of_die "a docker network named '$network' exists that overlay-fleet did not create (parent '$nparent'): remove it or choose another network.name"
     elif [ "$nparent" = "$parent" ] && { [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 47 ]; }; }; then
         of_die "docker network '$name' already uses '$parent' as macvlan parent, and this engine (API $api) allows one macvlan network per parent interface: remove it or use its name as network.name"
     fi

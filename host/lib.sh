@@ -961,6 +961,29 @@ of_umount() {
     return 1
 }
 
+# of_check_name LABEL VALUE: VALUE is a docker object name (container, network), or usage error.
+of_check_name() {
+    case $2 in
+        '' | [!A-Za-z0-9]* | *[!A-Za-z0-9_.-]*) of_usage "$1 '$2' is not a valid docker name (A-Z a-z 0-9 _ . -, starting with a letter or digit)" ;;
+    esac
+}
+
+# of_check_ipv4 LABEL VALUE: VALUE is a dotted IPv4 address, or usage error.
+of_check_ipv4() {
+    case $2 in
+        *[!0-9.]* | *..* | .* | *.) of_usage "$1 '$2' is not an IPv4 address" ;;
+    esac
+    of_ip_rest=$2.
+    of_ip_n=0
+    while [ -n "$of_ip_rest" ]; do
+        of_ip_o=${of_ip_rest%%.*}
+        of_ip_rest=${of_ip_rest#*.}
+        [ -n "$of_ip_o" ] && [ "${#of_ip_o}" -le 3 ] && [ "$of_ip_o" -le 255 ] || of_usage "$1 '$2' is not an IPv4 address"
+        of_ip_n=$((of_ip_n + 1))
+    done
+    [ "$of_ip_n" -eq 4 ] || of_usage "$1 '$2' is not an IPv4 address"
+}
+
 # of_docker_ready: a docker CLI exists and its engine answers (taken as true when the caller,
 # of-containers, already asked once for the whole box: OF_DOCKER_READY set).
 of_docker_ready() {

@@ -32,6 +32,8 @@ if [ -s "$lab_mark" ] && [ "$(cat "$lab_mark")" != "$lab_id" ] && pulumi stack s
 fi
 pulumi stack select --create "$stack" >/dev/null
 printf '%s\n' "$lab_id" >"$lab_mark"
+# A lab stack of an earlier overlay-fleet keeps its network as a docker resource (README: Upgrading).
+sh ops/forget-docker-network.sh --stack "$stack"
 pulumi up --yes --stack "$stack" --parallel 8
 echo
 node -r ts-node/register/transpile-only ops/status.ts --stack "$stack"

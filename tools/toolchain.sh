@@ -1,7 +1,9 @@
 #!/bin/sh
 # Makes sure this machine has what `pulumi up` needs, all at the versions package-lock.json pins:
 # Node >= 22, the Pulumi CLI and its Node language host at the version of @pulumi/pulumi, and the
-# resource plugins `command` (@pulumi/command) and `docker` (@pulumi/docker).
+# resource plugins `command` (@pulumi/command) and `docker` (@pulumi/docker, a dev dependency: the
+# program has no docker resource since the box's CLI makes the network, but stacks of earlier
+# versions do, and the upgrade test deploys those).
 #
 # What is already there is used: a `pulumi` + `pulumi-language-nodejs` of the right version on
 # PATH, plugins already installed in $PULUMI_HOME/plugins. Otherwise they are built here, once,

@@ -162,7 +162,11 @@ describe("containers on both lab engines", () => {
 
     it("up: every container runs with exactly its planned IP, MAC and hostname, and serves its own cache", async () => {
         configure({ box1: 3, box2: 2 });
-        await project.upOk();
+        const up = await project.upOk();
+        // The box's containers command made the network with the box's own CLI (in the up above,
+        // which failed on the MAC), labelled as the box's.
+        expect(up).toContain("ok network: macnet as planned (macvlan on of-b1, 198.18.1.0/24 via 198.18.1.1)");
+        expect((await dockerIn("box2", "network inspect --format '{{.Driver}} {{.Options.parent}} {{index .Labels \"overlay-fleet.box\"}}' macnet")).trim()).toBe("macvlan of-b2 box2");
         const plan = await planned();
         expect(plan).toHaveLength(5);
         const readme = await inBoxOk("box1", "cat /mnt/usbdisk/static_cache/README.txt");
@@ -200,6 +204,61 @@ describe("containers on both lab engines", () => {
     it("a second up is a no-op", async () => {
         const { steps } = await project.preview();
         expect(steps.filter((s) => s.op !== "same")).toEqual([]);
+    });
+
+    it("a changed gateway makes the box's network again, and its containers with their IP, MAC and hostname; not while a foreign container uses it", async () => {
+        const plan = (await planned()).filter((p) => p.box === "box2");
+        const before = await containerIds("box2");
+        const gateway = async () => (await dockerIn("box2", "network inspect --format '{{range .IPAM.Config}}{{.Gateway}}{{end}}' macnet")).trim();
+        await dockerIn("box2", `run -d --name squatter --network macnet --ip 198.18.2.150 ${labImage}`);
+        configure({ box1: 3, box2: 2 }, { box2: { network: { gateway: "198.18.2.254" } } });
+        const { steps } = await project.preview();
+        expect(steps.filter((s) => s.op !== "same").map((s) => `${s.op} ${s.name}`).sort()).toEqual(["update box2-apply", "update box2-containers-run"]);
+        const refused = await project.up();
+        expect(refused.status).not.toBe(0);
+        expect(refused.stdout + refused.stderr).toContain("containers overlay-fleet did not create use it: squatter; no container was changed");
+        expect(await containerIds("box2")).toEqual(before);
+        expect(await gateway()).toBe("198.18.2.1");
+        await dockerIn("box2", "rm -f squatter");
+        const up = await project.upOk();
+        expect(up).toContain("ok network: macnet removed (it is macvlan|of-b2|198.18.2.0/24 198.18.2.1;|box2, the plan wants macvlan|of-b2|198.18.2.0/24 198.18.2.254;|box2), with its containers");
+        expect(await gateway()).toBe("198.18.2.254");
+        const after = await containerIds("box2");
+        for (const p of plan) {
+            expect(after[p.name], p.name).not.toBe(before[p.name]);
+            expect(await containerFacts("box2", p.name)).toMatchObject({ mac: p.mac, ip: p.ip, hostname: p.hostname, running: true });
+            await waitFor(`${p.name} serving`, () => serves(p.ip));
+        }
+        configure({ box1: 3, box2: 2 });
+        await project.upOk();
+        expect(await gateway()).toBe("198.18.2.1");
+    });
+
+    it("a renamed network: the containers move to the new one and the old one goes; not while a foreign container uses it", async () => {
+        const plan = (await planned()).filter((p) => p.box === "box2");
+        const networks = async () => (await dockerIn("box2", "network ls --filter driver=macvlan --format '{{.Name}}'")).trim().split("\n").sort();
+        configure({ box1: 3, box2: 2 }, { box2: { network: { name: "macnet2" } } });
+        const up = await project.upOk();
+        expect(up).toContain("ok network: macnet removed (the plan names macnet2), with its containers");
+        expect(await networks()).toEqual(["macnet2"]);
+        for (const p of plan) {
+            const networkOf = (await dockerIn("box2", `inspect --format '{{range $n, $e := .NetworkSettings.Networks}}{{$n}}{{end}}' ${p.name}`)).trim();
+            expect(networkOf, p.name).toBe("macnet2");
+            expect(await containerFacts("box2", p.name)).toMatchObject({ mac: p.mac, ip: p.ip, running: true });
+        }
+        // Back to macnet: refused while a container overlay-fleet did not create uses macnet2.
+        await dockerIn("box2", `run -d --name squatter --network macnet2 --ip 198.18.2.150 ${labImage}`);
+        configure({ box1: 3, box2: 2 });
+        const refused = await project.up();
+        expect(refused.status).not.toBe(0);
+        expect(refused.stdout + refused.stderr).toContain(
+            "docker network 'macnet2' must go (the plan names macnet), but containers overlay-fleet did not create use it: squatter; no container was changed",
+        );
+        expect(await networks()).toEqual(["macnet2"]);
+        await dockerIn("box2", "rm -f squatter");
+        expect(await project.upOk()).toContain("ok network: macnet2 removed (the plan names macnet)");
+        expect(await networks()).toEqual(["macnet"]);
+        for (const p of plan) await waitFor(`${p.name} serving`, () => serves(p.ip));
     });
 
     it("engine restart: every container comes back by itself with the same MAC", async () => {

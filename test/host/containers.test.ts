@@ -20,7 +20,8 @@ function engine(ns: HostNs, containers: Array<[string, string]>) {
     const listing = containers.map(([name, label]) => `${name}\\t${label}`).join("\\n");
     // What of-container's one inspect prints: hostname|ip|mac|running|image|label|id|settings.
     const labels = containers.map(([name, label]) => `*" ${name}") echo 'h|||true|sha256:00|${label}|c0ffee|always|false||/m|/mnts|macnet' ;;`).join(" ");
-    return dockerStub(ns, [`ps) printf '${listing}\\n' ;;`, `inspect) case "$*" in ${labels} *) exit 1 ;; esac ;;`, "rm) exit 0 ;;"]);
+    // `network ls`: no network (the networks themselves: test/e2e/containers.test.ts).
+    return dockerStub(ns, [`ps) printf '${listing}\\n' ;;`, `inspect) case "$*" in ${labels} *) exit 1 ;; esac ;;`, "rm) exit 0 ;;", "network) exit 0 ;;"]);
 }
 
 const calls = (log: string) => fs.readFileSync(log, "utf8").trim().split("\n").filter((c) => !c.startsWith("info"));
@@ -35,13 +36,15 @@ describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
             expect(calls(docker.log).filter((c) => c.startsWith("rm"))).toEqual(["rm -f ttnode1", "rm -f ttnode2"]);
             expect(calls(docker.log)[0]).toMatch(new RegExp(`^ps -a --filter label=${instanceLabel} `));
             expect(r.stdout).toContain("ok: container ttnode1 removed");
+            // Then the box's networks (none here).
+            expect(calls(docker.log).at(-1)).toBe("network ls --filter label=overlay-fleet.box=box1 --format {{.Name}}");
         });
     });
 
     it("a record of another box, or with a missing field, fails naming it before the engine is asked anything", async () => {
         await withHostNs((ns) => {
             const docker = engine(ns, [["ttnode1", "box1/ttnode1"]]);
-            const set = ["set", "box1", "macnet", "img", "-", "-", "always", "0", "/mnts", "1", "4"];
+            const set = ["set", "box1", "macnet", "eth0", "10.0.0.0/24", "10.0.0.1", "img", "-", "-", "always", "0", "/mnts", "1", "4"];
             const other = ns.sh('cd "$1" && shift && sh containers "$@"', [lib(), ...set], { path: docker.path, input: "box2/ttnode1\tttnode1\th\t10.0.0.2\t02:00:00:00:00:01\t/m\n" });
             expect(other.status).toBe(2);
             expect(other.stderr).toContain("instance 'box2/ttnode1' is not on box 'box1'");

@@ -58,9 +58,7 @@ describe("Box resource graph", () => {
                 "overlay-fleet:cache:LowerCache nas-cache",
                 "command:remote:Command nas-teardown",
                 "command:remote:Command nas-apply",
-                "pulumi:providers:docker nas-docker",
                 "overlay-fleet:network:MacvlanNetwork nas-macvlan",
-                "docker:index/network:Network nas-macvlan-network",
                 "overlay-fleet:container:BoxContainers nas-containers",
                 "command:remote:Command nas-containers-run",
                 ...[1, 2, 3].map((i) => `overlay-fleet:overlay:OverlayInstance nas-ttnode${i}`),
@@ -75,13 +73,12 @@ describe("Box resource graph", () => {
         expect(byName(regs, "nas-containers-run").parent).toBe(urnOf("nas-containers", "overlay-fleet:container:BoxContainers"));
     });
 
-    it("orders library copy, apply (with the engine preflight), network, then the containers", async () => {
+    it("orders library copy, apply (with the engine preflight), then the network and the containers", async () => {
         const { registrations: regs } = await deploy(homeConfig());
         const urn = (name: string) => byName(regs, name).urn;
         expect(byName(regs, "nas-apply").dependencies).toEqual(expect.arrayContaining([urn("nas-host-copy"), urn("nas-teardown")]));
-        // The network is made after the apply checked the engine; the containers after both.
-        expect(byName(regs, "nas-macvlan-network").dependencies).toContain(urn("nas-apply"));
-        expect(byName(regs, "nas-containers-run").dependencies).toEqual(expect.arrayContaining([urn("nas-apply"), urn("nas-macvlan-network")]));
+        // The containers command makes the network and the containers after the apply checked the engine.
+        expect(byName(regs, "nas-containers-run").dependencies).toContain(urn("nas-apply"));
         // Generation 1 has nothing to retire.
         expect(applyLines(regs).filter((line) => line.startsWith("sh gc"))).toEqual([]);
     });
@@ -160,20 +157,15 @@ describe("Box resource graph", () => {
         const { registrations: regs } = await deploy(homeConfig());
         const run = byName(regs, "nas-containers-run").inputs;
         const mac = planBox(resolveFleetConfig(raw(homeConfig())).find((b) => b.name === "nas")!).instances[1].mac;
-        expect(run.create).toBe(hostCall("containers", ["set", "nas", "macnet", "ericwang2006/ttnode", "-", "192.168.1.1", "always", "1", "/mnts", "1", "4"]));
+        // The network as planned (name, parent, subnet, gateway): the command makes it before the containers.
+        expect(run.create).toBe(hostCall("containers", ["set", "nas", "macnet", "eth0", "192.168.1.0/24", "192.168.1.1", "ericwang2006/ttnode", "-", "192.168.1.1", "always", "1", "/mnts", "1", "4"]));
         expect(containerRecords(regs)).toHaveLength(3);
         expect(containerRecords(regs)[1]).toEqual(["nas/ttnode2", "ttnode2", "nas-ttnode2", "192.168.1.202", mac, "/mnt/usbdisk/ttnode2/mnts"]);
         // Its delete removes the box's containers (only those overlay-fleet made: checked on the box).
         expect(run.delete).toBe(hostCall("containers", ["remove", "nas"]));
         expect(run.addPreviousOutputInEnv).toBe(false);
-        expect(byName(regs, "nas-macvlan-network").inputs).toMatchObject({
-            name: "macnet",
-            driver: "macvlan",
-            options: { parent: "eth0" },
-            ipamConfigs: [{ subnet: "192.168.1.0/24", gateway: "192.168.1.1" }],
-            labels: [{ label: "overlay-fleet.box", value: "nas" }],
-        });
-        expect(byName(regs, "nas-docker").inputs.host).toBe("ssh://root@192.168.1.10:22");
+        // No docker provider: the box's own CLI makes the network, over the command's connection.
+        expect(regs.filter((r) => r.type.startsWith("docker:") || r.type === "pulumi:providers:docker")).toEqual([]);
     });
 
     it("a cache-only box has no docker resources and mounts without a container name", async () => {
@@ -227,7 +219,7 @@ describe("images", () => {
         const remote = `/var/lib/overlay-fleet/images/${sha.slice(0, 16)}.tar`;
         expect(byName(regs, "nas-image-copy").inputs).toMatchObject({ remotePath: remote, triggers: [sha] });
         expect(byName(regs, "nas-containers-run").inputs.create).toBe(
-            hostCall("containers", ["set", "nas", "macnet", "ericwang2006/ttnode", remote, "192.168.1.1", "always", "1", "/mnts", "1", "4"]),
+            hostCall("containers", ["set", "nas", "macnet", "eth0", "192.168.1.0/24", "192.168.1.1", "ericwang2006/ttnode", remote, "192.168.1.1", "always", "1", "/mnts", "1", "4"]),
         );
         // The copy runs beside the library's; the containers wait for it.
         expect(byName(regs, "nas-image-copy").dependencies).not.toContain(byName(regs, "nas-apply").urn);
