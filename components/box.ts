@@ -193,11 +193,11 @@ export function createApply(owner: Box, name: string, plan: BoxPlan): command.re
             connection: owner.connection,
             addPreviousOutputInEnv: false,
             create: pulumi
-                .all([owner.library.copy.urn, childUrn(owner, "command:remote:Command", `${name}-apply`)])
+                .all([childUrn(owner.library, "command:remote:CopyToRemote", `${name}-host-copy`), childUrn(owner, "command:remote:Command", `${name}-apply`)])
                 .apply((urns) => installAndRun(hash, urns, applyCalls(plan), applyReadsStdin)),
             stdin: applyInput(plan),
         },
-        { parent: owner, dependsOn: [owner.library.copy, owner.teardown] },
+        { parent: owner, dependsOn: [owner.teardown] },
     );
 }
 

@@ -226,11 +226,22 @@ export function installAndRun(hash: string, replace: string[], calls: HostCall[]
     // Said with printf of one single-quoted word: an urn holds `$`.
     const notCopied =
         `overlay-fleet: host library ${hash} is not on this box (${hostLibraryRoot}/${hash}): ` +
-        `copy it again with: pulumi up --refresh ${replace.map((urn) => `--replace '${urn}'`).join(" ")} (README: A wiped box)`;
+        `copy it again with: pulumi up ${replace.map((urn) => `--replace '${urn}'`).join(" ")} (README: A wiped box)`;
+    const lib = shQuote(`${hostLibraryRoot}/${hash}`);
     return [
         `# overlay-fleet host library ${hash}`,
         "set -eu",
-        `cd ${shQuote(`${hostLibraryRoot}/${hash}`)} 2>/dev/null || { printf '%s\\n' ${shQuote(notCopied)} >&2; exit 1; }`,
+        // The library's copy runs beside this command, over its own connection (the two SSH
+        // handshakes overlap): wait until the library is there (its SHA256SUMS hashes to the
+        // library's hash, and each script to its line; activate checks the fold helper), giving up
+        // once nothing of it has changed for 10 s (a wiped box, a failed copy).
+        "n=0 was=",
+        `until [ "$(sha256sum ${lib}/SHA256SUMS 2>/dev/null | cut -c1-16)" = ${shQuote(hash)} ] && (cd ${lib} && grep -v '  foldtool-' SHA256SUMS | sha256sum -c --quiet - >/dev/null 2>&1); do`,
+        `  now=$(ls -ln ${lib} 2>/dev/null | cksum); if [ "$now" = "$was" ]; then n=$((n + 1)); else n=0 was=$now; fi`,
+        `  [ "$n" -lt 200 ] || { printf '%s\\n' ${shQuote(notCopied)} >&2; exit 1; }`,
+        "  sleep 0.05",
+        "done",
+        `cd ${lib}`,
         `sh activate ${shQuote(hash)}`,
         `cd ${shQuote(hostLibraryCurrent)}`,
         ...calls.map(([name, args]) => (stdinFor.has(name) ? callLine(name, args) : `${callLine(name, args)} </dev/null`)),

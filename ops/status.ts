@@ -177,11 +177,11 @@ function urnsNamed(showUrns: string, names: string[]): string[] {
  * The `pulumi up` arguments that put a wiped box back (README: A wiped box), from the output of
  * `pulumi stack --show-urns`: a new copy of its host library and a new run of the box's apply
  * (install, lower, overlays and fstab lines), and with `containers` a new run of its containers
- * command; `--refresh` lets the docker provider see a network the box lost.
+ * command.
  */
 export function libraryRecovery(showUrns: string, box: string, containers = false): string[] {
     const urns = urnsNamed(showUrns, [`${box}-host-copy`, `${box}-apply`, ...(containers ? [`${box}-containers-run`] : [])]);
-    return urns.length === 0 ? [] : ["--refresh", ...urns.flatMap((urn) => ["--replace", urn])];
+    return urns.flatMap((urn) => ["--replace", urn]);
 }
 
 /**

@@ -74,14 +74,14 @@ describe("host library", () => {
         expect(failed.status).not.toBe(0);
         const shown = (await project.pulumiOk(["stack", "--show-urns"])).split("\n").map((l) => /URN: (\S+)/.exec(l)?.[1]);
         const [copyUrn, applyUrn] = ["::box1-host-copy", "::box1-apply"].map((name) => shown.find((u) => u?.endsWith(name)));
-        expect(failed.stdout + failed.stderr).toMatch(/overlay-fleet: host library [0-9a-f]{16} is not on this box \(\/var\/lib\/overlay-fleet\/lib\/[0-9a-f]{16}\): copy it again with: pulumi up --refresh --replace '/);
+        expect(failed.stdout + failed.stderr).toMatch(/overlay-fleet: host library [0-9a-f]{16} is not on this box \(\/var\/lib\/overlay-fleet\/lib\/[0-9a-f]{16}\): copy it again with: pulumi up --replace '/);
         expect(failed.stdout + failed.stderr).toContain(`--replace '${copyUrn}' --replace '${applyUrn}' (README: A wiped box)`);
         // The status command sees it, and names what to replace: the box's library copy and apply.
         const summary = JSON.parse(await project.pulumiOk(["stack", "output", "summary", "--json"])) as BoxSummary[];
         const key = fs.readFileSync(boxes[0].privateKeyPath, "utf8");
         expect(summary.map((box) => [box.name, boxStatus(box, key).library])).toEqual([["box1", false], ["box2", true]]);
         const recovery = libraryRecovery(await project.pulumiOk(["stack", "--show-urns"]), "box1");
-        expect(recovery.map((arg) => arg.replace(/.*::/, ""))).toEqual(["--refresh", "--replace", "box1-host-copy", "--replace", "box1-apply"]);
+        expect(recovery.map((arg) => arg.replace(/.*::/, ""))).toEqual(["--replace", "box1-host-copy", "--replace", "box1-apply"]);
         // A wiped disk lost the mounts and fstab lines too: the apply, run again after the new copy, restores them.
         await inBoxOk("box1", "for m in $(findmnt -rn -t overlay -o TARGET | grep ^/mnt/usbdisk/); do umount $m; done; sed -i '/x-overlay-fleet=/d' /etc/fstab");
         await project.upOk(recovery);

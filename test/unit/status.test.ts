@@ -37,9 +37,8 @@ describe("status recovery commands", () => {
     });
 
     it("a wiped box gets a new library copy and apply, and its containers command too when its containers are gone", () => {
-        expect(libraryRecovery(urns, "box1").map((a) => a.replace(/.*::/, ""))).toEqual(["--refresh", "--replace", "box1-host-copy", "--replace", "box1-apply"]);
+        expect(libraryRecovery(urns, "box1").map((a) => a.replace(/.*::/, ""))).toEqual(["--replace", "box1-host-copy", "--replace", "box1-apply"]);
         expect(libraryRecovery(urns, "box1", true).map((a) => a.replace(/.*::/, ""))).toEqual([
-            "--refresh",
             "--replace",
             "box1-host-copy",
             "--replace",
