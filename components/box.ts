@@ -226,7 +226,7 @@ export function networkArgs(box: ServiceBox): MacvlanNetworkArgs {
  * The macvlan network and the box's containers: the image archive copy (in parallel with the
  * library's), then one command after the apply (their overlays, and the engine's preflight) that
  * makes the network and the containers on it. The box lets at most `maxDownPerBox` containers be
- * replaced (a new image) at once.
+ * replaced (a new image) at once; a change of the network takes them all down.
  */
 export function createContainers(owner: Box, name: string, box: ServiceBox, plans: InstancePlan[]): BoxContainers {
     const macvlan = new MacvlanNetwork(`${name}-macvlan`, networkArgs(box), { parent: owner });

@@ -31,16 +31,16 @@ export function networkCallArgs(args: MacvlanNetworkArgs): string[] {
  * foreign network in the way); the box's containers command then makes the network with the
  * box's own docker CLI, labelled as the box's, before its containers (as it makes them: one SSH
  * session for both), and makes it again, with its containers, when the plan changes it. The
- * docker provider would cost the box a second connection and its create waits two seconds.
+ * docker provider would cost the box a second connection and its create waits two seconds. The
+ * component has no child: it is the network in the stack's model and diff (the box's plan), as
+ * an OverlayInstance is for its overlay.
  */
 export class MacvlanNetwork extends pulumi.ComponentResource {
     public readonly args: MacvlanNetworkArgs;
-    public readonly networkName: string;
 
     constructor(name: string, args: MacvlanNetworkArgs, opts?: pulumi.ComponentResourceOptions) {
         super("overlay-fleet:network:MacvlanNetwork", name, {}, opts);
         this.args = args;
-        this.networkName = args.networkName;
         this.registerOutputs({ networkName: args.networkName });
     }
 }

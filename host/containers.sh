@@ -31,13 +31,19 @@ of_check_id "$box/x"
 OF_APPLY=1
 export OF_APPLY
 
-# users_of NETWORK: the containers on NETWORK (running or not), `<name><TAB><instance label>` each.
+# The engine's networks, one line each: `<full id>|<name>|<box label>` (networks_all, once per run).
+networks_all() {
+    docker network ls --no-trunc --format "{{.ID}}|{{.Name}}|{{.Label \"$OF_BOX_LABEL\"}}" || of_die "cannot list the engine's networks"
+}
+
+# users_of ID: the containers on the network with that full id (running or not; an id, not a
+# name, which docker would also match as an id prefix), `<name><TAB><instance label>` each.
 users_of() {
     docker ps -a --filter "network=$1" --format "{{.Names}}	{{.Label \"$OF_INSTANCE_LABEL\"}}" ||
         of_die "cannot list the containers on docker network $1"
 }
 
-# foreign_on NETWORK: the names of the containers on NETWORK that are not this box's (none: empty).
+# foreign_on ID: the names of the containers on that network that are not this box's (none: empty).
 foreign_on() {
     fo_list=$(users_of "$1") || exit 1
     fo_names=
@@ -50,80 +56,96 @@ EOF
     printf '%s' "${fo_names# }"
 }
 
-# retire_network NETWORK WHY: one of the box's networks that is not as planned (WHY) goes, its
+# network_as_is NAME: the network as `<driver>|<parent>|<IPv4 subnet gateway;...>|<box label>`
+# (IPv6 entries left out: an engine may add one to every network).
+network_as_is() {
+    na_out=$(docker network inspect --format "{{.Driver}}|{{index .Options \"parent\"}}|{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}};{{end}}|{{index .Labels \"$OF_BOX_LABEL\"}}" "$1") ||
+        of_die "cannot inspect docker network $1"
+    na_head=${na_out%|*|*} na_rest=${na_out#*|*|}
+    na_ipam=${na_rest%|*} na_v4=
+    while [ -n "$na_ipam" ]; do
+        na_entry=${na_ipam%%;*} na_ipam=${na_ipam#*;}
+        case $na_entry in *:* | '') ;; *) na_v4="$na_v4$na_entry;" ;; esac
+    done
+    printf '%s|%s|%s' "$na_head" "$na_v4" "${na_rest##*|}"
+}
+
+# retire_network ID NAME WHY: one of the box's networks that is not as planned (WHY) goes, its
 # containers removed first (the loop below makes them anew on the planned network).
 retire_network() {
     rn_list=$(users_of "$1") || exit 1
     while IFS=$OF_TAB read -r rn_name rn_id; do
-        [ -z "$rn_name" ] || sh ./container remove "$rn_name" "$rn_id" </dev/null || of_die "cannot remove container $rn_name from docker network $1"
+        [ -z "$rn_name" ] || sh ./container remove "$rn_name" "$rn_id" </dev/null ||
+            of_die "cannot remove container $rn_name from docker network $2, which must go ($3); the box's other containers on it are down until it can"
     done <<EOF
 $rn_list
 EOF
-    docker network rm "$1" >/dev/null || of_die "cannot remove docker network $1 ($2)"
-    echo "ok network: $1 removed ($2), with its containers: they are made again on the network as planned"
+    docker network rm "$1" >/dev/null ||
+        of_die "cannot remove docker network $2 ($3); its containers were removed and are made again once it can be"
+    echo "ok network: $2 removed ($3), with its containers: they are made again on the network as planned"
 }
 
 # ensure_network: the box's macvlan network as planned ($network on $parent, $subnet via
 # $gateway, labelled ours): made when missing, kept when it matches. The box's networks that an
 # earlier plan made otherwise (other settings, or another name: engines refuse a second network on
-# the same addresses) are retired first. Refused before anything changes: a network of the
-# planned name that overlay-fleet did not make (the apply's engine preflight refuses it first), or
-# one to retire that a container overlay-fleet did not create uses.
+# the same addresses) are retired first, their containers with them (all at once: a network
+# change is not bound by maxDown). Refused before anything changes: a network of the planned name
+# that overlay-fleet did not make (the apply's engine preflight refuses it first), or one to
+# retire that a container overlay-fleet did not create uses.
 ensure_network() {
     en_want="macvlan|$parent|$subnet $gateway;|$box"
-    en_have=$(docker network inspect --format "{{.Driver}}|{{index .Options \"parent\"}}|{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}};{{end}}|{{index .Labels \"$OF_BOX_LABEL\"}}" "$network" 2>/dev/null) || en_have=
-    [ -z "$en_have" ] || [ "${en_have##*|}" = "$box" ] ||
-        of_die "a docker network named '$network' exists that overlay-fleet did not create ($en_have): remove it or choose another network.name; no container was changed"
-    en_ours=$(docker network ls --filter "label=$OF_BOX_LABEL=$box" --format '{{.Name}}') || of_die "cannot list the engine's networks"
-    # Each network to retire, a line `<name><TAB><why>`; checked, then retired.
+    en_all=$(networks_all) || exit 1
+    en_have=
+    # Each network to retire, a line `<id><TAB><name><TAB><why>`: checked, then retired.
     en_retire=
-    while IFS= read -r en_net; do
-        if [ -z "$en_net" ]; then
-            continue
-        elif [ "$en_net" != "$network" ]; then
-            en_retire="$en_retire$en_net${OF_TAB}the plan names $network$OF_NL"
-        elif [ "$en_have" != "$en_want" ]; then
-            en_retire="$en_retire$en_net${OF_TAB}it is $en_have, the plan wants $en_want$OF_NL"
+    while IFS='|' read -r en_id en_name en_label; do
+        if [ "$en_name" = "$network" ]; then
+            [ "$en_label" = "$box" ] ||
+                of_die "a docker network named '$network' exists that overlay-fleet did not create: remove it or choose another network.name; no container was changed"
+            en_have=$(network_as_is "$en_id") || exit 1
+            [ "$en_have" = "$en_want" ] || en_retire="$en_retire$en_id$OF_TAB$en_name${OF_TAB}it is $en_have, the plan wants $en_want$OF_NL"
+        elif [ -n "$en_name" ] && [ "$en_label" = "$box" ]; then
+            en_retire="$en_retire$en_id$OF_TAB$en_name${OF_TAB}the plan names $network$OF_NL"
         fi
     done <<EOF
-$en_ours
+$en_all
 EOF
-    while IFS=$OF_TAB read -r en_net en_why; do
-        [ -n "$en_net" ] || continue
-        en_foreign=$(foreign_on "$en_net") || exit 1
+    while IFS=$OF_TAB read -r en_id en_name en_why; do
+        [ -n "$en_id" ] || continue
+        en_foreign=$(foreign_on "$en_id") || exit 1
         [ -z "$en_foreign" ] ||
-            of_die "docker network '$en_net' must go ($en_why), but containers overlay-fleet did not create use it: $en_foreign; no container was changed"
+            of_die "docker network '$en_name' must go ($en_why), but containers overlay-fleet did not create use it: $en_foreign; no container was changed"
     done <<EOF
 $en_retire
 EOF
-    while IFS=$OF_TAB read -r en_net en_why; do
-        [ -z "$en_net" ] || retire_network "$en_net" "$en_why"
+    while IFS=$OF_TAB read -r en_id en_name en_why; do
+        [ -z "$en_id" ] || retire_network "$en_id" "$en_name" "$en_why"
     done <<EOF
 $en_retire
 EOF
-    if [ -n "$en_have" ] && [ "$en_have" = "$en_want" ]; then
+    if [ "$en_have" = "$en_want" ]; then
         echo "ok network: $network as planned (macvlan on $parent, $subnet via $gateway)"
         return 0
     fi
     docker network create --driver macvlan --opt "parent=$parent" --subnet "$subnet" --gateway "$gateway" \
         --label "$OF_BOX_LABEL=$box" "$network" >/dev/null ||
-        of_die "cannot create docker network $network (macvlan on $parent, $subnet via $gateway)"
+        of_die "cannot create docker network $network (macvlan on $parent, $subnet via $gateway); no container of the box is made until it can be"
     echo "ok network: $network created (macvlan on $parent, $subnet via $gateway)"
 }
 
-# remove_networks: the box's networks (labelled ours) removed; one that a container overlay-fleet
-# did not create still uses is kept, saying so.
+# remove_networks: the box's networks (labelled ours) removed once its containers are; one that
+# other containers still use is kept, naming them.
 remove_networks() {
-    rm_all=$(docker network ls --filter "label=$OF_BOX_LABEL=$box" --format '{{.Name}}') || of_die "cannot list the engine's networks"
-    while IFS= read -r rm_net; do
-        [ -n "$rm_net" ] || continue
-        rm_users=$(users_of "$rm_net") || exit 1
+    rm_all=$(networks_all) || exit 1
+    while IFS='|' read -r rm_id rm_name rm_label; do
+        [ -n "$rm_id" ] && [ "$rm_label" = "$box" ] || continue
+        rm_users=$(users_of "$rm_id") || exit 1
         if [ -n "$rm_users" ]; then
-            echo "ok network: $rm_net kept, containers overlay-fleet did not create use it: $(printf '%s\n' "$rm_users" | cut -f1 | tr '\n' ' ')"
-        elif docker network rm "$rm_net" >/dev/null; then
-            echo "ok network: $rm_net removed"
+            echo "ok network: $rm_name kept, still used by: $(printf '%s\n' "$rm_users" | cut -f1 | tr '\n' ' ')"
+        elif docker network rm "$rm_id" >/dev/null; then
+            echo "ok network: $rm_name removed"
         else
-            of_err "cannot remove docker network $rm_net"
+            of_err "cannot remove docker network $rm_name"
             failed=$((failed + 1))
         fi
     done <<EOF

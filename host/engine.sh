@@ -30,8 +30,26 @@ printf '%s\n' "$networks" | while IFS= read -r n; do
     if [ "$name" = "$network" ]; then
         [ "$label" = "$box" ] ||
             of_die "a docker network named '$network' exists that overlay-fleet did not create (parent '$nparent'): remove it or choose another network.name"
-    elif [ "$nparent" = "$parent" ] && { [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 47 ]; }; }; then
+    elif [ "$label" != "$box" ] && [ "$nparent" = "$parent" ] && { [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 47 ]; }; }; then
         of_die "docker network '$name' already uses '$parent' as macvlan parent, and this engine (API $api) allows one macvlan network per parent interface: remove it or use its name as network.name"
     fi
 done || exit 1
+# Engines refuse a network whose addresses overlap another's: one that is not the box's own (those
+# the box's containers command replaces) is in the way.
+others=$(docker network ls --quiet | xargs docker network inspect --format "{{.Name}}|{{index .Labels \"$OF_BOX_LABEL\"}}|{{range .IPAM.Config}}{{.Subnet}} {{end}}") ||
+    of_die "cannot inspect the engine's networks"
+# Each IPv4 CIDR as its first and last address (numbers); the planned one first, then the others'.
+clash=$(printf '%s\n' "$others" | awk -F'|' -v box="$box" -v want="$subnet" '
+    BEGIN { split(want, c, "/"); split(c[1], q, "."); size = 2 ^ (32 - c[2]); lo = q[1] * 16777216 + q[2] * 65536 + q[3] * 256 + q[4]; lo -= lo % size; hi = lo + size - 1 }
+    $2 != box {
+        n = split($3, subnets, " ")
+        for (i = 1; i <= n; i++) {
+            if (subnets[i] !~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+\/[0-9]+$/) continue
+            split(subnets[i], c, "/"); split(c[1], q, "."); size = 2 ^ (32 - c[2])
+            first = q[1] * 16777216 + q[2] * 65536 + q[3] * 256 + q[4]; first -= first % size
+            if (first <= hi && lo <= first + size - 1) { print $1 " (" subnets[i] ")"; exit }
+        }
+    }') || of_die "cannot compare the engine's networks"
+[ -z "$clash" ] ||
+    of_die "docker network $clash overlaps the planned subnet $subnet, and the engine refuses overlapping networks: remove it or change network.subnet"
 printf 'api=%s parent=%s subnet=%s gateway=%s\n' "$api" "$parent" "$subnet" "$gateway"

@@ -6,10 +6,11 @@
 # Nothing on the boxes changes: the containers command then finds the network as planned and
 # keeps it. Does nothing on a stack without them.
 #
-#   sh ops/forget-docker-network.sh [--stack <stack>]   (in the project directory)
+#   sh ops/forget-docker-network.sh [--stack <stack>]   (in the project directory; only options that
+#                                                        both `pulumi stack` and `pulumi state delete` take)
 set -eu
 listing=$(pulumi stack --show-urns "$@") || exit 1
 urns=$(printf '%s\n' "$listing" | grep -o 'urn:pulumi:[^ ]*pulumi:providers:docker::[^ ]*') || exit 0
 printf '%s\n' "$urns" | while IFS= read -r urn; do
-    pulumi state delete --yes --target-dependents "$@" "$urn"
+    pulumi state delete --yes --target-dependents "$@" "$urn" </dev/null
 done

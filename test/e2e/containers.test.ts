@@ -128,6 +128,23 @@ describe("containers on both lab engines", () => {
         }
     });
 
+    it("a network whose subnet overlaps the planned one is reported by the apply's engine preflight; no network or container is made", async () => {
+        await dockerIn("box2", "network create --subnet 198.18.2.128/25 clash >/dev/null");
+        try {
+            configure({ box2: 2 });
+            const up = await project.up();
+            expect(up.status).not.toBe(0);
+            expect(up.stdout + up.stderr).toContain(
+                "docker network clash (198.18.2.128/25) overlaps the planned subnet 198.18.2.0/24, and the engine refuses overlapping networks: remove it or change network.subnet",
+            );
+            expect(await overlayMounts("box2")).toHaveLength(2);
+            expect(await dockerIn("box2", "network ls --filter driver=macvlan -q")).toBe("");
+            expect(await dockerIn("box2", "ps -aq")).toBe("");
+        } finally {
+            await dockerIn("box2", "network rm clash >/dev/null");
+        }
+    });
+
     it("a foreign macvlan network on the parent of an old engine is reported, not clobbered", async () => {
         await dockerIn("box1", "network create -d macvlan --subnet 198.18.1.0/24 --gateway 198.18.1.1 -o parent=of-b1 othernet");
         configure({ box1: 3, box2: 2 });
@@ -234,19 +251,19 @@ describe("containers on both lab engines", () => {
         expect(await gateway()).toBe("198.18.2.1");
     });
 
-    it("a renamed network: the containers move to the new one and the old one goes; not while a foreign container uses it", async () => {
-        const plan = (await planned()).filter((p) => p.box === "box2");
-        const networks = async () => (await dockerIn("box2", "network ls --filter driver=macvlan --format '{{.Name}}'")).trim().split("\n").sort();
-        configure({ box1: 3, box2: 2 }, { box2: { network: { name: "macnet2" } } });
+    it("a renamed network: the containers move to the new one and the old one goes (one macvlan network per parent on box1's engine); not while a foreign container uses it", async () => {
+        const plan = await planned();
+        const networks = async (box: string) => (await dockerIn(box, "network ls --filter driver=macvlan --format '{{.Name}}'")).trim().split("\n").sort();
+        configure({ box1: 3, box2: 2 }, { box1: { network: { name: "macnet2" } }, box2: { network: { name: "macnet2" } } });
         const up = await project.upOk();
         expect(up).toContain("ok network: macnet removed (the plan names macnet2), with its containers");
-        expect(await networks()).toEqual(["macnet2"]);
         for (const p of plan) {
-            const networkOf = (await dockerIn("box2", `inspect --format '{{range $n, $e := .NetworkSettings.Networks}}{{$n}}{{end}}' ${p.name}`)).trim();
-            expect(networkOf, p.name).toBe("macnet2");
-            expect(await containerFacts("box2", p.name)).toMatchObject({ mac: p.mac, ip: p.ip, running: true });
+            expect(await networks(p.box), p.box).toEqual(["macnet2"]);
+            const networkOf = (await dockerIn(p.box, `inspect --format '{{range $n, $e := .NetworkSettings.Networks}}{{$n}}{{end}}' ${p.name}`)).trim();
+            expect(networkOf, `${p.box}/${p.name}`).toBe("macnet2");
+            expect(await containerFacts(p.box, p.name)).toMatchObject({ mac: p.mac, ip: p.ip, running: true });
         }
-        // Back to macnet: refused while a container overlay-fleet did not create uses macnet2.
+        // Back to macnet: refused on box2 while a container overlay-fleet did not create uses macnet2.
         await dockerIn("box2", `run -d --name squatter --network macnet2 --ip 198.18.2.150 ${labImage}`);
         configure({ box1: 3, box2: 2 });
         const refused = await project.up();
@@ -254,10 +271,11 @@ describe("containers on both lab engines", () => {
         expect(refused.stdout + refused.stderr).toContain(
             "docker network 'macnet2' must go (the plan names macnet), but containers overlay-fleet did not create use it: squatter; no container was changed",
         );
-        expect(await networks()).toEqual(["macnet2"]);
+        expect(await networks("box2")).toEqual(["macnet2"]);
+        expect(await networks("box1")).toEqual(["macnet"]);
         await dockerIn("box2", "rm -f squatter");
         expect(await project.upOk()).toContain("ok network: macnet2 removed (the plan names macnet)");
-        expect(await networks()).toEqual(["macnet"]);
+        expect(await networks("box2")).toEqual(["macnet"]);
         for (const p of plan) await waitFor(`${p.name} serving`, () => serves(p.ip));
     });
 

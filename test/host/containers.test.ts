@@ -37,7 +37,7 @@ describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
             expect(calls(docker.log)[0]).toMatch(new RegExp(`^ps -a --filter label=${instanceLabel} `));
             expect(r.stdout).toContain("ok: container ttnode1 removed");
             // Then the box's networks (none here).
-            expect(calls(docker.log).at(-1)).toBe("network ls --filter label=overlay-fleet.box=box1 --format {{.Name}}");
+            expect(calls(docker.log).at(-1)).toBe('network ls --no-trunc --format {{.ID}}|{{.Name}}|{{.Label "overlay-fleet.box"}}');
         });
     });
 
