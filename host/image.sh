@@ -3,8 +3,9 @@
 #
 # Makes <image> present in the box's engine and prints its id (`sha256:...`) on stdout: `load`
 # from an image archive (`docker save` format) already copied to the box, for boxes without
-# registry access; `pull` from a registry when the image is not there yet. The archive must
-# hold <image>: anything else fails naming both.
+# registry access (once per archive while the engine keeps the image it gave); `pull` from a
+# registry when the image is not there yet. The archive must hold <image>: anything else fails
+# naming both.
 
 case ${1-} in
     load) [ "$#" -eq 3 ] || of_usage "usage: of-image load <archive> <image>"
@@ -19,12 +20,21 @@ of_docker_ready || of_die "docker on this box does not answer (is the engine run
 
 if [ "$1" = load ]; then
     [ -f "$archive" ] || of_die "image archive '$archive' is missing on this box"
-    docker load --input "$archive" >/dev/null || of_die "docker load of '$archive' failed"
-    docker image inspect --format '{{.Id}}' "$image" >/dev/null 2>&1 ||
-        of_die "the image archive '$archive' does not contain '$image'"
-    # Archives of earlier images are not needed any more (this one stays: a re-run loads it again).
-    for old in "${archive%/*}"/*.tar; do
-        [ "$old" = "$archive" ] || [ ! -f "$old" ] || rm -f -- "$old"
+    # <archive>.loaded: the id the engine gave <image> when this archive was loaded. While <image>
+    # still has it, the archive (named by its content) is not loaded again: a load reads all of it.
+    loaded=$archive.loaded
+    if [ -f "$loaded" ] && [ "$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null)" = "$(cat -- "$loaded")" ]; then
+        echo "ok image: $image as loaded from $archive" >&2
+    else
+        docker load --input "$archive" >/dev/null || of_die "docker load of '$archive' failed"
+        id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) ||
+            of_die "the image archive '$archive' does not contain '$image'"
+        printf '%s\n' "$id" >"$loaded.tmp" && mv -f -- "$loaded.tmp" "$loaded" || of_die "cannot write $loaded"
+        echo "ok image: $image loaded from $archive" >&2
+    fi
+    # Archives of earlier images are not needed any more (this one stays: a re-run may load it again).
+    for old in "${archive%/*}"/*.tar "${archive%/*}"/*.tar.loaded; do
+        [ "$old" = "$archive" ] || [ "$old" = "$loaded" ] || [ ! -f "$old" ] || rm -f -- "$old"
     done
 elif ! docker image inspect --format '{{.Id}}' "$image" >/dev/null 2>&1; then
     docker pull --quiet "$image" >/dev/null || of_die "docker pull '$image' failed (no registry access? use container.imageArchive)"

@@ -70,6 +70,34 @@ describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
         });
     });
 
+    it("an image archive is loaded once while the engine keeps the image it gave, again when the engine lost it", async () => {
+        await withHostNs((ns) => {
+            const archive = ns.p("images", "0123456789abcdef.tar");
+            const old = ns.p("images", "fedcba9876543210.tar");
+            ns.ok('mkdir -p "$(dirname "$1")" && echo tar > "$1" && echo tar > "$2" && echo sha256:0ld > "$2.loaded"', [archive, old]);
+            // The engine's id of the image: what `image inspect` prints, from a file the test changes.
+            const idFile = ns.p("engine-id");
+            fs.writeFileSync(idFile, "sha256:aaaa\n");
+            const docker = dockerStub(ns, ["load) exit 0 ;;", `image) cat ${idFile} ;;`]);
+            const load = () => ns.sh('cd "$1" && shift && sh image "$@"', [lib(), "load", archive, "img:1"], { path: docker.path });
+            const loads = () => calls(docker.log).filter((c) => c.startsWith("load")).length;
+            const first = load();
+            expect(first.stdout).toBe("sha256:aaaa\n");
+            expect(first.stderr).toBe(`ok image: img:1 loaded from ${archive}\n`);
+            expect(loads()).toBe(1);
+            // The earlier archive and its record are gone.
+            expect(fs.readdirSync(ns.p("images")).sort()).toEqual(["0123456789abcdef.tar", "0123456789abcdef.tar.loaded"]);
+            const again = load();
+            expect(again.stdout).toBe("sha256:aaaa\n");
+            expect(again.stderr).toBe(`ok image: img:1 as loaded from ${archive}\n`);
+            expect(loads()).toBe(1);
+            // The engine's image is another one now (pruned, re-tagged): loaded again.
+            fs.writeFileSync(idFile, "sha256:bbbb\n");
+            expect(load().stderr).toBe(`ok image: img:1 loaded from ${archive}\n`);
+            expect(loads()).toBe(2);
+        });
+    });
+
     it("a legacy per-instance delete keeps a container the box's plan holds; the box's own command removes it", async () => {
         await withHostNs((ns) => {
             ns.ok("mount -t tmpfs -o size=1m,mode=0755 of-test-varlib /var/lib");
