@@ -52,6 +52,12 @@ function passiveOpens(box: string): number {
 }
 
 const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+/**
+ * Rounds of each cache-only shape. Its ratio is the difference of two 2-3 s times over a floor of
+ * a few tenths: on a shared 2-core machine one round moves it by 0.5 or more, so the median
+ * takes nine (each round's ratio is printed too).
+ */
+const cacheRounds = 9;
 
 const clockTicks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 /** The fields of /proc/<pid>/stat after the command name (the first is the state, field 3). */
@@ -288,10 +294,10 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
         // Preview is Pulumi's fixed cost that work/floor subtracts. A first up and the floor take a
         // few tenths of a second beyond it on small shapes, where the noise of a shared machine in
         // a 3-second preview would swing the ratio: each round is a preview right before a first
-        // up, the ratio takes the median of the rounds' differences (cache-only shapes: 5 rounds;
+        // up, the ratio takes the median of the rounds' differences (cache-only shapes: cacheRounds;
         // with containers 1, its preview the median of 3). Connections, state and the no-op up are
         // those of the first round.
-        const rounds = shape.containers ? 1 : 5;
+        const rounds = shape.containers ? 1 : cacheRounds;
         const previews: number[] = [];
         const firstUps: number[] = [];
         // CPU per round: Pulumi's side (this process's children) in the up beyond its preview, and
@@ -359,7 +365,8 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
         const total = shape.boxes * shape.instances;
         breakdowns.push(
             `${label(shape).padEnd(6)} ${traced}\n${"".padEnd(6)} CPU ms on this 2-core machine (median of the rounds): Pulumi's side, the up beyond its preview ` +
-                `${median(pulumiCpu).toFixed(0)}; the boxes' SSH sessions ${median(upBoxCpu).toFixed(0)} in the up, ${median(floorBoxCpu).toFixed(0)} in the floor`,
+                `${median(pulumiCpu).toFixed(0)}; the boxes' SSH sessions ${median(upBoxCpu).toFixed(0)} in the up, ${median(floorBoxCpu).toFixed(0)} in the floor` +
+                (rounds > 1 ? `\n${"".padEnd(6)} work/floor of each round, sorted: ${firstUps.map((up, k) => (up - previews[k]) / floorUp).sort((a, b) => a - b).map((r) => r.toFixed(1)).join(" ")}` : ""),
         );
         console.log(
             [
@@ -443,7 +450,7 @@ const all = ["1x4", "1x16", "4x4", "1x64", "c1x4", "c1x16", "c4x4"];
 const wanted = process.argv.slice(2).filter(parse);
 async function main(): Promise<void> {
     const archive = await buildLabImage();
-    console.log("seconds of wall time (cache-only shapes: median of 5 rounds of each; with containers one round, preview median of 3); floor = the seed's recipe typed by hand (one SSH session per box); c = with containers");
+    console.log(`seconds of wall time (cache-only shapes: median of ${cacheRounds} rounds of each; with containers one round, preview median of 3); floor = the seed's recipe typed by hand (one SSH session per box); c = with containers`);
     console.log("work/floor = (first up - preview) / floor up, the median of the rounds' differences (each round a preview right before a first up); ssh/inst = SSH connections per instance in the first up");
     console.log("batch/floor = the box's apply command without Pulumi (one SSH session per box, library already copied) / floor up: the box work alone");
     console.log("shape   preview  first-up  noop-up  destroy  floor-up  floor-down  work/floor  batch/floor  ssh/inst  noop-ssh  state/inst B  check");
