@@ -41,8 +41,8 @@ export interface BoxSummary {
 /**
  * One box of the host group: its host library, lower cache, N overlay instances and, unless the
  * box is cache-only, the macvlan network and its containers, one per instance. The library is
- * copied, then one command over one SSH connection (the box's apply) installs it, makes the lower
- * ready and converges the box's overlays to the plan; then one command makes the box's network and
+ * copied while one command over one SSH connection (the box's apply) waits for it on the box,
+ * installs it, makes the lower ready and converges the box's overlays to the plan; then one command makes the box's network and
  * all its containers (BoxContainers). Destroy runs in reverse (containers and network, then mounts
  * and fstab lines), and cache data is never deleted.
  */
@@ -179,8 +179,9 @@ export function createTeardown(owner: Box, name: string, plan: BoxPlan): command
 }
 
 /**
- * The box's one remote command, after its library copy: installs the library, makes the lower
- * ready (preflight, prepare, fold), converges the box's overlays to the plan (host/apply.sh, one
+ * The box's one remote command, started beside its library copy (the two SSH handshakes overlap;
+ * the command waits on the box until the library is whole, see installAndRun): installs the
+ * library, makes the lower ready (preflight, prepare, fold), converges the box's overlays to the plan (host/apply.sh, one
  * instanceRecord per instance on stdin: the stack diff of an instance is a line of it) and retires
  * old generations. Every step is idempotent, so any change re-runs the whole, one SSH connection
  * per box. It has no delete: the box's teardown takes the box down.

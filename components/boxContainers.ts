@@ -65,8 +65,9 @@ export function containersCall(args: BoxContainersArgs): string {
  * diff of a container is a line of its stdin). It loads the image, makes the network as planned
  * (MacvlanNetwork), removes the box's containers the plan no longer has and makes or keeps each
  * planned one with the box's own docker CLI, not the docker provider: the provider creates a
- * container on `bridge` and connects it to the network afterwards, and engines ignore a MAC given on connect below API 1.54 (the provider
- * speaks at most 1.51), so it cannot give a container its MAC. Each container is read back from
+ * container on `bridge` and connects it to the network afterwards, and engines ignore a MAC given
+ * on connect below API 1.54 (the provider speaks at most 1.51), so it cannot give a container its
+ * MAC. Each container is read back from
  * the engine; any difference from the plan fails the `up`. Its delete removes the box's
  * containers and then its network (and only those overlay-fleet made).
  */

@@ -214,9 +214,10 @@ export function activationScript(): string {
 }
 
 /**
- * A box's whole deployment as one command text: the library `hash` installed and made current
- * (its `activate`, activationScript), then each call on its own line in the library (`sh <name> 'arg' ...`), the
- * script stopping at the first that fails. Only the calls named in `stdinFor` read the command's
+ * A box's whole deployment as one command text: once the library `hash` is whole on the box (the
+ * copy runs beside this command), installed and made current (its `activate`, activationScript),
+ * then each call on its own line in the library (`sh <name> 'arg' ...`), the script stopping at
+ * the first that fails. Only the calls named in `stdinFor` read the command's
  * stdin; the others get /dev/null. The text is known at preview (it names no output of the
  * copy), so the stack diff shows it even when the library changes. A box without the library is
  * told the command that copies it again and re-runs the whole: `pulumi up --replace` of the
