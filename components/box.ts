@@ -41,8 +41,8 @@ export interface BoxSummary {
 /**
  * One box of the host group: its host library, lower cache, N overlay instances and, unless the
  * box is cache-only, the macvlan network and its containers, one per instance. The library is
- * copied while one command over one SSH connection (the box's apply) waits for it on the box,
- * installs it, makes the lower ready and converges the box's overlays to the plan; then one command makes the box's network and
+ * copied, then one command over one SSH connection (the box's apply) installs it, makes the lower
+ * ready and converges the box's overlays to the plan; then one command makes the box's network and
  * all its containers (BoxContainers). Destroy runs in reverse (containers and network, then mounts
  * and fstab lines), and cache data is never deleted.
  */
@@ -179,8 +179,8 @@ export function createTeardown(owner: Box, name: string, plan: BoxPlan): command
 }
 
 /**
- * The box's one remote command, started beside its library copy (the two SSH handshakes overlap;
- * the command waits on the box until the library is whole, see installAndRun): installs the
+ * The box's one remote command, after its library copy (not beside it: the copy rewrites a
+ * library already on the box in place, and a script being rewritten must not run): installs the
  * library, makes the lower ready (preflight, prepare, fold), converges the box's overlays to the plan (host/apply.sh, one
  * instanceRecord per instance on stdin: the stack diff of an instance is a line of it) and retires
  * old generations. Every step is idempotent, so any change re-runs the whole, one SSH connection
@@ -194,11 +194,11 @@ export function createApply(owner: Box, name: string, plan: BoxPlan): command.re
             connection: owner.connection,
             addPreviousOutputInEnv: false,
             create: pulumi
-                .all([childUrn(owner.library, "command:remote:CopyToRemote", `${name}-host-copy`), childUrn(owner, "command:remote:Command", `${name}-apply`)])
+                .all([owner.library.copy.urn, childUrn(owner, "command:remote:Command", `${name}-apply`)])
                 .apply((urns) => installAndRun(hash, urns, applyCalls(plan), applyReadsStdin)),
             stdin: applyInput(plan),
         },
-        { parent: owner, dependsOn: [owner.teardown] },
+        { parent: owner, dependsOn: [owner.library.copy, owner.teardown] },
     );
 }
 

@@ -214,10 +214,9 @@ export function activationScript(): string {
 }
 
 /**
- * A box's whole deployment as one command text: once the library `hash` is whole on the box (the
- * copy runs beside this command), installed and made current (its `activate`, activationScript),
- * then each call on its own line in the library (`sh <name> 'arg' ...`), the script stopping at
- * the first that fails. Only the calls named in `stdinFor` read the command's
+ * A box's whole deployment as one command text: the library `hash` installed and made current
+ * (its `activate`, activationScript), then each call on its own line in the library
+ * (`sh <name> 'arg' ...`), the script stopping at the first that fails. Only the calls named in `stdinFor` read the command's
  * stdin; the others get /dev/null. The text is known at preview (it names no output of the
  * copy), so the stack diff shows it even when the library changes. A box without the library is
  * told the command that copies it again and re-runs the whole: `pulumi up --replace` of the
@@ -228,21 +227,10 @@ export function installAndRun(hash: string, replace: string[], calls: HostCall[]
     const notCopied =
         `overlay-fleet: host library ${hash} is not on this box (${hostLibraryRoot}/${hash}): ` +
         `copy it again with: pulumi up ${replace.map((urn) => `--replace '${urn}'`).join(" ")} (README: A wiped box)`;
-    const lib = shQuote(`${hostLibraryRoot}/${hash}`);
     return [
         `# overlay-fleet host library ${hash}`,
         "set -eu",
-        // The library's copy runs beside this command, over its own connection (the two SSH
-        // handshakes overlap): wait until the library is there (its SHA256SUMS hashes to the
-        // library's hash, and each script to its line; activate checks the fold helper), giving up
-        // once nothing of it has changed for 10 s (a wiped box, a failed copy).
-        "n=0 was=",
-        `until [ "$(sha256sum ${lib}/SHA256SUMS 2>/dev/null | cut -c1-16)" = ${shQuote(hash)} ] && (cd ${lib} && grep -v '  foldtool-' SHA256SUMS | sha256sum -c --quiet - >/dev/null 2>&1); do`,
-        `  now=$(ls -ln ${lib} 2>/dev/null | cksum); if [ "$now" = "$was" ]; then n=$((n + 1)); else n=0 was=$now; fi`,
-        `  [ "$n" -lt 200 ] || { printf '%s\\n' ${shQuote(notCopied)} >&2; exit 1; }`,
-        "  sleep 0.05",
-        "done",
-        `cd ${lib}`,
+        `cd ${shQuote(`${hostLibraryRoot}/${hash}`)} 2>/dev/null || { printf '%s\\n' ${shQuote(notCopied)} >&2; exit 1; }`,
         `sh activate ${shQuote(hash)}`,
         `cd ${shQuote(hostLibraryCurrent)}`,
         ...calls.map(([name, args]) => (stdinFor.has(name) ? callLine(name, args) : `${callLine(name, args)} </dev/null`)),
