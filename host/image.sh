@@ -29,12 +29,14 @@ if [ "$1" = load ]; then
         docker load --input "$archive" >/dev/null || of_die "docker load of '$archive' failed"
         id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) ||
             of_die "the image archive '$archive' does not contain '$image'"
-        printf '%s\n' "$id" >"$loaded.tmp" && mv -f -- "$loaded.tmp" "$loaded" || of_die "cannot write $loaded"
+        # A record that cannot be written costs the next run a load, no more.
+        { printf '%s\n' "$id" >"$loaded.tmp" && mv -f -- "$loaded.tmp" "$loaded"; } 2>/dev/null ||
+            { rm -f -- "$loaded.tmp"; of_warn "cannot write $loaded: the next run loads the archive again"; }
         echo "ok image: $image loaded from $archive" >&2
     fi
     # Archives of earlier images are not needed any more (this one stays: a re-run may load it again).
-    for old in "${archive%/*}"/*.tar "${archive%/*}"/*.tar.loaded; do
-        [ "$old" = "$archive" ] || [ "$old" = "$loaded" ] || [ ! -f "$old" ] || rm -f -- "$old"
+    for old in "${archive%/*}"/*.tar "${archive%/*}"/*.tar.loaded "${archive%/*}"/*.tar.loaded.tmp; do
+        [ "$old" = "$archive" ] || [ "$old" = "$loaded" ] || [ ! -f "$old" ] || rm -f -- "$old" || of_warn "cannot remove $old"
     done
 elif ! docker image inspect --format '{{.Id}}' "$image" >/dev/null 2>&1; then
     docker pull --quiet "$image" >/dev/null || of_die "docker pull '$image' failed (no registry access? use container.imageArchive)"
