@@ -20,29 +20,30 @@ api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null) || of_die "c
 
 major=${api%%.*} minor=${api#*.}
 case $major.$minor in *[!0-9.]*) of_die "unexpected engine API version '$api'" ;; esac
-networks=$(docker network ls --quiet --filter driver=macvlan) || of_die "cannot list the engine's networks"
-printf '%s\n' "$networks" | while IFS= read -r n; do
-    [ -n "$n" ] || continue
-    facts=$(docker network inspect --format "{{.Name}}|{{index .Options \"parent\"}}|{{index .Labels \"$OF_BOX_LABEL\"}}" "$n") ||
-        of_die "cannot inspect docker network $n"
-    name=${facts%%|*} rest=${facts#*|}
-    nparent=${rest%%|*} label=${rest#*|}
+# Every network of the engine in one inspect: `<name>|<driver>|<parent>|<box label>|<subnets>`.
+ids=$(docker network ls --quiet) || of_die "cannot list the engine's networks"
+networks=$(printf '%s\n' "$ids" | xargs -r docker network inspect --format "{{.Name}}|{{.Driver}}|{{index .Options \"parent\"}}|{{index .Labels \"$OF_BOX_LABEL\"}}|{{range .IPAM.Config}}{{.Subnet}} {{end}}") ||
+    of_die "cannot inspect the engine's networks"
+of_lines "$networks"
+while of_line; do
+    name=${OF_LINE%%|*} rest=${OF_LINE#*|}
+    driver=${rest%%|*} rest=${rest#*|}
+    nparent=${rest%%|*} rest=${rest#*|}
+    label=${rest%%|*}
     if [ "$name" = "$network" ]; then
         [ "$label" = "$box" ] ||
             of_die "a docker network named '$network' exists that overlay-fleet did not create (parent '$nparent'): remove it or choose another network.name"
-    elif [ "$label" != "$box" ] && [ "$nparent" = "$parent" ] && { [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 47 ]; }; }; then
+    elif [ "$driver" = macvlan ] && [ "$label" != "$box" ] && [ "$nparent" = "$parent" ] && { [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 47 ]; }; }; then
         of_die "docker network '$name' already uses '$parent' as macvlan parent, and this engine (API $api) allows one macvlan network per parent interface: remove it or use its name as network.name"
     fi
-done || exit 1
+done
 # Engines refuse a network whose addresses overlap another's: one that is not the box's own (those
 # the box's containers command replaces) is in the way.
-others=$(docker network ls --quiet | xargs docker network inspect --format "{{.Name}}|{{index .Labels \"$OF_BOX_LABEL\"}}|{{range .IPAM.Config}}{{.Subnet}} {{end}}") ||
-    of_die "cannot inspect the engine's networks"
 # Each IPv4 CIDR as its first and last address (numbers); the planned one first, then the others'.
-clash=$(printf '%s\n' "$others" | awk -F'|' -v box="$box" -v want="$subnet" '
+clash=$(printf '%s\n' "$networks" | awk -F'|' -v box="$box" -v want="$subnet" '
     BEGIN { split(want, c, "/"); split(c[1], q, "."); size = 2 ^ (32 - c[2]); lo = q[1] * 16777216 + q[2] * 65536 + q[3] * 256 + q[4]; lo -= lo % size; hi = lo + size - 1 }
-    $2 != box {
-        n = split($3, subnets, " ")
+    $4 != box {
+        n = split($5, subnets, " ")
         for (i = 1; i <= n; i++) {
             if (subnets[i] !~ /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+\/[0-9]+$/) continue
             split(subnets[i], c, "/"); split(c[1], q, "."); size = 2 ^ (32 - c[2])

@@ -61,11 +61,9 @@ of_snap_near() {
     # paths, for stat, in of_sn_paths.
     of_sn_in=
     of_sn_paths=
-    of_sn_rest=$of_sn_layers$OF_NL
-    while [ -n "$of_sn_rest" ]; do
-        of_sn_line=${of_sn_rest%%"$OF_NL"*}
-        of_sn_rest=${of_sn_rest#*"$OF_NL"}
-        [ -n "$of_sn_line" ] || continue
+    of_lines "$of_sn_layers"
+    while of_line; do
+        of_sn_line=$OF_LINE
         of_sn_path=${of_sn_line#* * }
         of_sn_entry "F ${of_sn_line% "$of_sn_path"}" "$of_sn_path"
         case $of_sn_line in
@@ -78,11 +76,9 @@ of_snap_near() {
         esac
     done
     of_sn_i=0
-    of_sn_rest=${OF_SIBLINGS-}$OF_NL
-    while [ -n "$of_sn_rest" ]; do
-        of_sn_line=${of_sn_rest%%"$OF_NL"*}
-        of_sn_rest=${of_sn_rest#*"$OF_NL"}
-        [ -n "$of_sn_line" ] || continue
+    of_lines "${OF_SIBLINGS-}"
+    while of_line; do
+        of_sn_line=$OF_LINE
         of_sn_i=$((of_sn_i + 1))
         # `<merged> <upper> <work> <lower>`: no blank in a path of the plan (of_check_path).
         of_sn_line=${of_sn_line#* }
@@ -93,9 +89,9 @@ of_snap_near() {
     done
     # The inodes of those that exist (`test -ef` in of_relation), `D <path> <dev>:<inode>`.
     set --
-    while [ -n "$of_sn_paths" ]; do
-        set -- "$@" "${of_sn_paths%%"$OF_NL"*}"
-        of_sn_paths=${of_sn_paths#*"$OF_NL"}
+    of_lines "$of_sn_paths"
+    while of_line; do
+        set -- "$@" "$OF_LINE"
     done
     of_sn_stat=$(stat -L -c 'D %n %d:%i' -- "$@" 2>/dev/null) || :
     OF_SNAP_NEARS=$(printf '%s%s\n' "$of_sn_in" "$of_sn_stat" | awk -v instances="$of_sn_i" '
