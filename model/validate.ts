@@ -1,6 +1,6 @@
 /**
- * Group-wide rules, checked on the plan of the whole host group once every box parsed: unique IPs,
- * MACs and hostnames, derived addresses inside the subnet, mount option data that fits the
+ * Group-wide rules, checked on the plan of the whole host group once every box parsed: one box entry
+ * per SSH host and port, unique IPs, MACs and hostnames, derived addresses inside the subnet, mount option data that fits the
  * kernel's one page. Pure.
  */
 import { configNamespace, maxMountDataLength } from "./constants";
@@ -13,7 +13,20 @@ import { instanceAddressProblem } from "./schema";
 export function validatePlan(boxes: BoxPlan[]): ConfigIssue[] {
     const issues: ConfigIssue[] = [];
     const seen = { ip: new Map<string, string>(), mac: new Map<string, string>(), hostname: new Map<string, string>() };
+    const boxAt = new Map<string, string>();
     for (const { settings: box, instances } of boxes) {
+        // Two entries for one machine would share its host library, fstab and docker engine: the
+        // teardown of one would uninstall the library the other runs from.
+        const at = `${box.ssh.host.toLowerCase()}:${box.ssh.port}`;
+        const first = boxAt.get(at);
+        if (first !== undefined) {
+            issues.push({
+                key: `${configNamespace}:boxes.${box.name}.ssh.host`,
+                message: `${show(at)} is box ${first} already: declare one box per machine (a box runs all its instances)`,
+            });
+        } else {
+            boxAt.set(at, box.name);
+        }
         for (const instance of instances) {
             const optionBytes = Buffer.byteLength(instance.fstabOptions);
             if (optionBytes + instance.id.length + 20 > maxMountDataLength) {

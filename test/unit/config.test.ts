@@ -141,6 +141,11 @@ describe("validation names the stack key and the bad value", () => {
         expectIssue((c) => delete c.boxes.nas.ssh.hostKey, "overlay-fleet:boxes.nas.ssh.hostKey", /is required/);
         expectIssue((c) => (c.boxes.nas.ssh.port = 70000), "overlay-fleet:boxes.nas.ssh.port", /got 70000/);
         expectIssue((c) => (c.boxes.nas.ssh.host = "nas; reboot"), "overlay-fleet:boxes.nas.ssh.host", /"nas; reboot" is not a host name/);
+        expectIssue((c) => (c.boxes.nas.ssh.host = c.boxes.minipc.ssh.host.toUpperCase()), "overlay-fleet:boxes.nas.ssh.host", /is box minipc already: declare one box per machine/);
+        const twoPorts = homeConfig();
+        twoPorts.boxes.nas.ssh.host = twoPorts.boxes.minipc.ssh.host;
+        twoPorts.boxes.nas.ssh.port = 2222;
+        expect(issuesOf(twoPorts)).toEqual([]);
         expectIssue((c) => (c.boxes.nas.network.parent = "eth0 up"), "overlay-fleet:boxes.nas.network.parent", /not a network interface name/);
         expectIssue((c) => (c.defaults.container.image = "Bad Image"), "overlay-fleet:defaults.container.image", /not a docker image reference/);
         expectIssue((c) => (c.defaults.container.restart = "sometimes"), "overlay-fleet:defaults.container.restart", /got "sometimes"/);
