@@ -58,6 +58,8 @@ const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.len
  * takes nine (each round's ratio is printed too).
  */
 const cacheRounds = 9;
+/** Rounds of each cache-only shape with the state written once, to price the engine's writes. */
+const skipCheckpointRounds = 5;
 
 const clockTicks = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
 /** The fields of /proc/<pid>/stat after the command name (the first is the state, field 3). */
@@ -339,6 +341,23 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
         const traced = await tracedUp(project);
         await project.destroyOk();
         await scrub();
+        // What the engine's state writes cost: the same rounds with Pulumi writing the state once,
+        // at the end (PULUMI_SKIP_CHECKPOINTS: a crash mid-up would lose what it did to the state).
+        const unsavedWork: number[] = [];
+        if (!shape.containers) {
+            project.env.PULUMI_SKIP_CHECKPOINTS = "true";
+            try {
+                for (let k = 0; k < skipCheckpointRounds; k++) {
+                    const [, p] = await timed(() => project.pulumiOk(["preview"]));
+                    const [, u] = await timed(() => project.upOk());
+                    unsavedWork.push(u - p);
+                    await project.destroyOk();
+                    await scrub();
+                }
+            } finally {
+                delete project.env.PULUMI_SKIP_CHECKPOINTS;
+            }
+        }
         const floorUps: number[] = [];
         const floorDowns: number[] = [];
         const floorBoxCpu: number[] = [];
@@ -366,7 +385,11 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
         breakdowns.push(
             `${label(shape).padEnd(6)} ${traced}\n${"".padEnd(6)} CPU ms on this 2-core machine (median of the rounds): Pulumi's side, the up beyond its preview ` +
                 `${median(pulumiCpu).toFixed(0)}; the boxes' SSH sessions ${median(upBoxCpu).toFixed(0)} in the up, ${median(floorBoxCpu).toFixed(0)} in the floor` +
-                (rounds > 1 ? `\n${"".padEnd(6)} work/floor of each round, sorted: ${firstUps.map((up, k) => (up - previews[k]) / floorUp).sort((a, b) => a - b).map((r) => r.toFixed(1)).join(" ")}` : ""),
+                (rounds > 1 ? `\n${"".padEnd(6)} work/floor of each round, sorted: ${firstUps.map((up, k) => (up - previews[k]) / floorUp).sort((a, b) => a - b).map((r) => r.toFixed(1)).join(" ")}` : "") +
+                (unsavedWork.length
+                    ? `\n${"".padEnd(6)} with the state written once (PULUMI_SKIP_CHECKPOINTS=true, median of ${unsavedWork.length}): work/floor ${(median(unsavedWork) / floorUp).toFixed(1)}, ` +
+                      `so the engine's state writes cost about ${(work - median(unsavedWork)).toFixed(2)} s of the first up`
+                    : ""),
         );
         console.log(
             [
