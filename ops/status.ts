@@ -6,14 +6,10 @@
  *
  *   npm run status -- [--stack lab] [--json]
  */
-import { execFileSync, spawnSync } from "child_process";
-import * as fs from "fs";
-import * as os from "os";
-import * as path from "path";
 import type { BoxSummary } from "../components/box";
-import { knownHostsLine } from "../model/net";
 import { hostInvocation, shQuote } from "../components/hostScripts";
 import { hostLibraryCurrent } from "../components/hostLibrary";
+import { deployedBoxes, onBox, pulumi, stackFromArgs, stackPrivateKey } from "./stack";
 
 /** A container as the box's engine reports it, beside its plan. */
 export interface ContainerStatus {
@@ -45,10 +41,6 @@ export interface BoxStatus {
     instances: InstanceStatus[];
 }
 
-function pulumi(args: string[], cwd: string): string {
-    return execFileSync("pulumi", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-}
-
 /**
  * What status runs on a box: whether the box still has its host library, then the status scripts
  * themselves, inline (they need no library: a wiped box is told so). Given to the box's `sh -s` on
@@ -69,59 +61,45 @@ export function statusCommand(box: BoxSummary): string {
 
 /** Runs host/status.sh on one box over SSH and parses its TSV. */
 export function boxStatus(box: BoxSummary, privateKey: string | undefined): BoxStatus {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-status-"));
-    try {
-        const knownHosts = path.join(dir, "known_hosts");
-        fs.writeFileSync(knownHosts, knownHostsLine(box.host, box.port, box.hostKey));
-        const sshArgs = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", `UserKnownHostsFile=${knownHosts}`, "-o", "ConnectTimeout=10", "-p", String(box.port)];
-        if (privateKey) {
-            const keyFile = path.join(dir, "key");
-            fs.writeFileSync(keyFile, privateKey.endsWith("\n") ? privateKey : `${privateKey}\n`, { mode: 0o600 });
-            sshArgs.push("-i", keyFile, "-o", "IdentitiesOnly=yes");
-        }
-        // Read whole before it runs (one group), the scripts reading /dev/null, not the rest of it.
-        const input = `{\n${statusCommand(box)}\n} </dev/null\n`;
-        const result = spawnSync("ssh", [...sshArgs, `${box.user}@${box.host}`, "sh -s"], { input, encoding: "utf8" });
-        const status: BoxStatus = { box: box.name, reachable: result.status === 0, library: false, lower: box.lower, lowerBytes: 0, instances: [] };
-        if (result.status !== 0) {
-            status.error = (result.stderr || result.error?.message || `ssh exited ${result.status}`).trim();
-            return status;
-        }
-        const containers = new Map<string, string[]>();
-        let engineDown = false;
-        for (const line of result.stdout.split("\n")) {
-            const fields = line.split("\t");
-            if (fields[0] === "instance") {
-                status.instances.push({ box: box.name, instance: fields[1], mounted: fields[2] === "1", fstab: fields[3] === "1", upperBytes: Number(fields[4]) });
-            } else if (fields[0] === "library") {
-                status.library = fields[1] === "ok";
-            } else if (fields[0] === "lower") {
-                status.lowerBytes = Number(fields[2]);
-            } else if (fields[0] === "container") {
-                containers.set(fields[1], fields);
-            } else if (fields[0] === "engine") {
-                engineDown = true;
-            }
-        }
-        if (!box.cacheOnly && box.network) {
-            for (const instance of status.instances) {
-                const plan = box.instances.find((i) => i.id === instance.instance)!;
-                const [, , state, ip, mac, hostname] = engineDown
-                    ? ["", "", "engine down", "", "", ""]
-                    : (containers.get(plan.name) ?? ["container", plan.name, "absent", "", "", ""]);
-                instance.container = {
-                    state: state as ContainerStatus["state"],
-                    ip,
-                    mac,
-                    hostname,
-                    matchesPlan: ip === plan.ip && mac === plan.mac && hostname === plan.hostname,
-                };
-            }
-        }
+    // Read whole before it runs (one group), the scripts reading /dev/null, not the rest of it.
+    const result = onBox(box, privateKey, "sh -s", `{\n${statusCommand(box)}\n} </dev/null\n`);
+    const status: BoxStatus = { box: box.name, reachable: result.status === 0, library: false, lower: box.lower, lowerBytes: 0, instances: [] };
+    if (result.status !== 0) {
+        status.error = (result.stderr || result.error?.message || `ssh exited ${result.status}`).trim();
         return status;
-    } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
     }
+    const containers = new Map<string, string[]>();
+    let engineDown = false;
+    for (const line of result.stdout.split("\n")) {
+        const fields = line.split("\t");
+        if (fields[0] === "instance") {
+            status.instances.push({ box: box.name, instance: fields[1], mounted: fields[2] === "1", fstab: fields[3] === "1", upperBytes: Number(fields[4]) });
+        } else if (fields[0] === "library") {
+            status.library = fields[1] === "ok";
+        } else if (fields[0] === "lower") {
+            status.lowerBytes = Number(fields[2]);
+        } else if (fields[0] === "container") {
+            containers.set(fields[1], fields);
+        } else if (fields[0] === "engine") {
+            engineDown = true;
+        }
+    }
+    if (!box.cacheOnly && box.network) {
+        for (const instance of status.instances) {
+            const plan = box.instances.find((i) => i.id === instance.instance)!;
+            const [, , state, ip, mac, hostname] = engineDown
+                ? ["", "", "engine down", "", "", ""]
+                : (containers.get(plan.name) ?? ["container", plan.name, "absent", "", "", ""]);
+            instance.container = {
+                state: state as ContainerStatus["state"],
+                ip,
+                mac,
+                hostname,
+                matchesPlan: ip === plan.ip && mac === plan.mac && hostname === plan.hostname,
+            };
+        }
+    }
+    return status;
 }
 
 export function formatBytes(bytes: number): string {
@@ -188,11 +166,21 @@ export function libraryRecovery(showUrns: string, box: string, containers = fals
  * Whether every container of a box with containers is gone while its engine answers (a new
  * `/var/lib/docker`): then replacing the box's containers command (its delete removes what is
  * left of them first) makes them all again and takes nothing down. With some containers still
- * there it is not suggested: the replacement would take those down too.
+ * there it is not suggested: the replacement would take those down too (see containersMissing).
  */
 export function containersLost(s: BoxStatus): boolean {
     const containers = s.instances.flatMap((i) => (i.container ? [i.container] : []));
     return containers.length > 0 && containers.every((c) => c.state === "absent");
+}
+
+/**
+ * The instances of a box with its library whose containers are gone while others of the box's
+ * still exist: `npm run repair` makes them again and keeps the others (ops/repair.ts). Empty when
+ * none is gone, or all (containersLost).
+ */
+export function containersMissing(s: BoxStatus): string[] {
+    const gone = s.instances.filter((i) => i.container?.state === "absent").map((i) => i.instance);
+    return s.library && !containersLost(s) ? gone : [];
 }
 
 /** The `pulumi up` arguments that make a box's containers again (all of them lost: containersLost). */
@@ -203,36 +191,21 @@ export function containersRecovery(showUrns: string, box: string): string[] {
 function main(): void {
     const argv = process.argv.slice(2);
     const json = argv.includes("--json");
-    const stackIndex = argv.indexOf("--stack");
-    const stack = stackIndex >= 0 ? argv[stackIndex + 1] : (process.env.OVERLAY_FLEET_STACK ?? "lab");
-    const cwd = path.join(__dirname, "..");
-    // Same defaults as the main job (tools/main.sh): the project's file backend, the lab passphrase.
-    const localState = path.join(cwd, ".pulumi-state");
-    if (!process.env.PULUMI_BACKEND_URL && fs.existsSync(localState)) {
-        process.env.PULUMI_BACKEND_URL = `file://${localState}`;
-    }
-    if (stack === "lab" && process.env.PULUMI_CONFIG_PASSPHRASE === undefined) {
-        process.env.PULUMI_CONFIG_PASSPHRASE = "overlay-fleet-lab";
-    }
+    const stack = stackFromArgs(argv);
     let summary: BoxSummary[];
     try {
-        summary = JSON.parse(pulumi(["stack", "output", "summary", "--json", "--stack", stack], cwd) || "[]") ?? [];
+        summary = deployedBoxes(stack);
     } catch (error) {
         console.error(`overlay-fleet: cannot read the outputs of stack ${JSON.stringify(stack)}: ${(error as { stderr?: string }).stderr ?? error}`);
         process.exit(1);
     }
-    let privateKey: string | undefined;
-    try {
-        privateKey = pulumi(["config", "get", "overlay-fleet:sshPrivateKey", "--stack", stack], cwd);
-    } catch {
-        privateKey = undefined; // agent-based boxes
-    }
-    const statuses = (summary ?? []).map((box) => boxStatus(box, privateKey));
+    const privateKey = stackPrivateKey(stack);
+    const statuses = summary.map((box) => boxStatus(box, privateKey));
     console.log(json ? JSON.stringify(statuses, null, 2) : formatTable(statuses));
     const wiped = statuses.filter((s) => s.reachable && !s.library);
     const lost = statuses.filter((s) => s.reachable && s.library && containersLost(s));
     if (wiped.length + lost.length > 0) {
-        const urns = pulumi(["stack", "--show-urns", "--stack", stack], cwd);
+        const urns = pulumi(["stack", "--show-urns", "--stack", stack]);
         for (const s of wiped) {
             const recovery = libraryRecovery(urns, s.box, containersLost(s));
             if (recovery.length === 0) {
@@ -248,6 +221,14 @@ function main(): void {
                 const args = ["up", "--stack", stack, ...recovery];
                 console.error(`overlay-fleet: the containers of ${s.box} are gone; make them again with:\n  pulumi ${args.map(shQuote).join(" ")}`);
             }
+        }
+    }
+    for (const s of statuses.filter((s) => s.reachable)) {
+        const missing = containersMissing(s);
+        if (missing.length > 0) {
+            console.error(
+                `overlay-fleet: the containers of ${missing.join(", ")} are gone; make them again, keeping the box's others, with:\n  npm run repair -- --stack ${shQuote(stack)} ${s.box}`,
+            );
         }
     }
     const unhealthy = (s: BoxStatus) =>

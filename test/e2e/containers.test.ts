@@ -9,7 +9,7 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import type { BoxSummary } from "../../components/box";
-import { boxStatus, containersRecovery } from "../../ops/status";
+import { boxStatus, containersMissing, containersRecovery } from "../../ops/status";
 import {
     buildLabImage,
     dockerIn,
@@ -20,6 +20,7 @@ import {
     labContainerConfig,
     labImage,
     overlayMounts,
+    repo,
     run,
     scrubBox,
     TestProject,
@@ -301,6 +302,36 @@ describe("containers on both lab engines", () => {
         for (const p of plan) {
             expect(await containerFacts("box2", p.name)).toMatchObject({ mac: p.mac, ip: p.ip, hostname: p.hostname, running: true });
             await waitFor(`${p.name} serving again`, () => serves(p.ip));
+        }
+        const { steps } = await project.preview();
+        expect(steps.filter((s) => s.op !== "same")).toEqual([]);
+    });
+
+    it("a box that lost some of its containers: status names npm run repair, which makes them again and keeps the others running", async () => {
+        const plan = (await planned()).filter((p) => p.box === "box1");
+        const [gone, ...kept] = plan;
+        const before = await containerFacts("box1", kept[0].name);
+        await dockerIn("box1", `rm -f ${gone.name}`);
+        const summary = ((await project.outputs()).summary as BoxSummary[]).find((b) => b.name === "box1")!;
+        const status = boxStatus(summary, fs.readFileSync(boxes[0].privateKeyPath, "utf8"));
+        expect(status.instances.map((i) => i.container?.state)).toEqual(plan.map((p) => (p === gone ? "absent" : "running")));
+        expect(containersMissing(status)).toEqual([`box1/${gone.name}`]);
+
+        const repair = (args: string[]) => run("node", ["-r", "ts-node/register/transpile-only", path.join(repo, "ops", "repair.ts"), ...args], { cwd: project.dir, env: project.env });
+        // A box the stack does not have is refused by name, before any box is touched.
+        const refused = await repair(["--stack", project.stack, "box1", "box9"]);
+        expect(refused.status).not.toBe(0);
+        expect(refused.stderr).toContain('has no box "box9"');
+        expect(await containerIds("box1")).not.toHaveProperty(gone.name);
+
+        const repaired = await repair(["--stack", project.stack, "box1"]);
+        expect(repaired.status, repaired.stderr).toBe(0);
+        expect(await containerFacts("box1", gone.name)).toMatchObject({ mac: gone.mac, ip: gone.ip, hostname: gone.hostname, running: true });
+        await waitFor(`${gone.name} serving again`, () => serves(gone.ip));
+        // The others were kept, not made again.
+        expect(await containerFacts("box1", kept[0].name)).toMatchObject({ id: before.id, startedAt: before.startedAt });
+        for (const p of kept) {
+            expect(await serves(p.ip)).toBe(true);
         }
         const { steps } = await project.preview();
         expect(steps.filter((s) => s.op !== "same")).toEqual([]);

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { BoxSummary } from "../../components/box";
 import { maxInstancesPerBox } from "../../model/constants";
-import { BoxStatus, ContainerStatus, containersLost, containersRecovery, libraryRecovery, statusCommand } from "../../ops/status";
+import { containersRun } from "../../ops/repair";
+import { BoxStatus, ContainerStatus, containersLost, containersMissing, containersRecovery, libraryRecovery, statusCommand } from "../../ops/status";
 
 const box = (states: Array<ContainerStatus["state"] | undefined>): BoxStatus => ({
     box: "box1",
@@ -34,6 +35,25 @@ describe("status recovery commands", () => {
         expect(containersLost(box(["engine down", "engine down"]))).toBe(false);
         expect(containersLost(box([undefined, undefined]))).toBe(false);
         expect(containersRecovery(urns, "box1").map((a) => a.replace(/.*::/, ""))).toEqual(["--replace", "box1-containers-run"]);
+    });
+
+    it("suggest npm run repair for the containers of a box that are gone while others of it remain", () => {
+        expect(containersMissing(box(["running", "absent", "stopped", "absent"]))).toEqual(["box1/ttnode2", "box1/ttnode4"]);
+        expect(containersMissing(box(["running", "running"]))).toEqual([]);
+        // All gone: the containers command's replacement (containersLost), not a repair.
+        expect(containersMissing(box(["absent", "absent"]))).toEqual([]);
+        expect(containersMissing(box(["engine down", "engine down"]))).toEqual([]);
+        // Without its library the box needs its copy and apply first (libraryRecovery).
+        expect(containersMissing({ ...box(["running", "absent"]), library: false })).toEqual([]);
+    });
+
+    it("repair runs the containers command the state holds, and names what it cannot run", () => {
+        const resource = (name: string, inputs: Record<string, unknown>) => ({ urn: urns.split("\n").map((l) => l.trim().slice(5)).find((u) => u.endsWith(`::${name}`)), type: "command:remote:Command", inputs });
+        const exported = (...resources: object[]) => JSON.stringify({ version: 3, deployment: { resources } });
+        const run = { create: "cd /var/lib/overlay-fleet/host && sh containers set box1", stdin: "box1/ttnode1\t...\n" };
+        expect(containersRun(exported(resource("box12-containers-run", { create: "other", stdin: "" }), resource("box1-containers-run", run)), "box1")).toEqual(run);
+        expect(containersRun(exported(resource("box12-containers-run", run)), "box1")).toMatch(/no containers command for box "box1"/);
+        expect(containersRun(exported(resource("box1-containers-run", { create: { ciphertext: "..." }, stdin: "" })), "box1")).toMatch(/cannot run/);
     });
 
     it("a wiped box gets a new library copy and apply, and its containers command too when its containers are gone", () => {
