@@ -147,8 +147,12 @@ export type HostCall = [LibraryCommand, readonly string[]];
 /** The commands of an installed library: the host scripts, and its own `activate` and `uninstall`. */
 export type LibraryCommand = HostScriptName | "activate" | "uninstall";
 
-/** What a box without the host library says (no double quotes, backquotes or `$`: it is echoed inside double quotes). */
-export const missingLibrary = `no host library on this box (${hostLibraryCurrent}): npm run status prints the pulumi up command that copies it again (README: A wiped box)`;
+/**
+ * What a box without the host library says (no double quotes: it is echoed inside them). Part of
+ * every command's text (hostCalls), so kept word for word although the recovery is now the
+ * command `npm run status` prints (README: A wiped box): a new text would update every command.
+ */
+export const missingLibrary = `no host library on this box (${hostLibraryCurrent}): replace the box's HostLibrary, see README: A wiped box`;
 
 /** One installed host command (see hostCalls). */
 export function hostCall(name: HostScriptName, args: readonly string[]): string {

@@ -87,7 +87,7 @@ describe("Box resource graph", () => {
     it("keeps the library entry of every command byte for byte (a new text would re-run every command of every stack)", () => {
         expect(hostCalls(["mount", ["a b"]])).toBe(
             `{ cd /var/lib/overlay-fleet/host 2>/dev/null || { echo "overlay-fleet: no host library on this box (/var/lib/overlay-fleet/host): ` +
-                `npm run status prints the pulumi up command that copies it again (README: A wiped box)" >&2; exit 3; }; } && sh mount 'a b'`,
+                `replace the box's HostLibrary, see README: A wiped box" >&2; exit 3; }; } && sh mount 'a b'`,
         );
     });
 
