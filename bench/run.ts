@@ -312,6 +312,22 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
         let noopUp = 0;
         let noopConnections = 0;
         let destroy = 0;
+        // What the engine's state writes cost: rounds with Pulumi writing the state once, at the
+        // end (PULUMI_SKIP_CHECKPOINTS: a crash mid-up would lose what it did to the state), each
+        // after a round of the usual kind, so that both see the same machine.
+        const unsavedWork: number[] = [];
+        const unsavedRound = async () => {
+            project.env.PULUMI_SKIP_CHECKPOINTS = "true";
+            try {
+                const [, p] = await timed(() => project.pulumiOk(["preview"]));
+                const [, u] = await timed(() => project.upOk());
+                unsavedWork.push(u - p);
+                await project.destroyOk();
+                await scrub();
+            } finally {
+                delete project.env.PULUMI_SKIP_CHECKPOINTS;
+            }
+        };
         for (let k = 0; k < rounds; k++) {
             const samples = shape.containers ? 3 : 1;
             const these: number[] = [];
@@ -336,28 +352,14 @@ async function runShape(shape: Shape, archive: string): Promise<void> {
                 await project.destroyOk();
             }
             await scrub();
+            if (!shape.containers && k < skipCheckpointRounds) {
+                await unsavedRound();
+            }
         }
         // One more first up, traced (not timed): where its time goes.
         const traced = await tracedUp(project);
         await project.destroyOk();
         await scrub();
-        // What the engine's state writes cost: the same rounds with Pulumi writing the state once,
-        // at the end (PULUMI_SKIP_CHECKPOINTS: a crash mid-up would lose what it did to the state).
-        const unsavedWork: number[] = [];
-        if (!shape.containers) {
-            project.env.PULUMI_SKIP_CHECKPOINTS = "true";
-            try {
-                for (let k = 0; k < skipCheckpointRounds; k++) {
-                    const [, p] = await timed(() => project.pulumiOk(["preview"]));
-                    const [, u] = await timed(() => project.upOk());
-                    unsavedWork.push(u - p);
-                    await project.destroyOk();
-                    await scrub();
-                }
-            } finally {
-                delete project.env.PULUMI_SKIP_CHECKPOINTS;
-            }
-        }
         const floorUps: number[] = [];
         const floorDowns: number[] = [];
         const floorBoxCpu: number[] = [];

@@ -9,13 +9,14 @@
  *
  *   npm run repair -- [--stack lab] <box>...
  */
-import type { BoxSummary } from "../components/box";
-import { deployedBoxes, onBox, pulumi, stackFromArgs, stackPrivateKey } from "./stack";
+import { deployedBoxes, onBox, parseOperatorArgs, pulumi, runCommand, stackPrivateKey, UsageError, useStack } from "./stack";
 
 /** A resource of `pulumi stack export` (the fields read here). */
 interface StateResource {
     urn: string;
     type: string;
+    /** A resource replaced create-before-delete whose delete has not run yet. */
+    delete?: boolean;
     inputs?: Record<string, unknown>;
 }
 
@@ -27,45 +28,42 @@ export interface ContainersRun {
 
 /**
  * The box's containers command in a stack export (the JSON of `pulumi stack export`), or why
- * there is none to run.
+ * there is none to run: none in the state, not plain text there, or operations pending (an
+ * update running, or one cut short: its commands may be running on the boxes).
  */
 export function containersRun(exported: string, box: string): ContainersRun | string {
-    const resources: StateResource[] = JSON.parse(exported)?.deployment?.resources ?? [];
-    const found = resources.find((r) => r.type === "command:remote:Command" && r.urn.endsWith(`::${box}-containers-run`));
+    const deployment = JSON.parse(exported)?.deployment ?? {};
+    if ((deployment.pending_operations ?? []).length > 0) {
+        return "the stack has operations pending (an update running, or one cut short): let it finish, or run pulumi up, then repair";
+    }
+    const resources: StateResource[] = deployment.resources ?? [];
+    const found = resources.find((r) => r.type === "command:remote:Command" && !r.delete && r.urn.endsWith(`::${box}-containers-run`));
     if (!found) {
         return `the stack has no containers command for box ${JSON.stringify(box)} (${box}-containers-run): a cache-only box, or not deployed`;
     }
     const { create, stdin } = found.inputs ?? {};
     if (typeof create !== "string" || typeof stdin !== "string") {
-        return `the state holds the containers command of ${box} in a form this command cannot run (not plain text); run pulumi up`;
+        return `the state holds the containers command of ${box} as a secret or in another form than plain text, which repair does not run`;
     }
     return { create, stdin };
 }
 
+const usage = "usage: npm run repair -- [--stack <stack>] <box>...";
+
 function main(): void {
-    const argv = process.argv.slice(2);
-    const stack = stackFromArgs(argv);
-    const names = argv.filter((arg, i) => !arg.startsWith("-") && argv[i - 1] !== "--stack");
+    const { stack, names } = parseOperatorArgs(process.argv.slice(2), []);
     if (names.length === 0) {
-        console.error("usage: npm run repair -- [--stack <stack>] <box>...");
-        process.exit(2);
+        throw new UsageError("name at least one box");
     }
-    let boxes: BoxSummary[];
-    let exported: string;
-    try {
-        boxes = deployedBoxes(stack);
-        exported = pulumi(["stack", "export", "--stack", stack]);
-    } catch (error) {
-        console.error(`overlay-fleet: cannot read stack ${JSON.stringify(stack)}: ${(error as { stderr?: string }).stderr ?? error}`);
-        process.exit(1);
-    }
+    useStack(stack);
+    const boxes = deployedBoxes(stack);
+    const exported = pulumi(["stack", "export", "--stack", stack]);
     // Every name checked before any box is touched.
     const runs = names.map((name) => {
         const box = boxes.find((b) => b.name === name);
         const run = box ? containersRun(exported, name) : `stack ${JSON.stringify(stack)} has no box ${JSON.stringify(name)} (it has: ${boxes.map((b) => b.name).join(", ") || "none"})`;
         if (typeof run === "string") {
-            console.error(`overlay-fleet: ${run}`);
-            process.exit(1);
+            throw new Error(run);
         }
         return { box: box!, run };
     });
@@ -82,5 +80,5 @@ function main(): void {
 }
 
 if (require.main === module) {
-    main();
+    runCommand(main, usage);
 }

@@ -9,7 +9,7 @@
 import type { BoxSummary } from "../components/box";
 import { hostInvocation, shQuote } from "../components/hostScripts";
 import { hostLibraryCurrent } from "../components/hostLibrary";
-import { deployedBoxes, onBox, pulumi, stackFromArgs, stackPrivateKey } from "./stack";
+import { deployedBoxes, onBox, parseOperatorArgs, pulumi, runCommand, stackPrivateKey, UsageError, useStack } from "./stack";
 
 /** A container as the box's engine reports it, beside its plan. */
 export interface ContainerStatus {
@@ -189,16 +189,13 @@ export function containersRecovery(showUrns: string, box: string): string[] {
 }
 
 function main(): void {
-    const argv = process.argv.slice(2);
-    const json = argv.includes("--json");
-    const stack = stackFromArgs(argv);
-    let summary: BoxSummary[];
-    try {
-        summary = deployedBoxes(stack);
-    } catch (error) {
-        console.error(`overlay-fleet: cannot read the outputs of stack ${JSON.stringify(stack)}: ${(error as { stderr?: string }).stderr ?? error}`);
-        process.exit(1);
+    const { stack, flags, names } = parseOperatorArgs(process.argv.slice(2), ["json"]);
+    if (names.length > 0) {
+        throw new UsageError(`status takes no names, got ${names.map((n) => JSON.stringify(n)).join(" ")}`);
     }
+    const json = flags.has("json");
+    useStack(stack);
+    const summary = deployedBoxes(stack);
     const privateKey = stackPrivateKey(stack);
     const statuses = summary.map((box) => boxStatus(box, privateKey));
     console.log(json ? JSON.stringify(statuses, null, 2) : formatTable(statuses));
@@ -239,5 +236,5 @@ function main(): void {
 }
 
 if (require.main === module) {
-    main();
+    runCommand(main, "usage: npm run status -- [--stack <stack>] [--json]");
 }

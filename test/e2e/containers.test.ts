@@ -310,29 +310,36 @@ describe("containers on both lab engines", () => {
     it("a box that lost some of its containers: status names npm run repair, which makes them again and keeps the others running", async () => {
         const plan = (await planned()).filter((p) => p.box === "box1");
         const [gone, ...kept] = plan;
-        const before = await containerFacts("box1", kept[0].name);
+        const before = await Promise.all(kept.map((p) => containerFacts("box1", p.name)));
         await dockerIn("box1", `rm -f ${gone.name}`);
         const summary = ((await project.outputs()).summary as BoxSummary[]).find((b) => b.name === "box1")!;
         const status = boxStatus(summary, fs.readFileSync(boxes[0].privateKeyPath, "utf8"));
         expect(status.instances.map((i) => i.container?.state)).toEqual(plan.map((p) => (p === gone ? "absent" : "running")));
         expect(containersMissing(status)).toEqual([`box1/${gone.name}`]);
 
-        const repair = (args: string[]) => run("node", ["-r", "ts-node/register/transpile-only", path.join(repo, "ops", "repair.ts"), ...args], { cwd: project.dir, env: project.env });
+        const operator = (command: string, args: string[]) =>
+            run("node", ["-r", "ts-node/register/transpile-only", path.join(repo, "ops", `${command}.ts`), "--stack", project.stack, ...args], { cwd: project.dir, env: project.env });
+        const reported = await operator("status", []);
+        expect(reported.status).toBe(1);
+        expect(reported.stderr).toContain(`the containers of box1/${gone.name} are gone; make them again, keeping the box's others, with:`);
+        expect(reported.stderr).toContain(`npm run repair -- --stack '${project.stack}' box1`);
+        const repair = (args: string[]) => operator("repair", args);
         // A box the stack does not have is refused by name, before any box is touched.
-        const refused = await repair(["--stack", project.stack, "box1", "box9"]);
+        const refused = await repair(["box1", "box9"]);
         expect(refused.status).not.toBe(0);
         expect(refused.stderr).toContain('has no box "box9"');
         expect(await containerIds("box1")).not.toHaveProperty(gone.name);
 
-        const repaired = await repair(["--stack", project.stack, "box1"]);
+        const repaired = await repair(["box1"]);
         expect(repaired.status, repaired.stderr).toBe(0);
         expect(await containerFacts("box1", gone.name)).toMatchObject({ mac: gone.mac, ip: gone.ip, hostname: gone.hostname, running: true });
         await waitFor(`${gone.name} serving again`, () => serves(gone.ip));
         // The others were kept, not made again.
-        expect(await containerFacts("box1", kept[0].name)).toMatchObject({ id: before.id, startedAt: before.startedAt });
-        for (const p of kept) {
+        for (const [k, p] of kept.entries()) {
+            expect(await containerFacts("box1", p.name)).toMatchObject({ id: before[k].id, startedAt: before[k].startedAt });
             expect(await serves(p.ip)).toBe(true);
         }
+        expect((await operator("status", [])).status).toBe(0);
         const { steps } = await project.preview();
         expect(steps.filter((s) => s.op !== "same")).toEqual([]);
     });

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { BoxSummary } from "../../components/box";
 import { maxInstancesPerBox } from "../../model/constants";
 import { containersRun } from "../../ops/repair";
+import { parseOperatorArgs, UsageError } from "../../ops/stack";
 import { BoxStatus, ContainerStatus, containersLost, containersMissing, containersRecovery, libraryRecovery, statusCommand } from "../../ops/status";
 
 const box = (states: Array<ContainerStatus["state"] | undefined>): BoxStatus => ({
@@ -53,7 +54,22 @@ describe("status recovery commands", () => {
         const run = { create: "cd /var/lib/overlay-fleet/host && sh containers set box1", stdin: "box1/ttnode1\t...\n" };
         expect(containersRun(exported(resource("box12-containers-run", { create: "other", stdin: "" }), resource("box1-containers-run", run)), "box1")).toEqual(run);
         expect(containersRun(exported(resource("box12-containers-run", run)), "box1")).toMatch(/no containers command for box "box1"/);
-        expect(containersRun(exported(resource("box1-containers-run", { create: { ciphertext: "..." }, stdin: "" })), "box1")).toMatch(/cannot run/);
+        expect(containersRun(exported(resource("box1-containers-run", { create: { ciphertext: "..." }, stdin: "" })), "box1")).toMatch(/as a secret .* which repair does not run/);
+        // The old one of a replacement whose delete has not run is not the box's command.
+        expect(containersRun(exported({ ...resource("box1-containers-run", { create: "old", stdin: "" }), delete: true }, resource("box1-containers-run", run)), "box1")).toEqual(run);
+        // Nothing runs beside an update in flight, or after one cut short.
+        const pending = JSON.stringify({ deployment: { resources: [resource("box1-containers-run", run)], pending_operations: [{ type: "updating" }] } });
+        expect(containersRun(pending, "box1")).toMatch(/operations pending/);
+    });
+
+    it("the operator commands refuse what they do not know, naming it", () => {
+        expect(parseOperatorArgs(["--stack=home", "nas", "minipc", "nas"], [])).toEqual({ stack: "home", flags: new Set(), names: ["nas", "minipc"] });
+        expect(parseOperatorArgs(["--json", "--stack", "home"], ["json"])).toEqual({ stack: "home", flags: new Set(["json"]), names: [] });
+        expect(() => parseOperatorArgs(["--dry-run", "box1"], [])).toThrow(UsageError);
+        expect(() => parseOperatorArgs(["--dry-run", "box1"], [])).toThrow(/--dry-run/);
+        expect(() => parseOperatorArgs(["box1", "--stack"], [])).toThrow(/--stack/);
+        expect(() => parseOperatorArgs(["--stack", "--json"], ["json"])).toThrow(UsageError);
+        expect(() => parseOperatorArgs(["--stack="], [])).toThrow(/needs a stack name/);
     });
 
     it("a wiped box gets a new library copy and apply, and its containers command too when its containers are gone", () => {
