@@ -41,6 +41,20 @@ describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
         });
     });
 
+    it("waits for another containers command of the box (an up's, a repair's) and gives up naming the lock", async () => {
+        await withHostNs((ns) => {
+            const docker = engine(ns, [["ttnode1", "box1/ttnode1"]]);
+            const lock = "/run/lock/overlay-fleet-containers.lock";
+            const r = ns.sh('mkdir -p /run/lock && flock "$2" sleep 3 & sleep 0.3; cd "$1" && OF_LOCK_WAIT=1 sh containers remove box1', [lib(), lock], { path: docker.path });
+            expect(r.status).not.toBe(0);
+            expect(r.stderr).toContain(`timed out after 1s waiting for lock '${lock}'`);
+            expect(fs.existsSync(docker.log)).toBe(false);
+            // Once it is free, the command runs.
+            const free = ns.sh('cd "$1" && sh containers remove box1', [lib()], { path: docker.path });
+            expect(free.status, free.stderr).toBe(0);
+        });
+    });
+
     it("a record of another box, or with a missing field, fails naming it before the engine is asked anything", async () => {
         await withHostNs((ns) => {
             const docker = engine(ns, [["ttnode1", "box1/ttnode1"]]);
