@@ -28,9 +28,8 @@ of_check_id "$box/x"
 
 # One containers command at a time on a box (an up's and `npm run repair`'s): two would race on
 # the containers' names and addresses. Not the box lock: the apply holds that one, not this.
-of_cl_file=${OF_BOX_LOCK%.lock}-containers.lock
-[ -d "${of_cl_file%/*}" ] || mkdir -p -- "${of_cl_file%/*}" || of_die "cannot create '${of_cl_file%/*}' for the lock of this box's containers"
-of_lock "$of_cl_file" 1800
+of_lock_dir
+of_lock "${OF_BOX_LOCK%.lock}-containers.lock" 1800
 
 # Our own calls of of-container remove: not the legacy per-instance deletes, which keep a container
 # while the box's plan holds its instance (see of_applied_keeps in host/lib.sh).

@@ -1024,9 +1024,14 @@ of_box_lock() {
     # Held already by this shell (of-apply holds it around all of a box's take-downs and mounts;
     # its subshells share its lock).
     [ -z "${OF_BOX_LOCK_HELD-}" ] || return 0
-    of_bl_dir=${OF_BOX_LOCK%/*}
-    [ -d "$of_bl_dir" ] || mkdir -p -- "$of_bl_dir" || of_die "cannot create '$of_bl_dir' for the lock of this box"
+    of_lock_dir
     of_lock "$OF_BOX_LOCK" 1800
+}
+
+# of_lock_dir: the directory of the box's lock files (OF_BOX_LOCK's), made when missing.
+of_lock_dir() {
+    OF_LOCK_DIR=${OF_BOX_LOCK%/*}
+    [ -d "$OF_LOCK_DIR" ] || mkdir -p -- "$OF_LOCK_DIR" || of_die "cannot create '$OF_LOCK_DIR' for the locks of this box"
 }
 
 # of_down_slot N: waits for one of N "instance down" slots of this box (flock on
@@ -1035,8 +1040,8 @@ of_box_lock() {
 # after OF_LOCK_WAIT seconds (default 1800).
 of_down_slot() {
     of_ds_wait=${OF_LOCK_WAIT:-1800}
-    of_ds_dir=${OF_BOX_LOCK%/*}
-    [ -d "$of_ds_dir" ] || mkdir -p -- "$of_ds_dir" || of_die "cannot create '$of_ds_dir' for the locks of this box"
+    of_lock_dir
+    of_ds_dir=$OF_LOCK_DIR
     of_have flock || of_die "flock(1) (util-linux) is required but was not found in PATH ($PATH); install util-linux"
     of_ds_tries=0
     while :; do
