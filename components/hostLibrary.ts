@@ -64,7 +64,7 @@ export function buildFoldTool(projectDir: string): Array<{ name: string; file: s
             if (result.error || result.status !== 0) {
                 throw new Error(
                     `cannot build the fold helper host/foldtool for linux/${goarch}: ${result.error?.message ?? result.stderr.trim()}\n` +
-                        "overlay-fleet builds it once with Go (https://go.dev/dl, 1.22 or later) on the machine that runs pulumi",
+                        "overlay-fleet builds it once with Go (https://go.dev/dl, 1.25 or later) on the machine that runs pulumi",
                 );
             }
             fs.renameSync(`${file}.tmp`, file);
