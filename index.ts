@@ -19,7 +19,13 @@ async function main() {
     const fleet = readFleetConfig();
     // A box gets the fold helper (most of the library's bytes) once its lower may fold.
     const boxes = fleet.boxes.map(
-        (plan) => new Box(plan.settings.name, { plan, privateKey: fleet.privateKey, hostLibrary: stageHostLibrary(undefined, usesFoldTool(plan.settings.generation)) }),
+        (plan) =>
+            new Box(plan.settings.name, {
+                plan,
+                privateKey: fleet.privateKey,
+                hostLibrary: stageHostLibrary(undefined, usesFoldTool(plan.settings.generation)),
+                stack: fleet.stack,
+            }),
     );
     const summary: BoxSummary[] = boxes.map((box) => box.summary);
     const foldReports = pulumi

@@ -202,7 +202,7 @@ async function batched(boxes: LabBox[], shape: Shape, teardown: boolean): Promis
                 const box = target(plan.settings.name);
                 const remote = teardown
                     ? hostCall("apply", ["remove", boxFstab, plan.settings.name, "keep"])
-                    : installAndRun(library.hash, ["bench"], applyCalls(plan), applyReadsStdin);
+                    : installAndRun(library.hash, ["bench"], { box: plan.settings.name, stack: "organization/overlay-fleet/bench" }, applyCalls(plan), applyReadsStdin);
                 const result = await run("ssh", [...sshArgs(box).slice(0, -1), remote], { input: applyInput(plan) });
                 if (result.status !== 0) {
                     throw new Error(`the apply failed on ${box.name}: ${result.stderr.split("\n").slice(0, 3).join("\n")}`);

@@ -21,6 +21,8 @@ export interface BoxArgs {
     privateKey?: pulumi.Input<string>;
     /** The host library to install on the box, staged once by the program (stageHostLibrary). */
     hostLibrary: HostLibraryBundle;
+    /** The stack that deploys the box, `<organization>/<project>/<stack>`: it claims the machine (host/claim.sh). */
+    stack: string;
 }
 
 /** What the stack exports per box (used by the status command). */
@@ -67,8 +69,8 @@ export class Box extends pulumi.ComponentResource {
         this.connection = boxConnection(box, args.privateKey);
         this.library = new HostLibrary(`${name}-host`, { connection: this.connection, bundle: args.hostLibrary }, { parent: this });
         this.lowerCache = createLowerCache(this, name, args.plan);
-        this.teardown = createTeardown(this, name, args.plan);
-        this.apply = createApply(this, name, args.plan);
+        this.teardown = createTeardown(this, name, args.plan, args.stack);
+        this.apply = createApply(this, name, args.plan, args.stack);
         this.instances = createInstances(this, name, plans);
         this.containers = box.cacheOnly ? undefined : createContainers(this, name, box, plans);
 
@@ -160,10 +162,11 @@ export const applyReadsStdin: ReadonlySet<LibraryCommand> = new Set(["apply"]);
  * instance of the box unmounted and its line removed (upper data kept unless purgeOnRemove), then
  * the library. A command of its own, declared before the apply and with no create (it costs no
  * connection): it is in the state even when the box's first apply failed half way, and replacing
- * the apply never tears the box down. A failed teardown fails the destroy, so nothing is dropped
+ * the apply never tears the box down. It names its stack: on a machine another stack claims (this
+ * stack's apply was refused there) it takes nothing down. A failed teardown fails the destroy, so nothing is dropped
  * from the state while still on the box.
  */
-export function createTeardown(owner: Box, name: string, plan: BoxPlan): command.remote.Command {
+export function createTeardown(owner: Box, name: string, plan: BoxPlan, stack: string): command.remote.Command {
     const box = plan.settings;
     return new command.remote.Command(
         `${name}-teardown`,
@@ -172,7 +175,7 @@ export function createTeardown(owner: Box, name: string, plan: BoxPlan): command
             addPreviousOutputInEnv: false,
             // A library of an earlier overlay-fleet (an upgrade that failed before its apply) has no
             // `uninstall`: it is then left on the box, saying so, rather than failing the destroy.
-            delete: `${hostCalls(["apply", ["remove", boxFstab, box.name, removeMode(box)]])} && if [ -f uninstall ]; then sh uninstall ${shQuote(boxFstab)}; else echo "overlay-fleet: host library kept: $(pwd -P) has no uninstall (an earlier version)"; fi`,
+            delete: `${hostCalls(["apply", ["remove", boxFstab, box.name, removeMode(box), stack]])} && if [ -f uninstall ]; then sh uninstall ${shQuote(boxFstab)}; else echo "overlay-fleet: host library kept: $(pwd -P) has no uninstall (an earlier version)"; fi`,
         },
         { parent: owner },
     );
@@ -180,13 +183,13 @@ export function createTeardown(owner: Box, name: string, plan: BoxPlan): command
 
 /**
  * The box's one remote command, after its library copy (not beside it: the copy rewrites a
- * library already on the box in place, and a script being rewritten must not run): installs the
- * library, makes the lower ready (preflight, prepare, fold), converges the box's overlays to the plan (host/apply.sh, one
+ * library already on the box in place, and a script being rewritten must not run): claims the
+ * machine for the stack, installs the library, makes the lower ready (preflight, prepare, fold), converges the box's overlays to the plan (host/apply.sh, one
  * instanceRecord per instance on stdin: the stack diff of an instance is a line of it) and retires
  * old generations. Every step is idempotent, so any change re-runs the whole, one SSH connection
  * per box. It has no delete: the box's teardown takes the box down.
  */
-export function createApply(owner: Box, name: string, plan: BoxPlan): command.remote.Command {
+export function createApply(owner: Box, name: string, plan: BoxPlan, stack: string): command.remote.Command {
     const hash = owner.library.hash;
     return new command.remote.Command(
         `${name}-apply`,
@@ -195,7 +198,7 @@ export function createApply(owner: Box, name: string, plan: BoxPlan): command.re
             addPreviousOutputInEnv: false,
             create: pulumi
                 .all([owner.library.copy.urn, childUrn(owner, "command:remote:Command", `${name}-apply`)])
-                .apply((urns) => installAndRun(hash, urns, applyCalls(plan), applyReadsStdin)),
+                .apply((urns) => installAndRun(hash, urns, { box: plan.settings.name, stack }, applyCalls(plan), applyReadsStdin)),
             stdin: applyInput(plan),
         },
         { parent: owner, dependsOn: [owner.library.copy, owner.teardown] },

@@ -185,17 +185,20 @@ export function removalScript(): string {
 }
 
 /**
- * The library's `activate <hash>`: installs it on a box and makes it current (run after the
- * copy): every file the box uses is checked against SHA256SUMS (of the fold helpers, if the
- * library has them, its own architecture's, named in foldtool.arch for the first fold to
- * unpack), `host` is switched to it with one rename, and other versions are
- * removed (no command uses them: the box's other commands run after its apply, and a box runs
- * one deployment at a time).
+ * The library's `activate <hash> <box> <stack>`: installs it on a box and makes it current (run
+ * after the copy): every file the box uses is checked against SHA256SUMS (of the fold helpers, if
+ * the library has them, its own architecture's, named in foldtool.arch for the first fold to
+ * unpack), the machine is claimed for the box of its stack (host/claim.sh: another stack's
+ * machine is refused here, before anything changes), `host` is switched to it with one rename,
+ * and other versions are removed (no command uses them: the box's other commands run after its
+ * apply, and a machine runs one stack's deployment at a time).
  */
 export function activationScript(): string {
     return [
-        ...libraryScriptHead("activate <hash>, in the library's directory"),
+        ...libraryScriptHead("activate <hash> <box> <stack>, in the library's directory"),
         "hash=$1",
+        "box=$2",
+        "stack=$3",
         "umask 022",
         // The fold helper of this box's architecture, if the library has them.
         "arch=",
@@ -210,6 +213,8 @@ export function activationScript(): string {
         '  { echo "overlay-fleet: host library $hash on this box is incomplete" >&2; exit 1; }',
         // Unpacked by the first fold that runs it (host/fold.sh): most applies fold nothing.
         '[ -z "$arch" ] || [ -x foldtool ] || printf \'%s\\n\' "$arch" >foldtool.arch',
+        // Before the other versions go: they may be another stack's, which the claim refuses.
+        'sh claim "$box" "$stack" </dev/null',
         'ln -sfn "lib/$hash" "$current.new" && mv -f -T "$current.new" "$current"',
         'for d in "$root"/*; do [ "$d" = "$root/$hash" ] || rm -rf -- "$d"; done',
         'echo "ok: host library $hash"',
@@ -219,14 +224,14 @@ export function activationScript(): string {
 
 /**
  * A box's whole deployment as one command text: the library `hash` installed and made current
- * (its `activate`, activationScript), then each call on its own line in the library
+ * for the box of its stack `claim` (its `activate`, activationScript), then each call on its own line in the library
  * (`sh <name> 'arg' ...`), the script stopping at the first that fails. Only the calls named in `stdinFor` read the command's
  * stdin; the others get /dev/null. The text is known at preview (it names no output of the
  * copy), so the stack diff shows it even when the library changes. A box without the library is
  * told the command that copies it again and re-runs the whole: `pulumi up --replace` of the
  * resources `replace` names by urn (the box's library copy and this command).
  */
-export function installAndRun(hash: string, replace: string[], calls: HostCall[], stdinFor: ReadonlySet<LibraryCommand>): string {
+export function installAndRun(hash: string, replace: string[], claim: BoxClaim, calls: HostCall[], stdinFor: ReadonlySet<LibraryCommand>): string {
     // Said with printf of one single-quoted word: an urn holds `$`.
     const notCopied =
         `overlay-fleet: host library ${hash} is not on this box (${hostLibraryRoot}/${hash}): ` +
@@ -235,10 +240,17 @@ export function installAndRun(hash: string, replace: string[], calls: HostCall[]
         `# overlay-fleet host library ${hash}`,
         "set -eu",
         `cd ${shQuote(`${hostLibraryRoot}/${hash}`)} 2>/dev/null || { printf '%s\\n' ${shQuote(notCopied)} >&2; exit 1; }`,
-        `sh activate ${shQuote(hash)}`,
+        `${callLine("activate", [hash, claim.box, claim.stack])} </dev/null`,
         `cd ${shQuote(hostLibraryCurrent)}`,
         ...calls.map(([name, args]) => (stdinFor.has(name) ? callLine(name, args) : `${callLine(name, args)} </dev/null`)),
     ].join("\n");
+}
+
+/** Whose a box is: its name, and the stack that deploys it (host/claim.sh). */
+export interface BoxClaim {
+    box: string;
+    /** `<organization>/<project>/<stack>`. */
+    stack: string;
 }
 
 /** Arguments of a box's host library. */

@@ -1,12 +1,12 @@
 import * as fs from "fs";
 import * as path from "path";
-import { boxLabel, boxPlanDir, generationSuffix, instanceLabel, maxGeneration, maxMountDataLength, pinnedMountOptions } from "../model/constants";
+import { boxClaimFile, boxLabel, boxPlanDir, generationSuffix, instanceLabel, maxGeneration, maxMountDataLength, pinnedMountOptions } from "../model/constants";
 
 /** Directory holding the POSIX sh scripts that run on a box. */
 export const hostScriptDir = path.join(__dirname, "..", "host");
 
 /** Names of the host-side scripts (file `host/<name>.sh`). */
-export const hostScriptNames = ["apply", "preflight", "lower", "mount", "unmount", "fstab", "status", "fold", "gc", "engine", "image", "container", "containers"] as const;
+export const hostScriptNames = ["claim", "apply", "preflight", "lower", "mount", "unmount", "fstab", "status", "fold", "gc", "engine", "image", "container", "containers"] as const;
 export type HostScriptName = (typeof hostScriptNames)[number];
 
 /**
@@ -44,6 +44,7 @@ export const hostFacts: Readonly<Record<string, string>> = {
     OF_GENERATION_SUFFIX: generationSuffix,
     OF_MAX_GENERATION: String(maxGeneration),
     OF_PLAN_DIR: boxPlanDir,
+    OF_CLAIM_FILE: boxClaimFile,
     OF_INSTANCE_LABEL: instanceLabel,
     OF_BOX_LABEL: boxLabel,
 };

@@ -1,5 +1,5 @@
-# of-apply set <fstabFile> <box> <keep|purge>      (stdin: the box's planned instances)
-# of-apply remove <fstabFile> <box> <keep|purge>   (stdin: the instances to remove)
+# of-apply set <fstabFile> <box> <keep|purge>               (stdin: the box's planned instances)
+# of-apply remove <fstabFile> <box> <keep|purge> [<stack>]   (stdin: the instances to remove)
 #
 # The box's overlays in one go, one record per line on stdin, fields separated by one tab:
 #   <id> <lower> <upper> <work> <merged> <pinnedOptions> <fstabOptions> <container|-> <foldManifest|->
@@ -13,15 +13,19 @@
 # instance whose line could not be written is not mounted. `remove` takes down every managed line
 # of <box> and every listed instance (unmount, then the line). An instance that fails does not stop
 # the others: its error is printed and the status is 1. `set` records the plan's ids, containers
-# and merged dirs in $OF_PLAN_DIR/<box> (`remove` deletes that file). Runs in the installed host
-# library (the other commands beside it).
+# and merged dirs in $OF_PLAN_DIR/<box> (`remove` deletes that file and, once every instance is
+# down, gives up the box's claim of the machine, see host/claim.sh; given the <stack> whose
+# teardown it is, a machine claimed for another stack's box of the same name is left alone).
+# Runs in the installed host library (the other commands beside it).
 
-[ "$#" -eq 4 ] || of_usage "usage: of-apply set|remove <fstabFile> <box> <keep|purge>"
-action=$1
+action=${1-}
+[ "$#" -eq 4 ] || { [ "$#" -eq 5 ] && [ "$action" = remove ]; } ||
+    of_usage "usage: of-apply set <fstabFile> <box> <keep|purge> | of-apply remove <fstabFile> <box> <keep|purge> [<stack>]"
 case $action in
     set | remove) ;;
     *) of_usage "first argument must be set or remove, got '$action'" ;;
 esac
+stack=${5-}
 of_check_path "fstab file" "$2"; fstab=$OF_PATH
 box=$3
 of_check_id "$box/x"
@@ -158,6 +162,19 @@ export OF_SIBLINGS
 of_box_lock
 OF_BOX_LOCK_HELD=1
 
+# The machine's claim (host/claim.sh), `<stack> <box>`, or empty.
+ap_claim=
+if [ -e "$OF_CLAIM_FILE" ]; then
+    { IFS= read -r ap_claim || :; } <"$OF_CLAIM_FILE" || of_die "cannot read the claim '$OF_CLAIM_FILE'"
+fi
+# A teardown of another stack's box of the claiming box's name: its apply was refused, and the
+# lines of that name are the claiming stack's. (A box of another name takes its own lines down,
+# if an earlier version left any: the claiming box never writes them.)
+if [ -n "$stack" ] && [ "${ap_claim#* }" = "$box" ] && [ "${ap_claim%% *}" != "$stack" ]; then
+    printf 'ok apply remove %s: this machine is box %s of stack %s, not of stack %s: nothing taken down\n' "$box" "$box" "${ap_claim%% *}" "$stack"
+    exit 0
+fi
+
 # Managed lines of this box that are not kept, collected first, taken down after the walk (on
 # remove all of them: also an instance of a failed run that the records never got), their lines
 # removed in one edit after the last take-down (killed before it, the next apply removes them). A
@@ -267,4 +284,9 @@ fi
 
 if [ "$failed" -gt 0 ]; then
     of_die "$failed of the box's instances failed (see above); the others are done"
+fi
+# The box's teardown, every instance down: the machine is no longer this box's (host/claim.sh; a
+# teardown of an earlier version names no stack: the box's name decides).
+if [ "$action" = remove ] && [ -n "$ap_claim" ] && [ "${ap_claim#* }" = "$box" ]; then
+    rm -f -- "$OF_CLAIM_FILE" || of_die "cannot remove the claim '$OF_CLAIM_FILE'"
 fi

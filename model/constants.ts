@@ -21,6 +21,9 @@ export const generationSuffix = ".g";
 /** Where a box records the instances its last apply planned, one file per box (`<dir>/<box>`). */
 export const boxPlanDir = "/var/lib/overlay-fleet/plans";
 
+/** Which stack a box belongs to (host/claim.sh): one line `<organization>/<project>/<stack> <box>`. */
+export const boxClaimFile = "/var/lib/overlay-fleet/claim";
+
 /** Docker label on every container overlay-fleet makes, with the instance id (`<box>/<name>`) as value. */
 export const instanceLabel = "overlay-fleet.instance";
 

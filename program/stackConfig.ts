@@ -7,6 +7,8 @@ export interface FleetConfig {
     boxes: BoxPlan[];
     /** `overlay-fleet:sshPrivateKey`, always a secret. */
     privateKey?: pulumi.Output<string>;
+    /** The stack, `<organization>/<project>/<stack>`: each of its boxes is claimed for it (host/claim.sh). */
+    stack: string;
 }
 
 /**
@@ -37,7 +39,11 @@ export function readFleetConfig(): FleetConfig {
                 })),
             );
         }
-        return { boxes, privateKey: privateKeyPresent ? config.requireSecret("sshPrivateKey") : undefined };
+        return {
+            boxes,
+            privateKey: privateKeyPresent ? config.requireSecret("sshPrivateKey") : undefined,
+            stack: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
+        };
     } catch (error) {
         if (error instanceof ConfigError) {
             throw inputPropertiesError(error);

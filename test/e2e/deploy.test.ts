@@ -214,6 +214,33 @@ describe("pulumi against the lab", () => {
         expect(await managedFstabLines("box1")).toHaveLength(8);
     });
 
+    it("a second stack that declares box1 is refused there naming the first, and its destroy leaves box1 alone", async () => {
+        const mounts = async () => await inBoxOk("box1", "awk '$5 ~ /^\\/mnt\\/usbdisk\\/ttnode/ { print $1, $5 }' /proc/self/mountinfo | sort");
+        const [before, lines] = [await mounts(), await managedFstabLines("box1")];
+        const other = new TestProject("e2e-other");
+        try {
+            await other.init(boxes[0].privateKeyPath);
+            // A copied stack file: the same box, fewer instances.
+            const { defaults, boxes: declared } = labConfig(boxes, { box1: 1 });
+            other.configure(defaults, declared);
+            const up = await other.up();
+            expect(up.status).not.toBe(0);
+            expect(up.stdout + up.stderr).toContain(
+                "overlay-fleet: this machine is box 'box1' of stack 'organization/overlay-fleet/e2e' (its claim: /var/lib/overlay-fleet/claim), not box 'box1' of stack 'organization/overlay-fleet/e2e-other': one machine belongs to one box of one stack.",
+            );
+            expect(await mounts()).toBe(before);
+            expect(await managedFstabLines("box1")).toEqual(lines);
+            // Its destroy (its teardown names its stack) takes nothing of box1 down.
+            await other.destroyOk();
+            expect(await mounts()).toBe(before);
+            expect(await managedFstabLines("box1")).toEqual(lines);
+        } finally {
+            await other.remove();
+        }
+        const { steps } = await project.preview();
+        expect(steps.filter((s) => s.op !== "same")).toEqual([]);
+    });
+
     it("destroy removes mounts and managed lines, keeps foreign fstab lines and the lower data", async () => {
         await project.destroyOk();
         for (const box of boxes) {
@@ -222,6 +249,8 @@ describe("pulumi against the lab", () => {
             expect(await foreignLines(box.name)).toBe(foreignFstab[box.name]);
             // The lower is intact except the identity moved aside, which is kept in the stash.
             expect(await inBoxOk(box.name, "ls -A /mnt/usbdisk/.overlay-fleet/private/static_cache/.yfnode")).toContain("config");
+            // The machine is no stack's any more: another may deploy it.
+            expect((await inBox(box.name, "test -e /var/lib/overlay-fleet/claim")).status).not.toBe(0);
         }
         for (const box of boxes) {
             expect(await lowerTree(box.name)).toBe(lowerListing[box.name]);

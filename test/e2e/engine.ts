@@ -104,7 +104,7 @@ export async function machineOverlayTargets(): Promise<string[]> {
 
 /**
  * Brings every lab box back to its pristine state: no overlays, no managed fstab lines, no
- * instance dirs or later cache generations. Used between test files.
+ * instance dirs or later cache generations, no stack's claim. Used between test files.
  */
 export async function scrubBox(box: string): Promise<void> {
     await inBoxOk(
@@ -114,6 +114,8 @@ export async function scrubBox(box: string): Promise<void> {
          [ "$(findmnt -n -o TARGET --mountpoint /etc)" = /etc ] || { echo "box has no private /etc" >&2; exit 1; }
          for m in $(findmnt -rn -t overlay -o TARGET | grep '^/mnt/usbdisk/' | sort -r); do umount "$m"; done
          sed -i '/x-overlay-fleet=/d' /etc/fstab
+         # The box is no stack's any more (host/claim.sh): the next test's stack may have it.
+         rm -f /var/lib/overlay-fleet/claim
          cd /mnt/usbdisk
          # A test may have moved the box to a later cache generation: make it the lower again
          # (once retired, the configured lower is a symlink to the current generation).

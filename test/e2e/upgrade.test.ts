@@ -106,9 +106,10 @@ describe.skipIf(!history).each(previousReleases)("upgrade from %s (needs the git
                 expect(changed).toContain(`update ${box}-teardown`);
             }
         } else {
-            // A new library; the containers command left the state with the network it depended on.
+            // A new library; the containers command left the state with the network it depended on;
+            // the teardown's text now names its stack (it runs nothing on an update).
             expect(changed.filter((c) => !c.endsWith("-host-copy")).sort()).toEqual(
-                ["box1", "box2"].flatMap((box) => [`update ${box}-apply`, `create ${box}-containers-run`]).sort(),
+                ["box1", "box2"].flatMap((box) => [`update ${box}-apply`, `create ${box}-containers-run`, `update ${box}-teardown`]).sort(),
             );
         }
         // The containers move into one command per box; the engine preflight into the apply, the
@@ -134,6 +135,10 @@ describe.skipIf(!history).each(previousReleases)("upgrade from %s (needs the git
         expect(up).toContain("ok network: macnet as planned (macvlan on of-b1, 198.18.1.0/24 via 198.18.1.1)");
         const after = await Promise.all(["box1", "box2"].map(boxState));
         expect(after).toEqual(before);
+        // Deployed before claims existed: claimed by this up (host/claim.sh).
+        for (const box of ["box1", "box2"]) {
+            expect(await inBoxOk(box, "cat /var/lib/overlay-fleet/claim")).toBe(`organization/overlay-fleet/${project.stack} ${box}\n`);
+        }
         const { steps: again } = await project.preview();
         expect(again.filter((s) => s.op !== "same")).toEqual([]);
     });

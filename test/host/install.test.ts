@@ -6,15 +6,17 @@
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { hostLibraryCurrent, hostLibraryRoot, installAndRun } from "../../components/hostLibrary";
+import { BoxClaim, hostLibraryCurrent, hostLibraryRoot, installAndRun } from "../../components/hostLibrary";
+import { boxClaimFile } from "../../model/constants";
 import { shQuote } from "../../components/hostScripts";
 import { hostTestsUnavailable, stagedHostLibrary, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
 const lib = stagedHostLibrary("of-install-lib-");
 const hash = () => path.basename(lib());
+const home: BoxClaim = { box: "nas", stack: "acme/overlay-fleet/home" };
 /** The apply's text with no call after the install, then a line that says it got there. */
-const apply = () => `${installAndRun(hash(), ["urn-of-copy", "urn-of-apply"], [], new Set())}\necho "installed: $(readlink ${hostLibraryCurrent})"`;
+const apply = (claim = home) => `${installAndRun(hash(), ["urn-of-copy", "urn-of-apply"], claim, [], new Set())}\necho "installed: $(readlink ${hostLibraryCurrent})"`;
 /** The library as the copy leaves it on the box, `apply` cut to its first `cut` bytes if given. */
 const copy = (cut?: number) =>
     [
@@ -32,7 +34,7 @@ describe.skipIf(unavailable)("the apply's library install", () => {
             ns.ok(copy());
             const r = ns.sh(apply());
             expect(r.stderr).toBe("");
-            expect(r.stdout).toBe(`ok: host library ${hash()}\ninstalled: lib/${hash()}\n`);
+            expect(r.stdout).toBe(`ok claim: this machine is box nas of stack acme/overlay-fleet/home\nok: host library ${hash()}\ninstalled: lib/${hash()}\n`);
             expect(r.status).toBe(0);
         });
     });
@@ -58,6 +60,65 @@ describe.skipIf(unavailable)("the apply's library install", () => {
             expect(r.stderr).toContain(`overlay-fleet: host library ${hash()} on this box is incomplete`);
             expect(r.stdout).toBe("");
             expect(ns.sh(`readlink ${hostLibraryCurrent}`).status).not.toBe(0);
+        });
+    });
+
+    it("one machine belongs to one stack: another stack's box is refused, naming both, before anything changes", async () => {
+        await withHostNs((ns) => {
+            ns.ok("mount -t tmpfs -o size=64m,mode=0755 of-test-varlib /var/lib");
+            ns.ok(copy());
+            expect(ns.sh(apply()).status).toBe(0);
+            expect(ns.ok(`cat ${boxClaimFile}`)).toBe("acme/overlay-fleet/home nas\n");
+            // Another version of the library beside it (this stack's next upgrade, or another stack's).
+            ns.ok(`mkdir -p ${hostLibraryRoot}/0123456789abcdef`);
+            // Another stack's box of the same name; another stack; another name of the machine in this stack.
+            for (const other of [{ box: "nas", stack: "acme/overlay-fleet/test" }, { box: "box1", stack: "other/overlay-fleet/home" }, { box: "nas2", stack: "acme/overlay-fleet/home" }]) {
+                const r = ns.sh(apply(other));
+                expect(r.status).toBe(1);
+                expect(r.stderr).toContain(
+                    `overlay-fleet: this machine is box 'nas' of stack 'acme/overlay-fleet/home' (its claim: ${boxClaimFile}), not box '${other.box}' of stack '${other.stack}': one machine belongs to one box of one stack.`,
+                );
+                expect(r.stderr).toContain("Nothing on this machine was changed");
+                expect(r.stdout).toBe("");
+            }
+            expect(ns.ok(`cat ${boxClaimFile}`)).toBe("acme/overlay-fleet/home nas\n");
+            expect(ns.sh(`test -d ${hostLibraryRoot}/0123456789abcdef`).status).toBe(0);
+            // Its own box goes on.
+            const again = ns.sh(apply());
+            expect(again.stderr).toBe("");
+            expect(again.stdout).toContain("ok claim: this machine is box nas of stack acme/overlay-fleet/home\n");
+        });
+    });
+
+    it("the box's teardown gives the claim up, once its instances are down; another box's teardown does not", async () => {
+        await withHostNs((ns) => {
+            ns.ok("mount -t tmpfs -o size=64m,mode=0755 of-test-varlib /var/lib");
+            ns.ok(copy());
+            expect(ns.sh(apply()).status).toBe(0);
+            // The box's one instance, its line in a test fstab (not mounted: the take-down has only the line to remove).
+            const line = "overlay /tmp/of-claim/i1/mnts overlay lowerdir=/tmp/of-claim/lower,upperdir=/tmp/of-claim/i1/upper,workdir=/tmp/of-claim/i1/work,x-overlay-fleet=nas/ttnode1 0 0\n";
+            ns.ok('mkdir -p /tmp/of-claim/lower /tmp/of-claim/i1/upper /tmp/of-claim/i1/work /tmp/of-claim/i1/mnts && printf "%s" "$1" > /tmp/of-claim/fstab', [line]);
+            const teardown = (box: string, stack?: string) =>
+                ns.sh(`cd ${hostLibraryCurrent} && sh apply remove /tmp/of-claim/fstab "$@" </dev/null`, [box, "keep", ...(stack ? [stack] : [])]);
+            // A box of another name (an earlier version's, or refused here): only its own lines are its.
+            for (const stack of [undefined, "acme/overlay-fleet/home", "acme/overlay-fleet/test"]) {
+                expect(teardown("box1", stack).status).toBe(0);
+                expect(ns.ok("cat /tmp/of-claim/fstab")).toBe(line);
+                expect(ns.ok(`cat ${boxClaimFile}`)).toBe("acme/overlay-fleet/home nas\n");
+            }
+            // Another stack's box of the same name (its apply was refused here): nothing is taken down.
+            const other = teardown("nas", "acme/overlay-fleet/test");
+            expect(other.status).toBe(0);
+            expect(other.stdout).toBe("ok apply remove nas: this machine is box nas of stack acme/overlay-fleet/home, not of stack acme/overlay-fleet/test: nothing taken down\n");
+            expect(ns.ok("cat /tmp/of-claim/fstab")).toBe(line);
+            expect(ns.ok(`cat ${boxClaimFile}`)).toBe("acme/overlay-fleet/home nas\n");
+            const own = teardown("nas", "acme/overlay-fleet/home");
+            expect(ns.ok("cat /tmp/of-claim/fstab")).toBe("");
+            expect(own.stderr).toBe("");
+            expect(own.status).toBe(0);
+            expect(ns.sh(`test -e ${boxClaimFile}`).status).not.toBe(0);
+            // The machine is free: another stack may have it now.
+            expect(ns.sh(apply({ box: "box1", stack: "other/overlay-fleet/home" })).status).toBe(0);
         });
     });
 });

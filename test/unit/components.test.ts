@@ -31,7 +31,7 @@ async function deploy(config: { defaults?: any; boxes?: any }, boxName = "nas") 
     await drain(registrations);
     registrations.length = 0;
     const plan = planFleet(raw(config)).boxes.find((b) => b.settings.name === boxName)!;
-    const box = new Box(boxName, { plan, privateKey: pulumi.secret(privateKey), hostLibrary });
+    const box = new Box(boxName, { plan, privateKey: pulumi.secret(privateKey), hostLibrary, stack: "acme/overlay-fleet/home" });
     await settle(box.urn);
     await drain(registrations);
     return { box, registrations: [...registrations] };
@@ -96,11 +96,12 @@ describe("Box resource graph", () => {
         const apply = byName(regs, "nas-apply").inputs;
         // Known at preview: it names no output of the copy.
         expect(apply.create.split("\n")[0]).toBe(`# overlay-fleet host library ${hostLibrary.hash}`);
-        // The library activates itself (its `activate` checks every file the box uses, then switches `current`).
+        // The library activates itself (its `activate` checks every file the box uses, claims the
+        // machine for the box of this stack, then switches `current`).
         expect(apply.create.split("\n").slice(1, 5)).toEqual([
             "set -eu",
             expect.stringMatching(new RegExp(`^cd '/var/lib/overlay-fleet/lib/${hostLibrary.hash}' 2>/dev/null \\|\\| \\{ printf `)),
-            `sh activate '${hostLibrary.hash}'`,
+            `sh activate '${hostLibrary.hash}' 'nas' 'acme/overlay-fleet/home' </dev/null`,
             "cd '/var/lib/overlay-fleet/host'",
         ]);
         expect(fs.readFileSync(path.join(hostLibrary.dir, "activate"), "utf8")).toContain("SHA256SUMS; } | sha256sum -c --quiet -");
@@ -137,7 +138,7 @@ describe("Box resource graph", () => {
         // (upper data kept), fails the destroy if that fails, then removes the library.
         const teardown = byName(regs, "nas-teardown").inputs;
         expect(teardown.create).toBeUndefined();
-        expect(teardown.delete).toMatch(new RegExp(`^${escapeRe(hostCalls(["apply", ["remove", "/etc/fstab", "nas", "keep"]]))} && if \\[ -f uninstall \\]; then sh uninstall '/etc/fstab'; else `));
+        expect(teardown.delete).toMatch(new RegExp(`^${escapeRe(hostCalls(["apply", ["remove", "/etc/fstab", "nas", "keep", "acme/overlay-fleet/home"]]))} && if \\[ -f uninstall \\]; then sh uninstall '/etc/fstab'; else `));
         expect(fs.readFileSync(path.join(hostLibrary.dir, "uninstall"), "utf8")).toContain('rm -rf -- "${root:?}/${target#lib/}"');
         expect(byName(regs, "nas-apply").inputs.addPreviousOutputInEnv).toBe(false);
     });
@@ -183,7 +184,7 @@ describe("Box resource graph", () => {
         config.boxes.nas.purgeOnRemove = true;
         const { registrations: regs } = await deploy(config);
         expect(applyLines(regs)).toContain("sh apply 'set' '/etc/fstab' 'nas' 'purge'");
-        expect(byName(regs, "nas-teardown").inputs.delete.startsWith(`${hostCalls(["apply", ["remove", "/etc/fstab", "nas", "purge"]])} && `)).toBe(true);
+        expect(byName(regs, "nas-teardown").inputs.delete.startsWith(`${hostCalls(["apply", ["remove", "/etc/fstab", "nas", "purge", "acme/overlay-fleet/home"]])} && `)).toBe(true);
     });
 
     it("refuses a record field that would shift the others on the box", () => {
@@ -330,6 +331,8 @@ describe("stack config reading", () => {
         expect(await pulumi.isSecret(fleet.privateKey!)).toBe(true);
         expect(fleet.boxes.map((b) => b.settings.name)).toEqual(["minipc", "nas"]);
         expect(fleet.boxes.map((b) => b.instances.length)).toEqual([2, 3]);
+        // Each box is claimed for this stack, by organization, project and stack (host/claim.sh).
+        expect(fleet.stack).toBe(`acme/overlay-fleet/${pulumi.getStack()}`);
     });
 
     it("catches a typo in a top-level key", () => {

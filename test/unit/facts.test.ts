@@ -9,7 +9,7 @@ import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { hostFacts, hostInvocation, hostScript, hostScriptDir, hostScriptNames } from "../../components/hostScripts";
-import { boxLabel, boxPlanDir, generationSuffix, instanceLabel, maxGeneration, maxMountDataLength, pinnedMountOptions } from "../../model/constants";
+import { boxClaimFile, boxLabel, boxPlanDir, generationSuffix, instanceLabel, maxGeneration, maxMountDataLength, pinnedMountOptions } from "../../model/constants";
 import { lowerForGeneration } from "../../model/plan";
 
 /** Every host file's code lines (comments dropped: they may describe a fact in words). */
@@ -36,6 +36,7 @@ const hardCoded: Array<[string, RegExp]> = [
     ["the pinned mount options", new RegExp(`${pinnedOption},${pinnedOption}`)],
     ["the mount data limit", new RegExp(`\\b${maxMountDataLength}\\b`)],
     ["the generation limit", new RegExp(`\\b${maxGeneration}\\b`)],
+    ["the claim file", new RegExp(escape(boxClaimFile))],
     // `L.g5`, `"$L".g*`, `$L.g$n`: a generation path spelled out
     ["the generation suffix", new RegExp(`(["}\\w])${escape(generationSuffix)}(\\[|\\$|\\*|\\d|")`)],
 ];
@@ -48,6 +49,7 @@ describe("facts shared by TypeScript and the host scripts", () => {
             OF_GENERATION_SUFFIX: generationSuffix,
             OF_MAX_GENERATION: String(maxGeneration),
             OF_PLAN_DIR: boxPlanDir,
+            OF_CLAIM_FILE: boxClaimFile,
             OF_INSTANCE_LABEL: instanceLabel,
             OF_BOX_LABEL: boxLabel,
         });
@@ -68,7 +70,7 @@ describe("facts shared by TypeScript and the host scripts", () => {
 
     it("are read under the names the preamble gives them (a misspelt one would fail only on a box)", () => {
         const code = hostCode().map(({ text }) => text).join("\n");
-        const factLike = new Set([...code.matchAll(/\b(OF_(?:PINNED|MAX|GENERATION|PLAN|INSTANCE_LABEL|BOX_LABEL)[A-Z_]*)/g)].map((m) => m[1]));
+        const factLike = new Set([...code.matchAll(/\b(OF_(?:PINNED|MAX|GENERATION|PLAN|CLAIM|INSTANCE_LABEL|BOX_LABEL)[A-Z_]*)/g)].map((m) => m[1]));
         expect([...factLike].filter((name) => !(name in hostFacts))).toEqual([]);
         expect([...factLike].sort()).toEqual(Object.keys(hostFacts).sort());
     });

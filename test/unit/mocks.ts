@@ -32,6 +32,7 @@ export function installMocks(stack = "test"): Registration[] {
         "overlay-fleet",
         stack,
         false,
+        "acme",
     );
     const monitor = (pulumi.runtime as any).getMonitor();
     const register = monitor.registerResource.bind(monitor);
