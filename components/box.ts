@@ -162,8 +162,9 @@ export const applyReadsStdin: ReadonlySet<LibraryCommand> = new Set(["apply"]);
  * instance of the box unmounted and its line removed (upper data kept unless purgeOnRemove), then
  * the library. A command of its own, declared before the apply and with no create (it costs no
  * connection): it is in the state even when the box's first apply failed half way, and replacing
- * the apply never tears the box down. It names its stack: on a machine another stack claims (this
- * stack's apply was refused there) it takes nothing down. A failed teardown fails the destroy, so nothing is dropped
+ * the apply never tears the box down. It names its stack (OF_STACK, which a library of an earlier
+ * version ignores): on a machine claimed for another stack's box of its name (this stack's apply
+ * was refused there) it takes nothing down, library included. A failed teardown fails the destroy, so nothing is dropped
  * from the state while still on the box.
  */
 export function createTeardown(owner: Box, name: string, plan: BoxPlan, stack: string): command.remote.Command {
@@ -175,7 +176,7 @@ export function createTeardown(owner: Box, name: string, plan: BoxPlan, stack: s
             addPreviousOutputInEnv: false,
             // A library of an earlier overlay-fleet (an upgrade that failed before its apply) has no
             // `uninstall`: it is then left on the box, saying so, rather than failing the destroy.
-            delete: `${hostCalls(["apply", ["remove", boxFstab, box.name, removeMode(box), stack]])} && if [ -f uninstall ]; then sh uninstall ${shQuote(boxFstab)}; else echo "overlay-fleet: host library kept: $(pwd -P) has no uninstall (an earlier version)"; fi`,
+            delete: `export OF_STACK=${shQuote(stack)} && ${hostCalls(["apply", ["remove", boxFstab, box.name, removeMode(box)]])} && if [ -f uninstall ]; then sh uninstall ${shQuote(boxFstab)}; else echo "overlay-fleet: host library kept: $(pwd -P) has no uninstall (an earlier version)"; fi`,
         },
         { parent: owner },
     );

@@ -6,6 +6,7 @@ import * as zlib from "zlib";
 import * as pulumi from "@pulumi/pulumi";
 import * as command from "@pulumi/command";
 import { hostScript, HostScriptName, hostScriptNames, shQuote } from "./hostScripts";
+import { boxClaimFile } from "../model/constants";
 
 /** Where boxes keep installed host libraries, one directory per content hash. */
 export const hostLibraryRoot = "/var/lib/overlay-fleet/lib";
@@ -166,16 +167,20 @@ function libraryScriptHead(usage: string): string[] {
 
 /**
  * The library's `uninstall <fstab>`: removes the box's current library once no managed fstab line
- * is left on the box (after its teardown took the instances down). It names no version: whatever
- * library the box runs now, itself included (the shell has it open).
+ * is left on the box (after its teardown took the instances down) and no box claims the machine
+ * (its own teardown gave its claim up: one left is another stack's box, see host/claim.sh). It
+ * names no version: whatever library the box runs now, itself included (the shell has it open).
  */
 export function removalScript(): string {
     return [
         ...libraryScriptHead("uninstall <fstab>"),
         'fstab=$1',
+        `claim=${shQuote(boxClaimFile)}`,
         'target=$(readlink "$current" 2>/dev/null) || exit 0',
         'case $target in lib/?*) ;; *) exit 0 ;; esac',
         'if grep -q "x-overlay-fleet=" "$fstab" 2>/dev/null; then echo "host library ${target#lib/} kept: instances remain"; exit 0; fi',
+        // A box's own teardown gave up its claim before (host/apply.sh): a claim is another box's.
+        'if [ -e "$claim" ]; then echo "host library ${target#lib/} kept: the machine is claimed ($claim)"; exit 0; fi',
         'cd /',
         'rm -f -- "$current"',
         'rm -rf -- "${root:?}/${target#lib/}"',

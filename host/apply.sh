@@ -1,5 +1,5 @@
-# of-apply set <fstabFile> <box> <keep|purge>               (stdin: the box's planned instances)
-# of-apply remove <fstabFile> <box> <keep|purge> [<stack>]   (stdin: the instances to remove)
+# of-apply set <fstabFile> <box> <keep|purge>      (stdin: the box's planned instances)
+# of-apply remove <fstabFile> <box> <keep|purge>   (stdin: the instances to remove; OF_STACK: whose teardown)
 #
 # The box's overlays in one go, one record per line on stdin, fields separated by one tab:
 #   <id> <lower> <upper> <work> <merged> <pinnedOptions> <fstabOptions> <container|-> <foldManifest|->
@@ -14,18 +14,19 @@
 # of <box> and every listed instance (unmount, then the line). An instance that fails does not stop
 # the others: its error is printed and the status is 1. `set` records the plan's ids, containers
 # and merged dirs in $OF_PLAN_DIR/<box> (`remove` deletes that file and, once every instance is
-# down, gives up the box's claim of the machine, see host/claim.sh; given the <stack> whose
-# teardown it is, a machine claimed for another stack's box of the same name is left alone).
-# Runs in the installed host library (the other commands beside it).
+# down, gives up the box's claim of the machine, see host/claim.sh; given in OF_STACK the stack
+# whose teardown it is, a machine claimed for another stack's box of the same name is left alone:
+# an environment variable, which a library of an earlier version ignores, so a teardown of this
+# version still runs there). Runs in the installed host library (the other commands beside it).
 
-action=${1-}
-[ "$#" -eq 4 ] || { [ "$#" -eq 5 ] && [ "$action" = remove ]; } ||
-    of_usage "usage: of-apply set <fstabFile> <box> <keep|purge> | of-apply remove <fstabFile> <box> <keep|purge> [<stack>]"
+[ "$#" -eq 4 ] || of_usage "usage: of-apply set|remove <fstabFile> <box> <keep|purge>"
+action=$1
 case $action in
     set | remove) ;;
     *) of_usage "first argument must be set or remove, got '$action'" ;;
 esac
-stack=${5-}
+stack=
+[ "$action" = set ] || stack=${OF_STACK-}
 of_check_path "fstab file" "$2"; fstab=$OF_PATH
 box=$3
 of_check_id "$box/x"
@@ -171,7 +172,7 @@ fi
 # lines of that name are the claiming stack's. (A box of another name takes its own lines down,
 # if an earlier version left any: the claiming box never writes them.)
 if [ -n "$stack" ] && [ "${ap_claim#* }" = "$box" ] && [ "${ap_claim%% *}" != "$stack" ]; then
-    printf 'ok apply remove %s: this machine is box %s of stack %s, not of stack %s: nothing taken down\n' "$box" "$box" "${ap_claim%% *}" "$stack"
+    of_warn "this machine is box $box of stack ${ap_claim%% *}, not of stack $stack: nothing taken down (were that stack this one before a rename or a move, its instances would stay: see README, One machine, one stack)"
     exit 0
 fi
 

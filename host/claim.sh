@@ -27,7 +27,7 @@ if [ -e "$OF_CLAIM_FILE" ]; then
     { IFS= read -r claim || :; } <"$OF_CLAIM_FILE" || of_die "cannot read the claim '$OF_CLAIM_FILE'"
 fi
 if [ -n "$claim" ] && [ "$claim" != "$stack $box" ]; then
-    of_die "this machine is box '${claim#* }' of stack '${claim%% *}' (its claim: $OF_CLAIM_FILE), not box '$box' of stack '$stack': one machine belongs to one box of one stack. Take it out of one of them (a pulumi up without it, or a destroy, takes it down there); if that stack is gone or was renamed, delete $OF_CLAIM_FILE. Nothing on this machine was changed"
+    of_die "this machine is box '${claim#* }' of stack '${claim%% *}' (its claim: $OF_CLAIM_FILE), not box '$box' of stack '$stack': one machine belongs to one box of one stack. Take it out of one of them (a pulumi up without it, or a destroy, takes it down there); if that stack is gone or was renamed, delete $OF_CLAIM_FILE. This deployment changed nothing on the machine but its copy of the host library"
 fi
 if [ -z "$claim" ]; then
     mkdir -p -- "${OF_CLAIM_FILE%/*}" &&

@@ -216,7 +216,9 @@ describe("pulumi against the lab", () => {
 
     it("a second stack that declares box1 is refused there naming the first, and its destroy leaves box1 alone", async () => {
         const mounts = async () => await inBoxOk("box1", "awk '$5 ~ /^\\/mnt\\/usbdisk\\/ttnode/ { print $1, $5 }' /proc/self/mountinfo | sort");
-        const [before, lines] = [await mounts(), await managedFstabLines("box1")];
+        const owned = async () => await inBoxOk("box1", "readlink /var/lib/overlay-fleet/host && cat /var/lib/overlay-fleet/claim");
+        const [before, lines, library] = [await mounts(), await managedFstabLines("box1"), await owned()];
+        expect(library).toContain("organization/overlay-fleet/e2e box1\n");
         const other = new TestProject("e2e-other");
         try {
             await other.init(boxes[0].privateKeyPath);
@@ -230,10 +232,12 @@ describe("pulumi against the lab", () => {
             );
             expect(await mounts()).toBe(before);
             expect(await managedFstabLines("box1")).toEqual(lines);
-            // Its destroy (its teardown names its stack) takes nothing of box1 down.
+            expect(await owned()).toBe(library);
+            // Its destroy (its teardown names its stack) takes nothing of box1 down, its library neither.
             await other.destroyOk();
             expect(await mounts()).toBe(before);
             expect(await managedFstabLines("box1")).toEqual(lines);
+            expect(await owned()).toBe(library);
         } finally {
             await other.remove();
         }

@@ -78,7 +78,7 @@ describe.skipIf(unavailable)("the apply's library install", () => {
                 expect(r.stderr).toContain(
                     `overlay-fleet: this machine is box 'nas' of stack 'acme/overlay-fleet/home' (its claim: ${boxClaimFile}), not box '${other.box}' of stack '${other.stack}': one machine belongs to one box of one stack.`,
                 );
-                expect(r.stderr).toContain("Nothing on this machine was changed");
+                expect(r.stderr).toContain("This deployment changed nothing on the machine but its copy of the host library");
                 expect(r.stdout).toBe("");
             }
             expect(ns.ok(`cat ${boxClaimFile}`)).toBe("acme/overlay-fleet/home nas\n");
@@ -98,8 +98,9 @@ describe.skipIf(unavailable)("the apply's library install", () => {
             // The box's one instance, its line in a test fstab (not mounted: the take-down has only the line to remove).
             const line = "overlay /tmp/of-claim/i1/mnts overlay lowerdir=/tmp/of-claim/lower,upperdir=/tmp/of-claim/i1/upper,workdir=/tmp/of-claim/i1/work,x-overlay-fleet=nas/ttnode1 0 0\n";
             ns.ok('mkdir -p /tmp/of-claim/lower /tmp/of-claim/i1/upper /tmp/of-claim/i1/work /tmp/of-claim/i1/mnts && printf "%s" "$1" > /tmp/of-claim/fstab', [line]);
+            // As the box's teardown runs it (components/box.ts createTeardown): its stack in OF_STACK (none: an earlier version's).
             const teardown = (box: string, stack?: string) =>
-                ns.sh(`cd ${hostLibraryCurrent} && sh apply remove /tmp/of-claim/fstab "$@" </dev/null`, [box, "keep", ...(stack ? [stack] : [])]);
+                ns.sh(`${stack ? `export OF_STACK='${stack}' && ` : ""}cd ${hostLibraryCurrent} && sh apply remove /tmp/of-claim/fstab "$1" keep </dev/null && sh uninstall /tmp/of-claim/fstab`, [box]);
             // A box of another name (an earlier version's, or refused here): only its own lines are its.
             for (const stack of [undefined, "acme/overlay-fleet/home", "acme/overlay-fleet/test"]) {
                 expect(teardown("box1", stack).status).toBe(0);
@@ -109,15 +110,26 @@ describe.skipIf(unavailable)("the apply's library install", () => {
             // Another stack's box of the same name (its apply was refused here): nothing is taken down.
             const other = teardown("nas", "acme/overlay-fleet/test");
             expect(other.status).toBe(0);
-            expect(other.stdout).toBe("ok apply remove nas: this machine is box nas of stack acme/overlay-fleet/home, not of stack acme/overlay-fleet/test: nothing taken down\n");
+            expect(other.stderr).toBe(
+                "overlay-fleet: warning: this machine is box nas of stack acme/overlay-fleet/home, not of stack acme/overlay-fleet/test: nothing taken down (were that stack this one before a rename or a move, its instances would stay: see README, One machine, one stack)\n",
+            );
             expect(ns.ok("cat /tmp/of-claim/fstab")).toBe(line);
             expect(ns.ok(`cat ${boxClaimFile}`)).toBe("acme/overlay-fleet/home nas\n");
+            // Nor its library, even with no instance left on the machine.
+            ns.ok(": > /tmp/of-claim/fstab");
+            expect(teardown("nas", "acme/overlay-fleet/test").stdout).toContain(`host library ${hash()} kept: the machine is claimed (${boxClaimFile})`);
+            expect(ns.ok(`readlink ${hostLibraryCurrent}`)).toBe(`lib/${hash()}\n`);
+            ns.ok('printf "%s" "$1" > /tmp/of-claim/fstab', [line]);
             const own = teardown("nas", "acme/overlay-fleet/home");
             expect(ns.ok("cat /tmp/of-claim/fstab")).toBe("");
             expect(own.stderr).toBe("");
             expect(own.status).toBe(0);
             expect(ns.sh(`test -e ${boxClaimFile}`).status).not.toBe(0);
+            // ... and then its library.
+            expect(own.stdout).toContain("ok fstab remove");
+            expect(ns.sh(`readlink ${hostLibraryCurrent}`).status).not.toBe(0);
             // The machine is free: another stack may have it now.
+            ns.ok(copy());
             expect(ns.sh(apply({ box: "box1", stack: "other/overlay-fleet/home" })).status).toBe(0);
         });
     });

@@ -138,7 +138,7 @@ describe("Box resource graph", () => {
         // (upper data kept), fails the destroy if that fails, then removes the library.
         const teardown = byName(regs, "nas-teardown").inputs;
         expect(teardown.create).toBeUndefined();
-        expect(teardown.delete).toMatch(new RegExp(`^${escapeRe(hostCalls(["apply", ["remove", "/etc/fstab", "nas", "keep", "acme/overlay-fleet/home"]]))} && if \\[ -f uninstall \\]; then sh uninstall '/etc/fstab'; else `));
+        expect(teardown.delete).toMatch(new RegExp(`^export OF_STACK='acme/overlay-fleet/home' && ${escapeRe(hostCalls(["apply", ["remove", "/etc/fstab", "nas", "keep"]]))} && if \\[ -f uninstall \\]; then sh uninstall '/etc/fstab'; else `));
         expect(fs.readFileSync(path.join(hostLibrary.dir, "uninstall"), "utf8")).toContain('rm -rf -- "${root:?}/${target#lib/}"');
         expect(byName(regs, "nas-apply").inputs.addPreviousOutputInEnv).toBe(false);
     });
@@ -184,7 +184,7 @@ describe("Box resource graph", () => {
         config.boxes.nas.purgeOnRemove = true;
         const { registrations: regs } = await deploy(config);
         expect(applyLines(regs)).toContain("sh apply 'set' '/etc/fstab' 'nas' 'purge'");
-        expect(byName(regs, "nas-teardown").inputs.delete.startsWith(`${hostCalls(["apply", ["remove", "/etc/fstab", "nas", "purge", "acme/overlay-fleet/home"]])} && `)).toBe(true);
+        expect(byName(regs, "nas-teardown").inputs.delete.startsWith(`export OF_STACK='acme/overlay-fleet/home' && ${hostCalls(["apply", ["remove", "/etc/fstab", "nas", "purge"]])} && `)).toBe(true);
     });
 
     it("refuses a record field that would shift the others on the box", () => {
