@@ -194,15 +194,8 @@ of_have getfattr || of_die "getfattr (package attr) is required to read the over
 for tool in stat du df find umount; do
     of_have "$tool" || of_die "$tool is required by fold but is not installed"
 done
-foldtool=${OVERLAY_FLEET_FOLDTOOL:-$OF_START_DIR/foldtool}
-# The installed library holds the helper gzipped, per architecture; its activate names the box's
-# in foldtool.arch, and the first fold unpacks it.
-if [ ! -x "$foldtool" ] && [ -z "${OVERLAY_FLEET_FOLDTOOL-}" ] && [ -f "$OF_START_DIR/foldtool.arch" ]; then
-    read -r ft_arch <"$OF_START_DIR/foldtool.arch" || ft_arch=
-    gzip -dc -- "$OF_START_DIR/foldtool-$ft_arch.gz" >"$foldtool.new.$$" && chmod 0755 "$foldtool.new.$$" && mv -f -- "$foldtool.new.$$" "$foldtool" ||
-        { rm -f -- "$foldtool.new.$$"; of_die "cannot unpack the fold helper foldtool-$ft_arch.gz in '$OF_START_DIR'"; }
-fi
-[ -x "$foldtool" ] || of_die "the fold helper '$foldtool' is missing or not executable: the host library lacks it (its build needs Go on the machine that runs pulumi; see the warning of pulumi preview), or set OVERLAY_FLEET_FOLDTOOL to its path"
+fold_tool || exit 1
+foldtool=$FOLD_TOOL
 
 fold_lock "$lower" fold
 

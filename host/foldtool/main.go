@@ -1,8 +1,10 @@
 // foldtool: the cache-generation fold of overlay-fleet (see host/fold.sh, which checks the
-// arguments, takes the lock and then runs `foldtool fold ...` in its place).
+// arguments, takes the lock and then runs `foldtool fold ...` in its place), and what a switch to
+// the new generation drops from each upper (drop.go; host/lib-fold.sh's drop_folded runs it).
 //
 //	foldtool fold <current> <fromGen> <staging> <work> <target> <targetGen> <manifestDir>
 //	              <conflictRule> <privateCSV|-> (<name> <trusted|user> <upper>)...
+//	foldtool drop <manifest> <upper>
 //
 // Built static (CGO_ENABLED=0), standard library only. Needs Linux >= 4.x (overlayfs, SEEK_DATA).
 package main
@@ -44,12 +46,17 @@ func runCleanup() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: foldtool fold <current> <fromGen> <staging> <work> <target> <targetGen> <manifestDir> <conflictRule> <privateCSV|-> (<name> <trusted|user> <upper>)...")
+	fmt.Fprintln(os.Stderr, "usage: foldtool fold <current> <fromGen> <staging> <work> <target> <targetGen> <manifestDir> <conflictRule> <privateCSV|-> (<name> <trusted|user> <upper>)... | foldtool drop <manifest> <upper>")
 	os.Exit(2)
 }
 
 func main() {
 	a := os.Args[1:]
+	if len(a) > 0 && a[0] == "drop" {
+		dropMain(a[1:])
+		out.Flush()
+		return
+	}
 	if len(a) < 13 || a[0] != "fold" || (len(a)-10)%3 != 0 {
 		usage()
 	}
