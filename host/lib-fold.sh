@@ -211,5 +211,5 @@ fold_tool() {
 # it; returns non-zero with an `overlay-fleet:` message on failure.
 drop_folded() {
     fold_tool || return 1
-    "$FOLD_TOOL" drop "$1" "$2"
+    "$FOLD_TOOL" drop "$@"
 }

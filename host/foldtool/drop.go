@@ -62,6 +62,7 @@ type dropper struct {
 	lines                      []*dropLine
 	whiteouts, unopaqued       int
 	removed, kept              int
+	realDirs                   map[string]bool // beneath's memo: path -> a directory, not a symlink
 }
 
 func dropFail(format string, args ...any) {
@@ -75,7 +76,7 @@ func dropMain(args []string) {
 		fmt.Fprintln(os.Stderr, "overlay-fleet: usage: drop_folded <manifest> <upper>")
 		os.Exit(2)
 	}
-	d := &dropper{manifest: args[0], upper: normPath(args[1])}
+	d := &dropper{manifest: args[0], upper: normPath(args[1]), realDirs: map[string]bool{}}
 	if st, err := os.Stat(d.manifest); err != nil || !st.Mode().IsRegular() {
 		dropFail("manifest '%s' does not exist", d.manifest)
 	}
@@ -213,7 +214,7 @@ func parseDropLine(line string) *dropLine {
 func overlayWithUpper(upper string) string {
 	data, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return ""
+		dropFail("cannot read /proc/self/mountinfo to check that upper '%s' is not mounted: %v", upper, err)
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		fields := strings.Fields(line)
@@ -224,10 +225,11 @@ func overlayWithUpper(upper string) string {
 				break
 			}
 		}
-		if sep < 5 || sep+3 >= len(fields) || fields[sep+1] != "overlay" {
+		// `- <fstype> <source> <super options>`; an empty source is no field at all.
+		if sep < 5 || sep+2 >= len(fields) || fields[sep+1] != "overlay" {
 			continue
 		}
-		for _, opt := range strings.Split(fields[sep+3], ",") {
+		for _, opt := range strings.Split(fields[len(fields)-1], ",") {
 			if u, ok := strings.CutPrefix(opt, "upperdir="); ok && samePath(unescapeMountinfo(u), upper) {
 				return unescapeMountinfo(fields[4])
 			}
@@ -274,6 +276,27 @@ func isRealDir(path string) bool {
 	return err == nil && st.isDir()
 }
 
+// beneath: every directory on the way from root to rel (rel itself aside) is a directory, not a
+// symlink: an instance may have put a symlink where the fold saw a directory, and nothing here
+// may act through it on what it points at.
+func (d *dropper) beneath(root, rel string) bool {
+	for i := 0; i < len(rel); i++ {
+		if rel[i] != '/' {
+			continue
+		}
+		dir := root + "/" + rel[:i]
+		ok, seen := d.realDirs[dir]
+		if !seen {
+			ok = isRealDir(dir)
+			d.realDirs[dir] = ok
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
 func parentOf(rel string) string {
 	if i := strings.LastIndexByte(rel, '/'); i >= 0 {
 		return rel[:i]
@@ -292,11 +315,14 @@ func (d *dropper) phaseA() {
 		if l.bad {
 			dropFail("bad line in '%s': %s", d.manifest, l.text)
 		}
+		if !d.beneath(d.upper, l.rel) {
+			continue
+		}
 		u := at(d.upper, l.rel)
 		if exists(u) {
 			if l.flag == "Do" && d.stillOpaqueButNeedNotBe(l, u) {
 				if err := lremovexattr(u, d.ns+xattrOpaque); err != nil {
-					dropFail("cannot remove the opaque mark of '%s'", u)
+					dropFail("cannot remove the opaque mark of '%s': %v", u, err)
 				}
 				d.unopaqued++
 			}
@@ -306,17 +332,17 @@ func (d *dropper) phaseA() {
 		// is handled), and the new lower must have something to hide.
 		parent := at(d.upper, parentOf(l.rel))
 		pst, err := lstat(parent)
-		if err != nil || !pst.isDir() || !exists(at(d.lower, l.rel)) {
+		if err != nil || !pst.isDir() || !d.beneath(d.lower, l.rel) || !exists(at(d.lower, l.rel)) {
 			continue
 		}
 		if err := syscall.Mknod(u, sIFCHR|0o666, 0); err != nil { // as mknod(1): 0666 less the umask
-			dropFail("cannot create a whiteout at '%s'", u)
+			dropFail("cannot create a whiteout at '%s': %v", u, err)
 		}
 		_ = setMtime(parent, pst.mtime)
 		d.whiteouts++
 	}
 	if err := os.WriteFile(marker, []byte(d.upper+"\n"), 0o644); err != nil {
-		dropFail("cannot write '%s'", marker)
+		dropFail("cannot write '%s': %v", marker, err)
 	}
 }
 
@@ -328,7 +354,7 @@ func (d *dropper) stillOpaqueButNeedNotBe(l *dropLine, u string) bool {
 		return false
 	}
 	low := at(d.lower, l.rel)
-	return !isRealDir(low) || d.unopaqueOK(u, low)
+	return !d.beneath(d.lower, l.rel) || !isRealDir(low) || d.unopaqueOK(u, low)
 }
 
 // unopaqueOK: every name in lowerDir is also in upperDir (any entry, a whiteout included), and the
@@ -363,7 +389,7 @@ func (d *dropper) unopaqueOK(upperDir, lowerDir string) bool {
 func (d *dropper) keptUnder() []string {
 	var dirs []string
 	for _, l := range d.lines {
-		if l.bad || !l.isDir() || !isRealDir(at(d.upper, l.rel)) {
+		if l.bad || !l.isDir() || !d.beneath(d.upper, l.rel) || !isRealDir(at(d.upper, l.rel)) {
 			continue
 		}
 		if d.opaqueValue(at(d.upper, l.rel)) != "" {
@@ -379,7 +405,7 @@ func (d *dropper) decide() []dropVerdict {
 	verdicts := make([]dropVerdict, len(d.lines))
 	for i, l := range d.lines {
 		verdicts[i] = dropKeep
-		if l.bad || !l.folded() || hasAnyPrefix(l.raw, under) {
+		if l.bad || !l.folded() || hasAnyPrefix(l.raw, under) || !d.beneath(d.upper, l.rel) {
 			continue
 		}
 		u := at(d.upper, l.rel)
@@ -423,16 +449,30 @@ func identityOf(st *stat) string {
 func (d *dropper) remove(verdicts []dropVerdict) {
 	curParent, dirty := "", false
 	var curMtime syscall.Timespec
-	var pending []string
+	type judged struct {
+		path string
+		st   *stat
+	}
+	var pending []judged
 	flush := func() {
+		var failed error
 		for _, p := range pending {
-			if err := syscall.Unlink(p); err != nil && !errors.Is(err, syscall.ENOENT) {
-				dropFail("cannot remove files in '%s'", curParent)
+			// Still what was judged (removing another name of its hard-link group changes only its ctime).
+			if now, err := lstat(p.path); err != nil || now.mode != p.st.mode || now.ino != p.st.ino || now.size != p.st.size || now.mtime != p.st.mtime {
+				d.removed--
+				d.kept++
+				continue
+			}
+			if err := syscall.Unlink(p.path); err != nil && !errors.Is(err, syscall.ENOENT) && failed == nil {
+				failed = fmt.Errorf("%s: %w", p.path, err)
 			}
 		}
 		pending = pending[:0]
 		if dirty {
 			_ = setMtime(curParent, curMtime)
+		}
+		if failed != nil {
+			dropFail("cannot remove files in '%s': %v", curParent, failed)
 		}
 	}
 	for i := len(d.lines) - 1; i >= 0; i-- {
@@ -450,7 +490,8 @@ func (d *dropper) remove(verdicts []dropVerdict) {
 			curParent, dirty = parent, false
 		}
 		u := at(d.upper, l.rel)
-		if !exists(u) {
+		st, err := lstat(u)
+		if err != nil {
 			continue
 		}
 		if v == dropDir && !d.sameEmptyDir(l, u) {
@@ -464,10 +505,10 @@ func (d *dropper) remove(verdicts []dropVerdict) {
 		}
 		if v == dropDir {
 			if err := syscall.Rmdir(u); err != nil {
-				dropFail("cannot remove directory '%s'", u)
+				dropFail("cannot remove directory '%s': %v", u, err)
 			}
 		} else {
-			pending = append(pending, u)
+			pending = append(pending, judged{u, st})
 		}
 		d.removed++
 	}
@@ -482,6 +523,9 @@ func (d *dropper) sameEmptyDir(l *dropLine, u string) bool {
 		return false
 	}
 	if names, err := readNames(u); err != nil || len(names) > 0 {
+		return false
+	}
+	if !d.beneath(d.lower, l.rel) {
 		return false
 	}
 	low, err := lstat(at(d.lower, l.rel))

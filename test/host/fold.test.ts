@@ -659,6 +659,37 @@ describe.skipIf(skip)("fold: a new lower generation from the instances' uppers",
         });
     }, 300_000);
 
+    it("drop_folded never acts through a symlink an instance put where the fold saw a directory", async () => {
+        await withHostNs(async (ns) => {
+            const c = buildCorpus(ns);
+            const g2 = `${c.lower}.g2`;
+            const [n1] = c.insts;
+            expect(ns.run("fold", foldArgs(c.lower, 2, c.manifests, [n1])).status).toBe(0);
+            // n1's folded whiteout deep/l1/l2/l3/file1 now leads, through the symlink, to a whiteout of
+            // another tree (mode 0, as the kernel makes them: another overlay's layer, say).
+            const victim = ns.p("victim");
+            ns.ok('mkdir -p "$2/l1/l2/l3" && mknod -m 0 "$2/l1/l2/l3/file1" c 0 0 && rm -rf "$1/.yfnode/cache/deep" && ln -s "$2" "$1/.yfnode/cache/deep"', [n1.merged, victim]);
+            const before = walk(ns, n1.merged);
+            switchInstance(ns, g2, n1, `${c.manifests}/n1.manifest`);
+            expect(ns.ok('stat -c %F "$1"', [`${victim}/l1/l2/l3/file1`])).toBe("character special file\n");
+            expect(asRecord(walk(ns, n1.merged))).toEqual(asRecord(before));
+        });
+    }, 300_000);
+
+    it("drop_folded without the fold helper fails naming it, and changes nothing", async () => {
+        await withHostNs(async (ns) => {
+            const c = buildCorpus(ns);
+            const [n1] = c.insts;
+            expect(ns.run("fold", foldArgs(c.lower, 2, c.manifests, [n1])).status).toBe(0);
+            ns.ok('umount "$1"', [n1.merged]);
+            const upper = asRecord(walk(ns, n1.upper, { hash: false }));
+            const r = ns.sh(`${libBundle()}\ndrop_folded "$1" "$2"`, [`${c.manifests}/n1.manifest`, n1.upper], { env: { OVERLAY_FLEET_FOLDTOOL: "/nonexistent/foldtool" } });
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("overlay-fleet: the fold helper '/nonexistent/foldtool' is missing or not executable");
+            expect(asRecord(walk(ns, n1.upper, { hash: false }))).toEqual(upper);
+        });
+    }, 300_000);
+
     it("is idempotent: a second fold of the same generation is a no-op", async () => {
         await withHostNs(async (ns) => {
             const c = buildCorpus(ns);
