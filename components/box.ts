@@ -37,6 +37,8 @@ export interface BoxSummary {
     generation: number;
     cacheOnly: boolean;
     network?: string;
+    /** The box's claim of its machine, `<stack> <box>` (host/claim.sh); absent in a stack deployed before claims. */
+    claim?: string;
     instances: Array<Pick<InstancePlan, "id" | "name" | "merged" | "upper" | "hostname" | "ip" | "mac">>;
 }
 
@@ -85,6 +87,7 @@ export class Box extends pulumi.ComponentResource {
             generation: box.generation,
             cacheOnly: box.cacheOnly,
             ...(box.network ? { network: box.network.name } : {}),
+            claim: `${args.stack} ${name}`,
             instances: plans.map(({ id, name, merged, upper, hostname, ip, mac }) => ({ id, name, merged, upper, hostname, ip, mac })),
         };
         // The summary is the stack's `summary` output already: the state keeps it once.

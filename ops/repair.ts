@@ -9,6 +9,9 @@
  *
  *   npm run repair -- [--stack lab] <box>...
  */
+import type { BoxSummary } from "../components/box";
+import { shQuote } from "../components/hostScripts";
+import { boxClaimFile } from "../model/constants";
 import { deployedBoxes, onBox, parseOperatorArgs, pulumi, runCommand, stackPrivateKey, UsageError, useStack } from "./stack";
 
 /** A resource of `pulumi stack export` (the fields read here). */
@@ -48,6 +51,23 @@ export function containersRun(exported: string, box: string): ContainersRun | st
     return { create, stdin };
 }
 
+/**
+ * The lines that stop the session when the machine is claimed for another box (host/claim.sh):
+ * its containers are that box's. None for a box of a stack deployed before claims.
+ */
+export function claimGuard(box: Pick<BoxSummary, "name" | "claim">): string {
+    if (box.claim === undefined) {
+        return "";
+    }
+    const file = shQuote(boxClaimFile);
+    const message = shQuote(`overlay-fleet: the machine of ${box.name} is claimed by another box (`);
+    return [
+        `of_claim=$(head -n 1 ${file} 2>/dev/null) || of_claim=`,
+        `if [ -n "$of_claim" ] && [ "$of_claim" != ${shQuote(box.claim)} ]; then printf '%s%s: stack, box); repair changes nothing there\n' ${message} "$of_claim" >&2; exit 1; fi`,
+        "",
+    ].join("\n");
+}
+
 const usage = "usage: npm run repair -- [--stack <stack>] <box>...";
 
 function main(): void {
@@ -70,8 +90,9 @@ function main(): void {
     const privateKey = stackPrivateKey(stack);
     for (const { box, run } of runs) {
         console.error(`overlay-fleet: ${box.name}: running its containers command as last deployed`);
-        // As the command plugin runs it: the text as the session's command, the records on its stdin.
-        const result = onBox(box, privateKey, run.create, run.stdin, ["pipe", "inherit", "inherit"]);
+        // As the command plugin runs it: the text as the session's command, the records on its stdin;
+        // first, on a machine another box claims, nothing (host/claim.sh).
+        const result = onBox(box, privateKey, `${claimGuard(box)}${run.create}`, run.stdin, ["pipe", "inherit", "inherit"]);
         if (result.status !== 0) {
             console.error(`overlay-fleet: ${box.name}: the containers command failed (${result.error?.message ?? `exit ${result.status}`})`);
             process.exitCode = 1;

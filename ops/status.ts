@@ -9,6 +9,7 @@
 import type { BoxSummary } from "../components/box";
 import { hostInvocation, shQuote } from "../components/hostScripts";
 import { hostLibraryCurrent } from "../components/hostLibrary";
+import { boxClaimFile } from "../model/constants";
 import { deployedBoxes, onBox, parseOperatorArgs, pulumi, runCommand, stackPrivateKey, UsageError, useStack } from "./stack";
 
 /** A container as the box's engine reports it, beside its plan. */
@@ -35,6 +36,8 @@ export interface BoxStatus {
     reachable: boolean;
     /** The box has its host library (a wiped box has lost it: see libraryRecovery). */
     library: boolean;
+    /** The machine's claim as the box has it (host/claim.sh), "" when there is none. */
+    claim: string;
     error?: string;
     lower: string;
     lowerBytes: number;
@@ -52,7 +55,10 @@ export function statusCommand(box: BoxSummary): string {
     const args = [box.fstab, box.lower, ...box.instances.flatMap((i) => [i.id, i.merged, i.upper])];
     // Whether the box still has its host library, first: the rest does not need it.
     const libraryMark = shQuote(`${hostLibraryCurrent}/SHA256SUMS`);
-    let remote = `{ if [ -f ${libraryMark} ]; then printf 'library\tok\n'; else printf 'library\tmissing\n'; fi; } && ${hostInvocation("status", args)}`;
+    const claim = shQuote(boxClaimFile);
+    let remote =
+        `{ if [ -f ${libraryMark} ]; then printf 'library\tok\n'; else printf 'library\tmissing\n'; fi; } && ` +
+        `{ if [ -f ${claim} ]; then printf 'claim\t%s\n' "$(head -n 1 ${claim})"; fi; } && ${hostInvocation("status", args)}`;
     if (!box.cacheOnly && box.network) {
         remote += " && " + hostInvocation("container", ["status", box.network, ...box.instances.map((i) => i.name)]);
     }
@@ -63,7 +69,7 @@ export function statusCommand(box: BoxSummary): string {
 export function boxStatus(box: BoxSummary, privateKey: string | undefined): BoxStatus {
     // Read whole before it runs (one group), the scripts reading /dev/null, not the rest of it.
     const result = onBox(box, privateKey, "sh -s", `{\n${statusCommand(box)}\n} </dev/null\n`);
-    const status: BoxStatus = { box: box.name, reachable: result.status === 0, library: false, lower: box.lower, lowerBytes: 0, instances: [] };
+    const status: BoxStatus = { box: box.name, reachable: result.status === 0, library: false, claim: "", lower: box.lower, lowerBytes: 0, instances: [] };
     if (result.status !== 0) {
         status.error = (result.stderr || result.error?.message || `ssh exited ${result.status}`).trim();
         return status;
@@ -76,6 +82,8 @@ export function boxStatus(box: BoxSummary, privateKey: string | undefined): BoxS
             status.instances.push({ box: box.name, instance: fields[1], mounted: fields[2] === "1", fstab: fields[3] === "1", upperBytes: Number(fields[4]) });
         } else if (fields[0] === "library") {
             status.library = fields[1] === "ok";
+        } else if (fields[0] === "claim") {
+            status.claim = fields.slice(1).join("\t");
         } else if (fields[0] === "lower") {
             status.lowerBytes = Number(fields[2]);
         } else if (fields[0] === "container") {
@@ -183,6 +191,15 @@ export function containersMissing(s: BoxStatus): string[] {
     return s.library && !containersLost(s) ? gone : [];
 }
 
+/**
+ * Another box's claim on the machine (host/claim.sh): the deployed box's own claim (BoxSummary.claim)
+ * differs from the one the machine holds, or undefined. A machine without a claim, or a summary of
+ * a stack deployed before claims, says nothing.
+ */
+export function claimedByOther(box: Pick<BoxSummary, "claim">, s: Pick<BoxStatus, "reachable" | "claim">): string | undefined {
+    return s.reachable && box.claim !== undefined && s.claim !== "" && s.claim !== box.claim ? s.claim : undefined;
+}
+
 /** The `pulumi up` arguments that make a box's containers again (all of them lost: containersLost). */
 export function containersRecovery(showUrns: string, box: string): string[] {
     return urnsNamed(showUrns, [`${box}-containers-run`]).flatMap((urn) => ["--replace", urn]);
@@ -199,8 +216,18 @@ function main(): void {
     const privateKey = stackPrivateKey(stack);
     const statuses = summary.map((box) => boxStatus(box, privateKey));
     console.log(json ? JSON.stringify(statuses, null, 2) : formatTable(statuses));
-    const wiped = statuses.filter((s) => s.reachable && !s.library);
-    const lost = statuses.filter((s) => s.reachable && s.library && containersLost(s));
+    // A machine another box claims shows that box's instances: no recovery is offered for it.
+    const claimed = new Set<string>();
+    summary.forEach((box, i) => {
+        const other = claimedByOther(box, statuses[i]);
+        if (other !== undefined) {
+            claimed.add(box.name);
+            console.error(`overlay-fleet: the machine of ${box.name} is claimed by another box (${other}: stack, box), not by this stack's; see README, One machine, one stack`);
+        }
+    });
+    const ours = statuses.filter((s) => s.reachable && !claimed.has(s.box));
+    const wiped = ours.filter((s) => !s.library);
+    const lost = ours.filter((s) => s.library && containersLost(s));
     if (wiped.length + lost.length > 0) {
         const urns = pulumi(["stack", "--show-urns", "--stack", stack]);
         for (const s of wiped) {
@@ -220,7 +247,7 @@ function main(): void {
             }
         }
     }
-    for (const s of statuses.filter((s) => s.reachable)) {
+    for (const s of ours) {
         const missing = containersMissing(s);
         if (missing.length > 0) {
             console.error(
@@ -229,7 +256,7 @@ function main(): void {
         }
     }
     const unhealthy = (s: BoxStatus) =>
-        !s.reachable || !s.library || s.instances.some((i) => !i.mounted || (i.container && (i.container.state !== "running" || !i.container.matchesPlan)));
+        claimed.has(s.box) || !s.reachable || !s.library || s.instances.some((i) => !i.mounted || (i.container && (i.container.state !== "running" || !i.container.matchesPlan)));
     if (statuses.some(unhealthy)) {
         process.exitCode = 1;
     }

@@ -2,7 +2,10 @@
  * The real engine end to end: `pulumi preview/up/destroy` through the CLI against the lab's
  * SSH boxes, cache-only (containers: test/e2e/containers.test.ts).
  */
+import * as fs from "fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BoxSummary } from "../../components/box";
+import { boxStatus, claimedByOther } from "../../ops/status";
 import {
     freshLab,
     inBox,
@@ -233,6 +236,13 @@ describe("pulumi against the lab", () => {
             expect(await mounts()).toBe(before);
             expect(await managedFstabLines("box1")).toEqual(lines);
             expect(await owned()).toBe(library);
+            // npm run status of the first stack sees its own claim; of the other's box it would report the machine as another's.
+            const summary = ((await project.outputs()).summary as BoxSummary[]).find((b) => b.name === "box1")!;
+            expect(summary.claim).toBe("organization/overlay-fleet/e2e box1");
+            const status = boxStatus(summary, fs.readFileSync(boxes[0].privateKeyPath, "utf8"));
+            expect(status.claim).toBe(summary.claim);
+            expect(claimedByOther(summary, status)).toBeUndefined();
+            expect(claimedByOther({ claim: "organization/overlay-fleet/e2e-other box1" }, status)).toBe(summary.claim);
             // Its destroy (its teardown names its stack) takes nothing of box1 down, its library neither.
             await other.destroyOk();
             expect(await mounts()).toBe(before);

@@ -8,6 +8,7 @@ import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { BoxClaim, hostLibraryCurrent, hostLibraryRoot, installAndRun } from "../../components/hostLibrary";
 import { boxClaimFile } from "../../model/constants";
+import { claimGuard } from "../../ops/repair";
 import { shQuote } from "../../components/hostScripts";
 import { hostTestsUnavailable, stagedHostLibrary, withHostNs } from "./harness";
 
@@ -131,6 +132,24 @@ describe.skipIf(unavailable)("the apply's library install", () => {
             // The machine is free: another stack may have it now.
             ns.ok(copy());
             expect(ns.sh(apply({ box: "box1", stack: "other/overlay-fleet/home" })).status).toBe(0);
+        });
+    });
+
+    it("npm run repair changes nothing on a machine claimed for another box", async () => {
+        await withHostNs((ns) => {
+            ns.ok("mount -t tmpfs -o size=1m,mode=0755 of-test-varlib /var/lib");
+            const run = () => ns.sh(`${claimGuard({ name: "nas", claim: "acme/overlay-fleet/home nas" })}echo ran`).stdout;
+            // No claim yet (or a wiped /var/lib): the command runs.
+            expect(run()).toBe("ran\n");
+            ns.ok(`mkdir -p /var/lib/overlay-fleet && echo 'acme/overlay-fleet/home nas' > ${boxClaimFile}`);
+            expect(run()).toBe("ran\n");
+            ns.ok(`echo 'acme/overlay-fleet/test nas' > ${boxClaimFile}`);
+            const refused = ns.sh(`${claimGuard({ name: "nas", claim: "acme/overlay-fleet/home nas" })}echo ran`);
+            expect(refused.status).toBe(1);
+            expect(refused.stdout).toBe("");
+            expect(refused.stderr).toBe("overlay-fleet: the machine of nas is claimed by another box (acme/overlay-fleet/test nas: stack, box); repair changes nothing there\n");
+            // A stack deployed before claims: no guard.
+            expect(claimGuard({ name: "nas" })).toBe("");
         });
     });
 });

@@ -3,12 +3,13 @@ import { BoxSummary } from "../../components/box";
 import { maxInstancesPerBox } from "../../model/constants";
 import { containersRun } from "../../ops/repair";
 import { parseOperatorArgs, UsageError } from "../../ops/stack";
-import { BoxStatus, ContainerStatus, containersLost, containersMissing, containersRecovery, libraryRecovery, statusCommand } from "../../ops/status";
+import { BoxStatus, claimedByOther, ContainerStatus, containersLost, containersMissing, containersRecovery, libraryRecovery, statusCommand } from "../../ops/status";
 
 const box = (states: Array<ContainerStatus["state"] | undefined>): BoxStatus => ({
     box: "box1",
     reachable: true,
     library: true,
+    claim: "",
     lower: "/mnt/usbdisk/static_cache",
     lowerBytes: 0,
     instances: states.map((state, i) => ({
@@ -83,6 +84,19 @@ describe("status recovery commands", () => {
             "box1-containers-run",
         ]);
         expect(libraryRecovery(urns, "box9")).toEqual([]);
+    });
+});
+
+describe("a machine claimed by another box (host/claim.sh)", () => {
+    it("is reported when the machine's claim is not the deployed box's; no claim, or a stack deployed before claims, says nothing", () => {
+        const ours = { claim: "organization/overlay-fleet/lab box1" };
+        const at = (claim: string, reachable = true) => ({ ...box([]), claim, reachable });
+        expect(claimedByOther(ours, at("organization/overlay-fleet/test box1"))).toBe("organization/overlay-fleet/test box1");
+        expect(claimedByOther(ours, at("organization/overlay-fleet/lab box2"))).toBe("organization/overlay-fleet/lab box2");
+        expect(claimedByOther(ours, at("organization/overlay-fleet/lab box1"))).toBeUndefined();
+        expect(claimedByOther(ours, at(""))).toBeUndefined();
+        expect(claimedByOther(ours, at("organization/overlay-fleet/test box1", false))).toBeUndefined();
+        expect(claimedByOther({}, at("organization/overlay-fleet/test box1"))).toBeUndefined();
     });
 });
 
