@@ -3,7 +3,7 @@ import * as command from "@pulumi/command";
 import { BoxPlan, ResolvedBox, ServiceBox } from "../model/config";
 import { boxFstab } from "../model/constants";
 import { InstancePlan } from "../model/plan";
-import { HostCall, hostCalls, HostLibrary, HostLibraryBundle, installAndRun, LibraryCommand } from "./hostLibrary";
+import { claimText, HostCall, hostCalls, HostLibrary, HostLibraryBundle, installAndRun, LibraryCommand } from "./hostLibrary";
 import { shQuote } from "./hostScripts";
 import { BoxContainers } from "./boxContainers";
 import { LowerCache, LowerCacheArgs, lowerCalls, retireCalls } from "./lowerCache";
@@ -87,7 +87,7 @@ export class Box extends pulumi.ComponentResource {
             generation: box.generation,
             cacheOnly: box.cacheOnly,
             ...(box.network ? { network: box.network.name } : {}),
-            claim: `${args.stack} ${name}`,
+            claim: claimText({ box: name, stack: args.stack }),
             instances: plans.map(({ id, name, merged, upper, hostname, ip, mac }) => ({ id, name, merged, upper, hostname, ip, mac })),
         };
         // The summary is the stack's `summary` output already: the state keeps it once.

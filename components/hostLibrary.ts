@@ -258,6 +258,11 @@ export interface BoxClaim {
     stack: string;
 }
 
+/** The claim as the machine holds it (host/claim.sh writes it): `<stack> <box>`. */
+export function claimText(claim: BoxClaim): string {
+    return `${claim.stack} ${claim.box}`;
+}
+
 /** Arguments of a box's host library. */
 export interface HostLibraryArgs {
     /** SSH connection to the box (secret: it holds the private key). */

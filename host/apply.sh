@@ -163,17 +163,17 @@ export OF_SIBLINGS
 of_box_lock
 OF_BOX_LOCK_HELD=1
 
-# The machine's claim (host/claim.sh), `<stack> <box>`, or empty.
-ap_claim=
-if [ -e "$OF_CLAIM_FILE" ]; then
-    { IFS= read -r ap_claim || :; } <"$OF_CLAIM_FILE" || of_die "cannot read the claim '$OF_CLAIM_FILE'"
-fi
-# A teardown of another stack's box of the claiming box's name: its apply was refused, and the
-# lines of that name are the claiming stack's. (A box of another name takes its own lines down,
-# if an earlier version left any: the claiming box never writes them.)
-if [ -n "$stack" ] && [ "${ap_claim#* }" = "$box" ] && [ "${ap_claim%% *}" != "$stack" ]; then
-    of_warn "this machine is box $box of stack ${ap_claim%% *}, not of stack $stack: nothing taken down (were that stack this one before a rename or a move, its instances would stay: see README, One machine, one stack)"
-    exit 0
+# On remove, the machine's claim (host/claim.sh). A teardown of another stack's box of the
+# claiming box's name: its apply was refused, and the lines of that name are the claiming stack's.
+# (A box of another name takes its own lines down, if an earlier version left any: the claiming
+# box never writes them.)
+OF_OWNER=
+if [ "$action" = remove ]; then
+    of_claim_read
+    if [ -n "$stack" ] && [ -n "$OF_OWNER" ] && [ "$OF_OWNER_BOX" = "$box" ] && [ "$OF_OWNER_STACK" != "$stack" ]; then
+        of_warn "this machine is box $box of stack $OF_OWNER_STACK, not of stack $stack: nothing taken down (were that stack this one before a rename or a move, its instances would stay: see README, One machine, one stack)"
+        exit 0
+    fi
 fi
 
 # Managed lines of this box that are not kept, collected first, taken down after the walk (on
@@ -288,6 +288,6 @@ if [ "$failed" -gt 0 ]; then
 fi
 # The box's teardown, every instance down: the machine is no longer this box's (host/claim.sh; a
 # teardown of an earlier version names no stack: the box's name decides).
-if [ "$action" = remove ] && [ -n "$ap_claim" ] && [ "${ap_claim#* }" = "$box" ]; then
+if [ "$action" = remove ] && [ -n "$OF_OWNER" ] && [ "$OF_OWNER_BOX" = "$box" ]; then
     rm -f -- "$OF_CLAIM_FILE" || of_die "cannot remove the claim '$OF_CLAIM_FILE'"
 fi

@@ -22,14 +22,11 @@ case $stack in
 esac
 
 of_box_lock
-claim=
-if [ -e "$OF_CLAIM_FILE" ]; then
-    { IFS= read -r claim || :; } <"$OF_CLAIM_FILE" || of_die "cannot read the claim '$OF_CLAIM_FILE'"
+of_claim_read
+if [ -n "$OF_OWNER" ] && [ "$OF_OWNER" != "$stack $box" ]; then
+    of_die "this machine is box '$OF_OWNER_BOX' of stack '$OF_OWNER_STACK' (its claim: $OF_CLAIM_FILE), not box '$box' of stack '$stack': one machine belongs to one box of one stack. Take it out of one of them (a pulumi up without it, or a destroy, takes it down there); if that stack is gone or was renamed, delete $OF_CLAIM_FILE. This deployment changed nothing on the machine but its copy of the host library"
 fi
-if [ -n "$claim" ] && [ "$claim" != "$stack $box" ]; then
-    of_die "this machine is box '${claim#* }' of stack '${claim%% *}' (its claim: $OF_CLAIM_FILE), not box '$box' of stack '$stack': one machine belongs to one box of one stack. Take it out of one of them (a pulumi up without it, or a destroy, takes it down there); if that stack is gone or was renamed, delete $OF_CLAIM_FILE. This deployment changed nothing on the machine but its copy of the host library"
-fi
-if [ -z "$claim" ]; then
+if [ -z "$OF_OWNER" ]; then
     mkdir -p -- "${OF_CLAIM_FILE%/*}" &&
         printf '%s %s\n' "$stack" "$box" >"$OF_CLAIM_FILE.new" &&
         mv -f -- "$OF_CLAIM_FILE.new" "$OF_CLAIM_FILE" ||

@@ -1028,6 +1028,17 @@ of_box_lock() {
     of_lock "$OF_BOX_LOCK" 1800
 }
 
+# of_claim_read: the machine's claim (host/claim.sh), `<stack> <box>`, in OF_OWNER ("" when there is
+# none), and its parts in OF_OWNER_STACK and OF_OWNER_BOX.
+of_claim_read() {
+    OF_OWNER=
+    if [ -e "$OF_CLAIM_FILE" ]; then
+        { IFS= read -r OF_OWNER || :; } <"$OF_CLAIM_FILE" || of_die "cannot read the claim '$OF_CLAIM_FILE'"
+    fi
+    OF_OWNER_STACK=${OF_OWNER%% *}
+    OF_OWNER_BOX=${OF_OWNER#* }
+}
+
 # of_lock_dir: the directory of the box's lock files (OF_BOX_LOCK's), made when missing.
 of_lock_dir() {
     OF_LOCK_DIR=${OF_BOX_LOCK%/*}

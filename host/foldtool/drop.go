@@ -65,11 +65,7 @@ type dropper struct {
 	realDirs                   map[string]bool // beneath's memo: path -> a directory, not a symlink
 }
 
-func dropFail(format string, args ...any) {
-	out.Flush()
-	fmt.Fprintf(os.Stderr, "overlay-fleet: drop_folded: "+format+"\n", args...)
-	os.Exit(1)
-}
+func dropFail(format string, args ...any) { die("drop_folded: "+format, args...) }
 
 func dropMain(args []string) {
 	if len(args) != 2 {
@@ -537,28 +533,7 @@ func (d *dropper) sameEmptyDir(l *dropLine, u string) bool {
 
 // samePlainXattrs: the same extended attributes, overlay's own (trusted/user.overlay.*) aside.
 func samePlainXattrs(a, b string) bool {
-	xa, err1 := readXattrs(a)
-	xb, err2 := readXattrs(b)
-	if err1 != nil || err2 != nil {
-		return false
-	}
-	plain := func(m map[string]string) map[string]string {
-		r := map[string]string{}
-		for k, v := range m {
-			if !strings.HasPrefix(k, "trusted.overlay.") && !strings.HasPrefix(k, "user.overlay.") {
-				r[k] = v
-			}
-		}
-		return r
-	}
-	pa, pb := plain(xa), plain(xb)
-	if len(pa) != len(pb) {
-		return false
-	}
-	for k, v := range pa {
-		if w, ok := pb[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
+	return sameXattrsBut(a, b, func(name string) bool {
+		return strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.")
+	})
 }

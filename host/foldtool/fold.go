@@ -736,10 +736,23 @@ func sameObject(a, b string) bool {
 	return sameXattrs(a, b)
 }
 
-func sameXattrs(a, b string) bool {
+func sameXattrs(a, b string) bool { return sameXattrsBut(a, b, nil) }
+
+// sameXattrsBut: the same extended attributes, those `aside` names left out (nil: none).
+func sameXattrsBut(a, b string, aside func(name string) bool) bool {
 	xa, err1 := readXattrs(a)
 	xb, err2 := readXattrs(b)
-	if err1 != nil || err2 != nil || len(xa) != len(xb) {
+	if err1 != nil || err2 != nil {
+		return false
+	}
+	for _, m := range []map[string]string{xa, xb} {
+		for k := range m {
+			if aside != nil && aside(k) {
+				delete(m, k)
+			}
+		}
+	}
+	if len(xa) != len(xb) {
 		return false
 	}
 	for k, v := range xa {

@@ -341,6 +341,14 @@ function mountInstance(ns: HostNs, lower: string, inst: Inst) {
     ]);
 }
 
+/** The corpus with only its first instance folded into generation 2 (its manifest in c.manifests). */
+function foldFirst(ns: HostNs) {
+    const c = buildCorpus(ns);
+    const [n1] = c.insts;
+    expect(ns.run("fold", foldArgs(c.lower, 2, c.manifests, [n1])).status).toBe(0);
+    return { c, g2: `${c.lower}.g2`, n1 };
+}
+
 /** The switch, as mount.sh does it: unmount, drop_folded, mount on the new lower. */
 function switchInstance(ns: HostNs, newLower: string, inst: Inst, manifest: string) {
     ns.ok('umount "$1"', [inst.merged]);
@@ -620,11 +628,8 @@ describe.skipIf(skip)("fold: a new lower generation from the instances' uppers",
 
     it("drop_folded keeps what changed after the fold, and deletes stay deleted", async () => {
         await withHostNs(async (ns) => {
-            const c = buildCorpus(ns);
-            const g2 = `${c.lower}.g2`;
-            const [n1] = c.insts;
             // only n1 is folded: after the switch it must see exactly what it saw
-            expect(ns.run("fold", foldArgs(c.lower, 2, c.manifests, [n1])).status).toBe(0);
+            const { c, g2, n1 } = foldFirst(ns);
             // after the fold, before the switch (the instance still runs on the old lower):
             ns.ok(
                 [
@@ -661,10 +666,7 @@ describe.skipIf(skip)("fold: a new lower generation from the instances' uppers",
 
     it("drop_folded never acts through a symlink an instance put where the fold saw a directory", async () => {
         await withHostNs(async (ns) => {
-            const c = buildCorpus(ns);
-            const g2 = `${c.lower}.g2`;
-            const [n1] = c.insts;
-            expect(ns.run("fold", foldArgs(c.lower, 2, c.manifests, [n1])).status).toBe(0);
+            const { c, g2, n1 } = foldFirst(ns);
             // n1's folded whiteout deep/l1/l2/l3/file1 now leads, through the symlink, to a whiteout of
             // another tree (mode 0, as the kernel makes them: another overlay's layer, say).
             const victim = ns.p("victim");
@@ -678,9 +680,7 @@ describe.skipIf(skip)("fold: a new lower generation from the instances' uppers",
 
     it("drop_folded without the fold helper fails naming it, and changes nothing", async () => {
         await withHostNs(async (ns) => {
-            const c = buildCorpus(ns);
-            const [n1] = c.insts;
-            expect(ns.run("fold", foldArgs(c.lower, 2, c.manifests, [n1])).status).toBe(0);
+            const { c, n1 } = foldFirst(ns);
             ns.ok('umount "$1"', [n1.merged]);
             const upper = asRecord(walk(ns, n1.upper, { hash: false }));
             const r = ns.sh(`${libBundle()}\ndrop_folded "$1" "$2"`, [`${c.manifests}/n1.manifest`, n1.upper], { env: { OVERLAY_FLEET_FOLDTOOL: "/nonexistent/foldtool" } });
