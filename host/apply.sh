@@ -140,10 +140,13 @@ ap_drop_lines() {
 # the box keeps, as ` <id>=<merged> `; for of-mount the planned instances as `<merged> <upper>
 # <work> <lower>` lines (it need not compare an instance with its planned siblings, see
 # of_layers_near, which keeps a box of many instances linear); the arguments of the one fstab edit
-# (`<id> <merged> <options>`...); the plan of record (`<id> <container|-> <merged>` lines).
+# (`<id> <merged> <options>`...), without the instances whose drop is pending (` <id> ` each in
+# dropping: of_mount_main writes their line once the drop is done); the plan of record (`<id>
+# <container|-> <merged>` lines).
 planned=
 OF_SIBLINGS=
 plan_record=
+dropping=
 set --
 of_lines "$ap_records"
 while of_line; do
@@ -152,7 +155,11 @@ while of_line; do
     planned="$planned $ap_id=$ap_merged "
     OF_SIBLINGS="$OF_SIBLINGS${OF_SIBLINGS:+
 }$ap_merged $ap_upper $ap_work $ap_lower"
-    set -- "$@" "$ap_id" "$ap_merged" "$ap_fstab_opts"
+    if [ "$ap_manifest" != - ] && of_drop_pending "$ap_manifest"; then
+        dropping="$dropping $ap_id "
+    else
+        set -- "$@" "$ap_id" "$ap_merged" "$ap_fstab_opts"
+    fi
     plan_record="$plan_record$ap_id $ap_container $ap_merged
 "
 done
@@ -214,8 +221,9 @@ ap_drop_lines
 
 if [ "$action" = set ]; then
     # Every planned line in one edit; refused, one edit per instance: only the refused one fails.
-    # The ids whose line is written, ` <id> ` each, in written.
-    written=" "
+    # The ids whose line is written, ` <id> ` each, in written (an instance whose drop is pending
+    # keeps the line it has until of_mount_main has dropped).
+    written=" $dropping "
     if [ "$#" -eq 0 ] || sh ./fstab set "$fstab" "$@" </dev/null; then
         while [ "$#" -gt 0 ]; do
             written="$written$1 "
@@ -255,6 +263,10 @@ if [ "$action" = set ]; then
         case $written in
             *" $ap_id "*) ;;
             *) continue ;;
+        esac
+        OF_DROP_LINE=
+        case $dropping in
+            *" $ap_id "*) OF_DROP_LINE="$fstab$OF_TAB$ap_id$OF_TAB$ap_fstab_opts" ;;
         esac
         (OF_SNAP_TOP=$ap_top && OF_SNAP_NEAR=$ap_near && of_mount_main "$ap_lower" "$ap_upper" "$ap_work" "$ap_merged" "$ap_pinned" "$ap_container" "$ap_manifest") </dev/null || ap_fail
     done

@@ -159,7 +159,7 @@ of_mount_at() {
 # batch's variables counts (its lock, its deferred check and mounts, its snapshot), whatever the
 # environment holds.
 of_alone() {
-    OF_BOX_LOCK_HELD= OF_MOUNT_VERIFY= OF_MOUNT_BATCH= OF_SNAP= OF_SNAP_TOP= OF_SNAP_FOREIGN= OF_SNAP_NEAR=
+    OF_BOX_LOCK_HELD= OF_MOUNT_VERIFY= OF_MOUNT_BATCH= OF_SNAP= OF_SNAP_TOP= OF_SNAP_FOREIGN= OF_SNAP_NEAR= OF_DROP_LINE=
 }
 
 # of_mount_main <lower> <upper> <work> <merged> <pinnedOptions> <container|-> <foldManifest|->:
@@ -186,6 +186,13 @@ of_mount_main() {
     else
         of_check_path "fold manifest" "$manifest"; manifest=$OF_PATH
     fi
+    # A drop is pending while the fold left a manifest for this upper and no done-marker beside it
+    # (host/foldtool/drop.go writes <manifest>.dropped once all of it is on disk): the upper is
+    # then right for neither generation until the drop completes, so it is completed before the
+    # instance is mounted on the new lower, whatever is mounted now (an apply killed or refused
+    # during a switch, a reboot since).
+    pending=
+    [ -z "$manifest" ] || ! of_drop_pending "$manifest" || pending=1
 
     # Layout checks the kernel would only report as "wrong fs type, bad option".
     for a in upper:"$upper" work:"$work" merged:"$merged"; do
@@ -235,7 +242,7 @@ of_mount_main() {
     # In a batch (of-apply sets OF_MOUNT_BATCH), an instance with nothing mounted on its merged dir
     # is mounted after the batch's last instance, with the others (of_mount_batch): its directories
     # made by one mkdir and its overlay by one `mount -a` for all of them, not two processes each.
-    if [ -n "${OF_MOUNT_BATCH-}" ] && [ "$cur_found" = 0 ]; then
+    if [ -n "${OF_MOUNT_BATCH-}" ] && [ "$cur_found" = 0 ] && [ -z "$pending" ]; then
         if [ -d "$merged" ] && ! of_dir_empty "$merged"; then
             of_mount_not_empty
         fi
@@ -249,20 +256,18 @@ of_mount_main() {
     of_canon "$merged"
     mcanon=$OF_CANON
 
-    old_lower=
     of_mount_at "$mcanon"
     if [ "$OF_AT_FOUND" = 1 ]; then
         if [ "$OF_AT_FSTYPE" != overlay ]; then
             of_die "merged dir '$merged' is already a mountpoint of $OF_AT_FSTYPE ($OF_AT_SOURCE), not an overlay; refusing to mount over it"
         fi
         if of_ovl_layers_match "$lower" "$upper" "$work" "$OF_AT_SUPER"; then
-            if of_ovl_match "$pinned" "$OF_AT_SUPER" "$OF_AT_OPTS"; then
+            if [ -z "$pending" ] && of_ovl_match "$pinned" "$OF_AT_SUPER" "$OF_AT_OPTS"; then
                 printf 'ok mount %s: unchanged\n' "$merged"
                 exit 0
             fi
         fi
-        reason=$OF_MISMATCH
-        if of_opt_get lowerdir "$OF_AT_SUPER"; then old_lower=$OF_OPT_VAL; fi
+        reason=${OF_MISMATCH:-the switch to '$lower' has not dropped what was folded}
 
         # A running container keeps its own bind of the old overlay alive (an unmount on the host
         # would not even be reported busy) and would never see the new one: stop it around the change.
@@ -286,17 +291,12 @@ of_mount_main() {
             fi
             of_die "overlay at '$merged' must be remounted ($reason) but is busy: $OF_UMOUNT_ERR; $hint"
         fi
-        if [ -n "$old_lower" ] && ! of_same_path "$old_lower" "$lower"; then
-            if [ -n "$manifest" ] && [ -f "$manifest" ] && command -v drop_folded >/dev/null 2>&1; then
-                drop_folded "$manifest" "$upper" ||
-                    of_die "drop_folded '$manifest' '$upper' failed; the overlay at '$merged' is left unmounted${stopped:+ and container '$container' stopped}"
-            fi
-        fi
     else
         reason=
         of_dir_empty "$merged" || of_mount_not_empty
         stopped=
     fi
+    [ -z "$pending" ] || of_mount_drop
 
     of_mount_overlay "$merged" "$opts" || of_die "$OF_MOUNT_ERR${stopped:+; container '$container' left stopped}"
 
@@ -315,6 +315,29 @@ of_mount_main() {
     fi
     of_mount_ok "$merged" "$reason"
     exit 0
+}
+
+# of_drop_pending MANIFEST: the drop of what a fold recorded in MANIFEST (a file) has not been
+# completed: no done-marker <MANIFEST>.dropped beside it (host/foldtool/drop.go).
+of_drop_pending() {
+    [ -f "$1" ] && [ ! -e "$1.dropped" ]
+}
+
+# of_mount_drop: of_mount_main's pending drop ($manifest on $upper, unmounted), then, when of-apply
+# gave the instance's line in OF_DROP_LINE (`<fstabFile> <id> <options>`, tab-separated), that
+# line, which it did not write before: a line never names a lower whose drop is pending (a boot
+# would mount the instance on it without the drop).
+of_mount_drop() {
+    command -v drop_folded >/dev/null 2>&1 ||
+        of_die "the switch of '$merged' to '$lower' needs drop_folded, which this command lacks"
+    drop_folded "$manifest" "$upper" ||
+        of_die "drop_folded '$manifest' '$upper' failed; the overlay at '$merged' is left unmounted${stopped:+ and container '$container' stopped}"
+    [ -n "${OF_DROP_LINE-}" ] || return 0
+    of_fields "$OF_DROP_LINE"
+    of_field && of_md_fstab=$OF_FIELD && of_field && of_md_id=$OF_FIELD && of_field && of_md_opts=$OF_FIELD ||
+        of_die "bad OF_DROP_LINE for '$merged': $OF_DROP_LINE"
+    sh ./fstab set "$of_md_fstab" "$of_md_id" "$merged" "$of_md_opts" </dev/null ||
+        of_die "the fstab line of '$of_md_id' cannot be written; the overlay at '$merged' is left unmounted${stopped:+ and container '$container' stopped}"
 }
 
 # of_mount_overlay MERGED OPTIONS: mounts an overlay with OPTIONS on MERGED; when that fails,

@@ -9,7 +9,9 @@ package main
 //     it does not come back from the new lower; an opaque directory the fold recorded loses its
 //     opaque mark when the new lower's directory shows nothing the instance did not see.
 //   - A non-directory folded (D) and unchanged since (type, inode, size, mtime, ctime; a whiteout:
-//     any 0/0 character device) is removed: the new lower has it.
+//     any 0/0 character device) whose content (a symlink: its target) is also the new lower's is
+//     removed: the new lower has it. The content is compared because a write through a shared
+//     writable mapping to a page already dirty changes neither size nor times.
 //   - A folded directory is removed once empty, when it is the same inode and has the new
 //     lower's mode, owner, mtime and attributes; otherwise it stays. Below a directory that
 //     stays opaque nothing is removed.
@@ -17,7 +19,9 @@ package main
 //     anything changed after the fold stay: the instance sees exactly what it saw before.
 //
 // Deciding (every non-directory judged before any is removed: removing one name of a hard-link
-// group changes the ctime of the others) is separate from doing.
+// group changes the ctime of the others) is separate from doing. Once all of it is done and on
+// disk, the done-marker <manifest>.dropped says so: until then the drop is pending, and the
+// instance must not be mounted on the new lower (host/lib-mount.sh completes it first).
 
 import (
 	"bufio"
@@ -30,6 +34,12 @@ import (
 )
 
 const manifestMagic = "# overlay-fleet fold manifest 1"
+
+// Markers beside a manifest: phase A is done (it must run once), the whole drop is done.
+const (
+	markerPhaseA  = ".drop-a"
+	markerDropped = ".dropped"
+)
 
 // dropLine is one entry of a manifest.
 type dropLine struct {
@@ -83,6 +93,7 @@ func dropMain(args []string) {
 	d.phaseA()
 	verdicts := d.decide()
 	d.remove(verdicts)
+	writeMarker(d.manifest+markerDropped, d.upper)
 	fmt.Fprintf(out, "dropped %s: removed=%d kept=%d whiteouts=%d unopaqued=%d\n", d.upper, d.removed, d.kept, d.whiteouts, d.unopaqued)
 }
 
@@ -303,7 +314,7 @@ func parentOf(rel string) string {
 // phaseA, once per manifest: whiteouts for folded entries deleted since the fold, opaque marks
 // removed where the new lower adds nothing the instance did not see.
 func (d *dropper) phaseA() {
-	marker := d.manifest + ".drop-a"
+	marker := d.manifest + markerPhaseA
 	if exists(marker) {
 		return
 	}
@@ -337,9 +348,27 @@ func (d *dropper) phaseA() {
 		_ = setMtime(parent, pst.mtime)
 		d.whiteouts++
 	}
-	if err := os.WriteFile(marker, []byte(d.upper+"\n"), 0o644); err != nil {
+	writeMarker(marker, d.upper)
+}
+
+// writeMarker records that what was done to upper is on disk: the upper's filesystem synced
+// first, then the marker written and synced (a crash leaves either no marker or a true one).
+func writeMarker(marker, upper string) {
+	syncfs(upper)
+	f, err := os.OpenFile(marker, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err == nil {
+		_, err = f.WriteString(upper + "\n")
+		if e := f.Sync(); err == nil {
+			err = e
+		}
+		if e := f.Close(); err == nil {
+			err = e
+		}
+	}
+	if err != nil {
 		dropFail("cannot write '%s': %v", marker, err)
 	}
+	syncfs(marker)
 }
 
 // stillOpaqueButNeedNotBe: the recorded opaque directory is still the same one, still opaque,
@@ -411,7 +440,7 @@ func (d *dropper) decide() []dropVerdict {
 			verdicts[i] = dropDir
 		case err != nil:
 			verdicts[i] = dropNone
-		case d.unchanged(l, st):
+		case d.unchanged(l, st) && d.sameAsLower(l, u, st):
 			verdicts[i] = dropRemove
 		}
 	}
@@ -434,6 +463,28 @@ func (d *dropper) unchanged(l *dropLine, now *stat) bool {
 		return true
 	}
 	return identityOf(now) == l.identity
+}
+
+// sameAsLower: the upper's regular file holds the new lower's content, its symlink the same
+// target (what the instance reads after the switch is what it reads now).
+func (d *dropper) sameAsLower(l *dropLine, u string, st *stat) bool {
+	if !d.beneath(d.lower, l.rel) {
+		return false
+	}
+	low := at(d.lower, l.rel)
+	switch st.fileType() {
+	case sIFREG:
+		lst, err := lstat(low)
+		if err != nil || lst.fileType() != sIFREG || lst.size != st.size {
+			return false
+		}
+		return lst.dev == st.dev && lst.ino == st.ino || sameContent(u, low)
+	case sIFLNK:
+		tu, err1 := os.Readlink(u)
+		tl, err2 := os.Readlink(low)
+		return err1 == nil && err2 == nil && tu == tl
+	}
+	return true
 }
 
 func identityOf(st *stat) string {

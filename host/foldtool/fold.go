@@ -7,7 +7,8 @@ package main
 //	directory                                                          -> a directory (mode, owner, xattrs)
 //	anything else                                                      -> this object
 //
-// plus, below an opaque directory, every entry of the current lower the upper does not have:
+// plus, in an opaque directory and in every directory below one (the kernel merges nothing of
+// the lower there, at any depth), every entry of the current lower the upper does not have:
 // absent. decide() says what an entry's claim means against the earlier instances' claims;
 // apply (stage) and commit (verify + record) put it into the staging tree, a hard-link farm of
 // the current generation.
@@ -82,6 +83,18 @@ type instance struct {
 	view            string
 	manifest        []manifestLine
 	won             map[string]int // manifest line of each non-directory this instance put in
+	hiding          sync.Map       // rel -> true: an opaque directory of the upper, or one below it
+}
+
+// hidesLower: the instance's view of directory rel shows nothing of the lower's, because rel or
+// a directory above it is opaque in the upper (its parent was folded a level before it).
+func (in *instance) hidesLower(rel string, opaque bool) bool {
+	_, below := in.hiding.Load(parentOf(rel))
+	if opaque || rel != "" && below {
+		in.hiding.Store(rel, true)
+		return true
+	}
+	return false
 }
 
 type conflict struct {
@@ -227,6 +240,10 @@ func (f *folder) foldInstance(in *instance) {
 	}
 	f.views = append(f.views, in.view)
 	f.firstCopy = map[uint64]*firstCopy{}
+	// Written back before any identity is taken: a later write through a shared writable mapping
+	// then faults again and changes the file's times (on filesystems that write back; drop.go
+	// compares content as well, for those that do not, like tmpfs).
+	syncfs(in.upper)
 	// Breadth first, one level at a time; the directories of a level are folded in parallel
 	// (each is its own part of the staging tree), their manifest lines kept in level order.
 	for level := []string{""}; len(level) > 0; {
@@ -304,7 +321,7 @@ func (f *folder) foldDir(in *instance, rel string) ([]*entry, []string) {
 			next = append(next, e.rel)
 		}
 	}
-	if v, _ := lgetxattr(at(in.upper, rel), in.ns+xattrOpaque); string(v) == opaqueYes {
+	if v, _ := lgetxattr(at(in.upper, rel), in.ns+xattrOpaque); in.hidesLower(rel, string(v) == opaqueYes) {
 		f.hiddenBelowOpaque(in, rel, names)
 	}
 	return batch, next
@@ -495,8 +512,8 @@ func (f *folder) stageDir(in *instance, e *entry) {
 	}
 }
 
-// hiddenBelowOpaque: entries of the current lower under opaque directory rel that the upper does
-// not have are absent for this instance.
+// hiddenBelowOpaque: entries of the current lower in directory rel, opaque or below an opaque
+// one, that the upper does not have are absent for this instance.
 func (f *folder) hiddenBelowOpaque(in *instance, rel string, upperNames []string) {
 	lower := at(f.current, rel)
 	if st, _ := lstat(lower); st == nil || !st.isDir() {

@@ -38,6 +38,7 @@ const (
 
 // stat is the identity of one directory entry (lstat: the entry itself, never a symlink target).
 type stat struct {
+	dev   uint64
 	mode  uint32
 	ino   uint64
 	nlink uint64
@@ -63,7 +64,7 @@ func lstat(path string) (*stat, error) {
 	}
 	return &stat{
 		mode: st.Mode, ino: st.Ino, nlink: uint64(st.Nlink), uid: st.Uid, gid: st.Gid,
-		rdev: uint64(st.Rdev), size: st.Size, atime: st.Atim, mtime: st.Mtim, ctime: st.Ctim,
+		dev: uint64(st.Dev), rdev: uint64(st.Rdev), size: st.Size, atime: st.Atim, mtime: st.Mtim, ctime: st.Ctim,
 	}, nil
 }
 

@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { instanceRecord } from "../../components/overlayInstance";
 import { boxPlanDir } from "../../model/constants";
 import { InstancePlan } from "../../model/plan";
-import { dockerStub, fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, Result, RunOptions, stagedHostLibrary, withHostNs } from "./harness";
+import { dockerStub, fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, Result, RunOptions, stagedHostLibrary, testInstancePlan, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
 
@@ -77,24 +77,7 @@ function setUpBox(ns: HostNs): { disk: string; lower: string; fstab: string } {
 /** An instance plan as model/plan.ts builds one (cache-only: no container, generation 1). */
 function plan(ns: HostNs, box: string, name: string, index: number): InstancePlan {
     const disk = ns.p("disk");
-    const lower = path.join(disk, "static_cache");
-    const dirName = box === "box1" ? name : `${box}-${name}`;
-    const i = instancePaths(disk, dirName);
-    return {
-        box,
-        index,
-        name,
-        id: `${box}/${name}`,
-        key: `${box}.${name}`,
-        dir: path.join(disk, dirName),
-        ...i,
-        hostname: name,
-        ipOverridden: false,
-        mac: `02:42:ac:11:00:0${index}`,
-        mountOptions: PINNED,
-        lower,
-        fstabOptions: fstabOptions(lower, i.upper, i.work, disk),
-    };
+    return testInstancePlan({ disk, box, name, index, lower: path.join(disk, "static_cache"), dirName: box === "box1" ? name : `${box}-${name}` });
 }
 
 function fstabLine(p: InstancePlan): string {

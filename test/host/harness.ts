@@ -25,6 +25,7 @@ import * as path from "path";
 import { afterAll, beforeAll } from "vitest";
 import { stageHostLibrary } from "../../components/hostLibrary";
 import { hostInvocation, HostScriptName, shQuote } from "../../components/hostScripts";
+import type { InstancePlan } from "../../model/plan";
 
 export interface Result {
     status: number | null;
@@ -43,15 +44,14 @@ export interface RunOptions {
 }
 
 /**
- * The fold helper (host/foldtool), built static once per source version as a box gets it, and
- * passed to the host scripts as OVERLAY_FLEET_FOLDTOOL (see host/fold.sh).
+ * A Go program of the project built static once per source version (in the OS temp dir, named
+ * `overlay-fleet-<name>-<hash of its sources>`), with the flags a box's helpers get.
  */
-export function foldTool(): string {
-    const dir = path.join(__dirname, "..", "..", "host", "foldtool");
+export function goBuild(dir: string, name: string): string {
     const files = fs.readdirSync(dir).filter((f) => f.endsWith(".go") || f === "go.mod").sort();
     let sum = 0;
     for (const f of files) for (const b of fs.readFileSync(path.join(dir, f))) sum = (sum * 31 + b) >>> 0;
-    const bin = path.join(os.tmpdir(), `overlay-fleet-foldtool-${sum.toString(16)}`);
+    const bin = path.join(os.tmpdir(), `overlay-fleet-${name}-${sum.toString(16)}`);
     if (!fs.existsSync(bin)) {
         const tmp = `${bin}.${process.pid}`;
         const r = spawnSync("go", ["build", "-trimpath", "-o", tmp, "."], {
@@ -59,10 +59,18 @@ export function foldTool(): string {
             env: { ...process.env, CGO_ENABLED: "0", GOFLAGS: "-mod=mod", GOTOOLCHAIN: "local" },
             encoding: "utf8",
         });
-        if (r.status !== 0) throw new Error(`go build of host/foldtool failed: ${r.stderr}`);
+        if (r.status !== 0) throw new Error(`go build of ${dir} failed: ${r.stderr}`);
         fs.renameSync(tmp, bin);
     }
     return bin;
+}
+
+/**
+ * The fold helper (host/foldtool), built static once per source version as a box gets it, and
+ * passed to the host scripts as OVERLAY_FLEET_FOLDTOOL (see host/fold.sh).
+ */
+export function foldTool(): string {
+    return goBuild(path.join(__dirname, "..", "..", "host", "foldtool"), "foldtool");
 }
 
 /** The options overlay-fleet pins on every overlay mount. */
@@ -329,6 +337,31 @@ export function instancePaths(root: string, name: string) {
         upper: path.join(root, name, "upper"),
         work: path.join(root, name, "work"),
         merged: path.join(root, name, "mnts"),
+    };
+}
+
+/**
+ * A cache-only instance plan as model/plan.ts builds one: `name` (index `index`) of `box`, its
+ * directories in `<disk>/<dirName>` (default `name`), mounting `lower`, with `foldManifest` when
+ * the box's generation has one.
+ */
+export function testInstancePlan(p: { disk: string; box: string; name: string; index: number; lower: string; dirName?: string; foldManifest?: string }): InstancePlan {
+    const i = instancePaths(p.disk, p.dirName ?? p.name);
+    return {
+        box: p.box,
+        index: p.index,
+        name: p.name,
+        id: `${p.box}/${p.name}`,
+        key: `${p.box}.${p.name}`,
+        dir: path.join(p.disk, p.dirName ?? p.name),
+        ...i,
+        hostname: p.name,
+        ipOverridden: false,
+        mac: `02:42:ac:11:00:0${p.index}`,
+        mountOptions: PINNED,
+        lower: p.lower,
+        fstabOptions: fstabOptions(p.lower, i.upper, i.work, p.disk),
+        foldManifest: p.foldManifest,
     };
 }
 

@@ -309,7 +309,7 @@ describe.skipIf(unavailable)("host mount/unmount", () => {
         });
     });
 
-    it("calls drop_folded between unmount and mount only when the lower changes and the manifest exists", async () => {
+    it("calls drop_folded on the unmounted upper before the mount whenever its manifest's drop is pending (no done-marker), and only then", async () => {
         await withHostNs((ns) => {
             const lower = makeLower(ns);
             const lower2 = ns.p("disk", "static_cache.2");
@@ -318,12 +318,14 @@ describe.skipIf(unavailable)("host mount/unmount", () => {
             const manifest = ns.p("disk", "fold.manifest");
             fs.writeFileSync(manifest, "x\n");
             const log = ns.p("drop.log");
-            // The bundle as hostScript() builds it, with a recording drop_folded defined after lib-fold.sh.
+            // The bundle as hostScript() builds it, with a recording drop_folded defined after
+            // lib-fold.sh that leaves the done-marker as the fold helper's drop does.
             const read = (f: string) => fs.readFileSync(path.join(hostScriptDir, f), "utf8");
             const stub =
                 "drop_folded() {\n" +
                 '  if grep -q " $OF_T_MERGED " /proc/self/mountinfo; then m=mounted; else m=unmounted; fi\n' +
                 '  printf "%s|%s|%s\\n" "$1" "$2" "$m" >> "$OF_T_LOG"\n' +
+                '  : > "$1.dropped"\n' +
                 "}\n";
             const bundle = [
                 hostFactsPreamble(),
@@ -338,18 +340,27 @@ describe.skipIf(unavailable)("host mount/unmount", () => {
                     env: { OF_T_LOG: log, OF_T_MERGED: i.merged },
                 });
             const calls = () => (fs.existsSync(log) ? fs.readFileSync(log, "utf8").split("\n").filter(Boolean) : []);
+            const dropped = `${manifest}|${i.upper}|unmounted`;
 
-            expect(runMount(mountArgs(lower, i, PINNED, "-", manifest)).status).toBe(0); // first mount
+            expect(runMount(mountArgs(lower, i, PINNED, "-", manifest)).status).toBe(0); // first mount: pending
+            expect(calls()).toEqual([dropped]);
             expect(runMount(mountArgs(lower, i, PINNED + ",redirect_dir=nofollow", "-", manifest)).status).toBe(0);
-            expect(calls()).toEqual([]); // options only
+            expect(calls()).toEqual([dropped]); // options only, the drop done
             expect(runMount(mountArgs(lower2, i, PINNED, "-", "-")).status).toBe(0);
-            expect(calls()).toEqual([]); // no manifest
+            expect(calls()).toEqual([dropped]); // no manifest
             expect(runMount(mountArgs(lower, i, PINNED, "-", ns.p("missing.manifest"))).status).toBe(0);
-            expect(calls()).toEqual([]); // manifest does not exist
+            expect(calls()).toEqual([dropped]); // manifest does not exist
+            fs.rmSync(`${manifest}.dropped`);
             const r = runMount(mountArgs(lower2, i, PINNED, "-", manifest));
             expect(r.status).toBe(0);
-            expect(calls()).toEqual([`${manifest}|${i.upper}|unmounted`]);
+            expect(calls()).toEqual([dropped, dropped]); // a new lower, pending
             expect(ns.superOptions(i.merged)?.superOpts).toContain(`lowerdir=${lower2},`);
+            // mounted on the new lower already, the drop pending (say, a boot that mounted it): remounted, dropped
+            fs.rmSync(`${manifest}.dropped`);
+            expect(runMount(mountArgs(lower2, i, PINNED, "-", manifest)).status).toBe(0);
+            expect(calls()).toEqual([dropped, dropped, dropped]);
+            expect(runMount(mountArgs(lower2, i, PINNED, "-", manifest)).stdout).toMatch(/unchanged/);
+            expect(calls()).toHaveLength(3);
         });
     });
 

@@ -1,0 +1,3 @@
+module overlay-fleet/test/host/mmapwrite
+
+go 1.25
