@@ -8,8 +8,9 @@
 # overlay instances on it, changes <changedPercent>% of the files through each instance (rewrites,
 # new files, deletes; a few paths changed by both, to make conflicts), then times:
 #   - fold into generation 2 (hard-link farm + copies of the changed files);
-#   - for comparison, `cp -al` of the lower plus `rsync -aHAX upper/ farm/` of both uppers
-#     (the seed's approach without its whiteout handling: the same data moved);
+#   - for comparison, `cp -al` of the lower plus `rsync -aHAX upper/ farm/` of both uppers and a
+#     `sync` (the seed's approach without its whiteout handling: the same data moved and, as the
+#     fold does, written back);
 #   - drop_folded of each upper (the switch).
 # and prints files/s, MB/s, the extra disk each used, the peak memory of the fold and
 # `fold/rsync: <ratio>` (fold time over cp -al + rsync time). Case 2 does the same fold with
@@ -136,6 +137,7 @@ cp -al "$L" "$D/rsync-farm"
 t3=$(now)
 rsync -aHAX "$D/n1/upper/" "$D/rsync-farm/"
 rsync -aHAX "$D/n2/upper/" "$D/rsync-farm/"
+sync # the fold syncs its generation before it renames it into place: the floor writes back too
 t4=$(now)
 u2=$(used)
 tcp=$(elapsed "$t2" "$t3")

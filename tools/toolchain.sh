@@ -1,5 +1,6 @@
 #!/bin/sh
-# Makes sure this machine has what `pulumi up` needs, all at the versions package-lock.json pins:
+# Makes sure this machine has what `pulumi up` needs, all at the versions package-lock.json pins
+# (and the project's own provider, built from provider/):
 # Node >= 22, the Pulumi CLI and its Node language host at the version of @pulumi/pulumi, and the
 # resource plugins `command` (@pulumi/command) and `docker` (@pulumi/docker, a dev dependency: the
 # program has no docker resource since the box's CLI makes the network, but stacks of earlier
@@ -180,7 +181,18 @@ build_docker() {
 plugin command "$(npm_version @pulumi/command)"
 plugin docker "$(npm_version @pulumi/docker)"
 
-# ---- 4. Environment for callers -----------------------------------------------------------
+# ---- 4. The project's own provider (provider/), built from its source -----------------------
+# Into provider/bin/ (Pulumi.yaml's plugins.providers path), again whenever its source changed:
+# the hash of its files is kept beside the binary. Nothing is downloaded but Go modules.
+provider_bin="$ROOT/provider/bin/pulumi-resource-overlay-fleet"
+provider_hash=$(cd "$ROOT/provider" && find . -path ./bin -prune -o -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print |
+  LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
+if [ ! -x "$provider_bin" ] || [ "$(cat "$provider_bin.source" 2>/dev/null)" != "$provider_hash" ]; then
+  build "$provider_bin" "$ROOT/provider" ./cmd/pulumi-resource-overlay-fleet ""
+  echo "$provider_hash" >"$provider_bin.source"
+fi
+
+# ---- 5. Environment for callers -----------------------------------------------------------
 if [ "${1:-}" = --print-env ]; then
   echo "export PATH='$PATH'"
   echo "export PULUMI_SKIP_UPDATE_CHECK=true"

@@ -39,27 +39,36 @@ export interface RunOptions {
     /** Replaces PATH entirely. */
     path?: string;
     timeoutMs?: number;
-    /** Written to the command's stdin (sh() only; otherwise stdin is empty). */
+    /** Written to the command's stdin (sh() and shAsync(); otherwise stdin is empty). */
     input?: string;
 }
 
 /**
  * A Go program of the project built static once per source version (in the OS temp dir, named
- * `overlay-fleet-<name>-<hash of its sources>`), with the flags a box's helpers get.
+ * `overlay-fleet-<name>-<hash of the module's sources>`), with the flags a box's helpers get:
+ * package `pkg` of the module in `dir`.
  */
-export function goBuild(dir: string, name: string): string {
-    const files = fs.readdirSync(dir).filter((f) => f.endsWith(".go") || f === "go.mod").sort();
+export function goBuild(dir: string, name: string, pkg = "."): string {
+    const files: string[] = [];
+    const visit = (d: string) => {
+        for (const e of fs.readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+            const p = path.join(d, e.name);
+            if (e.isDirectory()) visit(p);
+            else if (e.name.endsWith(".go") || e.name === "go.mod" || e.name === "go.sum") files.push(p);
+        }
+    };
+    visit(dir);
     let sum = 0;
-    for (const f of files) for (const b of fs.readFileSync(path.join(dir, f))) sum = (sum * 31 + b) >>> 0;
+    for (const f of files) for (const b of Buffer.concat([Buffer.from(path.relative(dir, f)), fs.readFileSync(f)])) sum = (sum * 31 + b) >>> 0;
     const bin = path.join(os.tmpdir(), `overlay-fleet-${name}-${sum.toString(16)}`);
     if (!fs.existsSync(bin)) {
         const tmp = `${bin}.${process.pid}`;
-        const r = spawnSync("go", ["build", "-trimpath", "-o", tmp, "."], {
+        const r = spawnSync("go", ["build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", tmp, pkg], {
             cwd: dir,
             env: { ...process.env, CGO_ENABLED: "0", GOFLAGS: "-mod=mod", GOTOOLCHAIN: "local" },
             encoding: "utf8",
         });
-        if (r.status !== 0) throw new Error(`go build of ${dir} failed: ${r.stderr}`);
+        if (r.status !== 0) throw new Error(`go build of ${pkg} in ${dir} failed: ${r.stderr}`);
         fs.renameSync(tmp, bin);
     }
     return bin;
@@ -193,7 +202,9 @@ export class HostNs {
     /** Like sh(), without blocking: for commands that must run in parallel. */
     shAsync(command: string, args: readonly string[] = [], opts?: RunOptions): Promise<Result> {
         const child = spawn("nsenter", this.nsArgv(command, args), { env: this.env(opts) });
-        return collect(child, opts?.timeoutMs ?? 120_000);
+        const done = collect(child, opts?.timeoutMs ?? 120_000);
+        child.stdin?.end(opts?.input ?? "");
+        return done;
     }
 
     /** Runs a host script exactly as a box does: `sh -c '<bundle>' of-<name> 'arg'...` by a shell. */

@@ -1,0 +1,3 @@
+module overlay-fleet/host/agent
+
+go 1.25

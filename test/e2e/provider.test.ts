@@ -1,0 +1,203 @@
+/**
+ * The overlay-fleet provider (provider/, built by the toolchain into provider/bin) through the
+ * real Pulumi engine, over the lab's real SSH, against the box agent (host/agent) on a lab box:
+ * its first resource, FstabEntry. A program of its own (not the product's index.ts, which does
+ * not use the provider yet) declares one explicit provider for box1 and its entries through the
+ * TypeScript SDK generated from the provider's schema (sdk/nodejs).
+ */
+import * as fs from "fs";
+import * as os from "os";
+import * as path from "path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { goBuild } from "../host/harness";
+import { freshLab, inBoxOk, LabBox, managedFstabLines, repo, run, RunResult, scrubBox } from "./engine";
+
+const providerBin = path.join(repo, "provider", "bin", "pulumi-resource-overlay-fleet");
+const agentPath = "/var/lib/overlay-fleet/bin/overlay-fleet-host";
+const stack = "provider";
+
+const program = `import * as pulumi from "@pulumi/pulumi";
+import * as overlayFleet from "./sdk/nodejs";
+
+interface Entry { name: string; instanceId: string; merged: string; options: string }
+const config = new pulumi.Config("test");
+const box = config.requireObject<{ host: string; port: number; user: string; hostKey: string; agentPath: string }>("box");
+const box1 = new overlayFleet.Provider("box1", { ...box, privateKey: config.requireSecret("privateKey") });
+for (const e of config.requireObject<Entry[]>("entries")) {
+    new overlayFleet.FstabEntry(e.name, { instanceId: e.instanceId, merged: e.merged, options: e.options }, { provider: box1 });
+}
+`;
+
+let box: LabBox;
+let dir: string;
+let env: NodeJS.ProcessEnv;
+
+function pulumi(args: string[], input?: string): Promise<RunResult> {
+    return run("pulumi", [...args, "--stack", stack, "--non-interactive"], { cwd: dir, env, input });
+}
+
+async function pulumiOk(args: string[], input?: string): Promise<string> {
+    const r = await pulumi(args, input);
+    if (r.status !== 0) throw new Error(`pulumi ${args.join(" ")} failed (${r.status}):\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
+    return r.stdout;
+}
+
+/** Entry `ttnode<n>` of box1 as the product plans it (cache-only, generation 1). */
+function entry(n: number) {
+    const root = `/mnt/usbdisk/ttnode${n}`;
+    return {
+        name: `box1-ttnode${n}-fstab`,
+        instanceId: `box1/ttnode${n}`,
+        merged: `${root}/mnts`,
+        options: `lowerdir=/mnt/usbdisk/static_cache,upperdir=${root}/upper,workdir=${root}/work,index=off,nfs_export=off,redirect_dir=off,metacopy=off,nofail,x-systemd.requires-mounts-for=/mnt/usbdisk,x-systemd.before=docker.service`,
+    };
+}
+
+async function declare(entries: ReturnType<typeof entry>[]): Promise<void> {
+    await pulumiOk(["config", "set", "test:entries", JSON.stringify(entries)]);
+}
+
+/** The steps a preview plans (`same` and the stack itself left out), as `<op> <name>`. */
+async function planned(): Promise<string[]> {
+    const out = JSON.parse(await pulumiOk(["preview", "--json"])) as { steps?: Array<{ op: string; urn: string }> };
+    return (out.steps ?? []).filter((s) => s.op !== "same" && !s.urn.includes("::pulumi:pulumi:Stack::")).map((s) => `${s.op} ${s.urn.split("::").pop()}`);
+}
+
+const fstabOf = () => inBoxOk("box1", "cat /etc/fstab");
+
+beforeAll(async () => {
+    [box] = await freshLab();
+    // The agent as a box gets it, put where the provider's agentPath says (the box's
+    // /var/lib/overlay-fleet is a directory of the machine's, bound there by the lab).
+    const agent = goBuild(path.join(repo, "host", "agent"), "agent", "./cmd/overlay-fleet-host");
+    const shared = fs.mkdtempSync(path.join(repo, ".overlay-fleet-e2e-"));
+    fs.copyFileSync(agent, path.join(shared, "overlay-fleet-host"));
+    await inBoxOk("box1", `install -D -m 0755 '${shared}/overlay-fleet-host' '${agentPath}'`);
+    fs.rmSync(shared, { recursive: true, force: true });
+
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-e2e-provider-"));
+    fs.cpSync(path.join(repo, "sdk"), path.join(dir, "sdk"), { recursive: true });
+    fs.symlinkSync(path.join(repo, "node_modules"), path.join(dir, "node_modules"));
+    fs.copyFileSync(path.join(repo, "tsconfig.json"), path.join(dir, "tsconfig.json"));
+    fs.writeFileSync(path.join(dir, "index.ts"), program);
+    fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "provider-e2e", private: true, main: "index.ts" }));
+    fs.writeFileSync(
+        path.join(dir, "Pulumi.yaml"),
+        [
+            "name: provider-e2e",
+            "runtime:",
+            "  name: nodejs",
+            "  options:",
+            "    typescript: true",
+            "plugins:",
+            "  providers:",
+            "    - name: overlay-fleet",
+            `      path: ${path.dirname(providerBin)}`,
+            "",
+        ].join("\n"),
+    );
+    fs.mkdirSync(path.join(dir, "state"));
+    env = {
+        ...process.env,
+        PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
+        PULUMI_CONFIG_PASSPHRASE: "e2e-test",
+        PULUMI_NODEJS_TRANSPILE_ONLY: "true",
+        PULUMI_SKIP_UPDATE_CHECK: "true",
+        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    };
+    await pulumiOk(["stack", "init"]);
+    await pulumiOk(["config", "set", "--secret", "test:privateKey"], fs.readFileSync(box.privateKeyPath, "utf8"));
+    await pulumiOk(["config", "set", "test:box", JSON.stringify({ host: box.host, port: box.port, user: box.user, hostKey: box.hostKey, agentPath })]);
+}, 600_000);
+
+afterAll(async () => {
+    if (dir) {
+        await pulumi(["destroy", "--yes", "--skip-preview"]).catch(() => undefined);
+        await pulumi(["stack", "rm", "--yes", "--force"]).catch(() => undefined);
+        fs.rmSync(dir, { recursive: true, force: true });
+    }
+    await scrubBox("box1").catch(() => undefined);
+});
+
+describe("provider: FstabEntry through the engine, over SSH, by the box agent", () => {
+    it("sdk/nodejs is what `pulumi package gen-sdk` makes of the built provider's schema", async () => {
+        const out = fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-sdk-"));
+        try {
+            const r = await run("pulumi", ["package", "gen-sdk", providerBin, "--language", "nodejs", "--out", out], { env });
+            expect(r.status).toBe(0);
+            const files = (d: string): string[] =>
+                fs.readdirSync(d, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.relative(d, path.join(e.parentPath, e.name))).sort();
+            const fresh = path.join(out, "nodejs");
+            const committed = path.join(repo, "sdk", "nodejs");
+            expect(files(committed)).toEqual(files(fresh));
+            for (const f of files(fresh)) expect([f, fs.readFileSync(path.join(committed, f), "utf8")]).toEqual([f, fs.readFileSync(path.join(fresh, f), "utf8")]);
+        } finally {
+            fs.rmSync(out, { recursive: true, force: true });
+        }
+    });
+
+    it("preview changes nothing on the box; up writes each line; a second preview plans nothing", async () => {
+        const before = await fstabOf();
+        await declare([entry(1), entry(2)]);
+        expect((await planned()).sort()).toEqual(["create box1", "create box1-ttnode1-fstab", "create box1-ttnode2-fstab"]);
+        expect(await fstabOf()).toBe(before);
+        await pulumiOk(["up", "--yes", "--skip-preview"]);
+        const after = await fstabOf();
+        expect(after.startsWith(before.endsWith("\n") ? before : before + "\n")).toBe(true);
+        expect((await managedFstabLines("box1")).sort()).toEqual([1, 2].map((n) => `overlay ${entry(n).merged} overlay ${entry(n).options},x-overlay-fleet=box1/ttnode${n} 0 0`));
+        expect(await planned()).toEqual([]);
+        // the outputs are what the box reports
+        const state = JSON.parse(await pulumiOk(["stack", "export"])) as { deployment: { resources: Array<{ urn: string; id?: string; outputs?: Record<string, unknown> }> } };
+        const e1 = state.deployment.resources.find((r) => r.urn.endsWith("::box1-ttnode1-fstab"))!;
+        expect(e1.id).toBe("box1/ttnode1");
+        expect(e1.outputs).toMatchObject({ instanceId: "box1/ttnode1", fstab: "/etc/fstab", merged: entry(1).merged, options: entry(1).options });
+        expect(await managedFstabLines("box1")).toContain(e1.outputs!.line);
+    });
+
+    it("refresh shows a hand-edited line and a deleted one, each on its own resource; up repairs them and touches nothing else", async () => {
+        await inBoxOk("box1", "sed -i '/x-overlay-fleet=box1\\/ttnode1 /s/,nofail,/,nofail,noatime,/' /etc/fstab && sed -i '/x-overlay-fleet=box1\\/ttnode2 /d' /etc/fstab");
+        const refresh = await pulumiOk(["refresh", "--yes", "--skip-preview", "--diff"]);
+        expect(refresh).toMatch(/~ overlay-fleet:index:FstabEntry: \(update\)\s+\[id=box1\/ttnode1\]/);
+        expect(refresh).toMatch(/~ options: "[^"]*nofail,x-systemd[^"]*" => "[^"]*nofail,noatime,x-systemd[^"]*"/);
+        expect(refresh).toMatch(/- overlay-fleet:index:FstabEntry: \(delete\)\s+\[id=box1\/ttnode2\]/);
+        expect(refresh).toMatch(/~ 1 updated\s+- 1 deleted\s+2 changes\. 2 unchanged/);
+        expect((await planned()).sort()).toEqual(["create box1-ttnode2-fstab", "update box1-ttnode1-fstab"]);
+        await pulumiOk(["up", "--yes", "--skip-preview"]);
+        expect((await managedFstabLines("box1")).sort()).toEqual([1, 2].map((n) => `overlay ${entry(n).merged} overlay ${entry(n).options},x-overlay-fleet=box1/ttnode${n} 0 0`));
+        expect(await planned()).toEqual([]);
+    });
+
+    it("a changed option updates that entry only; a changed instance id replaces it", async () => {
+        const changed = { ...entry(2), options: entry(2).options.replace("nofail", "nofail,noatime") };
+        await declare([entry(1), changed]);
+        expect(await planned()).toEqual(["update box1-ttnode2-fstab"]);
+        const diff = await pulumiOk(["preview", "--diff"]);
+        expect(diff).toMatch(/options *: *"[^"]*nofail,x-systemd[^"]*" => "[^"]*nofail,noatime,x-systemd/);
+        await pulumiOk(["up", "--yes", "--skip-preview"]);
+        expect((await managedFstabLines("box1")).find((l) => l.includes("x-overlay-fleet=box1/ttnode2 "))).toContain(",nofail,noatime,");
+        const renamed = { ...changed, instanceId: "box1/ttnode9" };
+        await declare([entry(1), renamed]);
+        expect(await planned()).toEqual(["replace box1-ttnode2-fstab"]);
+    });
+
+    it("import adopts a line that is there, without touching it; the next preview plans nothing", async () => {
+        await declare([entry(1), { ...entry(2), options: entry(2).options.replace("nofail", "nofail,noatime") }]);
+        expect(await planned()).toEqual([]);
+        const lines = await managedFstabLines("box1");
+        await pulumiOk(["state", "delete", `urn:pulumi:${stack}::provider-e2e::overlay-fleet:index:FstabEntry::box1-ttnode1-fstab`, "--yes"]);
+        expect(await planned()).toEqual(["create box1-ttnode1-fstab"]);
+        const providerUrn = `urn:pulumi:${stack}::provider-e2e::pulumi:providers:overlay-fleet::box1`;
+        await pulumiOk(["import", "overlay-fleet:index:FstabEntry", "box1-ttnode1-fstab", "box1/ttnode1", "--provider", `box1=${providerUrn}`, "--yes", "--skip-preview", "--protect=false"]);
+        expect(await managedFstabLines("box1")).toEqual(lines);
+        expect(await planned()).toEqual([]);
+    });
+
+    it("--target and destroy --target act on that entry alone; destroy removes the rest and keeps every foreign line", async () => {
+        const foreign = (await fstabOf()).split("\n").filter((l) => !l.includes("x-overlay-fleet="));
+        await pulumiOk(["destroy", "--yes", "--skip-preview", "--target", `urn:pulumi:${stack}::provider-e2e::overlay-fleet:index:FstabEntry::box1-ttnode2-fstab`]);
+        expect((await managedFstabLines("box1")).map((l) => l.split("x-overlay-fleet=")[1])).toEqual(["box1/ttnode1 0 0"]);
+        await pulumiOk(["destroy", "--yes", "--skip-preview"]);
+        expect(await managedFstabLines("box1")).toEqual([]);
+        expect((await fstabOf()).split("\n").filter((l) => !l.includes("x-overlay-fleet="))).toEqual(foreign);
+    });
+});
