@@ -80,11 +80,14 @@ ap_docker=
 ap_running=
 ap_down() {
     # Whether the box has a docker engine, and its running managed containers (`<container>
-    # <instance id>` lines), are asked once. An engine that answers but cannot list them: no
-    # instance is taken down (one of them may have a container writing into it).
+    # <instance id>` lines), are asked once. An engine that does not answer, or answers but cannot
+    # list them: no instance is taken down (one of them may have a container writing into it).
     if [ -z "$ap_docker" ]; then
         ap_docker=no
-        if of_docker_ready; then
+        if of_have docker && of_docker_configured && ! of_docker_ready; then
+            of_err "the box's docker engine does not answer (docker info): no instance is taken down while one may still run"
+            ap_docker=failed
+        elif of_docker_ready; then
             ap_docker=yes
             ap_running=$(docker ps --filter "label=$OF_INSTANCE_LABEL" --format "{{.ID}} {{.Label \"$OF_INSTANCE_LABEL\"}}" 2>&1) || {
                 of_oneline "$ap_running"

@@ -996,6 +996,13 @@ of_docker_ready() {
     fi
 }
 
+# of_docker_configured: the box has a docker engine, answering or not: DOCKER_HOST is set, or
+# the engine's socket is there (a daemon that stopped cleanly removes it; one that hangs or
+# crashed leaves it, and the containers it started may still run).
+of_docker_configured() {
+    [ -n "${DOCKER_HOST-}" ] || [ -e /run/docker.sock ] || [ -e /var/run/docker.sock ]
+}
+
 # of_container_running NAME
 of_container_running() {
     [ "$(docker inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]

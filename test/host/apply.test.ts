@@ -288,6 +288,31 @@ describe.skipIf(unavailable)("host apply", () => {
         });
     });
 
+    it("an engine that does not answer docker info: no instance is taken down or purged (docker CLI stub, issue 24.5)", async () => {
+        await withBox((ns, { fstab }) => {
+            const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
+            const lines = managedLines(fs.readFileSync(fstab, "utf8"));
+            // The engine's socket is there (a hung or crashed daemon leaves it), its CLI gets no answer.
+            ns.ok("mount -t tmpfs -o size=1m,mode=0755 of-test-run /run && mkdir /run/lock && : >/run/docker.sock");
+            const docker = dockerStub(ns, ['ps) echo "c0ffee2 box1/ttnode2" ;;'], 'echo "Cannot connect to the Docker daemon: context deadline exceeded" >&2; exit 1');
+            const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib(), "set", fstab, "box1", "purge"], { input: instanceRecord(p1), path: docker.path });
+            expect(r.status).toBe(1);
+            expect(r.stderr).toContain("the box's docker engine does not answer (docker info): no instance is taken down while one may still run");
+            expect(r.stderr).toContain("instance box1/ttnode2 not taken down: its container may still run");
+            expect(overlays(ns)).toEqual([p1.merged, p2.merged].sort());
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual(lines);
+            expect(fs.existsSync(p2.upper)).toBe(true);
+            // Without an engine at all (no socket), the same apply takes it down.
+            ns.ok("rm /run/docker.sock");
+            const gone = ns.sh('cd "$1" && shift && sh apply "$@"', [lib(), "set", fstab, "box1", "purge"], { input: instanceRecord(p1), path: docker.path });
+            expect(gone.stderr).toBe("");
+            expect(gone.status).toBe(0);
+            expect(overlays(ns)).toEqual([p1.merged]);
+            expect(fs.existsSync(p2.upper)).toBe(false);
+        });
+    });
+
     it("lines of instances taken down go in one edit, an id with two lines once; a line without upperdir is named", async () => {
         await withBox((ns, { fstab }) => {
             const ps = [1, 2, 3].map((n) => plan(ns, "box1", `ttnode${n}`, n));

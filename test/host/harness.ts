@@ -330,14 +330,14 @@ export function managedLines(content: string): string[] {
 
 /**
  * A `docker` CLI stub in `<test dir>/bin` (put it first on PATH): logs each call's arguments to
- * `<test dir>/docker.log`, answers `info`, and runs `cases` (sh `case "$1" in` branches); any other
- * command fails.
+ * `<test dir>/docker.log`, answers `info` (by running `info`: by default it succeeds), and runs
+ * `cases` (sh `case "$1" in` branches); any other command fails.
  */
-export function dockerStub(ns: HostNs, cases: string[]): { bin: string; log: string; path: string } {
+export function dockerStub(ns: HostNs, cases: string[], info = "exit 0"): { bin: string; log: string; path: string } {
     const bin = ns.p("bin");
     const log = ns.p("docker.log");
     fs.mkdirSync(bin, { recursive: true });
-    const script = ["#!/bin/sh", `echo "$*" >> ${shQuote(log)}`, 'case "$1" in', "  info) exit 0 ;;", ...cases.map((c) => `  ${c}`), "  *) exit 1 ;;", "esac"];
+    const script = ["#!/bin/sh", `echo "$*" >> ${shQuote(log)}`, 'case "$1" in', `  info) ${info} ;;`, ...cases.map((c) => `  ${c}`), "  *) exit 1 ;;", "esac"];
     fs.writeFileSync(path.join(bin, "docker"), script.join("\n") + "\n", { mode: 0o755 });
     return { bin, log, path: `${bin}:/usr/sbin:/usr/bin:/sbin:/bin` };
 }
