@@ -192,8 +192,7 @@ fi
 # planned instance whose line names another merged dir moved (a new instanceRoot): its old
 # overlay is taken down too, its data always kept (the new line and mount follow below). A purge
 # still sees the lines of the instances taken down before it: it refuses more, never less.
-: >"$tmp.ids"
-: >"$tmp.unmounted"
+{ : >"$tmp.ids" && : >"$tmp.unmounted"; } 2>/dev/null || of_die "cannot write '$tmp.ids' (a full ${TMPDIR:-/tmp}?): nothing taken down"
 ap_collect() {
     case $OF_FE_ID in
         "$box"/*) ;;
@@ -207,7 +206,8 @@ ap_collect() {
     # `-` for a layer the line does not name: tabs are IFS whitespace, an empty field would vanish.
     of_opt_get upperdir "$OF_FE_OPTS" && ap_u=$OF_OPT_VAL || ap_u=-
     of_opt_get workdir "$OF_FE_OPTS" && ap_w=$OF_OPT_VAL || ap_w=-
-    printf '%s\t%s\t%s\t%s\t%s\n' "$OF_FE_ID" "$OF_FE_TARGET" "$ap_u" "$ap_w" "$ap_m" >>"$tmp.ids"
+    printf '%s\t%s\t%s\t%s\t%s\n' "$OF_FE_ID" "$OF_FE_TARGET" "$ap_u" "$ap_w" "$ap_m" >>"$tmp.ids" ||
+        of_die "cannot write '$tmp.ids' (a full ${TMPDIR:-/tmp}?): nothing taken down"
 }
 of_fstab_each "$fstab" ap_collect
 taken=

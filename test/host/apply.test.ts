@@ -313,6 +313,23 @@ describe.skipIf(unavailable)("host apply", () => {
         });
     });
 
+    it("a full TMPDIR fails the apply before anything changes, never a success that did not converge (issue 24.7)", async () => {
+        await withBox((ns, { fstab }) => {
+            const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
+            const lines = managedLines(fs.readFileSync(fstab, "utf8"));
+            const record = ns.ok('cat "$1"', [`${boxPlanDir}/box1`]);
+            const tmp = ns.p("tmp");
+            ns.ok('mkdir "$1" && mount -t tmpfs -o size=64k of-test-tmp "$1" && { cat /dev/zero >"$1/fill" 2>/dev/null || :; }', [tmp]);
+            const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib(), "set", fstab, "box1", "keep"], { input: instanceRecord(p1), env: { TMPDIR: tmp } });
+            expect(r.status).not.toBe(0);
+            expect(r.stderr).toMatch(/overlay-fleet: cannot write .*: nothing taken down/);
+            expect(overlays(ns)).toEqual([p1.merged, p2.merged].sort());
+            expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual(lines);
+            expect(ns.ok('cat "$1"', [`${boxPlanDir}/box1`])).toBe(record);
+        });
+    });
+
     it("lines of instances taken down go in one edit, an id with two lines once; a line without upperdir is named", async () => {
         await withBox((ns, { fstab }) => {
             const ps = [1, 2, 3].map((n) => plan(ns, "box1", `ttnode${n}`, n));
