@@ -201,6 +201,15 @@ export function claimedByOther(box: Pick<BoxSummary, "claim">, s: Pick<BoxStatus
 }
 
 /** The `pulumi up` arguments that make a box's containers again (all of them lost: containersLost). */
+/**
+ * A box as its stack planned it: reachable, its library there, every instance mounted with its
+ * fstab line (without it the instance is gone after the next boot), every container running as
+ * planned. `npm run status` exits 1 otherwise.
+ */
+export function boxHealthy(s: BoxStatus): boolean {
+    return s.reachable && s.library && s.instances.every((i) => i.mounted && i.fstab && (!i.container || (i.container.state === "running" && i.container.matchesPlan)));
+}
+
 export function containersRecovery(showUrns: string, box: string): string[] {
     return urnsNamed(showUrns, [`${box}-containers-run`]).flatMap((urn) => ["--replace", urn]);
 }
@@ -255,9 +264,7 @@ function main(): void {
             );
         }
     }
-    const unhealthy = (s: BoxStatus) =>
-        claimed.has(s.box) || !s.reachable || !s.library || s.instances.some((i) => !i.mounted || (i.container && (i.container.state !== "running" || !i.container.matchesPlan)));
-    if (statuses.some(unhealthy)) {
+    if (statuses.some((s) => claimed.has(s.box) || !boxHealthy(s))) {
         process.exitCode = 1;
     }
 }

@@ -3,7 +3,7 @@ import { BoxSummary } from "../../components/box";
 import { maxInstancesPerBox } from "../../model/constants";
 import { containersRun } from "../../ops/repair";
 import { parseOperatorArgs, UsageError } from "../../ops/stack";
-import { BoxStatus, claimedByOther, ContainerStatus, containersLost, containersMissing, containersRecovery, libraryRecovery, statusCommand } from "../../ops/status";
+import { BoxStatus, boxHealthy, claimedByOther, ContainerStatus, containersLost, containersMissing, containersRecovery, libraryRecovery, statusCommand } from "../../ops/status";
 
 const box = (states: Array<ContainerStatus["state"] | undefined>): BoxStatus => ({
     box: "box1",
@@ -29,6 +29,21 @@ const urns = [
     "    URN: urn:pulumi:lab::overlay-fleet::overlay-fleet:fleet:Box$overlay-fleet:container:BoxContainers$command:remote:Command::box1-containers-run",
     "    URN: urn:pulumi:lab::overlay-fleet::overlay-fleet:fleet:Box$overlay-fleet:container:BoxContainers$command:remote:Command::box12-containers-run",
 ].join("\n");
+
+describe("status exit code", () => {
+    it("is unhealthy (exit 1) for an instance without its fstab line, unmounted, or a container not as planned (issue 24.11)", () => {
+        expect(boxHealthy(box(["running", undefined]))).toBe(true);
+        const noLine = box([undefined]);
+        noLine.instances[0].fstab = false;
+        expect(boxHealthy(noLine)).toBe(false);
+        const unmounted = box([undefined]);
+        unmounted.instances[0].mounted = false;
+        expect(boxHealthy(unmounted)).toBe(false);
+        expect(boxHealthy(box(["stopped"]))).toBe(false);
+        expect(boxHealthy({ ...box([]), reachable: false })).toBe(false);
+        expect(boxHealthy({ ...box([]), library: false })).toBe(false);
+    });
+});
 
 describe("status recovery commands", () => {
     it("suggest making a box's containers again only when all of them are gone, never over running ones", () => {
