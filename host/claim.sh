@@ -27,9 +27,12 @@ if [ -n "$OF_OWNER" ] && [ "$OF_OWNER" != "$stack $box" ]; then
     of_die "this machine is box '$OF_OWNER_BOX' of stack '$OF_OWNER_STACK' (its claim: $OF_CLAIM_FILE), not box '$box' of stack '$stack': one machine belongs to one box of one stack. Take it out of one of them (a pulumi up without it, or a destroy, takes it down there); if that stack is gone or was renamed, delete $OF_CLAIM_FILE. This deployment changed nothing on the machine but its copy of the host library"
 fi
 if [ -z "$OF_OWNER" ]; then
+    # A new file of our own (mktemp: never through a symlink someone put there), then renamed onto
+    # the claim's name (-T: never into a directory of that name).
     mkdir -p -- "${OF_CLAIM_FILE%/*}" &&
-        printf '%s %s\n' "$stack" "$box" >"$OF_CLAIM_FILE.new" &&
-        mv -f -- "$OF_CLAIM_FILE.new" "$OF_CLAIM_FILE" ||
-        of_die "cannot write the claim '$OF_CLAIM_FILE'"
+        claim_new=$(mktemp "$OF_CLAIM_FILE.new.XXXXXX") &&
+        printf '%s %s\n' "$stack" "$box" >"$claim_new" &&
+        mv -fT -- "$claim_new" "$OF_CLAIM_FILE" ||
+        { [ -z "${claim_new-}" ] || rm -f -- "$claim_new"; of_die "cannot write the claim '$OF_CLAIM_FILE'"; }
 fi
 printf 'ok claim: this machine is box %s of stack %s\n' "$box" "$stack"

@@ -1037,10 +1037,20 @@ of_box_lock() {
 
 # of_claim_read: the machine's claim (host/claim.sh), `<stack> <box>`, in OF_OWNER ("" when there is
 # none), and its parts in OF_OWNER_STACK and OF_OWNER_BOX.
+# A claim that is not a regular file of one such line (a directory, a symlink, an empty or
+# garbled file) fails: it must never read as "nobody's".
 of_claim_read() {
     OF_OWNER=
-    if [ -e "$OF_CLAIM_FILE" ]; then
+    if [ -e "$OF_CLAIM_FILE" ] || [ -L "$OF_CLAIM_FILE" ]; then
+        [ -f "$OF_CLAIM_FILE" ] && [ ! -L "$OF_CLAIM_FILE" ] ||
+            of_die "the claim '$OF_CLAIM_FILE' is not a regular file: the machine's owner cannot be told (remove it by hand if no stack owns this machine)"
         { IFS= read -r OF_OWNER || :; } <"$OF_CLAIM_FILE" || of_die "cannot read the claim '$OF_CLAIM_FILE'"
+        of_oc_bad=
+        case $OF_OWNER in *' '*) ;; *) of_oc_bad=1 ;; esac
+        case ${OF_OWNER%% *} in '' | *[!A-Za-z0-9_./-]*) of_oc_bad=1 ;; esac
+        case ${OF_OWNER#* } in '' | *[!a-z0-9-]* | -* | *-) of_oc_bad=1 ;; esac
+        [ -z "$of_oc_bad" ] ||
+            of_die "the claim '$OF_CLAIM_FILE' is empty or garbled ('$OF_OWNER'), not '<stack> <box>': the machine's owner cannot be told (remove it by hand if no stack owns this machine)"
     fi
     OF_OWNER_STACK=${OF_OWNER%% *}
     OF_OWNER_BOX=${OF_OWNER#* }

@@ -91,6 +91,36 @@ describe.skipIf(unavailable)("the apply's library install", () => {
         });
     });
 
+    it("a claim that cannot be read as one box of one stack fails closed; a symlink beside it is not written through (issue 24.13)", async () => {
+        await withHostNs((ns) => {
+            ns.ok("mount -t tmpfs -o size=64m,mode=0755 of-test-varlib /var/lib");
+            ns.ok(copy());
+            const victim = ns.p("victim");
+            fs.writeFileSync(victim, "untouched\n");
+            for (const [make, says] of [
+                [`mkdir -p ${boxClaimFile}`, "is not a regular file"],
+                [`mkdir -p ${path.dirname(boxClaimFile)} && : >${boxClaimFile}`, "is empty or garbled"],
+                [`mkdir -p ${path.dirname(boxClaimFile)} && echo 'acme/overlay-fleet/home' >${boxClaimFile}`, "is empty or garbled"],
+                [`mkdir -p ${path.dirname(boxClaimFile)} && ln -s ${shQuote(victim)} ${boxClaimFile}`, "is not a regular file"],
+            ]) {
+                ns.ok(`rm -rf ${boxClaimFile} && ${make}`);
+                const r = ns.sh(apply());
+                expect(r.status).toBe(1);
+                expect(r.stderr).toContain(`overlay-fleet: the claim '${boxClaimFile}' ${says}`);
+                expect(r.stdout).toBe("");
+                expect(ns.sh(`readlink ${hostLibraryCurrent}`).status).not.toBe(0);
+            }
+            // claim.new, a symlink someone put beside the claim: the claim is written, not its target
+            ns.ok(`rm -rf ${boxClaimFile} && ln -s ${shQuote(victim)} ${boxClaimFile}.new`);
+            const r = ns.sh(apply());
+            expect(r.stderr).toBe("");
+            expect(r.status).toBe(0);
+            expect(fs.readFileSync(victim, "utf8")).toBe("untouched\n");
+            expect(ns.ok(`cat ${boxClaimFile}`)).toBe("acme/overlay-fleet/home nas\n");
+            expect(ns.sh(`test -L ${boxClaimFile}`).status).not.toBe(0);
+        });
+    });
+
     it("the box's teardown gives the claim up, once its instances are down; another box's teardown does not", async () => {
         await withHostNs((ns) => {
             ns.ok("mount -t tmpfs -o size=64m,mode=0755 of-test-varlib /var/lib");
