@@ -60,6 +60,13 @@ ap_record() {
         ap_field && ap_fstab_opts=$ap_f && ap_field && ap_container=$ap_f && ap_field && ap_manifest=$ap_f &&
         [ -z "$of_fields_rest" ] || of_usage "plan record must have 9 tab-separated fields, none empty: $1"
     of_check_on_box "$ap_id" "$box"
+    of_check_id "$ap_id"
+    # The paths as the plan writes them (normalised): the take-down compares them as strings.
+    for ap_p in "lower dir:$ap_lower" "upper dir:$ap_upper" "work dir:$ap_work" "merged dir:$ap_merged"; do
+        of_check_path "${ap_p%%:*} of $ap_id" "${ap_p#*:}"
+        [ "$OF_PATH" = "${ap_p#*:}" ] || of_usage "${ap_p%%:*} of $ap_id must be written without repeated or trailing slashes, got '${ap_p#*:}'"
+    done
+    [ "$ap_manifest" = - ] || of_check_path "fold manifest of $ap_id" "$ap_manifest"
 }
 # ap_field: the record's next field in ap_f; 1 if there is none or it is empty.
 ap_field() {

@@ -594,10 +594,15 @@ describe.skipIf(unavailable)("host apply", () => {
                 instanceRecord(p1) + instanceRecord(p2).replace(/\t-\n$/, "\n"), // 8 fields
                 instanceRecord(p1).replace(/\n$/, "\textra\n"), // 10 fields
                 instanceRecord(p1) + instanceRecord(p2).replace(/\t-\t-\n$/, "\t\t-\n"), // an empty field
+                // issue 24.12: an id that smuggles another instance's "id=merged" into the plan, a
+                // merged dir written with a trailing slash, a relative upper
+                instanceRecord({ ...p1, id: `box1/zz box1/ttnode2=${p2.merged} ` }),
+                instanceRecord(p1) + instanceRecord({ ...p2, merged: `${p2.merged}/` }),
+                instanceRecord(p1) + instanceRecord({ ...p2, upper: "ttnode2/upper" }),
             ]) {
                 r = apply(ns, "set", fstab, records);
                 expect(r.status).toBe(2);
-                if (!records.includes("box2/x")) expect(r.stderr).toMatch(/plan record must have 9 tab-separated fields, none empty: box1\/ttnode/);
+                if (!/box2\/x|zz|\/\t|\tttnode2\/upper/.test(records)) expect(r.stderr).toMatch(/plan record must have 9 tab-separated fields, none empty: box1\/ttnode/);
                 expect(r.stdout).toBe("");
                 expect(ns.mountinfo()).toBe(mi);
                 expect(fs.readFileSync(fstab, "utf8")).toBe(content);
