@@ -40,8 +40,11 @@ esac
 OF_APPLY=1
 export OF_APPLY
 
-# A unique name for the apply's temp files ($tmp.ids, $tmp.mounted, $tmp.unmounted).
-tmp=$(mktemp) || of_die "cannot create a temp file"
+# A unique name for the apply's temp files ($tmp.ids, $tmp.mounted, $tmp.unmounted), with the
+# apply's pid in it: those of an apply killed with -9 (its trap never ran) are removed by the
+# next one, under the box lock, once that pid is gone (ap_clean_stale).
+ap_tmpdir=${TMPDIR:-/tmp}
+tmp=$(mktemp "$ap_tmpdir/of-apply.$$.XXXXXX") || of_die "cannot create a temp file in '$ap_tmpdir'"
 trap 'rm -f -- "$tmp" "$tmp.ids" "$tmp.mounted" "$tmp.unmounted" "$tmp.batch" "$tmp.batch.fstab"' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
@@ -179,6 +182,19 @@ export OF_SIBLINGS
 # exported: the box's other commands take it themselves), each instance in a subshell.
 of_box_lock
 OF_BOX_LOCK_HELD=1
+
+# ap_clean_stale: the temp files of applies whose process is gone.
+ap_clean_stale() {
+    for ap_f in "$ap_tmpdir"/of-apply.*; do
+        [ -e "$ap_f" ] || continue
+        ap_pid=${ap_f#"$ap_tmpdir"/of-apply.}
+        ap_pid=${ap_pid%%.*}
+        case $ap_pid in '' | *[!0-9]*) continue ;; esac
+        [ "$ap_pid" != $$ ] && ! kill -0 "$ap_pid" 2>/dev/null || continue
+        rm -f -- "$ap_f" || of_warn "cannot remove the stale temp file '$ap_f'"
+    done
+}
+ap_clean_stale
 
 # On remove, the machine's claim (host/claim.sh). A teardown of another stack's box of the
 # claiming box's name: its apply was refused, and the lines of that name are the claiming stack's.

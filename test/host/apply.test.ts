@@ -7,13 +7,14 @@
  * library, not an argument): every test first covers /var/lib with a tmpfs inside its private
  * mount namespace, so nothing is ever written below the machine's /var/lib.
  */
+import { spawn } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { instanceRecord } from "../../components/overlayInstance";
 import { boxPlanDir } from "../../model/constants";
 import { InstancePlan } from "../../model/plan";
-import { dockerStub, fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, Result, RunOptions, stagedHostLibrary, testInstancePlan, withHostNs } from "./harness";
+import { dockerStub, fstabOptions, hostTestsUnavailable, HostNs, instancePaths, managedLines, PINNED, Result, RunOptions, stagedHostLibrary, testInstancePlan, until, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
 
@@ -50,11 +51,11 @@ function machineRecordsNaming(dir: string): string[] {
 }
 
 /** A test on a fresh box (setUpBox) in its own namespace; afterwards the machine's records are checked. */
-async function withBox(fn: (ns: HostNs, box: { disk: string; lower: string; fstab: string }) => void): Promise<void> {
+async function withBox(fn: (ns: HostNs, box: { disk: string; lower: string; fstab: string }) => void | Promise<void>): Promise<void> {
     let dir = "";
-    await withHostNs((ns) => {
+    await withHostNs(async (ns) => {
         dir = ns.dir;
-        fn(ns, setUpBox(ns));
+        await fn(ns, setUpBox(ns));
         expect(machineRecordsNaming(dir)).toEqual([]);
     });
     expect(machineRecordsNaming(dir)).toEqual([]);
@@ -327,6 +328,39 @@ describe.skipIf(unavailable)("host apply", () => {
             expect(overlays(ns)).toEqual([p1.merged, p2.merged].sort());
             expect(managedLines(fs.readFileSync(fstab, "utf8"))).toEqual(lines);
             expect(ns.ok('cat "$1"', [`${boxPlanDir}/box1`])).toBe(record);
+        });
+    });
+
+    it("temp files of applies killed with -9 are removed by the next apply (issue 24.14)", async () => {
+        await withBox(async (ns, { fstab }) => {
+            const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            const tmp = ns.p("tmp");
+            fs.mkdirSync(tmp);
+            const env = { TMPDIR: tmp };
+            expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
+            expect(fs.readdirSync(tmp)).toEqual([]);
+            // The box lock held: each apply waits for it with its temp files made; killed there.
+            const ready = ns.p("lock-held");
+            const holder = ns.spawnBackground('exec flock -o /run/lock/overlay-fleet.lock sh -c \': >"$1"; exec tail -f /dev/null\' x "$1"', [ready]);
+            await until(() => fs.existsSync(ready), "the lock holder");
+            for (let k = 0; k < 3; k++) {
+                const before = fs.readdirSync(tmp).length;
+                const child = spawn("nsenter", ["--target", String(ns.pid), "--mount", "--", "sh", "-c", 'cd "$1" && shift && exec sh apply "$@"', "x", lib(), "set", fstab, "box1", "keep"], {
+                    detached: true,
+                    stdio: ["pipe", "ignore", "ignore"],
+                    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", TMPDIR: tmp, LIBMOUNT_UTAB: ns.p(".utab") },
+                });
+                child.stdin!.end([p1, p2].map(instanceRecord).join(""));
+                const exited = new Promise((resolve) => child.on("exit", resolve));
+                await until(() => fs.readdirSync(tmp).length > before, "the apply's temp file");
+                process.kill(-child.pid!, "SIGKILL");
+                await exited;
+            }
+            expect(fs.readdirSync(tmp)).toHaveLength(3);
+            holder.stop();
+            const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib(), "set", fstab, "box1", "keep"], { input: [p1, p2].map(instanceRecord).join(""), env });
+            expect(r.status).toBe(0);
+            expect(fs.readdirSync(tmp)).toEqual([]);
         });
     });
 

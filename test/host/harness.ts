@@ -313,6 +313,15 @@ export class HostNs {
     }
 }
 
+/** Waits (polling every 20 ms) until `cond` holds, for an event the test cannot be told of; fails after `ms`. */
+export async function until(cond: () => boolean, what: string, ms = 60_000): Promise<void> {
+    const end = Date.now() + ms;
+    while (!cond()) {
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 20));
+    }
+}
+
 /** Runs `fn` with a fresh namespace and temp dir, closing them whatever happens. */
 export async function withHostNs<T>(fn: (ns: HostNs) => Promise<T> | T): Promise<T> {
     const ns = await HostNs.open();

@@ -14,7 +14,7 @@ import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { instanceRecord } from "../../components/overlayInstance";
 import { foldManifest, foldManifestDir, InstancePlan } from "../../model/plan";
-import { foldTool, goBuild, hostTestsUnavailable, HostNs, managedLines, Result, RunOptions, stagedHostLibrary, testInstancePlan, withHostNs } from "./harness";
+import { foldTool, goBuild, hostTestsUnavailable, HostNs, managedLines, Result, RunOptions, stagedHostLibrary, testInstancePlan, until, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
 const lib = stagedHostLibrary("of-switch-lib-");
@@ -75,15 +75,6 @@ function reboot(ns: HostNs, box: Box, plans: InstancePlan[]): void {
 
 function exists(ns: HostNs, p: string): boolean {
     return ns.sh('test -e "$1"', [p]).status === 0;
-}
-
-/** Waits (polling) until `cond` holds; fails after `ms`. */
-async function until(cond: () => boolean, what: string, ms = 60_000): Promise<void> {
-    const end = Date.now() + ms;
-    while (!cond()) {
-        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-        await new Promise((r) => setTimeout(r, 20));
-    }
 }
 
 /**
