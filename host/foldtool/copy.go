@@ -18,14 +18,14 @@ const (
 )
 
 // copyEntry makes dst a copy of src, an entry of a view (st: its lstat); dst must not exist. The
-// data of a regular file is read from data, the same file in the upper layer (a non-directory of
-// the upper is what the view shows; read directly, copy_file_range can copy it in the kernel, or
-// share its blocks: reflink on btrfs and xfs).
-func copyEntry(src, data, dst string, st *stat) error {
+// data of a regular file is read from the same file in the upper layer, upper/rel (a non-directory
+// of the upper is what the view shows; read directly, copy_file_range can copy it in the kernel,
+// or share its blocks: reflink on btrfs and xfs), opened without following a symlink on the way.
+func copyEntry(src, upper, rel, dst string, st *stat) error {
 	var err error
 	switch st.fileType() {
 	case sIFREG:
-		err = copyRegular(data, dst, st)
+		err = copyRegular(upper, rel, dst, st)
 	case sIFLNK:
 		err = copySymlink(src, dst)
 	case sIFCHR, sIFBLK, sIFIFO, sIFSOCK:
@@ -41,11 +41,12 @@ func copyEntry(src, data, dst string, st *stat) error {
 
 // copyRegular copies the data of a regular file, only the parts that hold data (sparse files stay
 // sparse).
-func copyRegular(src, dst string, st *stat) error {
-	in, err := os.Open(src)
+func copyRegular(root, rel, dst string, st *stat) error {
+	in, err := openBeneath(root, rel, syscall.O_RDONLY)
 	if err != nil {
 		return err
 	}
+	src := in.Name()
 	defer in.Close()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {

@@ -246,7 +246,10 @@ func (f *folder) foldInstance(in *instance) {
 	syncfs(in.upper)
 	// Breadth first, one level at a time; the directories of a level are folded in parallel
 	// (each is its own part of the staging tree), their manifest lines kept in level order.
-	for level := []string{""}; len(level) > 0; {
+	for depth, level := 1, []string{""}; len(level) > 0; depth++ {
+		if depth > 1 {
+			f.pause(fmt.Sprintf("level-%d", depth))
+		}
 		results := make([][]*entry, len(level))
 		next := make([][]string, len(level))
 		work := make(chan int)
@@ -282,6 +285,11 @@ func readNames(dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readNamesOf(d)
+}
+
+// readNamesOf: the sorted names of an open directory, which it closes.
+func readNamesOf(d *os.File) ([]string, error) {
 	defer d.Close()
 	names, err := d.Readdirnames(-1)
 	sort.Strings(names)
@@ -292,7 +300,14 @@ func readNames(dir string) ([]string, error) {
 // verify each one. Returns the entries (with their manifest flags) and the subdirectories to fold
 // next.
 func (f *folder) foldDir(in *instance, rel string) ([]*entry, []string) {
-	names, err := readNames(at(in.upper, rel))
+	d, err := openBeneath(in.upper, rel, syscall.O_RDONLY|syscall.O_DIRECTORY)
+	if gone(err) {
+		return nil, nil // replaced since its level was walked: nothing below it is folded
+	}
+	var names []string
+	if err == nil {
+		names, err = readNamesOf(d)
+	}
 	if err != nil {
 		die("instance '%s': cannot read '%s': %v", in.name, at(in.upper, rel), err)
 	}
@@ -406,7 +421,7 @@ func (f *folder) stage(in *instance, e *entry) {
 		}
 		defer close(first.ready)
 	}
-	if err := copyEntry(at(in.view, e.rel), at(in.upper, e.rel), dst, e.st); err != nil && !errors.Is(err, syscall.ENOENT) {
+	if err := copyEntry(at(in.view, e.rel), in.upper, e.rel, dst, e.st); err != nil && !gone(err) {
 		die("instance '%s': %v", in.name, err)
 	}
 }

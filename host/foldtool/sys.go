@@ -6,6 +6,8 @@ package main
 import (
 	"bytes"
 	"errors"
+	"os"
+	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -204,4 +206,37 @@ func linkat(oldDir int, oldName string, newDir int, newName string) error {
 		return errno
 	}
 	return nil
+}
+
+// openBeneath opens root/rel (flags as for open(2)) without following a symlink at any component
+// of rel: each directory is opened relative to its parent with O_NOFOLLOW. An instance that put a
+// symlink where the fold saw a directory (between two levels of the walk) makes it fail, with
+// ELOOP or ENOTDIR, instead of leading it out of the upper.
+func openBeneath(root, rel string, flags int) (*os.File, error) {
+	fd, err := syscall.Open(root, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	if rel != "" {
+		parts := strings.Split(rel, "/")
+		for i, part := range parts {
+			fl := syscall.O_RDONLY | syscall.O_DIRECTORY
+			if i == len(parts)-1 {
+				fl = flags
+			}
+			next, err := syscall.Openat(fd, part, fl|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
+			syscall.Close(fd)
+			if err != nil {
+				return nil, &os.PathError{Op: "open", Path: root + "/" + strings.Join(parts[:i+1], "/"), Err: err}
+			}
+			fd = next
+		}
+	}
+	return os.NewFile(uintptr(fd), at(root, rel)), nil
+}
+
+// gone: the error of an entry that vanished, or that was replaced so that it is not what the
+// walk saw (a symlink where a directory was): skipped like any entry that changed meanwhile.
+func gone(err error) bool {
+	return errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ELOOP) || errors.Is(err, syscall.ENOTDIR)
 }

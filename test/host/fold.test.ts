@@ -14,7 +14,7 @@ import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { hostFactsPreamble, hostInvocation } from "../../components/hostScripts";
-import { foldTool, HostNs, hostTestsUnavailable, PINNED, withHostNs } from "./harness";
+import { foldTool, HostNs, hostTestsUnavailable, PINNED, until, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
 const hasAttr = spawnSync("sh", ["-c", "command -v getfattr && command -v setfattr"]).status === 0;
@@ -966,7 +966,51 @@ describe.skipIf(skip)("fold: interrupted (kill -9) and re-run", () => {
     }, 300_000);
 });
 
+/** Ends a paused fold's pause: kills the `sleep` its process (pid) started. */
+function resume(pid: number): void {
+    for (const d of fs.readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
+        try {
+            const st = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+            const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
+            if (Number(f[2]) === pid && st.includes("(sleep)")) process.kill(Number(d), "SIGKILL");
+        } catch {
+            /* gone */
+        }
+    }
+}
+
+/** Starts a fold that pauses at `step`; resolves once it is paused there. */
+async function pausedFold(ns: HostNs, args: string[], step: string) {
+    const run = startScript(ns, args, { OVERLAY_FLEET_FOLD_PAUSE_AT: step });
+    await until(() => run.err().includes(`paused at ${step}`) || run.child.exitCode !== null, `the fold to pause at ${step}`);
+    if (run.child.exitCode !== null) throw new Error(`no pause at ${step}: ${run.err()}`);
+    return run;
+}
+
 describe.skipIf(skip)("fold: instances keep writing", () => {
+    it("a directory an instance replaces by a symlink between two levels of the walk is not followed (issue 24.15)", async () => {
+        await withHostNs(async (ns) => {
+            const lower = ns.p("static_cache");
+            ns.ok('mkdir -p "$1/.yfnode/cache" && echo old >"$1/.yfnode/cache/f"', [lower]);
+            const host = ns.p("host-secrets");
+            ns.ok('mkdir -p "$1/sub" && echo secret >"$1/own" && echo secret >"$1/hostonly" && echo secret >"$1/sub/deeper"', [host]);
+            const [n1] = instances(ns.p("i"), 1);
+            mountInstance(ns, lower, n1);
+            ns.ok('mkdir "$1/d" && echo mine >"$1/d/own" && echo top >"$1/top"', [n1.merged]);
+            const manifests = ns.p("m");
+            // paused after the upper's root is folded (d seen as a directory), before d is read
+            const run = await pausedFold(ns, foldArgs(lower, 2, manifests, [n1]), "level-2");
+            ns.ok('rm -rf "$1/d" && ln -s "$2" "$1/d"', [n1.merged, host]);
+            resume(run.child.pid!);
+            expect(await run.done).toBe(0);
+            const g2 = `${lower}.g2`;
+            expect(ns.ok('cat "$1/top"', [g2])).toBe("top\n");
+            expect(ns.ok('cd "$1" && grep -rl secret . || :', [g2])).toBe("");
+            expect(ns.ok('ls -A "$1/d"', [g2])).toBe("");
+            expect(ns.ok('cat "$1/n1.manifest"', [manifests])).not.toMatch(/hostonly|deeper/);
+        });
+    }, 120_000);
+
     it("a file that changes while it is folded is skipped and stays in its upper", async () => {
         await withHostNs(async (ns) => {
             const lower = ns.p("static_cache");
@@ -983,16 +1027,7 @@ describe.skipIf(skip)("fold: instances keep writing", () => {
                 await new Promise((r) => setTimeout(r, 50));
             }
             ns.ok('echo v2 >>"$1/rootfile"', [n1.merged]);
-            // resume: end the pause's sleep (a process of this test's fold)
-            for (const d of fs.readdirSync("/proc").filter((x) => /^\d+$/.test(x))) {
-                try {
-                    const st = fs.readFileSync(`/proc/${d}/stat`, "utf8");
-                    const f = st.slice(st.lastIndexOf(")") + 2).split(" ");
-                    if (Number(f[2]) === run.child.pid && st.includes("(sleep)")) process.kill(Number(d), "SIGKILL");
-                } catch {
-                    /* gone */
-                }
-            }
+            resume(run.child.pid!);
             expect(await run.done).toBe(0);
             expect(run.out()).toContain("skipped\trootfile\tn1\n");
             expect(run.out()).toMatch(/folded 2 from 1: files=2 .* skipped=1\n$/);
