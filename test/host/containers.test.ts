@@ -45,7 +45,12 @@ describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
         await withHostNs((ns) => {
             const docker = engine(ns, [["ttnode1", "box1/ttnode1"]]);
             const lock = "/run/lock/overlay-fleet-containers.lock";
-            const r = ns.sh('mkdir -p /run/lock && flock "$2" sleep 3 & sleep 0.3; cd "$1" && OF_LOCK_WAIT=1 sh containers remove box1', [lib(), lock], { path: docker.path });
+            // The holder says when it holds the lock (a fifo read blocks until then), and holds it until the command has given up.
+            const r = ns.sh(
+                'mkdir -p /run/lock && f=$(mktemp -u) && mkfifo "$f" || exit 1; flock -o "$2" sh -c \'echo held >"$1"; exec sleep 30\' x "$f" >/dev/null 2>&1 & h=$!; read _ <"$f"; rm -f "$f"; cd "$1" && OF_LOCK_WAIT=1 sh containers remove box1; s=$?; pkill -P "$h"; kill "$h"; exit $s',
+                [lib(), lock],
+                { path: docker.path },
+            );
             expect(r.status).not.toBe(0);
             expect(r.stderr).toContain(`timed out after 1s waiting for lock '${lock}'`);
             expect(fs.existsSync(docker.log)).toBe(false);
