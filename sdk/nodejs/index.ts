@@ -5,10 +5,25 @@ import * as pulumi from "@pulumi/pulumi";
 import * as utilities from "./utilities";
 
 // Export members:
+export { ContainerArgs } from "./container";
+export type Container = import("./container").Container;
+export const Container: typeof import("./container").Container = null as any;
+utilities.lazyLoad(exports, ["Container"], () => require("./container"));
+
 export { FstabEntryArgs } from "./fstabEntry";
 export type FstabEntry = import("./fstabEntry").FstabEntry;
 export const FstabEntry: typeof import("./fstabEntry").FstabEntry = null as any;
 utilities.lazyLoad(exports, ["FstabEntry"], () => require("./fstabEntry"));
+
+export { NetworkArgs } from "./network";
+export type Network = import("./network").Network;
+export const Network: typeof import("./network").Network = null as any;
+utilities.lazyLoad(exports, ["Network"], () => require("./network"));
+
+export { OverlayMountArgs } from "./overlayMount";
+export type OverlayMount = import("./overlayMount").OverlayMount;
+export const OverlayMount: typeof import("./overlayMount").OverlayMount = null as any;
+utilities.lazyLoad(exports, ["OverlayMount"], () => require("./overlayMount"));
 
 export { ProviderArgs } from "./provider";
 export type Provider = import("./provider").Provider;
@@ -27,8 +42,14 @@ const _module = {
     version: utilities.getVersion(),
     construct: (name: string, type: string, urn: string): pulumi.Resource => {
         switch (type) {
+            case "overlay-fleet:index:Container":
+                return new Container(name, <any>undefined, { urn })
             case "overlay-fleet:index:FstabEntry":
                 return new FstabEntry(name, <any>undefined, { urn })
+            case "overlay-fleet:index:Network":
+                return new Network(name, <any>undefined, { urn })
+            case "overlay-fleet:index:OverlayMount":
+                return new OverlayMount(name, <any>undefined, { urn })
             default:
                 throw new Error(`unknown resource type ${type}`);
         }

@@ -9,12 +9,8 @@ import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { goBuild } from "../host/harness";
-import { freshLab, inBoxOk, LabBox, managedFstabLines, repo, run, RunResult, scrubBox } from "./engine";
-
-const providerBin = path.join(repo, "provider", "bin", "pulumi-resource-overlay-fleet");
-const agentPath = "/var/lib/overlay-fleet/bin/overlay-fleet-host";
-const stack = "provider";
+import { freshLab, inBoxOk, LabBox, managedFstabLines, repo, run, scrubBox } from "./engine";
+import { agentPath, installAgent, ProviderProject, providerBin } from "./providerProject";
 
 const program = `import * as pulumi from "@pulumi/pulumi";
 import * as overlayFleet from "./sdk/nodejs";
@@ -29,18 +25,9 @@ for (const e of config.requireObject<Entry[]>("entries")) {
 `;
 
 let box: LabBox;
-let dir: string;
-let env: NodeJS.ProcessEnv;
-
-function pulumi(args: string[], input?: string): Promise<RunResult> {
-    return run("pulumi", [...args, "--stack", stack, "--non-interactive"], { cwd: dir, env, input });
-}
-
-async function pulumiOk(args: string[], input?: string): Promise<string> {
-    const r = await pulumi(args, input);
-    if (r.status !== 0) throw new Error(`pulumi ${args.join(" ")} failed (${r.status}):\n${r.stdout.slice(-4000)}\n${r.stderr.slice(-4000)}`);
-    return r.stdout;
-}
+let project: ProviderProject;
+const pulumiOk = (args: string[]) => project.pulumiOk(args);
+const planned = () => project.planned();
 
 /** Entry `ttnode<n>` of box1 as the product plans it (cache-only, generation 1). */
 function entry(n: number) {
@@ -54,68 +41,21 @@ function entry(n: number) {
 }
 
 async function declare(entries: ReturnType<typeof entry>[]): Promise<void> {
-    await pulumiOk(["config", "set", "test:entries", JSON.stringify(entries)]);
-}
-
-/** The steps a preview plans (`same` and the stack itself left out), as `<op> <name>`. */
-async function planned(): Promise<string[]> {
-    const out = JSON.parse(await pulumiOk(["preview", "--json"])) as { steps?: Array<{ op: string; urn: string }> };
-    return (out.steps ?? []).filter((s) => s.op !== "same" && !s.urn.includes("::pulumi:pulumi:Stack::")).map((s) => `${s.op} ${s.urn.split("::").pop()}`);
+    await project.set("entries", entries);
 }
 
 const fstabOf = () => inBoxOk("box1", "cat /etc/fstab");
 
 beforeAll(async () => {
     [box] = await freshLab();
-    // The agent as a box gets it, put where the provider's agentPath says (the box's
-    // /var/lib/overlay-fleet is a directory of the machine's, bound there by the lab).
-    const agent = goBuild(path.join(repo, "host", "agent"), "agent", "./cmd/overlay-fleet-host");
-    const shared = fs.mkdtempSync(path.join(repo, ".overlay-fleet-e2e-"));
-    fs.copyFileSync(agent, path.join(shared, "overlay-fleet-host"));
-    await inBoxOk("box1", `install -D -m 0755 '${shared}/overlay-fleet-host' '${agentPath}'`);
-    fs.rmSync(shared, { recursive: true, force: true });
-
-    dir = fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-e2e-provider-"));
-    fs.cpSync(path.join(repo, "sdk"), path.join(dir, "sdk"), { recursive: true });
-    fs.symlinkSync(path.join(repo, "node_modules"), path.join(dir, "node_modules"));
-    fs.copyFileSync(path.join(repo, "tsconfig.json"), path.join(dir, "tsconfig.json"));
-    fs.writeFileSync(path.join(dir, "index.ts"), program);
-    fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ name: "provider-e2e", private: true, main: "index.ts" }));
-    fs.writeFileSync(
-        path.join(dir, "Pulumi.yaml"),
-        [
-            "name: provider-e2e",
-            "runtime:",
-            "  name: nodejs",
-            "  options:",
-            "    typescript: true",
-            "plugins:",
-            "  providers:",
-            "    - name: overlay-fleet",
-            `      path: ${path.dirname(providerBin)}`,
-            "",
-        ].join("\n"),
-    );
-    fs.mkdirSync(path.join(dir, "state"));
-    env = {
-        ...process.env,
-        PULUMI_BACKEND_URL: `file://${path.join(dir, "state")}`,
-        PULUMI_CONFIG_PASSPHRASE: "e2e-test",
-        PULUMI_NODEJS_TRANSPILE_ONLY: "true",
-        PULUMI_SKIP_UPDATE_CHECK: "true",
-        PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
-    };
-    await pulumiOk(["stack", "init"]);
-    await pulumiOk(["config", "set", "--secret", "test:privateKey"], fs.readFileSync(box.privateKeyPath, "utf8"));
-    await pulumiOk(["config", "set", "test:box", JSON.stringify({ host: box.host, port: box.port, user: box.user, hostKey: box.hostKey, agentPath })]);
+    await installAgent(["box1"]);
+    project = new ProviderProject("provider-e2e", "provider", program);
+    await project.init(box.privateKeyPath);
+    await project.set("box", { host: box.host, port: box.port, user: box.user, hostKey: box.hostKey, agentPath });
 }, 600_000);
 
 afterAll(async () => {
-    if (dir) {
-        await pulumi(["destroy", "--yes", "--skip-preview"]).catch(() => undefined);
-        await pulumi(["stack", "rm", "--yes", "--force"]).catch(() => undefined);
-        fs.rmSync(dir, { recursive: true, force: true });
-    }
+    await project?.remove();
     await scrubBox("box1").catch(() => undefined);
 });
 
@@ -123,7 +63,7 @@ describe("provider: FstabEntry through the engine, over SSH, by the box agent", 
     it("sdk/nodejs is what `pulumi package gen-sdk` makes of the built provider's schema", async () => {
         const out = fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-sdk-"));
         try {
-            const r = await run("pulumi", ["package", "gen-sdk", providerBin, "--language", "nodejs", "--out", out], { env });
+            const r = await run("pulumi", ["package", "gen-sdk", providerBin, "--language", "nodejs", "--out", out], { env: project.env });
             expect(r.status).toBe(0);
             const files = (d: string): string[] =>
                 fs.readdirSync(d, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => path.relative(d, path.join(e.parentPath, e.name))).sort();
@@ -147,8 +87,7 @@ describe("provider: FstabEntry through the engine, over SSH, by the box agent", 
         expect((await managedFstabLines("box1")).sort()).toEqual([1, 2].map((n) => `overlay ${entry(n).merged} overlay ${entry(n).options},x-overlay-fleet=box1/ttnode${n} 0 0`));
         expect(await planned()).toEqual([]);
         // the outputs are what the box reports
-        const state = JSON.parse(await pulumiOk(["stack", "export"])) as { deployment: { resources: Array<{ urn: string; id?: string; outputs?: Record<string, unknown> }> } };
-        const e1 = state.deployment.resources.find((r) => r.urn.endsWith("::box1-ttnode1-fstab"))!;
+        const e1 = (await project.resources()).find((r) => r.urn.endsWith("::box1-ttnode1-fstab"))!;
         expect(e1.id).toBe("box1/ttnode1");
         expect(e1.outputs).toMatchObject({ instanceId: "box1/ttnode1", fstab: "/etc/fstab", merged: entry(1).merged, options: entry(1).options });
         expect(await managedFstabLines("box1")).toContain(e1.outputs!.line);
@@ -184,9 +123,9 @@ describe("provider: FstabEntry through the engine, over SSH, by the box agent", 
         await declare([entry(1), { ...entry(2), options: entry(2).options.replace("nofail", "nofail,noatime") }]);
         expect(await planned()).toEqual([]);
         const lines = await managedFstabLines("box1");
-        await pulumiOk(["state", "delete", `urn:pulumi:${stack}::provider-e2e::overlay-fleet:index:FstabEntry::box1-ttnode1-fstab`, "--yes"]);
+        await pulumiOk(["state", "delete", project.urn("FstabEntry", "box1-ttnode1-fstab"), "--yes"]);
         expect(await planned()).toEqual(["create box1-ttnode1-fstab"]);
-        const providerUrn = `urn:pulumi:${stack}::provider-e2e::pulumi:providers:overlay-fleet::box1`;
+        const providerUrn = project.urn("provider", "box1");
         await pulumiOk(["import", "overlay-fleet:index:FstabEntry", "box1-ttnode1-fstab", "box1/ttnode1", "--provider", `box1=${providerUrn}`, "--yes", "--skip-preview", "--protect=false"]);
         expect(await managedFstabLines("box1")).toEqual(lines);
         expect(await planned()).toEqual([]);
@@ -194,7 +133,7 @@ describe("provider: FstabEntry through the engine, over SSH, by the box agent", 
 
     it("--target and destroy --target act on that entry alone; destroy removes the rest and keeps every foreign line", async () => {
         const foreign = (await fstabOf()).split("\n").filter((l) => !l.includes("x-overlay-fleet="));
-        await pulumiOk(["destroy", "--yes", "--skip-preview", "--target", `urn:pulumi:${stack}::provider-e2e::overlay-fleet:index:FstabEntry::box1-ttnode2-fstab`]);
+        await pulumiOk(["destroy", "--yes", "--skip-preview", "--target", project.urn("FstabEntry", "box1-ttnode2-fstab")]);
         expect((await managedFstabLines("box1")).map((l) => l.split("x-overlay-fleet=")[1])).toEqual(["box1/ttnode1 0 0"]);
         await pulumiOk(["destroy", "--yes", "--skip-preview"]);
         expect(await managedFstabLines("box1")).toEqual([]);

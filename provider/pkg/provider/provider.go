@@ -29,6 +29,9 @@ func New() p.Provider {
 		Config: infer.Config(&Config{}),
 		Resources: []infer.InferredResource{
 			infer.Resource(&FstabEntry{}),
+			infer.Resource(&Network{}),
+			infer.Resource(&Container{}),
+			infer.Resource(&OverlayMount{}),
 		},
 	})
 }

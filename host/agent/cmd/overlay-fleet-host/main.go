@@ -2,6 +2,9 @@
 // one subcommand per operation, a JSON object on stdin and one on stdout.
 //
 //	overlay-fleet-host fstab-entry read|create|update|delete
+//	overlay-fleet-host overlay-mount read|create|update|delete
+//	overlay-fleet-host network read|create|delete
+//	overlay-fleet-host container read|create|update|delete
 //
 // On failure it exits 1 with one line `overlay-fleet-host: <what went wrong>` on stderr; a bad
 // invocation or request, refused before anything is touched, exits 2.
@@ -19,6 +22,7 @@ import (
 
 	"overlay-fleet/host/agent/internal/fstab"
 	"overlay-fleet/host/agent/internal/lock"
+	"overlay-fleet/host/agent/internal/ovlmount"
 )
 
 const prog = "overlay-fleet-host"
@@ -27,6 +31,9 @@ const usage = `usage: overlay-fleet-host <command> <action>  (a JSON request on 
 
 commands:
   fstab-entry read|create|update|delete   the managed fstab line of one instance
+  overlay-mount read|create|update|delete the overlay mount of one instance (and its dirs)
+  network read|create|delete              the box's docker macvlan network
+  container read|create|update|delete     the docker container of one instance
 `
 
 // env is what the subcommands act with: the real box in main, temp dirs in tests.
@@ -37,6 +44,10 @@ type env struct {
 	locks *lock.Dir
 	// verify checks a new fstab; nil checks nothing.
 	verify fstab.Verifier
+	// mounts is the kernel the overlay mounts are made with.
+	mounts ovlmount.System
+	// docker is the box's docker CLI and mount table (network, container).
+	docker dockerBox
 }
 
 // usageError is a bad invocation or request: exit status 2.
@@ -58,6 +69,8 @@ func main() {
 		stderr: os.Stderr,
 		locks:  lock.Root(lock.DefaultDir),
 		verify: fstab.FindmntOnPath(),
+		mounts: ovlmount.Linux{},
+		docker: boxDocker(),
 	}
 	code := run(ctx, e, os.Args[1:])
 	stop()
@@ -90,6 +103,12 @@ func dispatch(ctx context.Context, e *env, args []string) error {
 	switch args[0] {
 	case "fstab-entry":
 		return fstabEntry(ctx, e, args[1:])
+	case "overlay-mount":
+		return overlayMount(ctx, e, args[1:])
+	case "network":
+		return networkCmd(ctx, e, args[1:])
+	case "container":
+		return containerCmd(ctx, e, args[1:])
 	default:
 		return usagef("unknown command %q (%s --help lists them)", args[0], prog)
 	}

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"overlay-fleet/host/agent/internal/docker"
+	"overlay-fleet/host/agent/internal/fstab"
+)
+
+// containerRequest is the request of `container <action>` on stdin. read uses Name (and, when
+// given, Network and Target: where to read IP, MAC and the bind mount, and the names in Env:
+// variables to report even where the image sets the same value); delete Name and InstanceID;
+// create and update every field but the optional ones.
+type containerRequest struct {
+	// Name is the container's name.
+	Name string `json:"name"`
+	// InstanceID is its instance, `<box>/<name>` (label overlay-fleet.instance).
+	InstanceID string `json:"instanceId"`
+	// Hostname, Network, IP and MAC are its identity on the macvlan network.
+	Hostname string `json:"hostname"`
+	Network  string `json:"network"`
+	IP       string `json:"ip"`
+	MAC      string `json:"mac"`
+	// Image is the image reference to run (it must be on the box); ImageID, optional, the id
+	// it must have.
+	Image   string `json:"image"`
+	ImageID string `json:"imageId"`
+	// Merged is the instance's merged dir (its overlay must be mounted), bind-mounted on
+	// Target (default /mnts).
+	Merged string `json:"merged"`
+	Target string `json:"target"`
+	// Restart is the restart policy (default always).
+	Restart    string            `json:"restart"`
+	Privileged bool              `json:"privileged"`
+	DNS        []string          `json:"dns"`
+	Env        map[string]string `json:"env"`
+}
+
+// containerState is the answer of every container action on stdout: the container of that
+// name as `docker inspect` reports it after the action.
+type containerState struct {
+	Name string `json:"name"`
+	// ID is the container's full id.
+	ID string `json:"id"`
+	// Present says that the engine has a container of that name; the fields below are empty
+	// when not.
+	Present bool `json:"present"`
+	Running bool `json:"running"`
+	// Status is the engine's word for its state: running, exited, created, restarting, ...
+	Status string `json:"status"`
+	// InstanceID is its overlay-fleet.instance label ("" for one overlay-fleet did not make).
+	InstanceID string `json:"instanceId"`
+	Hostname   string `json:"hostname"`
+	// Network is the network IP and MAC are read on; IP and MAC the live ones while it runs,
+	// the configured ones while it is stopped.
+	Network string `json:"network"`
+	IP      string `json:"ip"`
+	MAC     string `json:"mac"`
+	// Image is the reference it was made from, ImageID the image it runs.
+	Image   string `json:"image"`
+	ImageID string `json:"imageId"`
+	// Merged is the source of its bind mount on Target.
+	Merged     string   `json:"merged"`
+	Target     string   `json:"target"`
+	Restart    string   `json:"restart"`
+	Privileged bool     `json:"privileged"`
+	DNS        []string `json:"dns"`
+	// Env are its environment variables beyond its image's.
+	Env map[string]string `json:"env"`
+}
+
+// containerOp is one decided container action.
+type containerOp struct {
+	action string
+	spec   docker.ContainerSpec
+}
+
+// containerCmd runs `container <action>`.
+func containerCmd(ctx context.Context, e *env, args []string) error {
+	op, err := decideContainer(args, e.stdin)
+	if err != nil {
+		return err
+	}
+	eng := e.engine()
+	s := op.spec
+	var c docker.Container
+	switch op.action {
+	case "read":
+		c, err = eng.ReadContainer(ctx, s.Name, docker.View{Network: s.Network, Target: s.Target, EnvKeys: slices.Sorted(maps.Keys(s.Env))})
+	case "create", "update":
+		c, err = eng.CreateContainer(ctx, s)
+	case "delete":
+		c, err = eng.DeleteContainer(ctx, s.Name, s.InstanceID)
+	}
+	if err != nil {
+		return err
+	}
+	st := containerState{
+		Name: s.Name, ID: c.ID, Present: c.Present, Running: c.Running, Status: c.Status, InstanceID: c.InstanceID,
+		Hostname: c.Hostname, Network: c.Network, IP: c.IP, MAC: c.MAC, Image: c.Image, ImageID: c.ImageID,
+		Merged: c.Merged, Target: c.Target, Restart: c.Restart, Privileged: c.Privileged, DNS: c.DNS, Env: c.Env,
+	}
+	if st.DNS == nil {
+		st.DNS = []string{}
+	}
+	if st.Env == nil {
+		st.Env = map[string]string{}
+	}
+	return writeJSON(e.stdout, st)
+}
+
+// decideContainer reads and checks the invocation and the request; its errors are usage errors.
+func decideContainer(args []string, stdin io.Reader) (containerOp, error) {
+	if len(args) != 1 {
+		return containerOp{}, usagef("container takes one action, read, create, update or delete; got %q", args)
+	}
+	op := containerOp{action: args[0]}
+	switch op.action {
+	case "read", "create", "update", "delete":
+	default:
+		return containerOp{}, usagef("container action must be read, create, update or delete, got %q", op.action)
+	}
+	var r containerRequest
+	if err := readJSON(stdin, &r); err != nil {
+		return containerOp{}, usagef("container %s: %w", op.action, err)
+	}
+	op.spec = docker.ContainerSpec{
+		Name: r.Name, InstanceID: r.InstanceID, Hostname: r.Hostname, Network: r.Network, IP: r.IP, MAC: r.MAC,
+		Image: r.Image, ImageID: r.ImageID, Merged: r.Merged, Target: r.Target, Restart: r.Restart,
+		Privileged: r.Privileged, DNS: r.DNS, Env: r.Env,
+	}
+	if err := checkContainer(op.action, &op.spec); err != nil {
+		return containerOp{}, usageError{err}
+	}
+	return op, nil
+}
+
+// checkContainer checks the fields the action uses and fills in the defaults.
+func checkContainer(action string, s *docker.ContainerSpec) error {
+	if err := docker.ValidateName("container name", s.Name); err != nil {
+		return err
+	}
+	if action == "read" {
+		if s.Network != "" {
+			if err := docker.ValidateName("network name", s.Network); err != nil {
+				return err
+			}
+		}
+		if s.Target != "" {
+			if err := checkBindPath("mount target", s.Target); err != nil {
+				return err
+			}
+		}
+		for k := range s.Env {
+			if err := docker.ValidateEnv(k, ""); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := fstab.ValidateID(s.InstanceID); err != nil {
+		return err
+	}
+	if action == "delete" {
+		return nil
+	}
+	if s.Target == "" {
+		s.Target = docker.DefaultTarget
+	}
+	if s.Restart == "" {
+		s.Restart = "always"
+	}
+	checks := []func() error{
+		func() error { return docker.ValidateHostname(s.Hostname) },
+		func() error { return docker.ValidateName("network name", s.Network) },
+		func() error { return docker.ValidateIPv4("ip", s.IP) },
+		func() error { return docker.ValidateMAC(s.MAC) },
+		func() error { return docker.ValidateImage(s.Image) },
+		func() error {
+			if s.ImageID == "" {
+				return nil
+			}
+			return docker.ValidateImageID(s.ImageID)
+		},
+		func() error { return checkBindPath("merged dir", s.Merged) },
+		func() error { return checkBindPath("mount target", s.Target) },
+		func() error { return docker.ValidateRestart(s.Restart) },
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
+		}
+	}
+	for _, d := range s.DNS {
+		if err := docker.ValidateIPv4("DNS server", d); err != nil {
+			return err
+		}
+	}
+	for k, v := range s.Env {
+		if err := docker.ValidateEnv(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkBindPath checks a path of the bind mount: --mount reads its value as CSV, so no commas
+// or quotes; absolute and clean.
+func checkBindPath(label, path string) error {
+	if err := fstab.ValidatePath(label, path); err != nil {
+		return err
+	}
+	if strings.ContainsAny(path, `"'`) {
+		return fmt.Errorf("%s %q contains a quote (docker --mount reads its value as CSV)", label, path)
+	}
+	if path == "/" {
+		return fmt.Errorf("%s must not be /", label)
+	}
+	return nil
+}

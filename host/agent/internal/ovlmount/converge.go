@@ -1,0 +1,134 @@
+package ovlmount
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+
+	"overlay-fleet/host/agent/internal/layout"
+	"overlay-fleet/host/agent/internal/overlay"
+)
+
+// Converge makes the overlay on s.Merged the spec's: it creates the missing upper, work and
+// merged dirs, mounts the overlay, or, when a different one is mounted there (other layers or
+// options), unmounts it and mounts the spec's. An overlay that already is the spec's is left
+// alone. It refuses, before anything changes, dirs that another overlay uses (layout.Near), a
+// merged dir that is a mountpoint of something else or not mounted but not empty, and a
+// missing lower. A busy unmount fails naming the processes and changes nothing. After the mount
+// it reads the table back: an overlay without the spec's layers and options in effect is
+// unmounted again and reported. The checks and the mount hold the box lock.
+func Converge(ctx context.Context, b Box, s Spec) (State, error) {
+	data, err := overlay.MountData(s.Merged, overlay.Layers{Lower: []string{s.Lower}, Upper: s.Upper, Work: s.Work}, strings.Join(s.Options.Overlay, ","))
+	if err != nil {
+		return State{}, err
+	}
+	if st, err := statDir(s.Lower); err != nil || st != dirPresent {
+		return State{}, fmt.Errorf("lower dir %q does not exist or is not a directory (is the disk mounted?); refusing to mount %q", s.Lower, s.Merged)
+	}
+
+	l, err := b.lock(ctx, fmt.Sprintf("mount of %q", s.Merged))
+	if err != nil {
+		return State{}, err
+	}
+	defer l.Unlock()
+
+	f, err := b.gather(s)
+	if err != nil {
+		return State{}, err
+	}
+	p, err := decideConverge(s, f)
+	if err != nil {
+		return State{}, err
+	}
+	return b.carryOut(s, p, data)
+}
+
+// gather collects the facts decideConverge needs.
+func (b Box) gather(s Spec) (facts, error) {
+	t, canon, st, err := b.observe(s)
+	if err != nil {
+		return facts{}, err
+	}
+	f := facts{state: st, dirs: map[string]dirState{}}
+	dirs := []layout.Dir{
+		{Label: "upper", Path: s.Upper, Against: []layout.Kind{layout.Upper, layout.Work, layout.Lower}},
+		{Label: "work", Path: s.Work, Against: []layout.Kind{layout.Upper, layout.Work, layout.Lower}},
+		{Label: "lower", Path: s.Lower, Against: []layout.Kind{layout.Upper, layout.Work}},
+	}
+	if c, ok := layout.Near(dirs, others(t, canon, st, true)); ok {
+		f.conflict = &c
+	}
+	for _, d := range []string{s.Upper, s.Work, s.Merged} {
+		if f.dirs[d], err = statDir(d); err != nil {
+			return facts{}, err
+		}
+	}
+	if f.mergedEmpty, err = isEmptyDir(s.Merged); err != nil && f.dirs[s.Merged] == dirPresent {
+		return facts{}, err
+	}
+	return f, nil
+}
+
+// carryOut does what decideConverge planned and reads the result back.
+func (b Box) carryOut(s Spec, p plan, data string) (State, error) {
+	for _, d := range p.mkdir {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return State{}, fmt.Errorf("cannot create the directory %q: %w", d, err)
+		}
+	}
+	if !p.mount {
+		return b.verify(s, "", false)
+	}
+	if p.unmount {
+		if err := b.Sys.Unmount(s.Merged); err != nil {
+			users := ""
+			if errors.Is(err, syscall.EBUSY) {
+				if _, _, st, rerr := b.observe(s); rerr == nil && st.Mounted {
+					users = inUseBy(b.Sys.Users(st.Top))
+				}
+			}
+			return State{}, fmt.Errorf("overlay at %q must be remounted (%s) but cannot be unmounted, it is busy: %w%s; stop what uses it and retry", s.Merged, p.reason, err, users)
+		}
+	}
+	mark := b.Sys.KernelLog()
+	defer mark.Close()
+	if err := b.Sys.Mount(s.Merged, data, s.Options.MountFlags()); err != nil {
+		msg := fmt.Sprintf("mounting the overlay on %q with options %q failed: %v", s.Merged, data, err)
+		if k := mark.Since(); k != "" {
+			msg += "; kernel: " + k
+		}
+		if p.unmount {
+			msg += fmt.Sprintf("; the overlay it replaced (%s) is unmounted", p.reason)
+		}
+		return State{}, errors.New(msg)
+	}
+	return b.verify(s, mark.Since(), true)
+}
+
+// verify reads the overlay on s.Merged back after a mount (mounted; kernel: what the kernel
+// logged since) or after no change: it must be the spec's, else a new mount is unmounted again.
+func (b Box) verify(s Spec, kernel string, mounted bool) (State, error) {
+	_, _, st, err := b.observe(s)
+	if err != nil {
+		return State{}, err
+	}
+	if kernel != "" {
+		kernel = " (kernel: " + kernel + ")"
+	}
+	switch {
+	case !st.Mounted:
+		return State{}, fmt.Errorf("mount reported success but %q is not an overlay mount%s", s.Merged, kernel)
+	case len(st.Differences) > 0 && !mounted:
+		return State{}, fmt.Errorf("the overlay on %q is not what was asked for (%s)", s.Merged, strings.Join(st.Differences, "; "))
+	case len(st.Differences) > 0:
+		why := strings.Join(st.Differences, "; ")
+		if err := b.Sys.Unmount(s.Merged); err != nil {
+			return State{}, fmt.Errorf("the overlay mounted on %q is not what was asked for (%s)%s, and cannot be unmounted again: %w", s.Merged, why, kernel, err)
+		}
+		return State{}, fmt.Errorf("the overlay mounted on %q is not what was asked for (%s)%s; unmounted it again", s.Merged, why, kernel)
+	}
+	return st, nil
+}

@@ -1,0 +1,252 @@
+/**
+ * The box agent's overlay mounts (host/agent `overlay-fleet-host overlay-mount`), built as a box
+ * gets it, run as root in a private mount namespace on real overlayfs: the operations of the
+ * provider's OverlayMount resource, JSON on stdin and stdout.
+ */
+import * as fs from "fs";
+import * as path from "path";
+import { describe, expect, it } from "vitest";
+import { goBuild, hostTestsUnavailable, HostNs, instancePaths, PINNED, Result, until, withHostNs } from "./harness";
+
+const unavailable = hostTestsUnavailable();
+const agentDir = path.join(__dirname, "..", "..", "host", "agent");
+
+interface Instance {
+    merged: string;
+    lower: string;
+    upper: string;
+    work: string;
+    options: string;
+}
+
+function agent(ns: HostNs, action: string, input: object): Result {
+    const bin = goBuild(agentDir, "agent", "./cmd/overlay-fleet-host");
+    return ns.sh('exec "$@"', [bin, "overlay-mount", action], { input: JSON.stringify(input) });
+}
+
+function ok(r: Result): Record<string, unknown> {
+    if (r.status !== 0) throw new Error(`agent failed (${r.status}): ${r.stderr}`);
+    expect(r.stderr).toBe("");
+    return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+function refused(r: Result, status: number, message: RegExp): void {
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toMatch(/^overlay-fleet-host: /);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(r.stderr).toMatch(message);
+    expect(r.status).toBe(status);
+}
+
+/** A lower with a file, a dir, a nested file and a symlink. */
+function makeLower(ns: HostNs): string {
+    const lower = ns.p("disk", "static_cache");
+    fs.mkdirSync(path.join(lower, "dir", "sub"), { recursive: true });
+    fs.writeFileSync(path.join(lower, "a.txt"), "lower-a\n");
+    fs.writeFileSync(path.join(lower, "dir", "sub", "b.txt"), "lower-b\n");
+    fs.symlinkSync("a.txt", path.join(lower, "link"));
+    return lower;
+}
+
+function instance(ns: HostNs, lower: string, name: string, options = PINNED): Instance {
+    return { ...instancePaths(ns.p("disk"), name), lower, options };
+}
+
+/** Every entry below dir with its type, mode, size, owner, mtime and content hash: a byte-for-byte fingerprint. */
+function fingerprint(ns: HostNs, dir: string): string {
+    return ns.ok('cd "$1" && find . -printf "%p %y %m %s %U:%G %T@ %l\\n" | sort && find . -type f -exec sha256sum {} + | sort', [dir]);
+}
+
+/** The mountinfo lines on `target`. */
+const at = (ns: HostNs, target: string) => ns.mountsAt(target);
+
+describe.skipIf(unavailable)("box agent: overlay mounts", () => {
+    it("create mounts with the pinned options and is idempotent; read, by the merged dir alone too, reports the layers", async () => {
+        await withHostNs((ns) => {
+            const lower = makeLower(ns);
+            const i = instance(ns, lower, "ttnode1");
+            const created = ok(agent(ns, "create", i));
+            expect(created).toEqual({ merged: i.merged, mounted: true, lower, upper: i.upper, work: i.work, options: PINNED });
+            for (const d of [i.upper, i.work, i.merged]) expect(fs.statSync(d).isDirectory()).toBe(true);
+            const so = ns.superOptions(i.merged)!;
+            expect(so.fstype).toBe("overlay");
+            expect(so.superOpts).toContain(`lowerdir=${lower},upperdir=${i.upper},workdir=${i.work}`);
+            // the pinned values are the kernel's defaults here or shown as such, never their opposites
+            expect(so.superOpts).not.toMatch(/index=on|nfs_export=on|metacopy=on|redirect_dir=on/);
+            expect(ns.ok('cat "$1/a.txt"', [i.merged])).toBe("lower-a\n");
+
+            // again: no change at all (the same mount, the same table)
+            const table = ns.mountinfo();
+            expect(ok(agent(ns, "create", i))).toEqual(created);
+            expect(ok(agent(ns, "update", i))).toEqual(created);
+            expect(ns.mountinfo()).toBe(table);
+
+            expect(ok(agent(ns, "read", i))).toEqual(created);
+            expect(ok(agent(ns, "read", { merged: i.merged }))).toEqual(created);
+        });
+    });
+
+    it("refuses a second instance on another instance's upper or work dir, naming it and the overlay using it", async () => {
+        await withHostNs((ns) => {
+            const lower = makeLower(ns);
+            const i1 = instance(ns, lower, "ttnode1");
+            ok(agent(ns, "create", i1));
+            const i2 = instance(ns, lower, "ttnode2");
+            for (const [other, label, dir] of [
+                [{ ...i2, upper: i1.upper }, "upper", i1.upper],
+                [{ ...i2, work: i1.work }, "work", i1.work],
+                [{ ...i2, upper: path.join(i1.upper, "nested") }, "upper", path.join(i1.upper, "nested")],
+                [{ ...i2, lower: i1.upper }, "lower", i1.upper],
+            ] as const) {
+                const r = agent(ns, "create", other);
+                refused(r, 1, new RegExp(`${label} dir "${dir}" (is the same as|is inside) the (upperdir|workdir) of another overlay on "${i1.merged}"`));
+                expect(r.stderr).toContain(`refusing to mount "${i2.merged}"`);
+                expect(at(ns, i2.merged)).toEqual([]);
+            }
+            expect(fs.existsSync(i2.merged)).toBe(false);
+            // apart from it: mounts
+            expect(ok(agent(ns, "create", i2))).toMatchObject({ mounted: true, upper: i2.upper });
+        });
+    });
+
+    it("two instances created at once on one upper never both mount (the checks and the mount hold the box lock)", async () => {
+        await withHostNs(async (ns) => {
+            const lower = makeLower(ns);
+            const bin = goBuild(agentDir, "agent", "./cmd/overlay-fleet-host");
+            for (let t = 0; t < 10; t++) {
+                const a = instance(ns, lower, `a${t}`);
+                const b = { ...instance(ns, lower, `b${t}`), upper: t % 2 === 0 ? a.upper : path.join(a.upper, "nested") };
+                const rs = await Promise.all([a, b].map((i) => ns.shAsync('exec "$@"', [bin, "overlay-mount", "create"], { input: JSON.stringify(i) })));
+                const mounted = [a, b].filter((i) => ns.superOptions(i.merged)?.fstype === "overlay");
+                expect(`try ${t}: ${mounted.length} mounted; ${rs.map((r) => `${r.status} ${r.stderr}`).join(" / ")}`).toMatch(new RegExp(`^try ${t}: 1 mounted`));
+                expect(rs.map((r) => r.status).sort()).toEqual([0, 1]);
+                expect(rs.find((r) => r.status === 1)!.stderr).toMatch(/(is inside|is the same as|contains) the upperdir of another overlay/);
+            }
+        });
+    });
+
+    it("update of the options remounts (unmount + mount, not stacked); the kernel's refusal is reported in its words", async () => {
+        await withHostNs((ns) => {
+            const lower = makeLower(ns);
+            const i = instance(ns, lower, "ttnode1");
+            ok(agent(ns, "create", i));
+            ns.ok('echo kept > "$1/new.txt"', [i.merged]);
+            const before = at(ns, i.merged);
+            const options = `${PINNED},noatime,nodev`;
+            expect(ok(agent(ns, "update", { ...i, options }))).toMatchObject({ mounted: true, options });
+            const after = at(ns, i.merged);
+            expect(after).toHaveLength(1);
+            expect(after[0]).not.toBe(before[0]);
+            expect(after[0].split(" ")[5].split(",")).toEqual(expect.arrayContaining(["nodev", "noatime"]));
+            expect(ns.ok('cat "$1/new.txt"', [i.merged])).toBe("kept\n");
+            // read with the old options shows what is in effect: drift
+            expect(ok(agent(ns, "read", i))).toMatchObject({ mounted: true, options: `${PINNED},nodev,noatime` });
+            // and back
+            expect(ok(agent(ns, "update", i))).toMatchObject({ options: PINNED });
+            expect(at(ns, i.merged)[0].split(" ")[5]).toBe("rw,relatime");
+
+            // a work dir on another filesystem than the upper: the kernel says why
+            const other = ns.p("other");
+            fs.mkdirSync(other);
+            ns.ok('mount -t tmpfs of-test-other "$1"', [other]);
+            const i2 = { ...instance(ns, lower, "ttnode2"), work: path.join(other, "work") };
+            refused(agent(ns, "create", i2), 1, /mounting the overlay on ".*ttnode2\/mnts" with options ".*" failed: .*invalid argument.*kernel: overlayfs: workdir and upperdir must reside under the same mount/);
+            expect(at(ns, i2.merged)).toEqual([]);
+        });
+    });
+
+    it("a busy delete fails naming the merged dir and the process, and stays mounted; so does a busy remount", async () => {
+        await withHostNs(async (ns) => {
+            const lower = makeLower(ns);
+            const i = instance(ns, lower, "ttnode1");
+            ok(agent(ns, "create", i));
+            ns.ok('echo data > "$1/file"', [i.merged]);
+            const busy = ns.spawnBackground('cd "$1" && exec sleep 600', [i.merged]);
+            await until(() => ns.sh('[ "$(readlink "/proc/$1/cwd")" = "$2" ]', [String(busy.pid), i.merged]).status === 0, "the busy process in the merged dir");
+            const table = ns.mountinfo();
+
+            let r = agent(ns, "delete", { merged: i.merged, upper: i.upper, work: i.work, purge: true });
+            refused(r, 1, new RegExp(`cannot unmount the overlay at "${i.merged}", it is busy: .*busy.*in use by: .*pid ${busy.pid} \\(sleep\\)`));
+            r = agent(ns, "update", { ...i, options: `${PINNED},noatime` });
+            refused(r, 1, new RegExp(`overlay at "${i.merged}" must be remounted \\(.*noatime.*\\) but cannot be unmounted, it is busy`));
+            expect(ns.mountinfo()).toBe(table);
+            expect(fs.readFileSync(path.join(i.upper, "file"), "utf8")).toBe("data\n"); // purge did not run
+
+            busy.stop();
+            await until(() => ns.sh('[ ! -e "/proc/$1" ]', [String(busy.pid)]).status === 0, "the busy process to end");
+            expect(ok(agent(ns, "delete", { merged: i.merged, upper: i.upper, work: i.work }))).toEqual({ merged: i.merged, mounted: false, lower: "", upper: "", work: "", options: "" });
+            expect(at(ns, i.merged)).toEqual([]);
+            expect(fs.readFileSync(path.join(i.upper, "file"), "utf8")).toBe("data\n"); // kept without purge
+        });
+    });
+
+    it("delete with purge removes the upper and work dirs after the unmount; the lower stays byte for byte; absent is success", async () => {
+        await withHostNs((ns) => {
+            const lower = makeLower(ns);
+            const i = instance(ns, lower, "ttnode1");
+            ok(agent(ns, "create", i));
+            // writes, a whiteout and an opaque dir in the upper; the lower untouched
+            ns.ok('cd "$1" && echo new > new.txt && echo more >> dir/sub/b.txt && rm a.txt && rm -r dir && mkdir dir', [i.merged]);
+            const lowerBefore = fingerprint(ns, lower);
+            expect(fs.readdirSync(i.upper).length).toBeGreaterThan(0);
+
+            // purge of a dir that is not the instance's own is refused before anything changes
+            refused(agent(ns, "delete", { merged: i.merged, upper: lower, work: i.work, purge: true }), 2, /refusing to purge ".*static_cache": the upper dir must be ".*ttnode1\/upper"/);
+            expect(ns.superOptions(i.merged)?.fstype).toBe("overlay");
+
+            expect(ok(agent(ns, "delete", { ...i, purge: true }))).toMatchObject({ merged: i.merged, mounted: false });
+            expect(at(ns, i.merged)).toEqual([]);
+            for (const d of [i.upper, i.work, i.merged]) expect(fs.existsSync(d)).toBe(false);
+            expect(fingerprint(ns, lower)).toBe(lowerBefore);
+            expect(fs.readFileSync(path.join(lower, "a.txt"), "utf8")).toBe("lower-a\n");
+
+            expect(ok(agent(ns, "delete", { ...i, purge: true }))).toMatchObject({ mounted: false });
+            expect(ok(agent(ns, "read", { merged: i.merged }))).toEqual({ merged: i.merged, mounted: false, lower: "", upper: "", work: "", options: "" });
+            expect(ok(agent(ns, "read", i))).toMatchObject({ mounted: false });
+        });
+    });
+
+    it("purge refuses an upper that another overlay uses (a view of a dir inside it); a foreign mountpoint or a dirty bare one is refused", async () => {
+        await withHostNs((ns) => {
+            const lower = makeLower(ns);
+            const i = instance(ns, lower, "ttnode1");
+            ok(agent(ns, "create", i));
+            ns.ok('mkdir -p "$1/sub" && mkdir -p "$3" && mount -t overlay overlay -o "lowerdir=$1/sub:$2" "$3"', [i.upper, lower, ns.p("view")]);
+            const table = ns.mountinfo();
+            refused(agent(ns, "delete", { ...i, purge: true }), 1, new RegExp(`refusing to purge "${i.upper}": it contains the lowerdir of another overlay on "${ns.p("view")}"`));
+            expect(ns.mountinfo()).toBe(table); // refused before the unmount
+            ns.ok('umount "$1"', [ns.p("view")]);
+
+            const i2 = instance(ns, lower, "ttnode2");
+            fs.mkdirSync(i2.merged, { recursive: true });
+            fs.writeFileSync(path.join(i2.merged, "cache.db"), "x");
+            refused(agent(ns, "create", i2), 1, /merged dir ".*ttnode2\/mnts" is not mounted but not empty/);
+            fs.rmSync(path.join(i2.merged, "cache.db"));
+            ns.ok('mount -t tmpfs of-test "$1"', [i2.merged]);
+            refused(agent(ns, "create", i2), 1, /merged dir ".*ttnode2\/mnts" is already a mountpoint of tmpfs \(of-test\), not an overlay/);
+            refused(agent(ns, "read", { merged: i2.merged }), 1, /is a mountpoint of tmpfs/);
+            refused(agent(ns, "delete", { merged: i2.merged }), 1, /mountpoint of tmpfs \(of-test\), not an overlay; refusing to unmount it/);
+            expect(ns.superOptions(i2.merged)?.fstype).toBe("tmpfs");
+        });
+    });
+
+    it("refuses bad requests before anything changes (exit 2), naming the value", async () => {
+        await withHostNs((ns) => {
+            const lower = makeLower(ns);
+            const i = instance(ns, lower, "ttnode1");
+            const cases: Array<[object, RegExp]> = [
+                [{ ...i, options: `${PINNED},bind` }, /contain "bind", which is not an overlay mount option/],
+                [{ ...i, options: "index=on" }, /"index=on" contradicts the pinned index=off/],
+                [{ ...i, upper: "relative/upper" }, /upper dir "relative\/upper" must be an absolute path/],
+                [{ ...i, work: `${i.work} x` }, /work dir ".* x" contains whitespace/],
+                [{ ...i, upper: path.join(lower, "upper") }, /upper dir ".*static_cache\/upper" must not be the same as or inside the lower dir/],
+                [{ ...i, lower: `/${"l".repeat(4000)}` }, /mount data is \d+ bytes, more than the 4095/],
+            ];
+            for (const [input, named] of cases) refused(agent(ns, "create", input), 2, named);
+            expect(fs.existsSync(ns.p("disk", "ttnode1"))).toBe(false);
+            // a missing lower is not created (the disk may not be mounted)
+            refused(agent(ns, "create", { ...i, lower: ns.p("nodisk", "static_cache") }), 1, /lower dir ".*nodisk\/static_cache" does not exist/);
+            expect(fs.existsSync(ns.p("nodisk"))).toBe(false);
+        });
+    });
+});
