@@ -1026,7 +1026,7 @@ of_lock() {
 # of_box_lock: the box-wide lock around checks that look at other instances and the change they
 # guard (mount, purge), so two instances changed at the same moment see each other. Remounts
 # (a generation switch) run under it one after the other: waits up to 1800 s.
-OF_BOX_LOCK=/run/lock/overlay-fleet.lock
+OF_BOX_LOCK=/run/overlay-fleet/box.lock
 of_box_lock() {
     # Held already by this shell (of-apply holds it around all of a box's take-downs and mounts;
     # its subshells share its lock).
@@ -1056,14 +1056,24 @@ of_claim_read() {
     OF_OWNER_BOX=${OF_OWNER#* }
 }
 
-# of_lock_dir: the directory of the box's lock files (OF_BOX_LOCK's), made when missing.
+# of_lock_dir: the directory of the box's lock files (OF_BOX_LOCK's, the box agent's too), made
+# when missing: root's alone (0700), so no other user can hold, stall or replace a lock of ours by
+# a symlink; one that is a symlink, not ours, or writable by others is refused, naming it.
 of_lock_dir() {
     OF_LOCK_DIR=${OF_BOX_LOCK%/*}
-    [ -d "$OF_LOCK_DIR" ] || mkdir -p -- "$OF_LOCK_DIR" || of_die "cannot create '$OF_LOCK_DIR' for the locks of this box"
+    if [ ! -e "$OF_LOCK_DIR" ] && [ ! -L "$OF_LOCK_DIR" ]; then
+        (umask 077 && mkdir -- "$OF_LOCK_DIR") 2>/dev/null || [ -d "$OF_LOCK_DIR" ] ||
+            of_die "cannot create '$OF_LOCK_DIR' for the locks of this box"
+    fi
+    of_ld_perm=$(stat -c '%u %A' -- "$OF_LOCK_DIR" 2>/dev/null) || of_ld_perm=
+    case $of_ld_perm in
+        "$(id -u) "d????[!w]??[!w]?) [ ! -L "$OF_LOCK_DIR" ] && return 0 ;;
+    esac
+    of_die "the lock directory '$OF_LOCK_DIR' must be a directory of $(id -un) alone, not a symlink nor writable by others (it is: ${of_ld_perm:-missing}); remove it"
 }
 
 # of_down_slot N: waits for one of N "instance down" slots of this box (flock on
-# /run/lock/overlay-fleet-down.<k>, fd 8, held until the script exits), so at most N instances of
+# <lock dir>/overlay-fleet-down.<k>, fd 8, held until the script exits), so at most N instances of
 # the box are down at once (maxDownPerBox) whatever order the deployment runs them in. Gives up
 # after OF_LOCK_WAIT seconds (default 1800).
 of_down_slot() {

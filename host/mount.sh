@@ -9,7 +9,7 @@
 # another instance's overlay (or a lower that is or holds another's upper/work), a <merged> that
 # is a mountpoint of something else, an unmounted <merged> that is not empty; options that are
 # not on the overlay allow-list (of_check_options). Checks and mount run under the box lock
-# (flock on /run/lock/overlay-fleet.lock), so instances mounted at the same moment see each other.
+# (flock on /run/overlay-fleet/box.lock, in a directory of root alone), so instances mounted at the same moment see each other.
 # When the lower changes and <foldManifest> is a file, drop_folded (host/lib-fold.sh) runs
 # between the unmount and the mount.
 

@@ -167,7 +167,7 @@ describe("pulumi against the lab", () => {
         configure({ box1: 6, box2: 4 });
         // Half way for sure: box2's apply waits for the box lock, held here until the CLI is
         // killed, so the run cannot end before (box1's apply is done in well under a second).
-        const holder = inBox("box2", "exec flock /run/lock/overlay-fleet.lock sleep 1171");
+        const holder = inBox("box2", "mkdir -p -m 0700 /run/overlay-fleet && exec flock /run/overlay-fleet/box.lock sleep 1171");
         const child = project.upInBackground();
         child.stdout!.resume();
         // Kill the CLI once the new instances have started to appear on the boxes.

@@ -295,7 +295,7 @@ describe.skipIf(unavailable)("host apply", () => {
             expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
             const lines = managedLines(fs.readFileSync(fstab, "utf8"));
             // The engine's socket is there (a hung or crashed daemon leaves it), its CLI gets no answer.
-            ns.ok("mount -t tmpfs -o size=1m,mode=0755 of-test-run /run && mkdir /run/lock && : >/run/docker.sock");
+            ns.ok(": >/run/docker.sock");
             const docker = dockerStub(ns, ['ps) echo "c0ffee2 box1/ttnode2" ;;'], 'echo "Cannot connect to the Docker daemon: context deadline exceeded" >&2; exit 1');
             const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib(), "set", fstab, "box1", "purge"], { input: instanceRecord(p1), path: docker.path });
             expect(r.status).toBe(1);
@@ -341,7 +341,7 @@ describe.skipIf(unavailable)("host apply", () => {
             expect(fs.readdirSync(tmp)).toEqual([]);
             // The box lock held: each apply waits for it with its temp files made; killed there.
             const ready = ns.p("lock-held");
-            const holder = ns.spawnBackground('exec flock -o /run/lock/overlay-fleet.lock sh -c \': >"$1"; exec tail -f /dev/null\' x "$1"', [ready]);
+            const holder = ns.spawnBackground('mkdir -p -m 0700 /run/overlay-fleet && exec flock -o /run/overlay-fleet/box.lock sh -c \': >"$1"; exec tail -f /dev/null\' x "$1"', [ready]);
             await until(() => fs.existsSync(ready), "the lock holder");
             for (let k = 0; k < 3; k++) {
                 const before = fs.readdirSync(tmp).length;
@@ -361,6 +361,27 @@ describe.skipIf(unavailable)("host apply", () => {
             const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib(), "set", fstab, "box1", "keep"], { input: [p1, p2].map(instanceRecord).join(""), env });
             expect(r.status).toBe(0);
             expect(fs.readdirSync(tmp)).toEqual([]);
+        });
+    });
+
+    it("the box's locks live in a directory of root alone: another user cannot take them, a symlink or an open directory is refused (issue 24.6)", async () => {
+        await withBox((ns, { fstab }) => {
+            const p1 = plan(ns, "box1", "ttnode1", 1);
+            expect(apply(ns, "set", fstab, [p1]).status).toBe(0);
+            expect(ns.ok("stat -c '%u %a' /run/overlay-fleet")).toBe("0 700\n");
+            // nobody can neither hold the box lock nor make a file there
+            const nobody = ns.sh("setpriv --reuid=nobody --regid=nogroup --clear-groups flock -n /run/overlay-fleet/box.lock true");
+            expect(nobody.status).not.toBe(0);
+            expect(nobody.stderr).toMatch(/Permission denied/);
+            // a lock directory someone else prepared: a symlink (to a file root would create), a world-writable one
+            const victim = ns.p("victim");
+            for (const prepare of [`rm -rf /run/overlay-fleet && mkdir -p ${victim} && ln -s ${victim} /run/overlay-fleet`, "rm -rf /run/overlay-fleet && mkdir -m 1777 /run/overlay-fleet"]) {
+                ns.ok(prepare);
+                const r = apply(ns, "set", fstab, [p1]);
+                expect(r.status).toBe(1);
+                expect(r.stderr).toContain("overlay-fleet: the lock directory '/run/overlay-fleet' must be a directory of root alone");
+                expect(fs.readdirSync(victim)).toEqual([]);
+            }
         });
     });
 

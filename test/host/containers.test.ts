@@ -44,10 +44,10 @@ describe.skipIf(unavailable)("of-containers (docker CLI stub)", () => {
     it("waits for another containers command of the box (an up's, a repair's) and gives up naming the lock", async () => {
         await withHostNs((ns) => {
             const docker = engine(ns, [["ttnode1", "box1/ttnode1"]]);
-            const lock = "/run/lock/overlay-fleet-containers.lock";
+            const lock = "/run/overlay-fleet/box-containers.lock";
             // The holder says when it holds the lock (a fifo read blocks until then), and holds it until the command has given up.
             const r = ns.sh(
-                'mkdir -p /run/lock && f=$(mktemp -u) && mkfifo "$f" || exit 1; flock -o "$2" sh -c \'echo held >"$1"; exec sleep 30\' x "$f" >/dev/null 2>&1 & h=$!; read _ <"$f"; rm -f "$f"; cd "$1" && OF_LOCK_WAIT=1 sh containers remove box1; s=$?; pkill -P "$h"; kill "$h"; exit $s',
+                'mkdir -p -m 0700 /run/overlay-fleet && f=$(mktemp -u) && mkfifo "$f" || exit 1; flock -o "$2" sh -c \'echo held >"$1"; exec sleep 30\' x "$f" >/dev/null 2>&1 & h=$!; read _ <"$f"; rm -f "$f"; cd "$1" && OF_LOCK_WAIT=1 sh containers remove box1; s=$?; pkill -P "$h"; kill "$h"; exit $s',
                 [lib(), lock],
                 { path: docker.path },
             );

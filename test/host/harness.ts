@@ -15,8 +15,8 @@
  * temp dir, checks that no mount leaked to the machine and removes the temp dir.
  *
  * libmount records userspace mount options in /run/mount/utab, a file shared with the machine:
- * inside the namespace /run/mount is covered by a tmpfs, and LIBMOUNT_UTAB points into the temp dir.
- * /run/lock (the scripts' box lock) is covered by a tmpfs too.
+ * inside the namespace /run is covered by a tmpfs (so are the box's locks in /run/overlay-fleet),
+ * and LIBMOUNT_UTAB points into the temp dir.
  */
 import { ChildProcess, spawn, spawnSync } from "child_process";
 import * as fs from "fs";
@@ -139,9 +139,9 @@ export class HostNs {
     static async open(prefix = "of-host-"): Promise<HostNs> {
         const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
         const holderScript = [
-            "if [ -d /run/mount ]; then mount -t tmpfs -o size=1m,mode=0755 of-test-utab /run/mount || exit 1; fi",
-            // The box lock of the scripts (/run/lock/overlay-fleet.lock) is per test, not shared with the machine.
-            "if [ -d /run/lock ]; then mount -t tmpfs -o size=1m,mode=1777 of-test-lock /run/lock || exit 1; fi",
+            // /run is per test, not shared with the machine: the box's locks (/run/overlay-fleet), libmount's utab.
+            "mount -t tmpfs -o size=4m,mode=0755 of-test-run /run || exit 1",
+            "mkdir -p /run/mount /run/lock && chmod 1777 /run/lock || exit 1",
             "echo ready",
             "read _ || :",
         ].join("\n");
