@@ -94,16 +94,16 @@ ap_down() {
     # list them: no instance is taken down (one of them may have a container writing into it).
     if [ -z "$ap_docker" ]; then
         ap_docker=no
-        if of_have docker && of_docker_configured && ! of_docker_ready; then
-            of_err "the box's docker engine does not answer (docker info): no instance is taken down while one may still run"
-            ap_docker=failed
-        elif of_docker_ready; then
+        if of_docker_ready; then
             ap_docker=yes
             ap_running=$(docker ps --filter "label=$OF_INSTANCE_LABEL" --format "{{.ID}} {{.Label \"$OF_INSTANCE_LABEL\"}}" 2>&1) || {
                 of_oneline "$ap_running"
                 of_err "cannot list the box's running containers (docker ps: $OF_ONELINE): no instance is taken down while one may still run"
                 ap_docker=failed
             }
+        elif of_have docker && of_docker_configured; then
+            of_err "the box's docker engine does not answer (docker info): no instance is taken down while one may still run"
+            ap_docker=failed
         fi
     fi
     if [ "$ap_docker" = failed ]; then
@@ -149,6 +149,12 @@ ap_drop_lines() {
     [ "$failed" -gt "$ap_dl_failed" ] || ap_fail
 }
 
+# What follows, the records judged (a drop pending or not), the take-down and the mounts, runs
+# under the box lock taken once here (not exported: the box's other commands take it
+# themselves), each instance in a subshell.
+of_box_lock
+OF_BOX_LOCK_HELD=1
+
 # One read of the records (every record checked before anything changes). On set: the instances
 # the box keeps, as ` <id>=<merged> `; for of-mount the planned instances as `<merged> <upper>
 # <work> <lower>` lines (it need not compare an instance with its planned siblings, see
@@ -178,10 +184,6 @@ while of_line; do
 done
 export OF_SIBLINGS
 
-# What follows, the take-down and the mounts, runs under the box lock taken once here (not
-# exported: the box's other commands take it themselves), each instance in a subshell.
-of_box_lock
-OF_BOX_LOCK_HELD=1
 
 # ap_clean_stale: the temp files of applies whose process is gone.
 ap_clean_stale() {

@@ -267,7 +267,8 @@ of_mount_main() {
                 exit 0
             fi
         fi
-        reason=${OF_MISMATCH:-the switch to '$lower' has not dropped what was folded}
+        reason=$OF_MISMATCH
+        [ -n "$reason" ] || reason="the switch to '$lower' has not dropped what was folded"
 
         # A running container keeps its own bind of the old overlay alive (an unmount on the host
         # would not even be reported busy) and would never see the new one: stop it around the change.
@@ -323,21 +324,33 @@ of_drop_pending() {
     [ -f "$1" ] && [ ! -e "$1.dropped" ]
 }
 
-# of_mount_drop: of_mount_main's pending drop ($manifest on $upper, unmounted), then, when of-apply
-# gave the instance's line in OF_DROP_LINE (`<fstabFile> <id> <options>`, tab-separated), that
-# line, which it did not write before: a line never names a lower whose drop is pending (a boot
-# would mount the instance on it without the drop).
+# of_mount_drop: of_mount_main's pending drop ($manifest on $upper, unmounted). While the drop
+# runs the upper is right for neither generation, and nothing may bring the instance back: when
+# of-apply gave the instance's line in OF_DROP_LINE (`<fstabFile> <id> <options>`, tab-separated),
+# first the merged dir goes (a container's bind of it then fails; empty, as unmounted), then the
+# old line (a boot mounts nothing); once the drop is done the new line is written, and the dir made
+# again for the mount. Killed anywhere in between, the next apply drops again (it is idempotent).
 of_mount_drop() {
     command -v drop_folded >/dev/null 2>&1 ||
         of_die "the switch of '$merged' to '$lower' needs drop_folded, which this command lacks"
+    if [ -n "${OF_DROP_LINE-}" ]; then
+        of_fields "$OF_DROP_LINE"
+        of_field && of_md_fstab=$OF_FIELD && of_field && of_md_id=$OF_FIELD && of_field && of_md_opts=$OF_FIELD ||
+            of_die "bad OF_DROP_LINE for '$merged': $OF_DROP_LINE"
+        if [ -d "$merged" ]; then
+            rmdir -- "$merged" 2>/dev/null ||
+                of_die "merged dir '$merged' is not mounted but not empty (something wrote into the bare mountpoint); move its content away, then retry${stopped:+; container '$container' left stopped}"
+        fi
+        sh ./fstab remove "$of_md_fstab" "$of_md_id" </dev/null ||
+            of_die "the old fstab line of '$of_md_id' cannot be removed before its drop; the overlay at '$merged' is left unmounted${stopped:+ and container '$container' stopped}"
+    fi
     drop_folded "$manifest" "$upper" ||
-        of_die "drop_folded '$manifest' '$upper' failed; the overlay at '$merged' is left unmounted${stopped:+ and container '$container' stopped}"
-    [ -n "${OF_DROP_LINE-}" ] || return 0
-    of_fields "$OF_DROP_LINE"
-    of_field && of_md_fstab=$OF_FIELD && of_field && of_md_id=$OF_FIELD && of_field && of_md_opts=$OF_FIELD ||
-        of_die "bad OF_DROP_LINE for '$merged': $OF_DROP_LINE"
-    sh ./fstab set "$of_md_fstab" "$of_md_id" "$merged" "$of_md_opts" </dev/null ||
-        of_die "the fstab line of '$of_md_id' cannot be written; the overlay at '$merged' is left unmounted${stopped:+ and container '$container' stopped}"
+        of_die "drop_folded '$manifest' '$upper' failed; the overlay at '$merged' is left unmounted${OF_DROP_LINE:+, without its line and merged dir (the next apply drops again)}${stopped:+, container '$container' stopped}"
+    if [ -n "${OF_DROP_LINE-}" ]; then
+        sh ./fstab set "$of_md_fstab" "$of_md_id" "$merged" "$of_md_opts" </dev/null ||
+            of_die "the fstab line of '$of_md_id' cannot be written; the overlay at '$merged' is left unmounted${stopped:+ and container '$container' stopped}"
+    fi
+    mkdir -p -- "$merged" || of_die "cannot create the merged dir '$merged'"
 }
 
 # of_mount_overlay MERGED OPTIONS: mounts an overlay with OPTIONS on MERGED; when that fails,

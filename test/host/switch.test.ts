@@ -78,18 +78,19 @@ function exists(ns: HostNs, p: string): boolean {
 }
 
 /**
- * Instance ttnode1 mounted on generation 1 made new.txt, was folded into generation 2, then
- * deleted new.txt (it was only in its upper: no whiteout). After its switch it must not see
- * new.txt: the drop gives it a whiteout.
+ * Instance ttnode1 mounted on generation 1 made new.txt, new2.txt and kept.txt, was folded into
+ * generation 2, then deleted new.txt and new2.txt (only in its upper: no whiteouts). After its
+ * switch it must see neither (the drop gives them whiteouts) and must see kept.txt (the drop removes it from its
+ * upper: only generation 2 has it then).
  */
 function foldedThenDeleted(ns: HostNs, box: Box) {
     const g1 = plan(box, "ttnode1", 1, 1);
     const g2 = plan(box, "ttnode1", 1, 2);
     const r = applySet(ns, box, [g1]);
     expect(r.stderr).toBe("");
-    ns.ok('echo new >"$1/new.txt"', [g1.merged]);
+    ns.ok('echo new >"$1/new.txt" && echo new >"$1/new2.txt" && echo kept >"$1/kept.txt"', [g1.merged]);
     fold(ns, box, [g1]);
-    ns.ok('rm "$1/new.txt"', [g1.merged]);
+    ns.ok('rm "$1/new.txt" "$1/new2.txt"', [g1.merged]);
     return { g1, g2 };
 }
 
@@ -98,7 +99,9 @@ function expectSwitched(ns: HostNs, box: Box, g2: InstancePlan): void {
     expect(mountedLower(ns, g2.merged)).toBe(box.g2);
     expect(lineLower(box, g2)).toBe(box.g2);
     expect(exists(ns, `${g2.merged}/new.txt`)).toBe(false);
+    expect(exists(ns, `${g2.merged}/new2.txt`)).toBe(false);
     expect(ns.ok('cat "$1"', [`${g2.merged}/keep.txt`])).toBe("lower\n");
+    expect(ns.ok('cat "$1"', [`${g2.merged}/kept.txt`])).toBe("kept\n");
     // and it stays so through a reboot and another apply
     reboot(ns, box, [g2]);
     expect(applySet(ns, box, [g2]).status).toBe(0);
@@ -106,15 +109,18 @@ function expectSwitched(ns: HostNs, box: Box, g2: InstancePlan): void {
 }
 
 /**
- * Starts `apply set` with a fold helper whose `drop` blocks (it never returns until killed) and
- * resolves once the drop has started: the apply is then between the unmount and the drop.
+ * Starts `apply set` with a fold helper whose `drop` blocks (it never returns until killed),
+ * kills the apply's process group there and resolves. `before`: the apply is killed between the
+ * unmount and the drop; `after`: after the drop did all its work on the upper, but before its
+ * done-marker (the helper removes the marker the drop wrote).
  */
-async function applyBlockedInDrop(ns: HostNs, box: Box, plans: InstancePlan[]): Promise<ChildProcess> {
+async function applyKilledInDrop(ns: HostNs, box: Box, plans: InstancePlan[], when: "before" | "after"): Promise<ChildProcess> {
     const started = ns.p("drop-started");
     const fifo = ns.p("drop-blocks");
     const wrapper = ns.p("foldtool-blocking");
     ns.ok('mkfifo "$1"', [fifo]);
-    fs.writeFileSync(wrapper, `#!/bin/sh\nif [ "$1" = drop ]; then : >'${started}'; read _ <'${fifo}'; fi\nexec '${foldTool()}' "$@"\n`, { mode: 0o755 });
+    const drop = when === "before" ? "" : `'${foldTool()}' "$@" || exit 1; rm -f "$2.dropped"; `;
+    fs.writeFileSync(wrapper, `#!/bin/sh\nif [ "$1" = drop ]; then ${drop}: >'${started}'; read _ <'${fifo}'; fi\nexec '${foldTool()}' "$@"\n`, { mode: 0o755 });
     const child = spawn("nsenter", ["--target", String(ns.pid), "--mount", "--", "sh", "-c", 'cd "$1" && shift && exec sh apply "$@"', "of-test", lib(), "set", box.fstab, "box1", "keep"], {
         detached: true, // its own process group: kill -9 reaches everything it forked
         stdio: ["pipe", "ignore", "ignore"],
@@ -134,10 +140,11 @@ describe.skipIf(unavailable)("generation switch: a pending drop is completed bef
         await withHostNs(async (ns) => {
             const box = setUpBox(ns);
             const { g2 } = foldedThenDeleted(ns, box);
-            await applyBlockedInDrop(ns, box, [g2]);
-            // killed between the unmount and the drop: nothing mounted, the line still on generation 1
+            await applyKilledInDrop(ns, box, [g2], "before");
+            // killed before the drop: nothing mounted, neither line nor merged dir (nothing brings it back meanwhile)
             expect(mountedLower(ns, g2.merged)).toBeUndefined();
-            expect(lineLower(box, g2)).toBe(box.lower);
+            expect(lineLower(box, g2)).toBeUndefined();
+            expect(exists(ns, g2.merged)).toBe(false);
             const r = applySet(ns, box, [g2]);
             expect(r.stderr).toBe("");
             expect(r.status).toBe(0);
@@ -145,21 +152,25 @@ describe.skipIf(unavailable)("generation switch: a pending drop is completed bef
         });
     }, 120_000);
 
-    it("killed during the drop, then a reboot: generation 1 comes back, the next apply switches", async () => {
-        await withHostNs(async (ns) => {
-            const box = setUpBox(ns);
-            const { g2 } = foldedThenDeleted(ns, box);
-            await applyBlockedInDrop(ns, box, [g2]);
-            reboot(ns, box, [g2]);
-            expect(mountedLower(ns, g2.merged)).toBe(box.lower);
-            expect(exists(ns, `${g2.merged}/new.txt`)).toBe(false);
-            const r = applySet(ns, box, [g2]);
-            expect(r.status).toBe(0);
-            expectSwitched(ns, box, g2);
-        });
-    }, 120_000);
+    for (const when of ["before", "after"] as const) {
+        it(`killed ${when === "before" ? "before the drop" : "after the drop's work, before its done-marker"}, then a reboot: nothing comes back half-dropped, the next apply switches`, async () => {
+            await withHostNs(async (ns) => {
+                const box = setUpBox(ns);
+                const { g2 } = foldedThenDeleted(ns, box);
+                await applyKilledInDrop(ns, box, [g2], when);
+                reboot(ns, box, [g2]);
+                // no generation is mounted on an upper the drop may have changed: neither line nor merged dir
+                expect(mountedLower(ns, g2.merged)).toBeUndefined();
+                expect(exists(ns, g2.merged)).toBe(false);
+                const r = applySet(ns, box, [g2]);
+                expect(r.stderr).toBe("");
+                expect(r.status).toBe(0);
+                expectSwitched(ns, box, g2);
+            });
+        }, 120_000);
+    }
 
-    it("a drop that fails for a full upper (ENOSPC): left unmounted on its old line; with space again the apply switches", async () => {
+    it("a drop that fails for a full upper (ENOSPC): left unmounted without a line; with space again the apply switches", async () => {
         await withHostNs(async (ns) => {
             const box = setUpBox(ns);
             // the instance's directories on a filesystem of few inodes
@@ -169,9 +180,11 @@ describe.skipIf(unavailable)("generation switch: a pending drop is completed bef
             ns.ok('i=0; while true >"$1/fill$i" 2>/dev/null; do i=$((i + 1)); done', [dir]);
             const full = applySet(ns, box, [g2]);
             expect(full.status).toBe(1);
-            expect(full.stderr).toMatch(/cannot create a whiteout at .*new\.txt.*no space left on device/i);
+            // (the merged dir removed before the drop frees one inode: the second whiteout finds none)
+            expect(full.stderr).toMatch(/cannot create a whiteout at .*new2?\.txt.*no space left on device/i);
             expect(mountedLower(ns, g2.merged)).toBeUndefined();
-            expect(lineLower(box, g2)).toBe(box.lower);
+            expect(lineLower(box, g2)).toBeUndefined();
+            expect(exists(ns, g2.merged)).toBe(false);
             ns.ok('rm -f "$1"/fill*', [dir]);
             const r = applySet(ns, box, [g2]);
             expect(r.stderr).toBe("");
