@@ -42,11 +42,18 @@ func copyEntry(src, upper, rel, dst string, st *stat) error {
 // copyRegular copies the data of a regular file, only the parts that hold data (sparse files stay
 // sparse).
 func copyRegular(root, rel, dst string, st *stat) error {
-	in, err := openBeneath(root, rel, syscall.O_RDONLY)
+	// O_NONBLOCK: what is there now may be a FIFO put in the file's place, which must not hang
+	// the fold; it must still be the regular file the walk saw, else it is gone for the fold.
+	in, err := openBeneath(root, rel, syscall.O_RDONLY|syscall.O_NONBLOCK)
 	if err != nil {
 		return err
 	}
 	src := in.Name()
+	var now syscall.Stat_t
+	if err := syscall.Fstat(int(in.Fd()), &now); err != nil || now.Mode&sIFMT != sIFREG || now.Ino != st.ino {
+		in.Close()
+		return &os.PathError{Op: "open", Path: src, Err: syscall.ENOENT}
+	}
 	defer in.Close()
 	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
