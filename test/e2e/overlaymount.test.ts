@@ -120,6 +120,14 @@ describe("provider: OverlayMount through the engine, over SSH, by the box agent"
 
         await declare([mount(1, { purgeOnRemove: true }), mount(2, { options: `${pinned},noatime`, merged: "/mnt/usbdisk/ttnode2/mnts2" })]);
         expect(await planned()).toEqual(["replace box1-ttnode2-mount"]);
+        // the old mount goes first (two overlays never share an upper), then the new one is made
+        await pulumiOk(["up", "--yes", "--skip-preview"]);
+        const targets = (await mountinfo()).split("\n").map((l) => l.split(" ")[4]);
+        expect(targets).toContain("/mnt/usbdisk/ttnode2/mnts2");
+        expect(targets).not.toContain("/mnt/usbdisk/ttnode2/mnts");
+        await declare([mount(1, { purgeOnRemove: true }), mount(2, { options: `${pinned},noatime` })]);
+        await pulumiOk(["up", "--yes", "--skip-preview"]);
+        expect(await planned()).toEqual([]);
     });
 
     it("import adopts a mounted overlay by its merged dir, without touching it; the next preview plans nothing", async () => {

@@ -117,6 +117,12 @@ describe("provider: FstabEntry through the engine, over SSH, by the box agent", 
         const renamed = { ...changed, instanceId: "box1/ttnode9" };
         await declare([entry(1), renamed]);
         expect(await planned()).toEqual(["replace box1-ttnode2-fstab"]);
+        // the old line goes first (one line per mount point), then the new one is written
+        await pulumiOk(["up", "--yes", "--skip-preview"]);
+        expect((await managedFstabLines("box1")).map((l) => l.split("x-overlay-fleet=")[1]).sort()).toEqual(["box1/ttnode1 0 0", "box1/ttnode9 0 0"]);
+        await declare([entry(1), changed]);
+        await pulumiOk(["up", "--yes", "--skip-preview"]);
+        expect(await planned()).toEqual([]);
     });
 
     it("import adopts a line that is there, without touching it; the next preview plans nothing", async () => {

@@ -156,7 +156,11 @@ func (*FstabEntry) Diff(_ context.Context, req infer.DiffRequest[FstabEntryArgs,
 	compare("instanceId", st.InstanceID, in.InstanceID, p.UpdateReplace)
 	compare("merged", st.Merged, in.Merged, p.Update)
 	compare("options", st.Options, in.Options, p.Update)
-	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff}, nil
+	// A replacement deletes the old line first: a box's fstab has one line per mount point, so
+	// the new one would be refused beside it.
+	_, replaceFstab := diff["fstab"]
+	_, replaceID := diff["instanceId"]
+	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff, DeleteBeforeReplace: replaceFstab || replaceID}, nil
 }
 
 // Create writes the line. A preview touches nothing.

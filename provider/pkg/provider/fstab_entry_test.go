@@ -112,8 +112,10 @@ func TestDiff(t *testing.T) {
 			if !reflect.DeepEqual(got, tt.want) || resp.HasChanges != (len(tt.want) > 0) {
 				t.Errorf("diff %v (changes %v), want %v", got, resp.HasChanges, tt.want)
 			}
-			if resp.DeleteBeforeReplace {
-				t.Error("delete-before-replace set")
+			// A replacement frees the mount point's line first: the box holds one per mount point.
+			replaces := tt.want["fstab"] == p.UpdateReplace || tt.want["instanceId"] == p.UpdateReplace
+			if resp.DeleteBeforeReplace != replaces {
+				t.Errorf("delete-before-replace %v, want %v", resp.DeleteBeforeReplace, replaces)
 			}
 		})
 	}
