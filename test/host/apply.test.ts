@@ -657,7 +657,11 @@ describe.skipIf(unavailable)("host apply", () => {
             ]) {
                 r = apply(ns, "set", fstab, records);
                 expect(r.status).toBe(2);
-                if (!/box2\/x|zz|\/\t|\tttnode2\/upper/.test(records)) expect(r.stderr).toMatch(/plan record must have 9 tab-separated fields, none empty: box1\/ttnode/);
+                if (records.includes("box2/x")) expect(r.stderr).toContain("instance 'box2/x' is not on box 'box1'");
+                else if (records.includes("box1/zz ")) expect(r.stderr).toContain("instance id 'box1/zz box1/ttnode2=");
+                else if (records.includes("/mnts/\t")) expect(r.stderr).toMatch(/merged dir of box1\/ttnode2 must be written without repeated or trailing slashes, got '.*\/mnts\/'/);
+                else if (records.includes("\tttnode2/upper")) expect(r.stderr).toContain("upper dir of box1/ttnode2 must be an absolute path, got 'ttnode2/upper'");
+                else expect(r.stderr).toMatch(/plan record must have 9 tab-separated fields, none empty: box1\/ttnode/);
                 expect(r.stdout).toBe("");
                 expect(ns.mountinfo()).toBe(mi);
                 expect(fs.readFileSync(fstab, "utf8")).toBe(content);
