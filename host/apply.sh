@@ -96,7 +96,7 @@ ap_down() {
         ap_docker=no
         if of_docker_ready; then
             ap_docker=yes
-            ap_running=$(docker ps --filter "label=$OF_INSTANCE_LABEL" --format "{{.ID}} {{.Label \"$OF_INSTANCE_LABEL\"}}" 2>&1) || {
+            ap_running=$(of_docker ps --filter "label=$OF_INSTANCE_LABEL" --format "{{.ID}} {{.Label \"$OF_INSTANCE_LABEL\"}}" 2>&1) || {
                 of_oneline "$ap_running"
                 of_err "cannot list the box's running containers (docker ps: $OF_ONELINE): no instance is taken down while one may still run"
                 ap_docker=failed
@@ -113,7 +113,7 @@ ap_down() {
     fi
     while IFS=' ' read -r ap_c ap_ci; do
         [ -n "$ap_c" ] && [ "$ap_ci" = "$1" ] || continue
-        docker stop "$ap_c" >/dev/null || { of_err "cannot stop container $ap_c of $1 to take it down"; ap_fail; return 0; }
+        of_docker stop "$ap_c" >/dev/null || { of_err "cannot stop container $ap_c of $1 to take it down"; ap_fail; return 0; }
     done <<EOF
 $ap_running
 EOF

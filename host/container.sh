@@ -12,8 +12,11 @@
 # Idempotent: a container of this instance that already matches the plan (image id, network,
 # address, MAC, hostname, DNS, restart policy, privileged, bind mount) is only started if it is
 # stopped; any difference replaces it, holding one of the box's <maxDown> "instance down" slots
-# (of_down_slot), so a new image replaces at most that many containers of the box at once. A container of that name that overlay-fleet did not create
-# (no `overlay-fleet.instance` label of this instance) is never touched.
+# (of_down_slot), so a new image replaces at most that many containers of the box at once; once a
+# replacement fails (its instance is down), the run of of-containers replaces no other. A container
+# of that name that overlay-fleet did not create (no `overlay-fleet.instance` label of this
+# instance) is never touched. The container starts under the box lock taken shared: never while
+# a remount (which holds it alone) has the merged dir unmounted.
 # The merged dir must be the instance's mounted overlay: a bind mount (not a volume) fails when
 # the source is missing instead of creating an empty dir.
 # `status` is read-only: one TSV line per name, `container<TAB><name><TAB><state><TAB><ip><TAB><mac><TAB><hostname>`
@@ -24,9 +27,12 @@
 # privileged, DNS servers each ending in a comma, bind mount, networks: engines decode the DNS
 # list as []interface{}, which `join` refuses); false when there is none. One docker call.
 container_inspect() {
-    f_out=$(docker inspect --type container --format \
+    f_out=$(of_docker_try inspect --type container --format \
         "{{.Config.Hostname}}|{{with index .NetworkSettings.Networks \"$network\"}}{{.IPAddress}}|{{.MacAddress}}{{else}}|{{end}}|{{.State.Running}}|{{.Image}}|{{index .Config.Labels \"$OF_INSTANCE_LABEL\"}}|{{.Id}}|{{.HostConfig.RestartPolicy.Name}}|{{.HostConfig.Privileged}}|{{range .HostConfig.Dns}}{{.}},{{end}}|{{range .HostConfig.Mounts}}{{.Source}}|{{.Target}}{{end}}|{{range \$n, \$e := .NetworkSettings.Networks}}{{\$n}}{{end}}" \
-        "$name" 2>/dev/null) || return 1
+        "$name") || {
+        [ "$?" -ne 124 ] || exit 1 # no answer (reported): never taken for "no such container"
+        return 1
+    }
     IFS='|' read -r f_hostname f_ip f_mac f_running f_image f_label f_id f_config <<EOF
 $f_out
 EOF
@@ -72,7 +78,7 @@ if [ "$cmd" = remove ]; then
     elif [ "$f_label" != "$id" ]; then
         of_warn "container $name was not created by overlay-fleet for $id: left alone"
     else
-        docker rm -f "$name" >/dev/null || of_die "cannot remove container $name"
+        of_docker rm -f "$name" >/dev/null || of_die "cannot remove container $name"
         echo "ok: container $name removed"
     fi
     exit 0
@@ -122,7 +128,20 @@ of_check_path "mount target" "${14}"; target=$OF_PATH
 max_down=${15}
 case $max_down in '' | *[!0-9]* | 0*) of_usage "maxDown must be a positive number, got '$max_down'" ;; esac
 
+# OF_CONTAINERS_HALT (set by of-containers for one run over the box): a file that exists once a
+# replacement failed. A failed replacement leaves its instance down; the run then replaces no other
+# container of the box, so a bad image or a wrong engine takes down one instance (up to maxDown
+# at once), not all of them.
+halt=${OF_CONTAINERS_HALT-}
+# replaced_failed MESSAGE: a replacement that left its instance down fails, halting the run's others.
+replaced_failed() {
+    [ "$state" != replaced ] || [ -z "$halt" ] || printf '%s\n' "$name: $1" >>"$halt" || :
+    of_die "$1"
+}
+
 of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
+# The box lock, shared, from the check that the overlay is mounted until the container runs on it.
+of_box_lock_shared
 of_overlay_mounted_at "$merged" ||
     of_die "the overlay of $id is not mounted at $merged: refusing to start its container on an empty dir"
 
@@ -135,12 +154,15 @@ if container_inspect; then
     if [ "$f_hostname|$f_ip|$f_mac|$f_image|$f_config" = "$hostname|$ip|$mac|$image_id|$planned_config" ]; then
         state=kept
         if [ "$f_running" != true ]; then
-            docker start "$name" >/dev/null || of_die "cannot start container $name"
+            of_docker start "$name" >/dev/null || of_die "cannot start container $name"
         fi
     else
         of_down_slot "$max_down"
-        docker rm -f "$name" >/dev/null || of_die "cannot remove container $name to replace it"
+        if [ -n "$halt" ] && [ -s "$halt" ]; then
+            of_die "container $name of $id not replaced: a replacement on this box failed first ($(head -n 1 -- "$halt")); left as it is"
+        fi
         state=replaced
+        of_docker rm -f "$name" >/dev/null || replaced_failed "cannot remove container $name to replace it"
     fi
 fi
 
@@ -154,18 +176,18 @@ if [ "$state" != kept ]; then
         set -- "$@" --dns "${rest%%,*}"
         case $rest in *,*) rest=${rest#*,} ;; *) rest= ;; esac
     done
-    docker run --detach "$@" "$image_id" >/dev/null || of_die "docker run of container $name failed"
+    of_docker run --detach "$@" "$image_id" >/dev/null || replaced_failed "docker run of container $name failed"
 fi
 
 planned="hostname=$hostname ip=$ip mac=$mac"
 # Read back what the engine really gave a container it made or started (a kept running one was read above).
 if [ "$state" != kept ] || [ "$f_running" != true ]; then
-    container_inspect || of_die "cannot inspect container $name"
+    container_inspect || replaced_failed "cannot inspect container $name"
     actual="hostname=$f_hostname ip=$f_ip mac=$f_mac"
     if [ "$actual" != "$planned" ]; then
-        docker rm -f "$name" >/dev/null 2>&1 || :
-        of_die "container $name of $id does not have its planned identity: planned $planned, engine reports $actual (container removed)"
+        of_docker rm -f "$name" >/dev/null 2>&1 || :
+        replaced_failed "container $name of $id does not have its planned identity: planned $planned, engine reports $actual (container removed)"
     fi
-    [ "$f_running" = true ] || of_die "container $name of $id is not running after start"
+    [ "$f_running" = true ] || replaced_failed "container $name of $id is not running after start"
 fi
 printf 'ok: container %s of %s %s (%s) %s\n' "$name" "$id" "$state" "$(printf '%.12s' "$f_id")" "$planned"

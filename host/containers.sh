@@ -10,7 +10,8 @@
 # then every managed container of <box> (label overlay-fleet.instance=<box>/...) that the plan no
 # longer has is removed, then each planned container is made or kept by `of-container create`,
 # <jobs> at a time (its identity read back from the engine; a replacement holds one of the box's
-# <maxDown> slots, so at most that many are down). `remove` removes every managed container of
+# <maxDown> slots, so at most that many are down; after a replacement that failed, none other is
+# replaced: the ones left say so and fail). `remove` removes every managed container of
 # <box> (the box left the stack, or it became cache-only), then its networks. A container that
 # fails does not stop the others: its error is printed and the status is 1. Containers and
 # networks overlay-fleet did not create are never touched (a network is ours by its label
@@ -38,13 +39,13 @@ export OF_APPLY
 
 # The engine's networks, one line each: `<full id>|<name>|<box label>` (networks_all, once per run).
 networks_all() {
-    docker network ls --no-trunc --format "{{.ID}}|{{.Name}}|{{.Label \"$OF_BOX_LABEL\"}}" || of_die "cannot list the engine's networks"
+    of_docker network ls --no-trunc --format "{{.ID}}|{{.Name}}|{{.Label \"$OF_BOX_LABEL\"}}" || of_die "cannot list the engine's networks"
 }
 
 # users_of ID: the containers on the network with that full id (running or not; an id, not a
 # name, which docker would also match as an id prefix), `<name><TAB><instance label>` each.
 users_of() {
-    docker ps -a --filter "network=$1" --format "{{.Names}}	{{.Label \"$OF_INSTANCE_LABEL\"}}" ||
+    of_docker ps -a --filter "network=$1" --format "{{.Names}}	{{.Label \"$OF_INSTANCE_LABEL\"}}" ||
         of_die "cannot list the containers on docker network $1"
 }
 
@@ -64,7 +65,7 @@ EOF
 # network_as_is NAME: the network as `<driver>|<parent>|<IPv4 subnet gateway;...>|<box label>`
 # (IPv6 entries left out: an engine may add one to every network).
 network_as_is() {
-    na_out=$(docker network inspect --format "{{.Driver}}|{{index .Options \"parent\"}}|{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}};{{end}}|{{index .Labels \"$OF_BOX_LABEL\"}}" "$1") ||
+    na_out=$(of_docker network inspect --format "{{.Driver}}|{{index .Options \"parent\"}}|{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}};{{end}}|{{index .Labels \"$OF_BOX_LABEL\"}}" "$1") ||
         of_die "cannot inspect docker network $1"
     na_head=${na_out%|*|*} na_rest=${na_out#*|*|}
     na_ipam=${na_rest%|*} na_v4=
@@ -85,7 +86,7 @@ retire_network() {
     done <<EOF
 $rn_list
 EOF
-    docker network rm "$1" >/dev/null ||
+    of_docker network rm "$1" >/dev/null ||
         of_die "cannot remove docker network $2 ($3); its containers were removed and are made again once it can be"
     echo "ok network: $2 removed ($3), with its containers: they are made again on the network as planned"
 }
@@ -132,7 +133,7 @@ EOF
         echo "ok network: $network as planned (macvlan on $parent, $subnet via $gateway)"
         return 0
     fi
-    docker network create --driver macvlan --opt "parent=$parent" --subnet "$subnet" --gateway "$gateway" \
+    of_docker network create --driver macvlan --opt "parent=$parent" --subnet "$subnet" --gateway "$gateway" \
         --label "$OF_BOX_LABEL=$box" "$network" >/dev/null ||
         of_die "cannot create docker network $network (macvlan on $parent, $subnet via $gateway); no container of the box is made until it can be"
     echo "ok network: $network created (macvlan on $parent, $subnet via $gateway)"
@@ -147,7 +148,7 @@ remove_networks() {
         rm_users=$(users_of "$rm_id") || exit 1
         if [ -n "$rm_users" ]; then
             echo "ok network: $rm_name kept, still used by: $(printf '%s\n' "$rm_users" | cut -f1 | tr '\n' ' ')"
-        elif docker network rm "$rm_id" >/dev/null; then
+        elif of_docker network rm "$rm_id" >/dev/null; then
             echo "ok network: $rm_name removed"
         else
             of_err "cannot remove docker network $rm_name"
@@ -201,7 +202,7 @@ if [ "$action" = set ]; then
 fi
 
 # The managed containers of this box the plan does not hold (all of them on remove).
-existing=$(docker ps -a --filter "label=$OF_INSTANCE_LABEL" --format "{{.Names}}	{{.Label \"$OF_INSTANCE_LABEL\"}}") ||
+existing=$(of_docker ps -a --filter "label=$OF_INSTANCE_LABEL" --format "{{.Names}}	{{.Label \"$OF_INSTANCE_LABEL\"}}") ||
     of_die "cannot list the engine's containers"
 while IFS=$OF_TAB read -r c_name c_id; do
     case $c_id in
@@ -240,6 +241,9 @@ if [ "$action" = set ]; then
         exit "$1"
     }
     trap 'rm -rf -- "$out"' EXIT
+    # Once a replacement fails, no other container of the box is replaced in this run (of-container).
+    OF_CONTAINERS_HALT=$out/halt
+    export OF_CONTAINERS_HALT
     trap 'stop_jobs 129' HUP
     trap 'stop_jobs 130' INT
     trap 'stop_jobs 143' TERM

@@ -14,15 +14,21 @@ case $box in '' | *[!a-z0-9-]*) of_usage "box name '$box' must use only a-z 0-9 
 
 of_have docker || of_die "docker is not installed on this box (containers need Docker Engine)"
 of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
-api=$(docker version --format '{{.Server.APIVersion}}' 2>/dev/null) || of_die "cannot read the engine's API version"
+api=$(of_docker_try version --format '{{.Server.APIVersion}}') || of_die "cannot read the engine's API version"
 [ -e "/sys/class/net/$parent" ] ||
     of_die "macvlan parent interface '$parent' does not exist on this box (network.parent)"
 
 major=${api%%.*} minor=${api#*.}
 case $major.$minor in *[!0-9.]*) of_die "unexpected engine API version '$api'" ;; esac
 # Every network of the engine in one inspect: `<name>|<driver>|<parent>|<box label>|<subnets>`.
-ids=$(docker network ls --quiet) || of_die "cannot list the engine's networks"
-networks=$(printf '%s\n' "$ids" | xargs -r docker network inspect --format "{{.Name}}|{{.Driver}}|{{index .Options \"parent\"}}|{{index .Labels \"$OF_BOX_LABEL\"}}|{{range .IPAM.Config}}{{.Subnet}} {{end}}") ||
+ids=$(of_docker network ls --quiet) || of_die "cannot list the engine's networks"
+set --
+while IFS= read -r id; do
+    [ -z "$id" ] || set -- "$@" "$id"
+done <<EOF
+$ids
+EOF
+networks=$([ "$#" -eq 0 ] || of_docker network inspect --format "{{.Name}}|{{.Driver}}|{{index .Options \"parent\"}}|{{index .Labels \"$OF_BOX_LABEL\"}}|{{range .IPAM.Config}}{{.Subnet}} {{end}}" "$@") ||
     of_die "cannot inspect the engine's networks"
 of_lines "$networks"
 while of_line; do

@@ -18,16 +18,24 @@ case $image in
 esac
 of_docker_ready || of_die "docker on this box does not answer (is the engine running?)"
 
+# image_id: the engine's id of the image in $id; false when the engine has no such image (an engine
+# that does not answer ends the script: never taken for "absent").
+image_id() {
+    id=$(of_docker_try image inspect --format '{{.Id}}' "$image") && return 0
+    [ "$?" -ne 124 ] || exit 1
+    return 1
+}
+
 if [ "$1" = load ]; then
     [ -f "$archive" ] || of_die "image archive '$archive' is missing on this box"
     # <archive>.loaded: the id the engine gave <image> when this archive was loaded. While <image>
     # still has it, the archive (named by its content) is not loaded again: a load reads all of it.
     loaded=$archive.loaded
-    if [ -f "$loaded" ] && [ "$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null)" = "$(cat -- "$loaded")" ]; then
+    if [ -f "$loaded" ] && image_id && [ "$id" = "$(cat -- "$loaded")" ]; then
         echo "ok image: $image as loaded from $archive" >&2
     else
-        docker load --input "$archive" >/dev/null || of_die "docker load of '$archive' failed"
-        id=$(docker image inspect --format '{{.Id}}' "$image" 2>/dev/null) ||
+        of_docker load --input "$archive" >/dev/null || of_die "docker load of '$archive' failed"
+        image_id ||
             of_die "the image archive '$archive' does not contain '$image'"
         # A record that cannot be written costs the next run a load, no more.
         { printf '%s\n' "$id" >"$loaded.tmp" && mv -f -- "$loaded.tmp" "$loaded"; } 2>/dev/null ||
@@ -38,7 +46,8 @@ if [ "$1" = load ]; then
     for old in "${archive%/*}"/*.tar "${archive%/*}"/*.tar.loaded "${archive%/*}"/*.tar.loaded.tmp; do
         [ "$old" = "$archive" ] || [ "$old" = "$loaded" ] || [ ! -f "$old" ] || rm -f -- "$old" || of_warn "cannot remove $old"
     done
-elif ! docker image inspect --format '{{.Id}}' "$image" >/dev/null 2>&1; then
-    docker pull --quiet "$image" >/dev/null || of_die "docker pull '$image' failed (no registry access? use container.imageArchive)"
+elif ! image_id; then
+    of_docker pull --quiet "$image" >/dev/null || of_die "docker pull '$image' failed (no registry access? use container.imageArchive)"
 fi
-docker image inspect --format '{{.Id}}' "$image"
+image_id || of_die "the engine has no image '$image' after its pull"
+printf '%s\n' "$id"

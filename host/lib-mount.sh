@@ -277,13 +277,13 @@ of_mount_main() {
         if [ -n "$container" ] && of_docker_ready; then
             docker_ready=1
             if of_container_running "$container"; then
-                docker stop "$container" >/dev/null || of_die "cannot stop container '$container' to remount '$merged'"
+                of_docker stop "$container" >/dev/null || of_die "cannot stop container '$container' to remount '$merged'"
                 stopped=1
             fi
         fi
         if ! of_umount "$merged"; then
             if [ -n "$stopped" ]; then
-                docker start "$container" >/dev/null 2>&1 ||
+                of_docker start "$container" >/dev/null 2>&1 ||
                     of_warn "could not start container '$container' again"
             fi
             hint="stop what uses it and retry"
@@ -312,7 +312,7 @@ of_mount_main() {
     of_mount_verified "$merged" "$pinned" || exit 1
 
     if [ -n "$stopped" ]; then
-        docker start "$container" >/dev/null || of_die "overlay on '$merged' mounted, but container '$container' did not start again"
+        of_docker start "$container" >/dev/null || of_die "overlay on '$merged' mounted, but container '$container' did not start again"
     fi
     of_mount_ok "$merged" "$reason"
     exit 0

@@ -984,16 +984,38 @@ of_check_ipv4() {
     [ "$of_ip_n" -eq 4 ] || of_usage "$1 '$2' is not an IPv4 address"
 }
 
-# of_docker_ready: a docker CLI exists and its engine answers (taken as true when the caller,
-# of-containers, already asked once for the whole box: OF_DOCKER_READY set).
+# of_docker ARGS...: the box's docker CLI, given up after OF_DOCKER_TIMEOUT seconds (default 120;
+# `load` and `pull`, which move a whole image: OF_DOCKER_PULL_TIMEOUT, default 1800), so an engine
+# that stops answering never holds the box's locks for ever. A call given up returns 124 and says
+# so on stderr. `--foreground` keeps the CLI in our process group: a killed command kills it too.
+of_docker() {
+    case $1 in load | pull) of_dk_t=${OF_DOCKER_PULL_TIMEOUT:-1800} ;; *) of_dk_t=${OF_DOCKER_TIMEOUT:-120} ;; esac
+    of_dk_rc=0
+    timeout --foreground -k 10 "$of_dk_t" docker "$@" || of_dk_rc=$?
+    [ "$of_dk_rc" -ne 124 ] || of_docker_gave_up "$@"
+    return "$of_dk_rc"
+}
+
+# of_docker_try ARGS...: of_docker with the CLI's own errors discarded (the caller reads a failure
+# as an answer: no such container, no such image), except a call given up, which is reported and
+# returns 124: an engine that does not answer is never taken for one that says "absent".
+of_docker_try() {
+    of_dt_rc=0
+    of_docker "$@" 2>/dev/null || of_dt_rc=$?
+    [ "$of_dt_rc" -ne 124 ] || of_docker_gave_up "$@"
+    return "$of_dt_rc"
+}
+
+of_docker_gave_up() {
+    of_err "docker $1${2:+ $2}: no answer from the engine within ${of_dk_t}s (OF_DOCKER_TIMEOUT), given up"
+}
+
+# of_docker_ready: a docker CLI exists and its engine answers `docker info` within 30 s (taken as
+# true when the caller, of-containers, already asked once for the whole box: OF_DOCKER_READY set).
 of_docker_ready() {
     [ -z "${OF_DOCKER_READY-}" ] || return 0
     of_have docker || return 1
-    if of_have timeout; then
-        timeout 30 docker info >/dev/null 2>&1
-    else
-        docker info >/dev/null 2>&1
-    fi
+    timeout --foreground -k 5 30 docker info >/dev/null 2>&1
 }
 
 # of_docker_configured: the box has a docker engine, answering or not: DOCKER_HOST is set, or
@@ -1003,9 +1025,14 @@ of_docker_configured() {
     [ -n "${DOCKER_HOST-}" ] || [ -e /run/docker.sock ] || [ -e /var/run/docker.sock ]
 }
 
-# of_container_running NAME
+# of_container_running NAME: whether the engine says NAME runs (an engine given up on: the
+# caller's script ends, as nothing can be decided).
 of_container_running() {
-    [ "$(docker inspect --format '{{.State.Running}}' "$1" 2>/dev/null)" = true ]
+    of_cr_out=$(of_docker_try inspect --format '{{.State.Running}}' "$1") || {
+        [ "$?" -ne 124 ] || exit 1
+        return 1
+    }
+    [ "$of_cr_out" = true ]
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -1033,6 +1060,18 @@ of_box_lock() {
     [ -z "${OF_BOX_LOCK_HELD-}" ] || return 0
     of_lock_dir
     of_lock "$OF_BOX_LOCK" 1800
+}
+
+# of_box_lock_shared: the box lock taken shared (fd 7, held until the script exits): any number of
+# container starts at once, but none while a remount holds it (of_box_lock), so a container is
+# never started on the bare merged dir between an unmount and the mount that follows.
+of_box_lock_shared() {
+    [ -z "${OF_BOX_LOCK_HELD-}" ] || return 0
+    of_lock_dir
+    of_have flock || of_die "flock(1) (util-linux) is required to lock '$OF_BOX_LOCK' but was not found in PATH ($PATH); install util-linux"
+    of_bs_wait=${OF_LOCK_WAIT:-1800}
+    exec 7>>"$OF_BOX_LOCK" || of_die "cannot open lock file '$OF_BOX_LOCK'"
+    flock -s -w "$of_bs_wait" 7 || of_die "timed out after ${of_bs_wait}s waiting for lock '$OF_BOX_LOCK' (instances of this box are being mounted)"
 }
 
 # of_claim_read: the machine's claim (host/claim.sh), `<stack> <box>`, in OF_OWNER ("" when there is

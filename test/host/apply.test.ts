@@ -314,6 +314,26 @@ describe.skipIf(unavailable)("host apply", () => {
         });
     });
 
+    it("a docker ps that hangs is given up after OF_DOCKER_TIMEOUT: no instance is taken down, the box lock is free again (issue 24.9)", async () => {
+        await withBox((ns, { fstab }) => {
+            const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
+            expect(apply(ns, "set", fstab, [p1, p2]).status).toBe(0);
+            const docker = dockerStub(ns, ["ps) exec sleep 6048 ;;"]);
+            const r = ns.sh('cd "$1" && shift && sh apply "$@"', [lib(), "set", fstab, "box1", "purge"], {
+                input: instanceRecord(p1),
+                path: docker.path,
+                env: { OF_DOCKER_TIMEOUT: "1" },
+            });
+            expect(r.status).toBe(1);
+            expect(r.stderr, r.stderr).toContain("docker ps --filter: no answer from the engine within 1s (OF_DOCKER_TIMEOUT), given up");
+            expect(r.stderr).toContain("instance box1/ttnode2 not taken down: its container may still run");
+            expect(overlays(ns)).toEqual([p1.merged, p2.merged].sort());
+            expect(fs.existsSync(p2.upper)).toBe(true);
+            expect(ns.sh("pgrep -fx 'sleep 6048'").status).toBe(1);
+            expect(ns.sh("flock -n /run/overlay-fleet/box.lock true").status).toBe(0);
+        });
+    });
+
     it("a full TMPDIR fails the apply before anything changes, never a success that did not converge (issue 24.7)", async () => {
         await withBox((ns, { fstab }) => {
             const [p1, p2] = [1, 2].map((n) => plan(ns, "box1", `ttnode${n}`, n));
