@@ -7,7 +7,12 @@ require (
 	github.com/pulumi/pulumi-go-provider v1.3.0
 	github.com/pulumi/pulumi/sdk/v3 v3.224.0
 	golang.org/x/crypto v0.55.0
+	overlay-fleet/host/agent v0.0.0
 )
+
+// The box agent's module, beside this one: its package protocol is the wire format of the
+// agent's subcommands, which the provider speaks.
+replace overlay-fleet/host/agent => ../host/agent
 
 require (
 	dario.cat/mergo v1.0.0 // indirect

@@ -242,9 +242,10 @@ plugin docker "$v" "$(inkey "pulumi-docker-v$v.tar.gz") $(inkey "$TF") $GOV"
 
 # ---- 4. The project's own provider (provider/), built from its source -----------------------
 # Into provider/bin/ (Pulumi.yaml's plugins.providers path), again whenever its source changed:
-# the hash of its files is kept beside the binary. Nothing is downloaded but Go modules (checked).
+# the hash of its files and of host/agent (its protocol) is kept beside the binary. Nothing is downloaded but Go modules (checked).
 provider_bin="$ROOT/provider/bin/pulumi-resource-overlay-fleet"
-provider_hash=$(cd "$ROOT/provider" && find . -path ./bin -prune -o -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print |
+# (host/agent too: the provider imports its protocol package, the wire format of the agent)
+provider_hash=$(cd "$ROOT" && find provider host/agent -path provider/bin -prune -o -type f \( -name '*.go' -o -name go.mod -o -name go.sum \) -print |
   LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
 if [ ! -x "$provider_bin" ] || [ "$(cat "$provider_bin.source" 2>/dev/null)" != "$provider_hash" ]; then
   build "$provider_bin" "$ROOT/provider" ./cmd/pulumi-resource-overlay-fleet ""

@@ -5,7 +5,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { fstabOptions, goBuild, hostTestsUnavailable, HostNs, managedLines, Result, withHostNs } from "./harness";
+import { fstabOptions, goBuild, hostTestsUnavailable, HostNs, managedLines, Result, until, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
 const agentDir = path.join(__dirname, "..", "..", "host", "agent");
@@ -78,6 +78,33 @@ describe.skipIf(unavailable)("box agent: fstab entries", () => {
         });
     });
 
+    it("an edit waits for the lock the sh library takes on the same fstab (<fstab>.overlay-fleet.lock), then writes its line", async () => {
+        await withHostNs(async (ns) => {
+            const e = entry(ns, "ttnode1");
+            fs.writeFileSync(e.fstab, FOREIGN + "\n");
+            const lockFile = `${e.fstab}.overlay-fleet.lock`;
+            // Held as host/lib.sh's of_lock holds it (`exec 9>>"$1"; flock 9`), by one process.
+            const holder = ns.spawnBackground('exec 9>>"$1" && flock 9 && exec sleep 600', [lockFile]);
+            await until(() => fs.existsSync(lockFile) && flockHeld(lockFile), "the sh's lock to be held");
+
+            const bin = goBuild(agentDir, "agent", "./cmd/overlay-fleet-host");
+            let result: Result | undefined;
+            const create = ns.shAsync('exec "$@"', [bin, "fstab-entry", "create"], { input: JSON.stringify(e) }).then((r) => (result = r));
+            // Either the agent has the lock file open (it waits for it) or it has finished.
+            await until(() => result !== undefined || openedBy(lockFile, bin), "the agent to wait for the sh's lock (or to finish)");
+            expect(result).toBeUndefined();
+            expect(managedLines(fs.readFileSync(e.fstab, "utf8"))).toEqual([]);
+
+            holder.stop();
+            await create;
+            expect(ok(result!)).toMatchObject({ present: true, id: e.id, merged: e.merged });
+            expect(managedLines(fs.readFileSync(e.fstab, "utf8"))).toEqual([`overlay ${e.merged} overlay ${e.options},x-overlay-fleet=${e.id} 0 0`]);
+            // the lock file is the sh's: a regular file of root beside the fstab
+            const st = fs.lstatSync(lockFile);
+            expect(st.isFile() && st.uid === 0).toBe(true);
+        });
+    });
+
     it("refuses bad input naming the value, before the fstab changes", async () => {
         await withHostNs((ns) => {
             const e = entry(ns, "ttnode1");
@@ -99,3 +126,25 @@ describe.skipIf(unavailable)("box agent: fstab entries", () => {
         });
     });
 });
+
+/** Whether /proc/locks shows a FLOCK write lock on `file` (its device and inode; held by whichever process). */
+function flockHeld(file: string): boolean {
+    const { dev, ino } = fs.statSync(file);
+    const major = (dev >>> 8) & 0xfff;
+    const minor = (dev & 0xff) | ((dev >>> 12) & 0xfff00);
+    const id = new RegExp(`^\\d+: FLOCK\\s+ADVISORY\\s+WRITE\\s+\\d+\\s+0*${major.toString(16)}:0*${minor.toString(16)}:${ino}\\s`);
+    return fs.readFileSync("/proc/locks", "utf8").split("\n").some((l) => id.test(l));
+}
+
+/** Whether a process running the program `exe` has `file` open. */
+function openedBy(file: string, exe: string): boolean {
+    for (const pid of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+        try {
+            if (fs.readlinkSync(`/proc/${pid}/exe`) !== exe) continue;
+            if (fs.readdirSync(`/proc/${pid}/fd`).some((fd) => fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === file)) return true;
+        } catch {
+            // the process ended meanwhile
+        }
+    }
+    return false;
+}

@@ -180,6 +180,57 @@ describe.skipIf(unavailable)("box agent: overlay mounts", () => {
         });
     });
 
+    it("a holder in another mount namespace (a cwd there, a bind of the overlay there) refuses delete with purge and a remount, naming the merged dir and the holder; the upper data stays", async () => {
+        await withHostNs(async (ns) => {
+            const lower = makeLower(ns);
+            const i = instance(ns, lower, "ttnode1");
+            ok(agent(ns, "create", i));
+            ns.ok('echo data > "$1/file"', [i.merged]);
+            const table = ns.mountinfo();
+            const ownNs = fs.readlinkSync(`/proc/${ns.pid}/ns/mnt`);
+
+            // A process in a mount namespace of its own (a private copy of the box's mounts), its
+            // cwd in the merged dir: an unmount on the box is not even busy, the copy lives on.
+            // And one that keeps only a bind of the overlay elsewhere (its copy on the merged dir
+            // unmounted), as a container does with its volume.
+            const holders = [
+                {
+                    what: "a cwd in the merged dir",
+                    start: () => ns.spawnBackground('exec unshare --mount --propagation private -- sh -c \'cd "$1" && exec sleep 600\' of-holder "$1"', [i.merged]),
+                    ready: (pid: number) => ns.sh('[ "$(readlink "/proc/$1/cwd")" = "$2" ] && [ "$(cat "/proc/$1/comm")" = sleep ]', [String(pid), i.merged]).status === 0,
+                },
+                {
+                    what: "a bind of the overlay elsewhere",
+                    start: () =>
+                        ns.spawnBackground(
+                            'exec unshare --mount --propagation private -- sh -c \'mkdir -p "$2" && mount --bind "$1" "$2" && umount "$1" && exec sleep 600\' of-holder "$1" "$2"',
+                            [i.merged, ns.p("elsewhere")],
+                        ),
+                    ready: (pid: number) => ns.sh('[ "$(cat "/proc/$1/comm")" = sleep ]', [String(pid)]).status === 0,
+                },
+            ];
+            for (const h of holders) {
+                const holder = h.start();
+                await until(() => h.ready(holder.pid), `the holder with ${h.what}`);
+                const holderNs = fs.readlinkSync(`/proc/${holder.pid}/ns/mnt`);
+                expect(holderNs).not.toBe(ownNs);
+                const named = `pid ${holder.pid} \\(sleep\\) in mount namespace ${holderNs.replace(/[[\]]/g, "\\$&")}`;
+
+                refused(agent(ns, "delete", { ...i, purge: true }), 1, new RegExp(`cannot unmount the overlay at "${i.merged}".*${named}`));
+                refused(agent(ns, "delete", { merged: i.merged }), 1, new RegExp(`cannot unmount the overlay at "${i.merged}".*${named}`));
+                refused(agent(ns, "update", { ...i, options: `${PINNED},noatime` }), 1, new RegExp(`overlay at "${i.merged}" must be remounted .*${named}`));
+                expect(ns.mountinfo()).toBe(table); // refused before the unmount
+                expect(fs.readFileSync(path.join(i.upper, "file"), "utf8")).toBe("data\n"); // and before the purge
+
+                holder.stop();
+                await until(() => !fs.existsSync(`/proc/${holder.pid}`), "the holder to end");
+            }
+            // nothing holds it any more
+            expect(ok(agent(ns, "delete", { ...i, purge: true }))).toMatchObject({ merged: i.merged, mounted: false });
+            for (const d of [i.upper, i.work, i.merged]) expect(fs.existsSync(d)).toBe(false);
+        });
+    });
+
     it("delete with purge removes the upper and work dirs after the unmount; the lower stays byte for byte; absent is success", async () => {
         await withHostNs((ns) => {
             const lower = makeLower(ns);

@@ -9,6 +9,8 @@ import (
 
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
+
+	"overlay-fleet/host/agent/protocol"
 )
 
 // Defaults of a Container's optional inputs.
@@ -285,7 +287,7 @@ func (r *Container) Update(ctx context.Context, req infer.UpdateRequest[Containe
 
 // converge runs create or update and checks that the box now has the container running.
 func (r *Container) converge(ctx context.Context, op string, in ContainerArgs) (ContainerState, error) {
-	req := containerRequest{
+	req := protocol.ContainerRequest{
 		Name: in.Name, InstanceID: in.InstanceID, Hostname: in.Hostname, Network: in.Network, IP: in.IP, MAC: in.MAC,
 		Image: in.Image, Merged: in.Merged, Target: in.Target, Restart: in.Restart, Privileged: in.Privileged,
 		DNS: in.DNS, Env: in.Env,
@@ -297,10 +299,10 @@ func (r *Container) converge(ctx context.Context, op string, in ContainerArgs) (
 	if err != nil {
 		return ContainerState{}, err
 	}
-	if !*ans.Present || !ans.Running {
-		return ContainerState{}, fmt.Errorf("container %s %s: %w: it reports the container present=%v running=%v afterwards", op, in.Name, errBadAnswer, *ans.Present, ans.Running)
+	if !ans.Present || !ans.Running {
+		return ContainerState{}, fmt.Errorf("container %s %s: %w: it reports the container present=%v running=%v afterwards", op, in.Name, errBadAnswer, ans.Present, ans.Running)
 	}
-	return ans.state(), nil
+	return containerFromAnswer(ans), nil
 }
 
 // Read asks the box's engine for the container. A missing container gives an empty ID: the
@@ -315,7 +317,7 @@ func (r *Container) Read(ctx context.Context, req infer.ReadRequest[ContainerArg
 	for k := range req.State.Env {
 		envKeys[k] = ""
 	}
-	ans, err := r.call(ctx, "read", containerRequest{
+	ans, err := r.call(ctx, "read", protocol.ContainerRequest{
 		Name:    req.ID,
 		Network: firstNonEmpty(req.State.Network, req.Inputs.Network),
 		Target:  firstNonEmpty(req.State.Target, req.Inputs.Target),
@@ -324,10 +326,10 @@ func (r *Container) Read(ctx context.Context, req infer.ReadRequest[ContainerArg
 	if err != nil {
 		return infer.ReadResponse[ContainerArgs, ContainerState]{}, err
 	}
-	if !*ans.Present {
+	if !ans.Present {
 		return infer.ReadResponse[ContainerArgs, ContainerState]{}, nil
 	}
-	st := ans.state()
+	st := containerFromAnswer(ans)
 	inputs := req.Inputs
 	if inputs.Name == "" { // import: adopt what the box has
 		inputs = st.args()
@@ -338,78 +340,34 @@ func (r *Container) Read(ctx context.Context, req infer.ReadRequest[ContainerArg
 // Delete stops and removes the container; one already gone is fine. The agent refuses a
 // container of that name that is not the instance's.
 func (r *Container) Delete(ctx context.Context, req infer.DeleteRequest[ContainerState]) (infer.DeleteResponse, error) {
-	ans, err := r.call(ctx, "delete", containerRequest{Name: req.ID, InstanceID: req.State.InstanceID})
+	ans, err := r.call(ctx, "delete", protocol.ContainerRequest{Name: req.ID, InstanceID: req.State.InstanceID})
 	if err != nil {
 		return infer.DeleteResponse{}, err
 	}
-	if *ans.Present {
+	if ans.Present {
 		return infer.DeleteResponse{}, fmt.Errorf("container delete %s: the agent reports the container still there", req.ID)
 	}
 	return infer.DeleteResponse{}, nil
 }
 
 // call runs one container operation and checks that the answer is about the container asked for.
-func (r *Container) call(ctx context.Context, op string, req containerRequest) (containerAnswer, error) {
+func (r *Container) call(ctx context.Context, op string, req protocol.ContainerRequest) (protocol.ContainerAnswer, error) {
 	b, err := findBox(ctx, r.box)
 	if err != nil {
-		return containerAnswer{}, err
+		return protocol.ContainerAnswer{}, err
 	}
-	var ans containerAnswer
-	if err := callAgent(ctx, b, "container", op, req, &ans); err != nil {
-		return containerAnswer{}, err
+	var ans protocol.ContainerAnswer
+	if err := callAgent(ctx, b, protocol.ContainerCommand, op, req, &ans); err != nil {
+		return protocol.ContainerAnswer{}, err
 	}
-	switch {
-	case ans.Present == nil:
-		return containerAnswer{}, fmt.Errorf("container %s %s on %s: %w: no \"present\" field", op, req.Name, b.Runner.Addr(), errBadAnswer)
-	case ans.Name != req.Name:
-		return containerAnswer{}, fmt.Errorf("container %s %s on %s: %w: it is about %q", op, req.Name, b.Runner.Addr(), errBadAnswer, ans.Name)
+	if ans.Name != req.Name {
+		return protocol.ContainerAnswer{}, fmt.Errorf("container %s %s on %s: %w: it is about %q", op, req.Name, b.Runner.Addr(), errBadAnswer, ans.Name)
 	}
 	return ans, nil
 }
 
-// containerRequest is what the agent's container subcommand reads on stdin. read sends the
-// name and where to look (network, target, the variables' names in env); delete the name and
-// the instance.
-type containerRequest struct {
-	Name       string            `json:"name"`
-	InstanceID string            `json:"instanceId,omitempty"`
-	Hostname   string            `json:"hostname,omitempty"`
-	Network    string            `json:"network,omitempty"`
-	IP         string            `json:"ip,omitempty"`
-	MAC        string            `json:"mac,omitempty"`
-	Image      string            `json:"image,omitempty"`
-	ImageID    string            `json:"imageId,omitempty"`
-	Merged     string            `json:"merged,omitempty"`
-	Target     string            `json:"target,omitempty"`
-	Restart    string            `json:"restart,omitempty"`
-	Privileged bool              `json:"privileged,omitempty"`
-	DNS        []string          `json:"dns,omitempty"`
-	Env        map[string]string `json:"env,omitempty"`
-}
-
-// containerAnswer is what the agent's container subcommand writes on stdout.
-type containerAnswer struct {
-	Name       string            `json:"name"`
-	ID         string            `json:"id"`
-	Present    *bool             `json:"present"`
-	Running    bool              `json:"running"`
-	Status     string            `json:"status"`
-	InstanceID string            `json:"instanceId"`
-	Hostname   string            `json:"hostname"`
-	Network    string            `json:"network"`
-	IP         string            `json:"ip"`
-	MAC        string            `json:"mac"`
-	Image      string            `json:"image"`
-	ImageID    string            `json:"imageId"`
-	Merged     string            `json:"merged"`
-	Target     string            `json:"target"`
-	Restart    string            `json:"restart"`
-	Privileged bool              `json:"privileged"`
-	DNS        []string          `json:"dns"`
-	Env        map[string]string `json:"env"`
-}
-
-func (a containerAnswer) state() ContainerState {
+// containerFromAnswer is the state of a container the agent reports.
+func containerFromAnswer(a protocol.ContainerAnswer) ContainerState {
 	s := ContainerState{
 		Name: a.Name, InstanceID: a.InstanceID, Hostname: a.Hostname, Network: a.Network, IP: a.IP, MAC: a.MAC,
 		Image: a.Image, ImageID: a.ImageID, Merged: a.Merged, Target: a.Target, Restart: a.Restart, Privileged: a.Privileged,

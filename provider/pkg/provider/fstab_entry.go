@@ -8,6 +8,8 @@ import (
 
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
+
+	"overlay-fleet/host/agent/protocol"
 )
 
 // DefaultFstab is the fstab an entry goes to unless told otherwise.
@@ -203,14 +205,14 @@ func (r *FstabEntry) Update(ctx context.Context, req infer.UpdateRequest[FstabEn
 // then the default one, and the inputs are taken from the box.
 func (r *FstabEntry) Read(ctx context.Context, req infer.ReadRequest[FstabEntryArgs, FstabEntryState]) (infer.ReadResponse[FstabEntryArgs, FstabEntryState], error) {
 	fstab := firstNonEmpty(req.State.Fstab, req.Inputs.Fstab, DefaultFstab)
-	ans, err := r.call(ctx, "read", fstabRequest{Fstab: fstab, ID: req.ID})
+	ans, err := r.call(ctx, "read", protocol.FstabEntryRequest{FSTab: fstab, ID: req.ID})
 	if err != nil {
 		return infer.ReadResponse[FstabEntryArgs, FstabEntryState]{}, err
 	}
-	if !*ans.Present {
+	if !ans.Present {
 		return infer.ReadResponse[FstabEntryArgs, FstabEntryState]{}, nil
 	}
-	st := ans.state()
+	st := entryFromAnswer(ans)
 	inputs := req.Inputs
 	if inputs.InstanceID == "" { // import: adopt what the box has
 		inputs = st.args()
@@ -221,11 +223,11 @@ func (r *FstabEntry) Read(ctx context.Context, req infer.ReadRequest[FstabEntryA
 // Delete removes the line; a line already gone is fine.
 func (r *FstabEntry) Delete(ctx context.Context, req infer.DeleteRequest[FstabEntryState]) (infer.DeleteResponse, error) {
 	fstab := firstNonEmpty(req.State.Fstab, DefaultFstab)
-	ans, err := r.call(ctx, "delete", fstabRequest{Fstab: fstab, ID: req.ID})
+	ans, err := r.call(ctx, "delete", protocol.FstabEntryRequest{FSTab: fstab, ID: req.ID})
 	if err != nil {
 		return infer.DeleteResponse{}, err
 	}
-	if *ans.Present {
+	if ans.Present {
 		return infer.DeleteResponse{}, fmt.Errorf("fstab-entry delete %s: the agent reports the line still in %s", req.ID, fstab)
 	}
 	return infer.DeleteResponse{}, nil
@@ -233,14 +235,14 @@ func (r *FstabEntry) Delete(ctx context.Context, req infer.DeleteRequest[FstabEn
 
 // write runs create or update and checks that the box now has the line.
 func (r *FstabEntry) write(ctx context.Context, op, id string, in FstabEntryArgs) (FstabEntryState, error) {
-	ans, err := r.call(ctx, op, fstabRequest{Fstab: in.Fstab, ID: id, Merged: in.Merged, Options: in.Options})
+	ans, err := r.call(ctx, op, protocol.FstabEntryRequest{FSTab: in.Fstab, ID: id, Merged: in.Merged, Options: in.Options})
 	if err != nil {
 		return FstabEntryState{}, err
 	}
-	if !*ans.Present {
+	if !ans.Present {
 		return FstabEntryState{}, fmt.Errorf("fstab-entry %s %s: %w: it reports no line in %s afterwards", op, id, errBadAnswer, in.Fstab)
 	}
-	return ans.state(), nil
+	return entryFromAnswer(ans), nil
 }
 
 // partial marks err as a failure after the box may have acted: the engine keeps the
@@ -250,49 +252,28 @@ func partial(err error) error {
 }
 
 // call runs one fstab-entry operation and checks the answer is about the entry asked for.
-func (r *FstabEntry) call(ctx context.Context, op string, req fstabRequest) (fstabAnswer, error) {
+func (r *FstabEntry) call(ctx context.Context, op string, req protocol.FstabEntryRequest) (protocol.FstabEntryAnswer, error) {
 	find := r.box
 	if find == nil {
 		find = boxFromConfig
 	}
 	b, err := find(ctx)
 	if err != nil {
-		return fstabAnswer{}, err
+		return protocol.FstabEntryAnswer{}, err
 	}
-	var ans fstabAnswer
-	if err := callAgent(ctx, b, "fstab-entry", op, req, &ans); err != nil {
-		return fstabAnswer{}, err
+	var ans protocol.FstabEntryAnswer
+	if err := callAgent(ctx, b, protocol.FstabEntryCommand, op, req, &ans); err != nil {
+		return protocol.FstabEntryAnswer{}, err
 	}
-	switch {
-	case ans.Present == nil:
-		return fstabAnswer{}, fmt.Errorf("fstab-entry %s %s on %s: %w: no \"present\" field", op, req.ID, b.Runner.Addr(), errBadAnswer)
-	case ans.ID != req.ID:
-		return fstabAnswer{}, fmt.Errorf("fstab-entry %s %s on %s: %w: it is about %q", op, req.ID, b.Runner.Addr(), errBadAnswer, ans.ID)
+	if ans.ID != req.ID {
+		return protocol.FstabEntryAnswer{}, fmt.Errorf("fstab-entry %s %s on %s: %w: it is about %q", op, req.ID, b.Runner.Addr(), errBadAnswer, ans.ID)
 	}
 	return ans, nil
 }
 
-// fstabRequest is what the agent's fstab-entry reads on stdin. Read and delete send only
-// fstab and id.
-type fstabRequest struct {
-	Fstab   string `json:"fstab"`
-	ID      string `json:"id"`
-	Merged  string `json:"merged,omitempty"`
-	Options string `json:"options,omitempty"`
-}
-
-// fstabAnswer is what the agent's fstab-entry writes on stdout.
-type fstabAnswer struct {
-	Fstab   string `json:"fstab"`
-	ID      string `json:"id"`
-	Present *bool  `json:"present"`
-	Merged  string `json:"merged"`
-	Options string `json:"options"`
-	Line    string `json:"line"`
-}
-
-func (a fstabAnswer) state() FstabEntryState {
-	return FstabEntryState{Fstab: a.Fstab, InstanceID: a.ID, Merged: a.Merged, Options: a.Options, Line: a.Line}
+// entryFromAnswer is the state of an entry the agent reports.
+func entryFromAnswer(a protocol.FstabEntryAnswer) FstabEntryState {
+	return FstabEntryState{Fstab: a.FSTab, InstanceID: a.ID, Merged: a.Merged, Options: a.Options, Line: a.Line}
 }
 
 func firstNonEmpty(ss ...string) string {

@@ -7,6 +7,8 @@ import (
 
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
+
+	"overlay-fleet/host/agent/protocol"
 )
 
 // Network is a box's docker macvlan network, made by the box's own docker CLI through the box
@@ -143,8 +145,8 @@ func (r *Network) Create(ctx context.Context, req infer.CreateRequest[NetworkArg
 	if req.DryRun {
 		return infer.CreateResponse[NetworkState]{ID: in.Name, Output: planned}, nil
 	}
-	ans, err := r.call(ctx, "create", networkRequest{Name: in.Name, Parent: in.Parent, Subnet: in.Subnet, Gateway: in.Gateway, Box: in.Box})
-	if err == nil && !*ans.Present {
+	ans, err := r.call(ctx, "create", protocol.NetworkRequest{Name: in.Name, Parent: in.Parent, Subnet: in.Subnet, Gateway: in.Gateway, Box: in.Box})
+	if err == nil && !ans.Present {
 		err = fmt.Errorf("network create %s: %w: it reports no network afterwards", in.Name, errBadAnswer)
 	}
 	if err != nil {
@@ -153,21 +155,21 @@ func (r *Network) Create(ctx context.Context, req infer.CreateRequest[NetworkArg
 		}
 		return infer.CreateResponse[NetworkState]{}, err
 	}
-	return infer.CreateResponse[NetworkState]{ID: in.Name, Output: ans.state()}, nil
+	return infer.CreateResponse[NetworkState]{ID: in.Name, Output: networkFromAnswer(ans)}, nil
 }
 
 // Read asks the box's engine for the network. A missing network gives an empty ID: the engine
 // drops the resource and the next `up` makes it again. On import the inputs are taken from
 // what the engine reports.
 func (r *Network) Read(ctx context.Context, req infer.ReadRequest[NetworkArgs, NetworkState]) (infer.ReadResponse[NetworkArgs, NetworkState], error) {
-	ans, err := r.call(ctx, "read", networkRequest{Name: req.ID})
+	ans, err := r.call(ctx, "read", protocol.NetworkRequest{Name: req.ID})
 	if err != nil {
 		return infer.ReadResponse[NetworkArgs, NetworkState]{}, err
 	}
-	if !*ans.Present {
+	if !ans.Present {
 		return infer.ReadResponse[NetworkArgs, NetworkState]{}, nil
 	}
-	st := ans.state()
+	st := networkFromAnswer(ans)
 	inputs := req.Inputs
 	if inputs.Name == "" { // import: adopt what the box has
 		inputs = st.args()
@@ -178,31 +180,28 @@ func (r *Network) Read(ctx context.Context, req infer.ReadRequest[NetworkArgs, N
 // Delete removes the network; one already gone is fine. The agent refuses a network that is
 // not the box's, or that a container still uses, naming the containers.
 func (r *Network) Delete(ctx context.Context, req infer.DeleteRequest[NetworkState]) (infer.DeleteResponse, error) {
-	ans, err := r.call(ctx, "delete", networkRequest{Name: req.ID, Box: req.State.Box})
+	ans, err := r.call(ctx, "delete", protocol.NetworkRequest{Name: req.ID, Box: req.State.Box})
 	if err != nil {
 		return infer.DeleteResponse{}, err
 	}
-	if *ans.Present {
+	if ans.Present {
 		return infer.DeleteResponse{}, fmt.Errorf("network delete %s: the agent reports the network still there", req.ID)
 	}
 	return infer.DeleteResponse{}, nil
 }
 
 // call runs one network operation and checks that the answer is about the network asked for.
-func (r *Network) call(ctx context.Context, op string, req networkRequest) (networkAnswer, error) {
+func (r *Network) call(ctx context.Context, op string, req protocol.NetworkRequest) (protocol.NetworkAnswer, error) {
 	b, err := findBox(ctx, r.box)
 	if err != nil {
-		return networkAnswer{}, err
+		return protocol.NetworkAnswer{}, err
 	}
-	var ans networkAnswer
-	if err := callAgent(ctx, b, "network", op, req, &ans); err != nil {
-		return networkAnswer{}, err
+	var ans protocol.NetworkAnswer
+	if err := callAgent(ctx, b, protocol.NetworkCommand, op, req, &ans); err != nil {
+		return protocol.NetworkAnswer{}, err
 	}
-	switch {
-	case ans.Present == nil:
-		return networkAnswer{}, fmt.Errorf("network %s %s on %s: %w: no \"present\" field", op, req.Name, b.Runner.Addr(), errBadAnswer)
-	case ans.Name != req.Name:
-		return networkAnswer{}, fmt.Errorf("network %s %s on %s: %w: it is about %q", op, req.Name, b.Runner.Addr(), errBadAnswer, ans.Name)
+	if ans.Name != req.Name {
+		return protocol.NetworkAnswer{}, fmt.Errorf("network %s %s on %s: %w: it is about %q", op, req.Name, b.Runner.Addr(), errBadAnswer, ans.Name)
 	}
 	return ans, nil
 }
@@ -215,28 +214,7 @@ func findBox(ctx context.Context, find func(context.Context) (Box, error)) (Box,
 	return find(ctx)
 }
 
-// networkRequest is what the agent's network subcommand reads on stdin. read sends the name
-// only, delete name and box.
-type networkRequest struct {
-	Name    string `json:"name"`
-	Parent  string `json:"parent,omitempty"`
-	Subnet  string `json:"subnet,omitempty"`
-	Gateway string `json:"gateway,omitempty"`
-	Box     string `json:"box,omitempty"`
-}
-
-// networkAnswer is what the agent's network subcommand writes on stdout.
-type networkAnswer struct {
-	Name    string `json:"name"`
-	ID      string `json:"id"`
-	Present *bool  `json:"present"`
-	Driver  string `json:"driver"`
-	Parent  string `json:"parent"`
-	Subnet  string `json:"subnet"`
-	Gateway string `json:"gateway"`
-	Box     string `json:"box"`
-}
-
-func (a networkAnswer) state() NetworkState {
+// networkFromAnswer is the state of a network the agent reports.
+func networkFromAnswer(a protocol.NetworkAnswer) NetworkState {
 	return NetworkState{Name: a.Name, Parent: a.Parent, Subnet: a.Subnet, Gateway: a.Gateway, Box: a.Box, Driver: a.Driver, NetworkID: a.ID}
 }

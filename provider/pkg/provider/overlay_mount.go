@@ -8,6 +8,8 @@ import (
 
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
+
+	"overlay-fleet/host/agent/protocol"
 )
 
 // PinnedOverlayOptions are the options every overlay mount carries (the box agent adds them
@@ -263,7 +265,7 @@ func (r *OverlayMount) Update(ctx context.Context, req infer.UpdateRequest[Overl
 // the inputs.
 func (r *OverlayMount) Read(ctx context.Context, req infer.ReadRequest[OverlayMountArgs, OverlayMountState]) (infer.ReadResponse[OverlayMountArgs, OverlayMountState], error) {
 	in := req.Inputs
-	q := overlayMountRequest{Merged: req.ID}
+	q := protocol.OverlayMountRequest{Merged: req.ID}
 	if in.Merged == req.ID { // the inputs the mount was made with: what it is compared with
 		q.Lower, q.Upper, q.Work, q.Options = in.Lower, in.Upper, in.Work, in.Options
 	}
@@ -271,10 +273,10 @@ func (r *OverlayMount) Read(ctx context.Context, req infer.ReadRequest[OverlayMo
 	if err != nil {
 		return infer.ReadResponse[OverlayMountArgs, OverlayMountState]{}, err
 	}
-	if !*ans.Mounted {
+	if !ans.Mounted {
 		return infer.ReadResponse[OverlayMountArgs, OverlayMountState]{}, nil
 	}
-	st := ans.state(req.State.PurgeOnRemove)
+	st := mountFromAnswer(ans, req.State.PurgeOnRemove)
 	if in.Merged == "" { // import: adopt what the box has
 		in = st.args()
 	}
@@ -285,7 +287,7 @@ func (r *OverlayMount) Read(ctx context.Context, req infer.ReadRequest[OverlayMo
 // mount already gone is fine.
 func (r *OverlayMount) Delete(ctx context.Context, req infer.DeleteRequest[OverlayMountState]) (infer.DeleteResponse, error) {
 	st := req.State
-	q := overlayMountRequest{Merged: req.ID}
+	q := protocol.OverlayMountRequest{Merged: req.ID}
 	if st.PurgeOnRemove {
 		q.Upper, q.Work, q.Purge = st.Upper, st.Work, true
 	}
@@ -293,7 +295,7 @@ func (r *OverlayMount) Delete(ctx context.Context, req infer.DeleteRequest[Overl
 	if err != nil {
 		return infer.DeleteResponse{}, err
 	}
-	if *ans.Mounted {
+	if ans.Mounted {
 		return infer.DeleteResponse{}, fmt.Errorf("overlay-mount delete %s: %w: it reports the overlay still mounted", req.ID, errBadAnswer)
 	}
 	return infer.DeleteResponse{}, nil
@@ -301,61 +303,39 @@ func (r *OverlayMount) Delete(ctx context.Context, req infer.DeleteRequest[Overl
 
 // mount runs create or update and checks that the box now has the overlay mounted.
 func (r *OverlayMount) mount(ctx context.Context, op string, in OverlayMountArgs) (OverlayMountState, error) {
-	ans, err := r.call(ctx, op, overlayMountRequest{Merged: in.Merged, Lower: in.Lower, Upper: in.Upper, Work: in.Work, Options: in.Options})
+	ans, err := r.call(ctx, op, protocol.OverlayMountRequest{Merged: in.Merged, Lower: in.Lower, Upper: in.Upper, Work: in.Work, Options: in.Options})
 	if err != nil {
 		return OverlayMountState{}, err
 	}
-	if !*ans.Mounted {
+	if !ans.Mounted {
 		return OverlayMountState{}, fmt.Errorf("overlay-mount %s %s: %w: it reports nothing mounted afterwards", op, in.Merged, errBadAnswer)
 	}
-	return ans.state(in.PurgeOnRemove), nil
+	return mountFromAnswer(ans, in.PurgeOnRemove), nil
 }
 
 // call runs one overlay-mount operation and checks the answer is about the mount asked for.
-func (r *OverlayMount) call(ctx context.Context, op string, q overlayMountRequest) (overlayMountAnswer, error) {
+func (r *OverlayMount) call(ctx context.Context, op string, q protocol.OverlayMountRequest) (protocol.OverlayMountAnswer, error) {
 	find := r.box
 	if find == nil {
 		find = boxFromConfig
 	}
 	b, err := find(ctx)
 	if err != nil {
-		return overlayMountAnswer{}, err
+		return protocol.OverlayMountAnswer{}, err
 	}
-	var ans overlayMountAnswer
-	if err := callAgent(ctx, b, "overlay-mount", op, q, &ans); err != nil {
-		return overlayMountAnswer{}, err
+	var ans protocol.OverlayMountAnswer
+	if err := callAgent(ctx, b, protocol.OverlayMountCommand, op, q, &ans); err != nil {
+		return protocol.OverlayMountAnswer{}, err
 	}
-	switch {
-	case ans.Mounted == nil:
-		return overlayMountAnswer{}, fmt.Errorf("overlay-mount %s %s on %s: %w: no \"mounted\" field", op, q.Merged, b.Runner.Addr(), errBadAnswer)
-	case ans.Merged != q.Merged:
-		return overlayMountAnswer{}, fmt.Errorf("overlay-mount %s %s on %s: %w: it is about %q", op, q.Merged, b.Runner.Addr(), errBadAnswer, ans.Merged)
+	if ans.Merged != q.Merged {
+		return protocol.OverlayMountAnswer{}, fmt.Errorf("overlay-mount %s %s on %s: %w: it is about %q", op, q.Merged, b.Runner.Addr(), errBadAnswer, ans.Merged)
 	}
 	return ans, nil
 }
 
-// overlayMountRequest is what the agent's overlay-mount reads on stdin. Read sends the layers
-// and options to compare with when it has them; delete sends upper and work only to purge.
-type overlayMountRequest struct {
-	Merged  string `json:"merged"`
-	Lower   string `json:"lower,omitempty"`
-	Upper   string `json:"upper,omitempty"`
-	Work    string `json:"work,omitempty"`
-	Options string `json:"options,omitempty"`
-	Purge   bool   `json:"purge,omitempty"`
-}
-
-// overlayMountAnswer is what the agent's overlay-mount writes on stdout.
-type overlayMountAnswer struct {
-	Merged  string `json:"merged"`
-	Mounted *bool  `json:"mounted"`
-	Lower   string `json:"lower"`
-	Upper   string `json:"upper"`
-	Work    string `json:"work"`
-	Options string `json:"options"`
-}
-
-func (a overlayMountAnswer) state(purgeOnRemove bool) OverlayMountState {
-	return OverlayMountState{Merged: a.Merged, Mounted: *a.Mounted, Lower: a.Lower, Upper: a.Upper, Work: a.Work,
+// mountFromAnswer is the state of a mount the agent reports, with the delete-time setting
+// purgeOnRemove.
+func mountFromAnswer(a protocol.OverlayMountAnswer, purgeOnRemove bool) OverlayMountState {
+	return OverlayMountState{Merged: a.Merged, Mounted: a.Mounted, Lower: a.Lower, Upper: a.Upper, Work: a.Work,
 		Options: a.Options, PurgeOnRemove: purgeOnRemove}
 }

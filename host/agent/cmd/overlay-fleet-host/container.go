@@ -10,69 +10,8 @@ import (
 
 	"overlay-fleet/host/agent/internal/docker"
 	"overlay-fleet/host/agent/internal/fstab"
+	"overlay-fleet/host/agent/protocol"
 )
-
-// containerRequest is the request of `container <action>` on stdin. read uses Name (and, when
-// given, Network and Target: where to read IP, MAC and the bind mount, and the names in Env:
-// variables to report even where the image sets the same value); delete Name and InstanceID;
-// create and update every field but the optional ones.
-type containerRequest struct {
-	// Name is the container's name.
-	Name string `json:"name"`
-	// InstanceID is its instance, `<box>/<name>` (label overlay-fleet.instance).
-	InstanceID string `json:"instanceId"`
-	// Hostname, Network, IP and MAC are its identity on the macvlan network.
-	Hostname string `json:"hostname"`
-	Network  string `json:"network"`
-	IP       string `json:"ip"`
-	MAC      string `json:"mac"`
-	// Image is the image reference to run (it must be on the box); ImageID, optional, the id
-	// it must have.
-	Image   string `json:"image"`
-	ImageID string `json:"imageId"`
-	// Merged is the instance's merged dir (its overlay must be mounted), bind-mounted on
-	// Target (default /mnts).
-	Merged string `json:"merged"`
-	Target string `json:"target"`
-	// Restart is the restart policy (default always).
-	Restart    string            `json:"restart"`
-	Privileged bool              `json:"privileged"`
-	DNS        []string          `json:"dns"`
-	Env        map[string]string `json:"env"`
-}
-
-// containerState is the answer of every container action on stdout: the container of that
-// name as `docker inspect` reports it after the action.
-type containerState struct {
-	Name string `json:"name"`
-	// ID is the container's full id.
-	ID string `json:"id"`
-	// Present says that the engine has a container of that name; the fields below are empty
-	// when not.
-	Present bool `json:"present"`
-	Running bool `json:"running"`
-	// Status is the engine's word for its state: running, exited, created, restarting, ...
-	Status string `json:"status"`
-	// InstanceID is its overlay-fleet.instance label ("" for one overlay-fleet did not make).
-	InstanceID string `json:"instanceId"`
-	Hostname   string `json:"hostname"`
-	// Network is the network IP and MAC are read on; IP and MAC the live ones while it runs,
-	// the configured ones while it is stopped.
-	Network string `json:"network"`
-	IP      string `json:"ip"`
-	MAC     string `json:"mac"`
-	// Image is the reference it was made from, ImageID the image it runs.
-	Image   string `json:"image"`
-	ImageID string `json:"imageId"`
-	// Merged is the source of its bind mount on Target.
-	Merged     string   `json:"merged"`
-	Target     string   `json:"target"`
-	Restart    string   `json:"restart"`
-	Privileged bool     `json:"privileged"`
-	DNS        []string `json:"dns"`
-	// Env are its environment variables beyond its image's.
-	Env map[string]string `json:"env"`
-}
 
 // containerOp is one decided container action.
 type containerOp struct {
@@ -100,7 +39,7 @@ func containerCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	st := containerState{
+	st := protocol.ContainerAnswer{
 		Name: s.Name, ID: c.ID, Present: c.Present, Running: c.Running, Status: c.Status, InstanceID: c.InstanceID,
 		Hostname: c.Hostname, Network: c.Network, IP: c.IP, MAC: c.MAC, Image: c.Image, ImageID: c.ImageID,
 		Merged: c.Merged, Target: c.Target, Restart: c.Restart, Privileged: c.Privileged, DNS: c.DNS, Env: c.Env,
@@ -125,7 +64,7 @@ func decideContainer(args []string, stdin io.Reader) (containerOp, error) {
 	default:
 		return containerOp{}, usagef("container action must be read, create, update or delete, got %q", op.action)
 	}
-	var r containerRequest
+	var r protocol.ContainerRequest
 	if err := readJSON(stdin, &r); err != nil {
 		return containerOp{}, usagef("container %s: %w", op.action, err)
 	}

@@ -9,41 +9,13 @@ import (
 	"io"
 
 	"overlay-fleet/host/agent/internal/fstab"
+	"overlay-fleet/host/agent/protocol"
 )
-
-// fstabEntryRequest is the request of `fstab-entry <action>` on stdin. read and delete use
-// only FSTab and ID.
-type fstabEntryRequest struct {
-	// FSTab is the fstab file, e.g. /etc/fstab.
-	FSTab string `json:"fstab"`
-	// ID is the instance id, `<box>/<name>`.
-	ID string `json:"id"`
-	// Merged is the overlay's mount point.
-	Merged string `json:"merged"`
-	// Options are the mount options of the line, without the marker.
-	Options string `json:"options"`
-}
-
-// fstabEntryState is the answer of every fstab-entry action on stdout: the instance's line as
-// the file has it after the action.
-type fstabEntryState struct {
-	FSTab string `json:"fstab"`
-	ID    string `json:"id"`
-	// Present says that the file has a managed line of the instance; the fields below are
-	// empty when it has none.
-	Present bool `json:"present"`
-	// Merged is the line's mount point, decoded.
-	Merged string `json:"merged"`
-	// Options are the line's mount options, decoded, without the marker.
-	Options string `json:"options"`
-	// Line is the whole line as in the file.
-	Line string `json:"line"`
-}
 
 // fstabEntryOp is one decided fstab-entry action.
 type fstabEntryOp struct {
 	action string
-	req    fstabEntryRequest
+	req    protocol.FstabEntryRequest
 }
 
 // maxRequest bounds the JSON read from stdin.
@@ -93,14 +65,14 @@ func decideFstabEntry(args []string, stdin io.Reader) (fstabEntryOp, error) {
 
 // do carries out a decided action. create and update both make the line what the request says
 // (a repeated call changes nothing); delete of a missing line succeeds.
-func (op fstabEntryOp) do(ctx context.Context, e *env) (fstabEntryState, error) {
+func (op fstabEntryOp) do(ctx context.Context, e *env) (protocol.FstabEntryAnswer, error) {
 	r := op.req
 	var t *fstab.Table
 	switch op.action {
 	case "read":
 		var err error
 		if t, err = fstab.Load(r.FSTab); err != nil {
-			return fstabEntryState{}, err
+			return protocol.FstabEntryAnswer{}, err
 		}
 	default:
 		ed := &fstab.Editor{Locks: e.locks, Verify: e.verify}
@@ -112,11 +84,11 @@ func (op fstabEntryOp) do(ctx context.Context, e *env) (fstabEntryState, error) 
 			res, err = ed.Set(ctx, r.FSTab, r.ID, r.Merged, r.Options)
 		}
 		if err != nil {
-			return fstabEntryState{}, err
+			return protocol.FstabEntryAnswer{}, err
 		}
 		t = res.Table
 	}
-	state := fstabEntryState{FSTab: r.FSTab, ID: r.ID}
+	state := protocol.FstabEntryAnswer{FSTab: r.FSTab, ID: r.ID}
 	if m, ok := t.Lookup(r.ID); ok {
 		state.Present, state.Merged, state.Options, state.Line = true, m.Merged, m.Options, m.Line
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"overlay-fleet/host/agent/internal/lock"
+	"overlay-fleet/host/agent/protocol"
 )
 
 const (
@@ -49,14 +50,14 @@ func TestFstabEntryLifecycle(t *testing.T) {
 	full := map[string]string{"fstab": path, "id": "box1/ttnode1", "merged": "/mnt/usbdisk/ttnode1/mnts", "options": opts}
 	updated := map[string]string{"fstab": path, "id": "box1/ttnode1", "merged": "/mnt/usbdisk/ttnode1/mnts", "options": opts + ",ro"}
 	short := map[string]string{"fstab": path, "id": "box1/ttnode1"}
-	present := fstabEntryState{FSTab: path, ID: "box1/ttnode1", Present: true, Merged: "/mnt/usbdisk/ttnode1/mnts", Options: opts, Line: line}
-	withRO := fstabEntryState{FSTab: path, ID: "box1/ttnode1", Present: true, Merged: "/mnt/usbdisk/ttnode1/mnts", Options: opts + ",ro",
+	present := protocol.FstabEntryAnswer{FSTab: path, ID: "box1/ttnode1", Present: true, Merged: "/mnt/usbdisk/ttnode1/mnts", Options: opts, Line: line}
+	withRO := protocol.FstabEntryAnswer{FSTab: path, ID: "box1/ttnode1", Present: true, Merged: "/mnt/usbdisk/ttnode1/mnts", Options: opts + ",ro",
 		Line: strings.Replace(line, ",x-overlay-fleet", ",ro,x-overlay-fleet", 1)}
-	absent := fstabEntryState{FSTab: path, ID: "box1/ttnode1"}
+	absent := protocol.FstabEntryAnswer{FSTab: path, ID: "box1/ttnode1"}
 	steps := []struct {
 		action  string
 		req     map[string]string
-		want    fstabEntryState
+		want    protocol.FstabEntryAnswer
 		wantTab string
 		// rewrites says that the step replaces the file; the others must leave it alone.
 		rewrites bool
@@ -85,7 +86,7 @@ func TestFstabEntryLifecycle(t *testing.T) {
 		if stderr.Len() != 0 {
 			t.Errorf("step %d %s: stderr %q", i, s.action, stderr)
 		}
-		var got fstabEntryState
+		var got protocol.FstabEntryAnswer
 		dec := json.NewDecoder(stdout)
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&got); err != nil {

@@ -1,5 +1,6 @@
 // Command overlay-fleet-host is the box agent of overlay-fleet: the provider runs it on a box,
-// one subcommand per operation, a JSON object on stdin and one on stdout.
+// one subcommand per operation, a JSON object on stdin and one on stdout (their types: package
+// overlay-fleet/host/agent/protocol, shared with the provider).
 //
 //	overlay-fleet-host fstab-entry read|create|update|delete
 //	overlay-fleet-host overlay-mount read|create|update|delete

@@ -5,43 +5,13 @@ import (
 	"io"
 
 	"overlay-fleet/host/agent/internal/docker"
+	"overlay-fleet/host/agent/protocol"
 )
-
-// networkRequest is the request of `network <action>` on stdin. read uses only Name; delete
-// Name and Box; create every field.
-type networkRequest struct {
-	// Name is the docker network's name.
-	Name string `json:"name"`
-	// Parent is the macvlan parent interface, e.g. eth0.
-	Parent string `json:"parent"`
-	// Subnet is its IPv4 subnet in CIDR form, Gateway the LAN's gateway in it.
-	Subnet  string `json:"subnet"`
-	Gateway string `json:"gateway"`
-	// Box is the box it belongs to (label overlay-fleet.box=<box>).
-	Box string `json:"box"`
-}
-
-// networkState is the answer of every network action on stdout: the network of that name as
-// `docker network inspect` reports it after the action.
-type networkState struct {
-	Name string `json:"name"`
-	// ID is the network's full id.
-	ID string `json:"id"`
-	// Present says that the engine has a network of that name; the fields below are empty
-	// when not.
-	Present bool   `json:"present"`
-	Driver  string `json:"driver"`
-	Parent  string `json:"parent"`
-	Subnet  string `json:"subnet"`
-	Gateway string `json:"gateway"`
-	// Box is its overlay-fleet.box label ("" for a network overlay-fleet did not make).
-	Box string `json:"box"`
-}
 
 // networkOp is one decided network action.
 type networkOp struct {
 	action string
-	req    networkRequest
+	req    protocol.NetworkRequest
 }
 
 // networkCmd runs `network <action>`.
@@ -64,7 +34,7 @@ func networkCmd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(e.stdout, networkState{
+	return writeJSON(e.stdout, protocol.NetworkAnswer{
 		Name: r.Name, ID: n.ID, Present: n.Present, Driver: n.Driver, Parent: n.Parent, Subnet: n.Subnet, Gateway: n.Gateway, Box: n.Box,
 	})
 }

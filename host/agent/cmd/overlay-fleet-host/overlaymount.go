@@ -9,40 +9,8 @@ import (
 	"overlay-fleet/host/agent/internal/layout"
 	"overlay-fleet/host/agent/internal/overlay"
 	"overlay-fleet/host/agent/internal/ovlmount"
+	"overlay-fleet/host/agent/protocol"
 )
-
-// overlayMountRequest is the request of `overlay-mount <action>` on stdin. create and update
-// need every field but purge; read needs merged alone (the others, when given, are what the
-// mount is compared with); delete needs merged, and upper and work to purge.
-type overlayMountRequest struct {
-	// Merged is the mount point; it identifies the instance's mount.
-	Merged string `json:"merged"`
-	// Lower is the lower dir; Upper and Work are the instance's own dirs.
-	Lower string `json:"lower"`
-	Upper string `json:"upper"`
-	Work  string `json:"work"`
-	// Options are the mount options: the pinned ones and any extra (overlay options such as
-	// xino=, uuid=, volatile; flags such as ro, noatime, nodev); "" means the pinned ones.
-	Options string `json:"options"`
-	// Purge (delete only) removes the upper and work dirs after the unmount.
-	Purge bool `json:"purge"`
-}
-
-// overlayMountState is the answer of every overlay-mount action on stdout: what is mounted on
-// the merged dir after the action, read from /proc/self/mountinfo.
-type overlayMountState struct {
-	Merged string `json:"merged"`
-	// Mounted says that an overlay is mounted on Merged; the fields below are empty when not.
-	Mounted bool `json:"mounted"`
-	// Lower, Upper and Work are its layers: as the request wrote them where they are the same
-	// directories, as the kernel shows them where they differ or the request has none.
-	Lower string `json:"lower"`
-	Upper string `json:"upper"`
-	Work  string `json:"work"`
-	// Options are the request's options when the kernel has them in effect; else the options
-	// it has in effect, in the same words (the pinned keys first).
-	Options string `json:"options"`
-}
 
 // overlayMountOp is one decided overlay-mount action.
 type overlayMountOp struct {
@@ -70,7 +38,7 @@ func overlayMount(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(e.stdout, overlayMountState{
+	return writeJSON(e.stdout, protocol.OverlayMountAnswer{
 		Merged: op.spec.Merged, Mounted: st.Mounted, Lower: st.Lower, Upper: st.Upper, Work: st.Work, Options: st.Options,
 	})
 }
@@ -87,7 +55,7 @@ func decideOverlayMount(args []string, stdin io.Reader) (overlayMountOp, error) 
 	default:
 		return overlayMountOp{}, usagef("overlay-mount action must be read, create, update or delete, got %q", op.action)
 	}
-	var r overlayMountRequest
+	var r protocol.OverlayMountRequest
 	if err := readJSON(stdin, &r); err != nil {
 		return overlayMountOp{}, usagef("overlay-mount %s: %w", op.action, err)
 	}

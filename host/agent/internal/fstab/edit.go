@@ -20,6 +20,10 @@ const (
 	BackupSuffix = ".overlay-fleet.bak"
 	// LockName is the box lock every edit of an fstab file holds.
 	LockName = "fstab"
+	// ShLockSuffix is appended to the path of the fstab file an edit changes (a symlink's
+	// target) for the lock file the sh library takes for its edits of that file (host/fstab.sh:
+	// flock on `<fstab>.overlay-fleet.lock`): an edit holds it too, after LockName.
+	ShLockSuffix = ".overlay-fleet.lock"
 	// DefaultLockTimeout is how long an edit waits for LockName.
 	DefaultLockTimeout = 5 * time.Minute
 	// tempInfix follows `.<fstab name>` in the names of the temp files of an edit; the next edit
@@ -29,7 +33,9 @@ const (
 	newFileMode = 0o644
 )
 
-// Editor makes atomic edits of fstab files: under the box lock LockName it reads the file,
+// Editor makes atomic edits of fstab files: under the box lock LockName and the sh library's
+// lock beside the file (ShLockSuffix: an agent and an sh editing the same fstab exclude each
+// other) it reads the file,
 // changes the table, writes the new content to a temp file in the same directory (synced, with
 // the mode and owner of the old file), lets Verify check it, keeps the old content in
 // `<fstab>.overlay-fleet.bak`, renames the temp file over the fstab and syncs the directory. A
@@ -80,7 +86,9 @@ func (e *Editor) Remove(ctx context.Context, path, id string) (Result, error) {
 }
 
 // Edit applies change to the table of the fstab at path and writes the result atomically, all
-// under the box lock. Errors name the file.
+// under the box lock LockName and the sh library's lock of the file, `<target>.overlay-fleet.lock`
+// (target: the fstab, or the file a symlinked fstab points to, as the sh resolves it). Both
+// locks are waited for within one LockTimeout. Errors name the file.
 func (e *Editor) Edit(ctx context.Context, path string, change func(*Table) error) (Result, error) {
 	if err := ValidatePath("fstab", path); err != nil {
 		return Result{}, err
@@ -92,15 +100,32 @@ func (e *Editor) Edit(ctx context.Context, path string, change func(*Table) erro
 	if timeout == 0 {
 		timeout = DefaultLockTimeout
 	}
-	l, err := e.Locks.Lock(ctx, LockName, timeout)
+	lockCtx, cancel := context.WithTimeout(ctx, timeout) // one wait for both locks
+	defer cancel()
+	l, err := e.Locks.Lock(lockCtx, LockName, timeout)
 	if err != nil {
 		return Result{}, fmt.Errorf("edit of fstab %q: %w", path, err)
 	}
 	defer l.Unlock()
 
+	// The file edited decides which lock of the sh's to take; it is resolved again under that
+	// lock, in case a symlinked fstab changed meanwhile.
+	target, _, err := resolve(path)
+	if err != nil {
+		return Result{}, err
+	}
+	sh, err := e.Locks.LockFile(lockCtx, target+ShLockSuffix, timeout)
+	if err != nil {
+		return Result{}, fmt.Errorf("edit of fstab %q: %w", path, err)
+	}
+	defer sh.Unlock()
+	locked := target
 	target, old, err := resolve(path)
 	if err != nil {
 		return Result{}, err
+	}
+	if target != locked {
+		return Result{}, fmt.Errorf("fstab %q pointed to %q, now to %q, while the edit waited for its lock; refusing to edit it (retry)", path, locked, target)
 	}
 	res := Result{Path: target}
 	if res.StaleTempFiles, err = removeStaleTemps(target); err != nil {

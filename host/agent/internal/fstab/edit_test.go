@@ -473,6 +473,48 @@ func TestEditorLockTimeout(t *testing.T) {
 	}
 }
 
+// TestEditorTakesTheShLock: an edit waits for the lock the sh library (host/fstab.sh) takes on
+// the same fstab, `<fstab>.overlay-fleet.lock` (for a symlinked fstab, beside its target, as
+// the sh resolves it), and writes once it is released.
+func TestEditorTakesTheShLock(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	target := filepath.Join(dir, "fstab.real")
+	writeFile(t, target, foreign, 0o644)
+	link := filepath.Join(dir, "fstab")
+	if err := os.Symlink("fstab.real", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{target, link} {
+		// The sh's of_lock: `exec 9>>"$fstab.overlay-fleet.lock"; flock 9`.
+		sh, err := os.OpenFile(target+".overlay-fleet.lock", os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Flock(int(sh.Fd()), syscall.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		e := testEditor(t)
+		e.LockTimeout = 20 * time.Millisecond
+		_, err = e.Set(ctx, path, "box1/n1", "/d/n1/mnts", opts1)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("waiting for lock %q", target+ShLockSuffix)) || !strings.Contains(err.Error(), path) {
+			t.Errorf("Set(%s) while the sh holds its lock = %v, want a timeout naming the fstab and the sh's lock", path, err)
+		}
+		if got := readFile(t, target); got != foreign {
+			t.Errorf("fstab changed to %q while the sh held its lock", got)
+		}
+		sh.Close()
+		e.LockTimeout = 0
+		if res, err := e.Set(ctx, path, "box1/n1", "/d/n1/mnts", opts1); err != nil || !res.Changed || readFile(t, target) != foreign+line1+"\n" {
+			t.Fatalf("Set(%s) after the sh's release = %+v, %v", path, res, err)
+		}
+		writeFile(t, target, foreign, 0o644)
+	}
+	if _, err := os.Lstat(link + ShLockSuffix); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a lock beside the symlink, not its target: %v", err)
+	}
+}
+
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	tab, err := Load(filepath.Join(dir, "missing"))

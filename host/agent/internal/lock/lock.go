@@ -6,6 +6,10 @@
 // their choosing. So the directory is refused unless it is a real directory, owned by root, not
 // writable by group or others, and lock files are opened without following symlinks.
 //
+// One kind of lock lives elsewhere: a lock file the box shares with the sh library, which locks
+// an fstab on `<fstab>.overlay-fleet.lock` (Dir.LockFile). It is taken on the same terms: opened
+// without following symlinks, a regular file of the owner of the lock directory, or refused.
+//
 // A flock belongs to the open file: it is released when the holder closes it or exits, however
 // it ends, so a killed agent never leaves a stale lock behind. Lock files are never removed
 // (removing one while another process waits on it would let two processes hold "the" lock).
@@ -71,10 +75,38 @@ func (d *Dir) Lock(ctx context.Context, name string, timeout time.Duration) (*Lo
 		return nil, err
 	}
 	path := filepath.Join(d.Path, name+".lock")
-	f, err := openLockFile(path)
+	f, _, err := openLockFile(path, os.O_RDWR)
 	if err != nil {
 		return nil, err
 	}
+	return d.wait(ctx, f, name, path, timeout)
+}
+
+// LockFile takes the exclusive lock on the file at path, a lock file outside the directory that
+// the box shares with other tools: the sh library (host/lib.sh of_lock) locks an fstab with
+// flock on `<fstab>.overlay-fleet.lock`, so an edit of the agent takes that lock too. Such a file
+// lies in a directory the agent does not own (/etc for /etc/fstab), so it is opened read-only
+// (a flock needs no more), without following a symlink and without blocking on a FIFO; a new one
+// is created with mode 0600; one that is not a regular file or does not belong to d.Owner is
+// refused (whoever made it could hold or swap it). It waits like Lock; the lock's name is the
+// file's base name.
+func (d *Dir) LockFile(ctx context.Context, path string, timeout time.Duration) (*Lock, error) {
+	if path == "" || !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return nil, fmt.Errorf("lock file %q must be an absolute, clean path", path)
+	}
+	f, fi, err := openLockFile(path, os.O_RDONLY|syscall.O_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	if uid := int(fi.Sys().(*syscall.Stat_t).Uid); uid != d.Owner {
+		f.Close()
+		return nil, fmt.Errorf("lock file %q belongs to uid %d, not %d; refusing it (remove it, and find out who made it)", path, uid, d.Owner)
+	}
+	return d.wait(ctx, f, filepath.Base(path), path, timeout)
+}
+
+// wait takes the flock on f, the open lock file path, as Lock describes; on failure f is closed.
+func (d *Dir) wait(ctx context.Context, f *os.File, name, path string, timeout time.Duration) (*Lock, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -160,26 +192,26 @@ func (d *Dir) ensure() error {
 	return nil
 }
 
-// openLockFile opens (creating it, mode 0600) a lock file, not following a symlink, and checks
-// that it is a regular file.
-func openLockFile(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
+// openLockFile opens (creating it, mode 0600) a lock file with the extra open flags, not following
+// a symlink, and checks that it is a regular file; it returns the file and what it is.
+func openLockFile(path string, flags int) (*os.File, os.FileInfo, error) {
+	f, err := os.OpenFile(path, flags|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
 		if errors.Is(err, syscall.ELOOP) {
-			return nil, fmt.Errorf("lock file %q is a symlink; refusing it: %w", path, err)
+			return nil, nil, fmt.Errorf("lock file %q is a symlink; refusing it (remove it, and find out who made it)", path)
 		}
-		return nil, fmt.Errorf("cannot open lock file: %w", err)
+		return nil, nil, fmt.Errorf("cannot open lock file: %w", err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("cannot look at lock file: %w", err)
+		return nil, nil, fmt.Errorf("cannot look at lock file: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
 		f.Close()
-		return nil, fmt.Errorf("lock file %q is not a regular file (%v); refusing it", path, fi.Mode().Type())
+		return nil, nil, fmt.Errorf("lock file %q is not a regular file (%v); refusing it (remove it, and find out who made it)", path, fi.Mode().Type())
 	}
-	return f, nil
+	return f, fi, nil
 }
 
 // flock calls flock(2) on f, again when a signal interrupts it.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -247,6 +248,126 @@ func TestDevNumbers(t *testing.T) {
 		dev := (tt.minor & 0xff) | (tt.major&0xfff)<<8 | (tt.minor&^0xff)<<12 | (tt.major&^0xfff)<<32
 		if devMajor(dev) != tt.major || devMinor(dev) != tt.minor {
 			t.Errorf("dev %#x: got %d:%d, want %d:%d", dev, devMajor(dev), devMinor(dev), tt.major, tt.minor)
+		}
+	}
+}
+
+func TestLockFileSharedWithSh(t *testing.T) {
+	ctx := context.Background()
+	d := testDir(t)
+	path := filepath.Join(t.TempDir(), "fstab.overlay-fleet.lock")
+
+	// The sh's lock: `exec 9>>"$1"; flock 9`, i.e. flock on an fd of its own.
+	sh, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := flock(sh, syscall.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	waiting := make(chan struct{})
+	d.onWait = func() { close(waiting) }
+	got := make(chan error, 1)
+	go func() {
+		l, err := d.LockFile(ctx, path, time.Minute)
+		if err == nil {
+			if l.Path() != path || l.Name() != "fstab.overlay-fleet.lock" {
+				err = fmt.Errorf("lock %s at %s", l.Name(), l.Path())
+			}
+			if uerr := l.Unlock(); err == nil {
+				err = uerr
+			}
+		}
+		got <- err
+	}()
+	<-waiting // LockFile found the sh's lock taken
+	select {
+	case err := <-got:
+		t.Fatalf("LockFile returned while the sh held the lock: %v", err)
+	default:
+	}
+	sh.Close() // the sh ends
+	if err := <-got; err != nil {
+		t.Errorf("LockFile after the sh's release: %v", err)
+	}
+
+	// A missing one is made, mode 0600; while it is held, a timeout names it.
+	fresh := filepath.Join(t.TempDir(), "fstab.overlay-fleet.lock")
+	held, err := (&Dir{Path: d.Path, Owner: d.Owner}).LockFile(ctx, fresh, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Unlock()
+	if fi, err := os.Lstat(fresh); err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o600 {
+		t.Errorf("new lock file %v, %v; want a regular file of mode 0600", fi.Mode(), err)
+	}
+	_, err = (&Dir{Path: d.Path, Owner: d.Owner}).LockFile(ctx, fresh, 5*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("timed out after 5ms waiting for lock %q", fresh)) {
+		t.Errorf("LockFile() of a held lock = %v, want a timeout naming it", err)
+	}
+}
+
+func TestLockFileRefuses(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   func(t *testing.T, path string) *Dir
+		wantErr string
+	}{
+		{
+			name: "a symlink",
+			setup: func(t *testing.T, p string) *Dir {
+				if err := os.Symlink(filepath.Join(filepath.Dir(p), "victim"), p); err != nil {
+					t.Fatal(err)
+				}
+				return testDir(t)
+			},
+			wantErr: "is a symlink",
+		},
+		{
+			name: "a FIFO (not waited on)",
+			setup: func(t *testing.T, p string) *Dir {
+				if err := syscall.Mkfifo(p, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return testDir(t)
+			},
+			wantErr: "is not a regular file",
+		},
+		{
+			name: "a directory",
+			setup: func(t *testing.T, p string) *Dir {
+				mkdir(t, p, 0o700)
+				return testDir(t)
+			},
+			wantErr: "is a directory",
+		},
+		{
+			name: "someone else's",
+			setup: func(t *testing.T, p string) *Dir {
+				if err := os.WriteFile(p, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return &Dir{Path: filepath.Join(t.TempDir(), "locks"), Owner: os.Getuid() + 1}
+			},
+			wantErr: fmt.Sprintf("belongs to uid %d, not %d", os.Getuid(), os.Getuid()+1),
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "fstab.overlay-fleet.lock")
+			d := tt.setup(t, p)
+			_, err := d.LockFile(context.Background(), p, time.Second)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), p) {
+				t.Errorf("LockFile() = %v, want an error with %q naming %s", err, tt.wantErr, p)
+			}
+			if _, err := os.Lstat(filepath.Join(filepath.Dir(p), "victim")); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("a symlink's target was created (%v)", err)
+			}
+		})
+	}
+	for _, p := range []string{"", "fstab.overlay-fleet.lock", "/etc/../etc/fstab.overlay-fleet.lock"} {
+		if _, err := testDir(t).LockFile(context.Background(), p, time.Second); err == nil || !strings.Contains(err.Error(), "absolute, clean") {
+			t.Errorf("LockFile(%q) = %v, want a refusal", p, err)
 		}
 	}
 }

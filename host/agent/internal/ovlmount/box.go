@@ -56,6 +56,15 @@ func (b Box) observe(s Spec) (mountinfo.Table, string, State, error) {
 	return t, canon, Observe(t, canon, s, b.Sys.Params(), layout.SamePath), nil
 }
 
+// namespaces are the box's other mount namespaces, for a change of the overlay on merged.
+func (b Box) namespaces(merged string) ([]Namespace, error) {
+	nss, err := b.Sys.Namespaces()
+	if err != nil {
+		return nil, fmt.Errorf("cannot tell whether the overlay at %q is in use in other mount namespaces: %w", merged, err)
+	}
+	return nss, nil
+}
+
 // Read reports what is mounted on s.Merged, compared with the rest of s (when given). Something
 // other than an overlay mounted there is an error naming it.
 func Read(b Box, s Spec) (State, error) {

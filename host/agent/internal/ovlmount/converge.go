@@ -19,7 +19,10 @@ import (
 // merged dir that is a mountpoint of something else or not mounted but not empty, and a
 // missing lower. A busy unmount fails naming the processes and changes nothing. After the mount
 // it reads the table back: an overlay without the spec's layers and options in effect is
-// unmounted again and reported. The checks and the mount hold the box lock.
+// unmounted again and reported. A remount is refused, before anything changes, while the overlay
+// is also mounted where its unmount does not reach (another mount namespace: see
+// overlayHolders), and the new overlay is not mounted while the old one is still mounted
+// anywhere. The checks and the mount hold the box lock.
 func Converge(ctx context.Context, b Box, s Spec) (State, error) {
 	data, err := overlay.MountData(s.Merged, overlay.Layers{Lower: []string{s.Lower}, Upper: s.Upper, Work: s.Work}, strings.Join(s.Options.Overlay, ","))
 	if err != nil {
@@ -69,6 +72,13 @@ func (b Box) gather(s Spec) (facts, error) {
 	if f.mergedEmpty, err = isEmptyDir(s.Merged); err != nil && f.dirs[s.Merged] == dirPresent {
 		return facts{}, err
 	}
+	if st.Mounted && len(st.Differences) > 0 { // a remount: who else has it mounted
+		nss, err := b.namespaces(s.Merged)
+		if err != nil {
+			return facts{}, err
+		}
+		f.holders = overlayHolders(t, canon, st.Top, nss)
+	}
 	return f, nil
 }
 
@@ -91,6 +101,19 @@ func (b Box) carryOut(s Spec, p plan, data string) (State, error) {
 				}
 			}
 			return State{}, fmt.Errorf("overlay at %q must be remounted (%s) but cannot be unmounted, it is busy: %w%s; stop what uses it and retry", s.Merged, p.reason, err, users)
+		}
+		// What the checks could not tell (a copy the propagation did not reach): the old overlay
+		// must be gone everywhere before another one is mounted on its upper and work dirs.
+		t, err := b.Sys.MountTable()
+		if err != nil {
+			return State{}, err
+		}
+		nss, err := b.namespaces(s.Merged)
+		if err != nil {
+			return State{}, err
+		}
+		if h := superblockHolders(t, p.replaced.Major, p.replaced.Minor, nss); len(h) > 0 {
+			return State{}, fmt.Errorf("overlay at %q must be remounted (%s): it is unmounted here but still mounted elsewhere: %s; not mounting another overlay on its upper and work dirs (stop what uses it there, then retry)", s.Merged, p.reason, heldBy(h))
 		}
 	}
 	mark := b.Sys.KernelLog()

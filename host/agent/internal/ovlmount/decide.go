@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"overlay-fleet/host/agent/internal/layout"
+	"overlay-fleet/host/agent/internal/mountinfo"
 )
 
 // dirState is what is at one of an instance's directories.
@@ -26,15 +27,19 @@ type facts struct {
 	dirs map[string]dirState
 	// mergedEmpty says that the merged dir has no entries (true when it is missing).
 	mergedEmpty bool
+	// holders are the mounts of the overlay on the merged dir that its unmount would leave
+	// mounted (overlayHolders); gathered only when it is to be remounted.
+	holders []Holder
 }
 
 // plan is what Converge does, in this order.
 type plan struct {
 	// mkdir are the directories to create (with their parents).
 	mkdir []string
-	// unmount says to unmount the overlay on the merged dir first, because of reason.
-	unmount bool
-	reason  string
+	// unmount says to unmount the overlay on the merged dir first, replaced, because of reason.
+	unmount  bool
+	reason   string
+	replaced mountinfo.Mount
 	// mount says to mount the overlay.
 	mount bool
 }
@@ -64,8 +69,11 @@ func decideConverge(s Spec, f facts) (plan, error) {
 		return plan{}, fmt.Errorf("merged dir %q is already a mountpoint of %s, not an overlay; refusing to mount over it", s.Merged, describe(st.Foreign))
 	case st.Mounted && len(st.Differences) == 0:
 		return p, nil
+	case st.Mounted && len(f.holders) > 0:
+		// Unmounted here, it would live on there, and the new overlay would share its upper.
+		return plan{}, fmt.Errorf("overlay at %q must be remounted (%s) but it is also mounted where its unmount does not reach: %s; stop the container or processes using it there and retry", s.Merged, strings.Join(st.Differences, "; "), heldBy(f.holders))
 	case st.Mounted:
-		p.unmount, p.reason = true, strings.Join(st.Differences, "; ")
+		p.unmount, p.reason, p.replaced = true, strings.Join(st.Differences, "; "), st.Top
 	case !f.mergedEmpty:
 		return plan{}, fmt.Errorf("merged dir %q is not mounted but not empty (something wrote into the bare mountpoint, e.g. a container started before the overlay); move its content away, then retry", s.Merged)
 	}

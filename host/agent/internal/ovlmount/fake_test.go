@@ -31,6 +31,10 @@ type fakeSys struct {
 	// calls are the mounts and unmounts made, as `mount <merged>` and `umount <merged>`.
 	calls []string
 	next  int
+	// nss are the box's other mount namespaces; onUnmount, when set, runs after each unmount
+	// (what it did to them: propagation).
+	nss       []Namespace
+	onUnmount func()
 }
 
 func newFakeSys() *fakeSys {
@@ -107,7 +111,29 @@ func (f *fakeSys) Unmount(merged string) error {
 			break
 		}
 	}
+	if f.onUnmount != nil {
+		f.onUnmount()
+	}
 	return nil
+}
+
+func (f *fakeSys) Namespaces() ([]Namespace, error) { return append([]Namespace(nil), f.nss...), nil }
+
+// copyTo puts a copy of the mount on mp (canonical) in namespace id (made when missing, its
+// process pid 4242 (sleep)), on mountPoint there, with the optional fields tags.
+func (f *fakeSys) copyTo(id, mp, mountPoint string, tags ...string) {
+	top, ok := f.table.Top(mp)
+	if !ok {
+		panic("nothing mounted on " + mp)
+	}
+	top.ID, top.ParentID, top.MountPoint, top.OptionalFields = 9000+len(f.nss), 1, mountPoint, tags
+	for i := range f.nss {
+		if f.nss[i].ID == id {
+			f.nss[i].Table = append(f.nss[i].Table, top)
+			return
+		}
+	}
+	f.nss = append(f.nss, Namespace{ID: id, PID: 4242, Comm: "sleep", Table: mountinfo.Table{f.table[0], top}})
 }
 
 type fakeMark string

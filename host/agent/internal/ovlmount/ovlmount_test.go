@@ -2,6 +2,7 @@ package ovlmount
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -201,6 +202,30 @@ func TestConvergeRefusals(t *testing.T) {
 			calls:   []string{"umount %ROOT%/disk/n1/mnts"},
 		},
 		{
+			name: "a remount of an overlay also mounted in another mount namespace (a private copy)",
+			setup: func(t *testing.T, l *lab) Spec {
+				s := l.spec(t, "n1", "")
+				mustConverge(t, l, s)
+				l.sys.copyTo("mnt:[9]", s.Merged, s.Merged)
+				return l.spec(t, "n1", "nodev")
+			},
+			wantErr: []string{`overlay at "%ROOT%/disk/n1/mnts" must be remounted (`, "nodev asked for but not in effect",
+				`it is also mounted where its unmount does not reach: pid 4242 (sleep) in mount namespace mnt:[9] has it mounted on "%ROOT%/disk/n1/mnts"`},
+			mounted: true,
+		},
+		{
+			name: "a remount whose unmount leaves a copy in another namespace: no second overlay on the upper",
+			setup: func(t *testing.T, l *lab) Spec {
+				s := l.spec(t, "n1", "")
+				mustConverge(t, l, s)
+				shareTop(l, s.Merged, "shared:7")
+				l.sys.copyTo("mnt:[9]", s.Merged, s.Merged, "master:7") // a slave copy the kernel did not unmount
+				return l.spec(t, "n1", "nodev")
+			},
+			wantErr: []string{"must be remounted (", "it is unmounted here but still mounted elsewhere: pid 4242 (sleep) in mount namespace mnt:[9]", "not mounting another overlay"},
+			calls:   []string{"umount %ROOT%/disk/n1/mnts"},
+		},
+		{
 			name: "the kernel refuses",
 			setup: func(t *testing.T, l *lab) Spec {
 				l.sys.mountErr = errors.New("mount(2): invalid argument")
@@ -263,6 +288,67 @@ func TestRemoveRefusals(t *testing.T) {
 			t.Errorf("a busy delete changed something: %+v", st)
 		}
 	})
+	t.Run("also mounted in another mount namespace", func(t *testing.T) {
+		for _, purge := range []bool{true, false} {
+			l := newLab(t)
+			s := l.spec(t, "n1", "")
+			mustConverge(t, l, s)
+			must(t, os.WriteFile(filepath.Join(s.Upper, "data"), []byte("x"), 0o644))
+			l.sys.copyTo("mnt:[9]", s.Merged, "/mnts") // a container's volume
+			_, err := Remove(t.Context(), l.box, s, purge)
+			if want := fmt.Sprintf(`cannot unmount the overlay at %q: it is also mounted where its unmount does not reach: pid 4242 (sleep) in mount namespace mnt:[9] has it mounted on "/mnts"`, s.Merged); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("delete (purge %v): %v\nwant %s", purge, err, want)
+			}
+			if st, _ := Read(l.box, s); !st.Mounted || !exists(filepath.Join(s.Upper, "data")) || len(l.sys.calls) != 1 {
+				t.Errorf("a refused delete changed something: %+v, calls %q", st, l.sys.calls)
+			}
+		}
+	})
+	t.Run("copies the unmount reaches by propagation", func(t *testing.T) {
+		l := newLab(t)
+		s := l.spec(t, "n1", "")
+		mustConverge(t, l, s)
+		shareTop(l, s.Merged, "shared:7")
+		l.sys.copyTo("mnt:[9]", s.Merged, s.Merged, "master:7")
+		l.sys.copyTo("mnt:[10]", s.Merged, s.Merged, "shared:7")
+		l.sys.onUnmount = func() { l.sys.nss = nil } // the kernel takes the copies along
+		if st, err := Remove(t.Context(), l.box, s, true); err != nil || st.Mounted || exists(s.Upper) {
+			t.Fatalf("delete: %+v, %v", st, err)
+		}
+	})
+	t.Run("a copy the unmount did not reach: no purge", func(t *testing.T) {
+		l := newLab(t)
+		s := l.spec(t, "n1", "")
+		mustConverge(t, l, s)
+		must(t, os.WriteFile(filepath.Join(s.Upper, "data"), []byte("x"), 0o644))
+		shareTop(l, s.Merged, "shared:7")
+		l.sys.copyTo("mnt:[9]", s.Merged, s.Merged, "master:7")
+		_, err := Remove(t.Context(), l.box, s, true)
+		if want := fmt.Sprintf("refusing to purge %q and %q: the overlay unmounted from %q is still mounted elsewhere: pid 4242 (sleep) in mount namespace mnt:[9]", s.Upper, s.Work, s.Merged); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("delete: %v\nwant %s", err, want)
+		}
+		if !exists(filepath.Join(s.Upper, "data")) || !exists(s.Work) {
+			t.Error("purged while the overlay lives on")
+		}
+	})
+	t.Run("the upper bound in another mount namespace", func(t *testing.T) {
+		l := newLab(t)
+		s := l.spec(t, "n1", "")
+		mustConverge(t, l, s)
+		l.sys.nss = []Namespace{{ID: "mnt:[9]", PID: 77, Comm: "app", Table: mountinfo.Table{
+			{ID: 900, ParentID: 1, Major: 8, Minor: 1, Root: filepath.Join(s.Upper, "sub"), MountPoint: "/data", FSType: "ext4"},
+		}}}
+		_, err := Remove(t.Context(), l.box, s, true)
+		if want := fmt.Sprintf(`refusing to purge %q: it, or a dir inside it, is mounted elsewhere: pid 77 (app) in mount namespace mnt:[9] has it mounted on "/data"`, s.Upper); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("delete: %v\nwant %s", err, want)
+		}
+		if st, _ := Read(l.box, s); !st.Mounted {
+			t.Error("unmounted before the purge was refused")
+		}
+		if st, err := Remove(t.Context(), l.box, s, false); err != nil || st.Mounted || !exists(s.Upper) {
+			t.Errorf("delete without purge: %+v, %v", st, err)
+		}
+	})
 	t.Run("upper holds another overlay's lower", func(t *testing.T) {
 		l := newLab(t)
 		s := l.spec(t, "n1", "")
@@ -307,6 +393,17 @@ func TestRemoveRefusals(t *testing.T) {
 			t.Fatalf("delete: %v", err)
 		}
 	})
+}
+
+// shareTop gives the overlay on merged the propagation tags (e.g. shared:7), as a mount in a
+// shared subtree has.
+func shareTop(l *lab, merged string, tags ...string) {
+	top, _ := l.sys.table.Top(merged)
+	for i := range l.sys.table {
+		if l.sys.table[i].ID == top.ID {
+			l.sys.table[i].OptionalFields = tags
+		}
+	}
 }
 
 func mustConverge(t *testing.T, l *lab, s Spec) {
@@ -410,6 +507,9 @@ func TestDecideConverge(t *testing.T) {
 			want: plan{mkdir: []string{s.Work}}},
 		{name: "differs", f: facts{state: State{Mounted: true, Differences: []string{"a", "b"}}, dirs: present},
 			want: plan{unmount: true, reason: "a; b", mount: true}},
+		{name: "differs, also mounted in another namespace", f: facts{state: State{Mounted: true, Differences: []string{"a"}}, dirs: present,
+			holders: []Holder{{NS: "mnt:[9]", PID: 7, Comm: "sleep", Mount: mountinfo.Mount{MountPoint: "/mnts"}}}},
+			wantErr: `overlay at "/d/n1/mnts" must be remounted (a) but it is also mounted where its unmount does not reach: pid 7 (sleep) in mount namespace mnt:[9] has it mounted on "/mnts"`},
 		{name: "conflict", f: facts{conflict: &layout.Finding{Label: "upper", Path: s.Upper, Rel: layout.Same, Kind: "upperdir", Layer: s.Upper, MountPoint: "/d/n2/mnts"}, dirs: present},
 			wantErr: `upper dir "/d/n1/upper" is the same as the upperdir of another overlay on "/d/n2/mnts" (upperdir "/d/n1/upper"); refusing to mount "/d/n1/mnts"`},
 		{name: "not a dir", f: facts{dirs: map[string]dirState{s.Upper: dirPresent, s.Work: dirNotDir}}, wantErr: `"/d/n1/work" exists and is not a directory`},

@@ -18,10 +18,13 @@ const maxUnmounts = 16
 // Remove unmounts the overlays on s.Merged (none mounted is no error), removes the merged dir
 // when it is empty and, when purge is set, the upper and work dirs (s.Upper, s.Work; CheckPurge
 // must have passed): never before the unmount, never one that another overlay uses (as a layer,
-// or a layer inside it) or that has something mounted inside it, and never anything but these
-// two dirs and what is below them. Something other than an overlay mounted on s.Merged is
-// refused; a busy unmount fails naming the processes, the overlay still mounted. It holds the box
-// lock.
+// or a layer inside it) or that has something mounted inside it or is bound elsewhere, and never
+// anything but these two dirs and what is below them. Something other than an overlay mounted on
+// s.Merged is refused; so is an overlay that is also mounted where the unmount does not reach
+// (another mount namespace: a container's bind of it, a private copy; see overlayHolders), naming
+// the process and namespace, before anything changes; a busy unmount fails naming the
+// processes, the overlay still mounted. After the unmount, a purge is refused while the overlay
+// is still mounted anywhere. It holds the box lock.
 func Remove(ctx context.Context, b Box, s Spec, purge bool) (State, error) {
 	l, err := b.lock(ctx, fmt.Sprintf("unmount of %q", s.Merged))
 	if err != nil {
@@ -36,16 +39,32 @@ func Remove(ctx context.Context, b Box, s Spec, purge bool) (State, error) {
 	if st.Foreign != nil {
 		return State{}, fmt.Errorf("%q is a mountpoint of %s, not an overlay; refusing to unmount it", s.Merged, describe(st.Foreign))
 	}
+	var nss []Namespace
+	if st.Mounted || purge {
+		if nss, err = b.namespaces(s.Merged); err != nil {
+			return State{}, err
+		}
+	}
 	if purge { // refused before anything changes; checked again after the unmount
 		if err := checkPurgeable(t, others(t, canon, st, false), s); err != nil {
 			return State{}, err
 		}
+		if err := checkPurgeHolders(t, nss, s); err != nil {
+			return State{}, err
+		}
 	}
 
+	var unmounted []mountinfo.Mount
 	for n := 0; ; n++ {
-		_, _, st, err = b.observe(Spec{Merged: s.Merged})
-		if err != nil {
-			return State{}, err
+		if n > 0 {
+			if t, canon, st, err = b.observe(Spec{Merged: s.Merged}); err != nil {
+				return State{}, err
+			}
+			if st.Mounted {
+				if nss, err = b.namespaces(s.Merged); err != nil {
+					return State{}, err
+				}
+			}
 		}
 		if st.Foreign != nil {
 			return State{}, fmt.Errorf("%q is a mountpoint of %s, not an overlay; refusing to unmount it", s.Merged, describe(st.Foreign))
@@ -56,6 +75,9 @@ func Remove(ctx context.Context, b Box, s Spec, purge bool) (State, error) {
 		if n == maxUnmounts {
 			return State{}, fmt.Errorf("%q is still mounted after %d unmounts", s.Merged, n)
 		}
+		if h := overlayHolders(t, canon, st.Top, nss); len(h) > 0 {
+			return State{}, fmt.Errorf("cannot unmount the overlay at %q: it is also mounted where its unmount does not reach: %s%s; stop the container or processes using it there and retry", s.Merged, heldBy(h), inUseBy(b.Sys.Users(st.Top)))
+		}
 		if err := b.Sys.Unmount(s.Merged); err != nil {
 			users := ""
 			if errors.Is(err, syscall.EBUSY) {
@@ -63,6 +85,7 @@ func Remove(ctx context.Context, b Box, s Spec, purge bool) (State, error) {
 			}
 			return State{}, fmt.Errorf("cannot unmount the overlay at %q, it is busy: %w%s; stop the container or processes using it and retry", s.Merged, err, users)
 		}
+		unmounted = append(unmounted, st.Top)
 	}
 
 	if err := removeIfEmpty(s.Merged); err != nil {
@@ -73,7 +96,18 @@ func Remove(ctx context.Context, b Box, s Spec, purge bool) (State, error) {
 		if err != nil {
 			return State{}, err
 		}
+		if nss, err = b.namespaces(s.Merged); err != nil {
+			return State{}, err
+		}
+		for _, m := range unmounted {
+			if h := superblockHolders(t, m.Major, m.Minor, nss); len(h) > 0 {
+				return State{}, fmt.Errorf("refusing to purge %q and %q: the overlay unmounted from %q is still mounted elsewhere: %s", s.Upper, s.Work, s.Merged, heldBy(h))
+			}
+		}
 		if err := checkPurgeable(t, others(t, "", State{}, false), s); err != nil {
+			return State{}, err
+		}
+		if err := checkPurgeHolders(t, nss, s); err != nil {
 			return State{}, err
 		}
 		for _, d := range []string{s.Upper, s.Work} {
@@ -83,6 +117,18 @@ func Remove(ctx context.Context, b Box, s Spec, purge bool) (State, error) {
 		}
 	}
 	return State{Merged: s.Merged}, nil
+}
+
+// checkPurgeHolders refuses to purge the upper or work dir of s when a mount in own (the
+// agent's table) or in another namespace of nss is a bind of it or of a dir inside it
+// (dirHolders).
+func checkPurgeHolders(own mountinfo.Table, nss []Namespace, s Spec) error {
+	for _, d := range []string{s.Upper, s.Work} {
+		if h := dirHolders(own, layout.Canon(d), nss); len(h) > 0 {
+			return fmt.Errorf("refusing to purge %q: it, or a dir inside it, is mounted elsewhere: %s", d, heldBy(h))
+		}
+	}
+	return nil
 }
 
 // checkPurgeable refuses to purge the upper or work dir of s when it is, is inside or contains a

@@ -4,9 +4,10 @@
 // or unmount and mount again, since a remount cannot change an overlay's layers) and takes it
 // down (Remove, optionally purging the upper and work dirs).
 //
-// Each operation first gathers what the box has (the mount table, the directories), then decides
-// with pure functions (Observe, decideConverge, CheckLayout, CheckPurge) and only then acts, all
-// changes under the box lock. The kernel calls go through System, so that the whole of an
+// Each operation first gathers what the box has (the mount table, the directories, the mount
+// tables of the box's other mount namespaces), then decides with pure functions (Observe,
+// decideConverge, CheckLayout, CheckPurge, overlayHolders and the other holders) and only then
+// acts, all changes under the box lock. The kernel calls go through System, so that the whole of an
 // operation runs in tests without root.
 package ovlmount
 

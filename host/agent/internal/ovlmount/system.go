@@ -23,6 +23,9 @@ type System interface {
 	Users(m mountinfo.Mount) []string
 	// Params are the overlay module's parameters (the defaults of unset options).
 	Params() overlay.Params
+	// Namespaces are the box's other mount namespaces (those of its processes but the
+	// caller's), each with its mount table.
+	Namespaces() ([]Namespace, error)
 }
 
 // KernelMark is a place in the kernel log.
@@ -63,6 +66,9 @@ func (Linux) KernelLog() KernelMark { return markKmsg(kmsgPath) }
 
 // Users scans /proc.
 func (Linux) Users(m mountinfo.Mount) []string { return users(procDir, m.Major, m.Minor) }
+
+// Namespaces scans /proc.
+func (Linux) Namespaces() ([]Namespace, error) { return namespaces(procDir) }
 
 // Params reads the module parameters.
 func (Linux) Params() overlay.Params { return overlay.ReadParams(overlay.ParamsDir) }
