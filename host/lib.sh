@@ -1046,7 +1046,13 @@ of_lock() {
     of_have flock ||
         of_die "flock(1) (util-linux) is required to lock '$1' but was not found in PATH ($PATH); install util-linux"
     of_lk_wait=${OF_LOCK_WAIT:-${2:-300}}
+    # Root's alone (0600, also an older one made 0644): a flock needs only read access, so a file
+    # others can read is a lock others can hold, stalling every edit (the fstab's lies in /etc).
+    of_lk_umask=$(umask)
+    umask 077
     exec 9>>"$1" || of_die "cannot open lock file '$1'"
+    umask "$of_lk_umask"
+    chmod go-rwx -- "$1" || of_die "cannot make lock file '$1' private (chmod go-rwx)"
     flock -w "$of_lk_wait" 9 || of_die "timed out after ${of_lk_wait}s waiting for lock '$1'"
 }
 

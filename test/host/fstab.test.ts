@@ -91,6 +91,24 @@ describe.skipIf(unavailable)("host fstab", () => {
         });
     });
 
+    it("the edit's lock file is root's alone (0600), also one an earlier version made readable by all: no other user can hold it", async () => {
+        await withHostNs((ns) => {
+            const fstab = ns.p("fstab");
+            fs.writeFileSync(fstab, FOREIGN);
+            const lock = `${fstab}.overlay-fleet.lock`;
+            const set = () => ns.run("fstab", ["set", fstab, "box1/ttnode1", ns.p("disk", "ttnode1", "mnts"), opts(ns, "ttnode1")]);
+            expect(set().status).toBe(0);
+            expect(fs.statSync(lock).mode & 0o777).toBe(0o600);
+            fs.chmodSync(lock, 0o644);
+            expect(set().status).toBe(0);
+            expect(fs.statSync(lock).mode & 0o777).toBe(0o600);
+            // So `nobody` cannot open it to take a flock (its directories open to all, as /etc is).
+            fs.chmodSync(path.dirname(fstab), 0o755);
+            expect(ns.sh('setpriv --reuid=65534 --regid=65534 --clear-groups test -x "$1"', [path.dirname(fstab)]).status).toBe(0);
+            expect(ns.sh('setpriv --reuid=65534 --regid=65534 --clear-groups flock -n "$1" true', [lock]).status).not.toBe(0);
+        });
+    });
+
     it("appends, replaces in place, removes; foreign lines byte for byte; backup; true no-op", async () => {
         await withHostNs((ns) => {
             const fstab = ns.p("fstab");
