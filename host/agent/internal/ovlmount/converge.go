@@ -112,7 +112,7 @@ func (b Box) carryOut(s Spec, p plan, data string) (State, error) {
 		if err != nil {
 			return State{}, err
 		}
-		if h := superblockHolders(t, p.replaced.Major, p.replaced.Minor, nss); len(h) > 0 {
+		if h := superblockHolders(t, p.replaced, nss); len(h) > 0 {
 			return State{}, fmt.Errorf("overlay at %q must be remounted (%s): it is unmounted here but still mounted elsewhere: %s; not mounting another overlay on its upper and work dirs (stop what uses it there, then retry)", s.Merged, p.reason, heldBy(h))
 		}
 	}

@@ -108,18 +108,23 @@ func overlayHolders(own mountinfo.Table, canonMerged string, top mountinfo.Mount
 	return out
 }
 
-// superblockHolders are all mounts of the filesystem major:minor in own and in nss: after an
-// overlay's unmount, what keeps it alive.
-func superblockHolders(own mountinfo.Table, major, minor uint32, nss []Namespace) []Holder {
+// superblockHolders are all mounts of gone's filesystem in own and in nss: after an overlay's
+// unmount, what keeps it alive. A filesystem is its device number and what the kernel shows of
+// its superblock (type and superblock options: an overlay's layers): an overlay's anonymous device
+// number is free again once it is gone, and the next overlay mounted anywhere may get it.
+func superblockHolders(own mountinfo.Table, gone mountinfo.Mount, nss []Namespace) []Holder {
+	same := func(m mountinfo.Mount) bool {
+		return sameDev(m, gone.Major, gone.Minor) && m.FSType == gone.FSType && m.SuperOptions == gone.SuperOptions
+	}
 	var out []Holder
 	for _, m := range own {
-		if sameDev(m, major, minor) {
+		if same(m) {
 			out = append(out, Holder{Mount: m})
 		}
 	}
 	for _, ns := range nss {
 		for _, m := range ns.Table {
-			if sameDev(m, major, minor) {
+			if same(m) {
 				out = append(out, Holder{NS: ns.ID, PID: ns.PID, Comm: ns.Comm, Mount: m})
 			}
 		}

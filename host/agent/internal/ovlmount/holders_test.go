@@ -146,16 +146,21 @@ func TestOverlayHolders(t *testing.T) {
 }
 
 func TestSuperblockHolders(t *testing.T) {
-	own := table(t, ownRoot+"\n"+`60 20 0:50 / /d/elsewhere rw - overlay overlay rw`)
+	const layers = "rw,lowerdir=/d/lower,upperdir=/d/n1/upper,workdir=/d/n1/work"
+	own := table(t, ownRoot+"\n"+`60 20 0:50 / /d/elsewhere rw - overlay overlay `+layers)
 	nss := []Namespace{
-		{ID: "mnt:[2]", PID: 7, Comm: "sh", Table: table(t, `102 101 0:50 / /d/n1/mnts rw master:7 - overlay overlay rw
-			103 101 0:51 / /d/n2/mnts rw - overlay overlay rw`)},
-		{ID: "mnt:[3]", PID: 9, Comm: "init", Table: table(t, `202 201 8:17 / /d rw - ext4 /dev/sdb1 rw`)},
+		{ID: "mnt:[2]", PID: 7, Comm: "sh", Table: table(t, `102 101 0:50 / /d/n1/mnts rw master:7 - overlay overlay `+layers+`
+			103 101 0:51 / /d/n2/mnts rw - overlay overlay rw,lowerdir=/d/lower,upperdir=/d/n2/upper,workdir=/d/n2/work`)},
+		// Its device number again, but another overlay: the number was free and given anew.
+		{ID: "mnt:[3]", PID: 9, Comm: "bench", Table: table(t, `202 201 8:17 / /d rw - ext4 /dev/sdb1 rw
+			203 201 0:50 / /tmp/x/mnts rw - overlay overlay rw,lowerdir=/tmp/x/lower,upperdir=/tmp/x/upper,workdir=/tmp/x/work`)},
 	}
-	if got, want := held(superblockHolders(own, 0, 50, nss)), []string{"own:/d/elsewhere", "mnt:[2]:/d/n1/mnts"}; !reflect.DeepEqual(got, want) {
+	gone := mountinfo.Mount{Major: 0, Minor: 50, FSType: "overlay", SuperOptions: layers}
+	if got, want := held(superblockHolders(own, gone, nss)), []string{"own:/d/elsewhere", "mnt:[2]:/d/n1/mnts"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("superblockHolders(0:50) = %q, want %q", got, want)
 	}
-	if got := superblockHolders(own, 0, 99, nss); len(got) != 0 {
+	gone.Minor = 99
+	if got := superblockHolders(own, gone, nss); len(got) != 0 {
 		t.Errorf("superblockHolders(0:99) = %q, want none", held(got))
 	}
 }

@@ -100,7 +100,7 @@ func Remove(ctx context.Context, b Box, s Spec, purge bool) (State, error) {
 			return State{}, err
 		}
 		for _, m := range unmounted {
-			if h := superblockHolders(t, m.Major, m.Minor, nss); len(h) > 0 {
+			if h := superblockHolders(t, m, nss); len(h) > 0 {
 				return State{}, fmt.Errorf("refusing to purge %q and %q: the overlay unmounted from %q is still mounted elsewhere: %s", s.Upper, s.Work, s.Merged, heldBy(h))
 			}
 		}
