@@ -23,7 +23,7 @@ export class Provider extends pulumi.ProviderResource {
     }
 
     /**
-     * Path of the box agent binary on the box.
+     * Path of a box agent binary already on the box, to run instead of the one this provider ships. Unset (the rule), the provider installs its own agent, built for the box's architecture, under `/var/lib/overlay-fleet/agent/<sha256>/` on first use (once per version) and checks its sha256 once per pulumi operation.
      */
     declare public readonly agentPath: pulumi.Output<string | undefined>;
     /**
@@ -61,7 +61,7 @@ export class Provider extends pulumi.ProviderResource {
                 throw new Error("Missing required property 'hostKey'");
             }
             resourceInputs["agent"] = pulumi.output(args?.agent).apply(JSON.stringify);
-            resourceInputs["agentPath"] = (args?.agentPath) ?? "/var/lib/overlay-fleet/bin/overlay-fleet-host";
+            resourceInputs["agentPath"] = args?.agentPath;
             resourceInputs["host"] = args?.host;
             resourceInputs["hostKey"] = args?.hostKey;
             resourceInputs["port"] = pulumi.output((args?.port) ?? 22).apply(JSON.stringify);
@@ -84,7 +84,7 @@ export interface ProviderArgs {
      */
     agent?: pulumi.Input<boolean | undefined>;
     /**
-     * Path of the box agent binary on the box.
+     * Path of a box agent binary already on the box, to run instead of the one this provider ships. Unset (the rule), the provider installs its own agent, built for the box's architecture, under `/var/lib/overlay-fleet/agent/<sha256>/` on first use (once per version) and checks its sha256 once per pulumi operation.
      */
     agentPath?: pulumi.Input<string | undefined>;
     /**

@@ -14,19 +14,19 @@
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildLabImage, dockerIn, freshLab, inBox, inBoxOk, LabBox, labImage, repo, scrubBox } from "./engine";
-import { agentPath, installAgent, ProviderProject } from "./providerProject";
+import { ProviderProject } from "./providerProject";
 
 const program = `import * as pulumi from "@pulumi/pulumi";
 import * as overlayFleet from "./sdk/nodejs";
 
-interface BoxConfig { name: string; host: string; port: number; user: string; hostKey: string; agentPath: string; parent: string; subnet: string; gateway: string }
+interface BoxConfig { name: string; host: string; port: number; user: string; hostKey: string; parent: string; subnet: string; gateway: string }
 interface ContainerConfig { box: string; name: string; hostname: string; ip: string; mac: string; merged: string }
 const config = new pulumi.Config("test");
 const image = config.require("image");
 const containers = config.requireObject<ContainerConfig[]>("containers");
 for (const b of config.requireObject<BoxConfig[]>("boxes")) {
     const provider = new overlayFleet.Provider(b.name, {
-        host: b.host, port: b.port, user: b.user, hostKey: b.hostKey, agentPath: b.agentPath, privateKey: config.requireSecret("privateKey"),
+        host: b.host, port: b.port, user: b.user, hostKey: b.hostKey, privateKey: config.requireSecret("privateKey"),
     });
     const network = new overlayFleet.Network(\`\${b.name}-network\`, { name: "macnet", parent: b.parent, subnet: b.subnet, gateway: b.gateway, box: b.name }, { provider });
     for (const c of containers.filter((c) => c.box === b.name)) {
@@ -99,7 +99,6 @@ const hasMacnet = async (box: string) => (await dockerIn(box, "network ls --form
 beforeAll(async () => {
     boxes = await freshLab();
     const archive = await buildLabImage(path.join(repo, ".lab", "cache-node-provider.tar"));
-    await installAgent(["box1", "box2"]);
     for (const box of ["box1", "box2"]) {
         await dockerIn(box, `load --input '${archive}' >/dev/null`);
         // Each instance's overlay on its merged dir, as OverlayMount will make it.
@@ -114,7 +113,7 @@ beforeAll(async () => {
     project = new ProviderProject("container-provider-e2e", "containerprovider", program);
     await project.init(boxes[0].privateKeyPath);
     const boxConfig = boxes.slice(0, 2).map((b, k) => ({
-        name: b.name, host: b.host, port: b.port, user: b.user, hostKey: b.hostKey, agentPath,
+        name: b.name, host: b.host, port: b.port, user: b.user, hostKey: b.hostKey,
         parent: `of-b${k + 1}`, subnet: `198.18.${k + 1}.0/24`, gateway: `198.18.${k + 1}.1`,
     }));
     await project.set("boxes", boxConfig);

@@ -8,7 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshLab, inBox, inBoxOk, LabBox, overlayMounts, scrubBox } from "./engine";
-import { agentPath, installAgent, ProviderProject } from "./providerProject";
+import { ProviderProject } from "./providerProject";
 
 const pinned = "index=off,nfs_export=off,redirect_dir=off,metacopy=off";
 const lower = "/mnt/usbdisk/static_cache";
@@ -18,7 +18,7 @@ import * as overlayFleet from "./sdk/nodejs";
 
 interface Mount { name: string; merged: string; lower: string; upper: string; work: string; options?: string; purgeOnRemove?: boolean }
 const config = new pulumi.Config("test");
-const box = config.requireObject<{ host: string; port: number; user: string; hostKey: string; agentPath: string }>("box");
+const box = config.requireObject<{ host: string; port: number; user: string; hostKey: string }>("box");
 const box1 = new overlayFleet.Provider("box1", { ...box, privateKey: config.requireSecret("privateKey") });
 for (const m of config.requireObject<Mount[]>("mounts")) {
     const { name, ...args } = m;
@@ -59,10 +59,9 @@ async function stateOf(name: string) {
 
 beforeAll(async () => {
     [box] = await freshLab();
-    await installAgent(["box1"]);
     project = new ProviderProject("overlaymount-e2e", "overlaymount", program);
     await project.init(box.privateKeyPath);
-    await project.set("box", { host: box.host, port: box.port, user: box.user, hostKey: box.hostKey, agentPath });
+    await project.set("box", { host: box.host, port: box.port, user: box.user, hostKey: box.hostKey });
 }, 600_000);
 
 afterAll(async () => {

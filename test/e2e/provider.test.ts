@@ -5,19 +5,21 @@
  * not use the provider yet) declares one explicit provider for box1 and its entries through the
  * TypeScript SDK generated from the provider's schema (sdk/nodejs).
  */
+import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import * as zlib from "zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshLab, inBoxOk, LabBox, managedFstabLines, repo, run, scrubBox } from "./engine";
-import { agentPath, installAgent, ProviderProject, providerBin } from "./providerProject";
+import { agentDir, ProviderProject, providerBin } from "./providerProject";
 
 const program = `import * as pulumi from "@pulumi/pulumi";
 import * as overlayFleet from "./sdk/nodejs";
 
 interface Entry { name: string; instanceId: string; merged: string; options: string }
 const config = new pulumi.Config("test");
-const box = config.requireObject<{ host: string; port: number; user: string; hostKey: string; agentPath: string }>("box");
+const box = config.requireObject<{ host: string; port: number; user: string; hostKey: string }>("box");
 const box1 = new overlayFleet.Provider("box1", { ...box, privateKey: config.requireSecret("privateKey") });
 for (const e of config.requireObject<Entry[]>("entries")) {
     new overlayFleet.FstabEntry(e.name, { instanceId: e.instanceId, merged: e.merged, options: e.options }, { provider: box1 });
@@ -48,10 +50,9 @@ const fstabOf = () => inBoxOk("box1", "cat /etc/fstab");
 
 beforeAll(async () => {
     [box] = await freshLab();
-    await installAgent(["box1"]);
     project = new ProviderProject("provider-e2e", "provider", program);
     await project.init(box.privateKeyPath);
-    await project.set("box", { host: box.host, port: box.port, user: box.user, hostKey: box.hostKey, agentPath });
+    await project.set("box", { host: box.host, port: box.port, user: box.user, hostKey: box.hostKey });
 }, 600_000);
 
 afterAll(async () => {
@@ -144,5 +145,28 @@ describe("provider: FstabEntry through the engine, over SSH, by the box agent", 
         await pulumiOk(["destroy", "--yes", "--skip-preview"]);
         expect(await managedFstabLines("box1")).toEqual([]);
         expect((await fstabOf()).split("\n").filter((l) => !l.includes("x-overlay-fleet="))).toEqual(foreign);
+    });
+    it("installs its own box agent for the box's architecture on first use, once; an agent changed on the box is put back", async () => {
+        const shipped = crypto.createHash("sha256").update(zlib.gunzipSync(fs.readFileSync(path.join(repo, "host", "agent", "dist", "bin", "overlay-fleet-host-amd64.gz")))).digest("hex");
+        expect((await inBoxOk("box1", "uname -m")).trim()).toBe("x86_64");
+        const agent = `${agentDir}/${shipped}/overlay-fleet-host`;
+        // What the box has: every file below the agent dir with its sha256 and inode.
+        const installed = async () => (await inBoxOk("box1", `cd ${agentDir} && find . -type f -exec sh -c 'printf "%s %s %s\\n" "$1" "$(sha256sum < "$1" | cut -c1-64)" "$(stat -c %i "$1")"' x {} \\;`)).trim().split("\n");
+        await inBoxOk("box1", `rm -rf ${agentDir}`);
+        await declare([entry(1)]);
+        await pulumiOk(["up", "--yes", "--skip-preview"]);
+        const first = await installed();
+        expect(first).toEqual([expect.stringMatching(new RegExp(`^\\./${shipped}/overlay-fleet-host ${shipped} \\d+$`))]);
+        // The next operation (another provider process) finds it and installs nothing.
+        await pulumiOk(["refresh", "--yes", "--skip-preview"]);
+        expect(await installed()).toEqual(first);
+        // Changed on the box: the next operation puts the shipped one back before it runs it.
+        await inBoxOk("box1", `printf x >> ${agent}`);
+        await pulumiOk(["refresh", "--yes", "--skip-preview"]);
+        const again = await installed();
+        expect(again).toHaveLength(1);
+        expect(again[0].split(" ").slice(0, 2)).toEqual([`./${shipped}/overlay-fleet-host`, shipped]);
+        await pulumiOk(["destroy", "--yes", "--skip-preview"]);
+        expect(await managedFstabLines("box1")).toEqual([]);
     });
 });

@@ -1,35 +1,19 @@
 /**
- * What the end-to-end tests of the overlay-fleet provider share: the box agent installed on lab
- * boxes as a box gets it, and a Pulumi project of the test's own (its program in a temp dir, a
+ * What the end-to-end tests of the overlay-fleet provider share: where the provider installs its
+ * box agent, and a Pulumi project of the test's own (its program in a temp dir, a
  * file backend, the provider loaded from provider/bin through `plugins.providers`, the SDK from
  * sdk/nodejs), driven by the real CLI. Its stack config holds the test's values under `test:`.
  */
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { goBuild } from "../host/harness";
-import { inBoxOk, repo, run, RunResult } from "./engine";
+import { repo, run, RunResult } from "./engine";
 
 /** The provider binary the toolchain builds (tools/toolchain.sh). */
 export const providerBin = path.join(repo, "provider", "bin", "pulumi-resource-overlay-fleet");
 
-/** Where the tests put the box agent on a lab box: the provider's default agentPath. */
-export const agentPath = "/var/lib/overlay-fleet/bin/overlay-fleet-host";
-
-/**
- * Installs the box agent, built as a box gets it, at agentPath on each lab box (a box's
- * /var/lib/overlay-fleet is a directory of the machine's, bound there by the lab; its /tmp is its own).
- */
-export async function installAgent(boxes: string[]): Promise<void> {
-    const agent = goBuild(path.join(repo, "host", "agent"), "agent", "./cmd/overlay-fleet-host");
-    const shared = fs.mkdtempSync(path.join(repo, ".overlay-fleet-e2e-"));
-    try {
-        fs.copyFileSync(agent, path.join(shared, "overlay-fleet-host"));
-        for (const box of boxes) await inBoxOk(box, `install -D -m 0755 '${shared}/overlay-fleet-host' '${agentPath}'`);
-    } finally {
-        fs.rmSync(shared, { recursive: true, force: true });
-    }
-}
+/** Where the provider installs its box agent on a box (provider/pkg/provider/agent_install.go AgentDir). */
+export const agentDir = "/var/lib/overlay-fleet/agent";
 
 export interface StateResource {
     urn: string;

@@ -10,9 +10,6 @@ import (
 	"overlay-fleet/provider/internal/box"
 )
 
-// DefaultAgentPath is where the box library puts the agent binary.
-const DefaultAgentPath = "/var/lib/overlay-fleet/bin/overlay-fleet-host"
-
 // Config is the provider configuration: one box and how to reach it over SSH. A program
 // declares one explicit provider per box; its process holds one SSH connection.
 type Config struct {
@@ -25,6 +22,7 @@ type Config struct {
 	AgentPath  string  `pulumi:"agentPath,optional"`
 
 	client *box.Client // made by Configure, dialled on first use
+	agent  agentInstaller
 }
 
 var (
@@ -50,8 +48,10 @@ func (c *Config) Annotate(a infer.Annotator) {
 		"Give this or set `agent`, not both.")
 	a.Describe(&c.Agent, "Log in with the keys of the ssh-agent at `SSH_AUTH_SOCK` instead of "+
 		"`privateKey`.")
-	a.Describe(&c.AgentPath, "Path of the box agent binary on the box.")
-	a.SetDefault(&c.AgentPath, DefaultAgentPath)
+	a.Describe(&c.AgentPath, "Path of a box agent binary already on the box, to run instead of "+
+		"the one this provider ships. Unset (the rule), the provider installs its own agent, built "+
+		"for the box's architecture, under `/var/lib/overlay-fleet/agent/<sha256>/` on first use "+
+		"(once per version) and checks its sha256 once per pulumi operation.")
 }
 
 // Check applies the defaults and reports each invalid field by name.
@@ -88,9 +88,6 @@ func (c *Config) applyDefaults() {
 	if c.User == "" {
 		c.User = "root"
 	}
-	if c.AgentPath == "" {
-		c.AgentPath = DefaultAgentPath
-	}
 }
 
 // validate checks the config without touching the network.
@@ -119,7 +116,7 @@ func (c *Config) validate() []p.CheckFailure {
 			fail("privateKey", "%v", err)
 		}
 	}
-	if c.AgentPath == "" || c.AgentPath[0] != '/' {
+	if c.AgentPath != "" && c.AgentPath[0] != '/' {
 		fail("agentPath", "%q is not an absolute path", c.AgentPath)
 	}
 	return fs
@@ -145,5 +142,12 @@ func boxFromConfig(ctx context.Context) (Box, error) {
 	if c == nil || c.client == nil {
 		return Box{}, fmt.Errorf("the overlay-fleet provider is not configured")
 	}
-	return Box{Runner: c.client, AgentPath: c.AgentPath}, nil
+	if c.AgentPath != "" {
+		return Box{Runner: c.client, AgentPath: c.AgentPath}, nil
+	}
+	path, err := c.agent.ensure(ctx, c.client)
+	if err != nil {
+		return Box{}, err
+	}
+	return Box{Runner: c.client, AgentPath: path}, nil
 }

@@ -353,7 +353,7 @@ func (a *omFakeAgent) handle(cmd string, stdin []byte) (string, string, int) {
 	defer a.mu.Unlock()
 	a.argvs = append(a.argvs, cmd)
 	a.stdins = append(a.stdins, string(stdin))
-	op, ok := strings.CutPrefix(cmd, DefaultAgentPath+" overlay-mount ")
+	op, ok := strings.CutPrefix(cmd, sshAgentPath+" overlay-mount ")
 	var req map[string]any
 	if !ok || json.Unmarshal(stdin, &req) != nil {
 		return "", "bad call\n", 2
@@ -383,7 +383,7 @@ const omURN = resource.URN("urn:pulumi:dev::overlay-fleet::overlay-fleet:index:O
 // server that plays the agent: check (defaults), preview, create, import by ID, delete.
 func TestOverlayMountOverSSH(t *testing.T) {
 	agent := &omFakeAgent{mounts: map[string]map[string]any{}}
-	ssh := sshtest.Start(t, agent.handle)
+	ssh := sshtest.Start(t, withBootstrap(t, agent.handle))
 	s, err := integration.NewServer(t.Context(), Name, semver.MustParse("0.1.0"), integration.WithProvider(New()))
 	if err != nil {
 		t.Fatal(err)
@@ -443,7 +443,7 @@ func TestOverlayMountOverSSH(t *testing.T) {
 	}
 	want := []string{"create", "read", "delete", "read"}
 	for i, cmd := range agent.argvs {
-		if i >= len(want) || cmd != DefaultAgentPath+" overlay-mount "+want[i] {
+		if i >= len(want) || cmd != sshAgentPath+" overlay-mount "+want[i] {
 			t.Errorf("agent call %d: %q, want %v", i, cmd, want)
 		}
 	}

@@ -22,7 +22,7 @@ func TestConfigValidate(t *testing.T) {
 	s := sshtest.Start(t, nil)
 	key := s.ClientKey
 	valid := func() Config {
-		return Config{Host: "box1.lan", Port: 22, User: "root", HostKey: s.HostKey, PrivateKey: &key, AgentPath: DefaultAgentPath}
+		return Config{Host: "box1.lan", Port: 22, User: "root", HostKey: s.HostKey, PrivateKey: &key}
 	}
 	empty, bad := "", "-----BEGIN OPENSSH PRIVATE KEY-----\nnope\n-----END OPENSSH PRIVATE KEY-----\n"
 	tests := []struct {
@@ -40,6 +40,7 @@ func TestConfigValidate(t *testing.T) {
 		{"neither key nor agent", func(c *Config) { c.PrivateKey = nil }, []string{"privateKey"}},
 		{"empty key, no agent", func(c *Config) { c.PrivateKey = &empty }, []string{"privateKey"}},
 		{"key unparsable", func(c *Config) { c.PrivateKey = &bad }, []string{"privateKey"}},
+		{"an agent of one's own", func(c *Config) { c.AgentPath = "/opt/of/overlay-fleet-host" }, nil},
 		{"relative agentPath", func(c *Config) { c.AgentPath = "bin/agent" }, []string{"agentPath"}},
 	}
 	for _, tt := range tests {
@@ -77,7 +78,7 @@ func (a *fakeAgent) handle(cmd string, stdin []byte) (string, string, int) {
 	if a.failMsg != "" {
 		return "", "starting\n" + a.failMsg + "\n", 1
 	}
-	op, ok := strings.CutPrefix(cmd, DefaultAgentPath+" fstab-entry ")
+	op, ok := strings.CutPrefix(cmd, sshAgentPath+" fstab-entry ")
 	var req map[string]any
 	if !ok || json.Unmarshal(stdin, &req) != nil {
 		return "", "bad call\n", 2
@@ -107,7 +108,7 @@ const entryURN = resource.URN("urn:pulumi:dev::overlay-fleet::overlay-fleet:inde
 // server that plays the agent: config check, configure, preview, create, import, delete.
 func TestProviderOverSSH(t *testing.T) {
 	agent := &fakeAgent{lines: map[string]map[string]any{}}
-	ssh := sshtest.Start(t, agent.handle)
+	ssh := sshtest.Start(t, withBootstrap(t, agent.handle))
 	s, err := integration.NewServer(t.Context(), Name, semver.MustParse("0.1.0"), integration.WithProvider(New()))
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +190,7 @@ func TestProviderOverSSH(t *testing.T) {
 	}
 	want := []string{"create", "read", "delete", "read"}
 	for i, cmd := range agent.argvs {
-		if i >= len(want) || cmd != DefaultAgentPath+" fstab-entry "+want[i] {
+		if i >= len(want) || cmd != sshAgentPath+" fstab-entry "+want[i] {
 			t.Errorf("agent call %d: %q, want %v", i, cmd, want)
 		}
 	}

@@ -19,12 +19,12 @@ Object.defineProperty(exports, "agent", {
 });
 
 /**
- * Path of the box agent binary on the box.
+ * Path of a box agent binary already on the box, to run instead of the one this provider ships. Unset (the rule), the provider installs its own agent, built for the box's architecture, under `/var/lib/overlay-fleet/agent/<sha256>/` on first use (once per version) and checks its sha256 once per pulumi operation.
  */
-export declare const agentPath: string;
+export declare const agentPath: string | undefined;
 Object.defineProperty(exports, "agentPath", {
     get() {
-        return __config.get("agentPath") ?? "/var/lib/overlay-fleet/bin/overlay-fleet-host";
+        return __config.get("agentPath");
     },
     enumerable: true,
 });
