@@ -333,6 +333,10 @@ func (r *Container) Read(ctx context.Context, req infer.ReadRequest[ContainerArg
 	inputs := req.Inputs
 	if inputs.Name == "" { // import: adopt what the box has
 		inputs = st.args()
+	} else if want := firstNonEmpty(req.State.InstanceID, req.Inputs.InstanceID); st.InstanceID != want {
+		// A container of that name, but another instance's (or nobody's): this resource's is
+		// gone. Taking the other's label into the state would let a delete remove it.
+		return infer.ReadResponse[ContainerArgs, ContainerState]{}, nil
 	}
 	return infer.ReadResponse[ContainerArgs, ContainerState]{ID: req.ID, Inputs: inputs, State: st}, nil
 }

@@ -197,6 +197,8 @@ func TestContainerRead(t *testing.T) {
 	stopped.Running, stopped.Status = false, "exited"
 	otherMAC := ctrState(ctrArgs())
 	otherMAC.MAC = "02:42:c0:a8:01:65"
+	otherInstance := ctrState(ctrArgs())
+	otherInstance.InstanceID = "box2/ttnode1"
 	readReq := map[string]any{"name": "ttnode1", "network": "macnet", "target": "/mnts", "env": map[string]any{"NODE": ""}}
 	tests := []struct {
 		name       string
@@ -215,6 +217,8 @@ func TestContainerRead(t *testing.T) {
 			box: ctrAnswer(stopped), wantStdin: readReq, wantID: "ttnode1", wantInputs: ctrArgs(), wantState: stopped, wantDiff: []string{"running"}},
 		{name: "another MAC: drift", req: infer.ReadRequest[ContainerArgs, ContainerState]{ID: "ttnode1", Inputs: ctrArgs(), State: ctrState(ctrArgs())},
 			box: ctrAnswer(otherMAC), wantStdin: readReq, wantID: "ttnode1", wantInputs: ctrArgs(), wantState: otherMAC, wantDiff: []string{"mac"}},
+		{name: "another instance's container of that name: ours is gone, theirs is not taken into the state", req: infer.ReadRequest[ContainerArgs, ContainerState]{ID: "ttnode1", Inputs: ctrArgs(), State: ctrState(ctrArgs())},
+			box: ctrAnswer(otherInstance), wantStdin: readReq},
 		{name: "removed: gone", req: infer.ReadRequest[ContainerArgs, ContainerState]{ID: "ttnode1", Inputs: ctrArgs(), State: ctrState(ctrArgs())},
 			box: ctrAbsent, wantStdin: readReq},
 		{name: "import: the inputs from the box", req: infer.ReadRequest[ContainerArgs, ContainerState]{ID: "ttnode1"},
