@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Labels overlay-fleet puts on what it makes (model/constants.ts).
@@ -21,20 +22,27 @@ const (
 // RestartPolicies are the restart policies a container may have.
 var RestartPolicies = []string{"no", "always", "unless-stopped", "on-failure"}
 
+// The patterns of the checks, compiled on first use: a subcommand that checks no docker value
+// (fstab-entry, overlay-mount) does not pay for them at every start.
 var (
-	namePattern      = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
-	hostLabelPattern = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`)
-	macPattern       = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
-	imagePattern     = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
-	imageIDPattern   = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
-	boxPattern       = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
-	ifacePattern     = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,15}$`)
-	envKeyPattern    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	namePattern      = lazyRegexp(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+	hostLabelPattern = lazyRegexp(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$`)
+	macPattern       = lazyRegexp(`^[0-9a-f]{2}(:[0-9a-f]{2}){5}$`)
+	imagePattern     = lazyRegexp(`^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$`)
+	imageIDPattern   = lazyRegexp(`^sha256:[0-9a-f]{64}$`)
+	boxPattern       = lazyRegexp(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
+	ifacePattern     = lazyRegexp(`^[A-Za-z0-9_.-]{1,15}$`)
+	envKeyPattern    = lazyRegexp(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
+
+// lazyRegexp is the regexp of expr, compiled once, when first asked for.
+func lazyRegexp(expr string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(expr) })
+}
 
 // ValidateName checks a docker object name (container, network); label says which.
 func ValidateName(label, name string) error {
-	if !namePattern.MatchString(name) {
+	if !namePattern().MatchString(name) {
 		return fmt.Errorf("%s %q is not a valid docker name (A-Z a-z 0-9 _ . -, starting with a letter or digit, at most 63)", label, name)
 	}
 	return nil
@@ -45,7 +53,7 @@ func ValidateName(label, name string) error {
 func ValidateHostname(h string) error {
 	ok := h != "" && len(h) <= 63
 	for _, l := range strings.Split(h, ".") {
-		ok = ok && hostLabelPattern.MatchString(l)
+		ok = ok && hostLabelPattern().MatchString(l)
 	}
 	if !ok {
 		return fmt.Errorf("hostname %q must be labels of A-Z a-z 0-9 - (not starting or ending with -) separated by '.', at most 63 characters", h)
@@ -66,7 +74,7 @@ func ValidateIPv4(label, s string) error {
 // all zero.
 func ValidateMAC(mac string) error {
 	switch {
-	case !macPattern.MatchString(mac):
+	case !macPattern().MatchString(mac):
 		return fmt.Errorf("MAC address %q must be six lower-case hex pairs separated by ':' (like 02:42:c0:a8:01:c9)", mac)
 	case mac == "00:00:00:00:00:00":
 		return fmt.Errorf("MAC address %q is the all-zero MAC", mac)
@@ -78,7 +86,7 @@ func ValidateMAC(mac string) error {
 
 // ValidateImage checks an image reference.
 func ValidateImage(ref string) error {
-	if !imagePattern.MatchString(ref) {
+	if !imagePattern().MatchString(ref) {
 		return fmt.Errorf("image %q is not a docker image reference", ref)
 	}
 	return nil
@@ -86,7 +94,7 @@ func ValidateImage(ref string) error {
 
 // ValidateImageID checks an image id, `sha256:<64 hex>`.
 func ValidateImageID(id string) error {
-	if !imageIDPattern.MatchString(id) {
+	if !imageIDPattern().MatchString(id) {
 		return fmt.Errorf("image id %q is not sha256:<64 lower-case hex digits>", id)
 	}
 	return nil
@@ -94,7 +102,7 @@ func ValidateImageID(id string) error {
 
 // ValidateBox checks a box name.
 func ValidateBox(box string) error {
-	if !boxPattern.MatchString(box) {
+	if !boxPattern().MatchString(box) {
 		return fmt.Errorf("box name %q must use only a-z 0-9 - (starting and ending with a letter or digit, at most 32)", box)
 	}
 	return nil
@@ -102,7 +110,7 @@ func ValidateBox(box string) error {
 
 // ValidateParent checks a macvlan parent interface name.
 func ValidateParent(parent string) error {
-	if !ifacePattern.MatchString(parent) {
+	if !ifacePattern().MatchString(parent) {
 		return fmt.Errorf("parent interface %q is not a network interface name (A-Z a-z 0-9 _ . -, at most 15)", parent)
 	}
 	return nil
@@ -147,7 +155,7 @@ func ValidateRestart(policy string) error {
 
 // ValidateEnv checks an environment variable of a container.
 func ValidateEnv(key, value string) error {
-	if !envKeyPattern.MatchString(key) {
+	if !envKeyPattern().MatchString(key) {
 		return fmt.Errorf("environment variable name %q must be letters, digits and _, not starting with a digit", key)
 	}
 	if strings.ContainsRune(value, 0) {

@@ -1,6 +1,9 @@
 package docker
 
-import "testing"
+import (
+	"regexp"
+	"testing"
+)
 
 func TestValidate(t *testing.T) {
 	tests := []struct {
@@ -49,6 +52,15 @@ func TestValidate(t *testing.T) {
 	for _, tt := range tests {
 		if (tt.err == nil) != tt.ok {
 			t.Errorf("%s: error %v, want ok=%v", tt.name, tt.err, tt.ok)
+		}
+	}
+}
+
+// TestPatternsCompile: every pattern compiles (they are compiled on first use, not at init).
+func TestPatternsCompile(t *testing.T) {
+	for _, p := range []func() *regexp.Regexp{namePattern, hostLabelPattern, macPattern, imagePattern, imageIDPattern, boxPattern, ifacePattern, envKeyPattern} {
+		if p() == nil || p() != p() {
+			t.Error("a pattern is not compiled once")
 		}
 	}
 }

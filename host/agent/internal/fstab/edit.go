@@ -37,10 +37,10 @@ const (
 // lock beside the file (ShLockSuffix: an agent and an sh editing the same fstab exclude each
 // other) it reads the file,
 // changes the table, writes the new content to a temp file in the same directory (synced, with
-// the mode and owner of the old file), lets Verify check it, keeps the old content in
-// `<fstab>.overlay-fleet.bak`, renames the temp file over the fstab and syncs the directory. A
-// failure before the rename leaves the fstab as it was. An edit that changes nothing writes
-// nothing.
+// the mode and owner of the old file), lets Verify check the lines it wrote (in a temp file of
+// their own), keeps the old content in `<fstab>.overlay-fleet.bak`, renames the temp file over
+// the fstab and syncs the directory. A failure before the rename leaves the fstab as it was. An
+// edit that changes nothing writes nothing.
 type Editor struct {
 	// Locks is the directory of the box's locks.
 	Locks *lock.Dir
@@ -162,10 +162,8 @@ func (e *Editor) Edit(ctx context.Context, path string, change func(*Table) erro
 	defer os.Remove(tmp) // fails harmlessly once the rename has happened
 
 	if e.Verify != nil {
-		if w := t.written(); len(w) > 0 {
-			if err := e.Verify.Verify(ctx, tmp, w); err != nil {
-				return res, fmt.Errorf("refusing to write fstab %q: %w", target, err)
-			}
+		if err := e.verifyWritten(ctx, target, t); err != nil {
+			return res, err
 		}
 	}
 	if old != nil {
@@ -187,6 +185,37 @@ func (e *Editor) Edit(ctx context.Context, path string, change func(*Table) erro
 		return res, fmt.Errorf("the new fstab %q is in place but may not survive a crash: %w", target, err)
 	}
 	return res, nil
+}
+
+// verifyWritten lets Verify check the lines of t that the edit wrote, in a temp file beside
+// target that holds them alone (not synced: it is read once and removed).
+func (e *Editor) verifyWritten(ctx context.Context, target string, t *Table) error {
+	written := t.written()
+	if len(written) == 0 {
+		return nil
+	}
+	var content bytes.Buffer
+	for i := range written {
+		content.WriteString(t.lines[written[i].LineNo-1].raw)
+		content.WriteByte('\n')
+		written[i].FstabLineNo, written[i].LineNo = written[i].LineNo, i+1
+	}
+	f, err := os.CreateTemp(filepath.Dir(target), tempPrefix(target)+"*")
+	if err != nil {
+		return fmt.Errorf("cannot create a temp file beside fstab %q (it is unchanged): %w", target, err)
+	}
+	defer os.Remove(f.Name())
+	_, err = f.Write(content.Bytes())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("cannot write %q (is the filesystem full? fstab %q is unchanged): %w", f.Name(), target, err)
+	}
+	if err := e.Verify.Verify(ctx, f.Name(), written); err != nil {
+		return fmt.Errorf("refusing to write fstab %q: %w", target, err)
+	}
+	return nil
 }
 
 // resolve is the file an edit of path changes: path itself, or the file a symlinked path points

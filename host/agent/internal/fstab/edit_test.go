@@ -322,12 +322,17 @@ func TestEditorVerifiesWrittenLines(t *testing.T) {
 	if _, err := e.Set(ctx, path, "box1/n2", "/d/n2/mnts", opts2); err != nil {
 		t.Fatal(err)
 	}
+	// The verifier gets the written line alone, as line 1 of its file, and its number in the
+	// fstab for its findings; the file is gone afterwards.
 	wantNo := strings.Count(foreign, "\n") + 2
-	if v.calls != 1 || len(v.written) != 1 || v.written[0] != (WrittenLine{LineNo: wantNo, MountPoint: "/d/n2/mnts"}) {
-		t.Errorf("verifier got %d calls, %+v; want one with line %d", v.calls, v.written, wantNo)
+	if v.calls != 1 || len(v.written) != 1 || v.written[0] != (WrittenLine{LineNo: 1, FstabLineNo: wantNo, MountPoint: "/d/n2/mnts"}) {
+		t.Errorf("verifier got %d calls, %+v; want one with line 1 (%d in the fstab)", v.calls, v.written, wantNo)
 	}
-	if v.content != foreign+line1+"\n"+line2+"\n" {
+	if v.content != line2+"\n" {
 		t.Errorf("verifier saw %q", v.content)
+	}
+	if l := leftovers(t, filepath.Dir(path), ".fstab"); len(l) != 0 {
+		t.Errorf("temp files left behind: %q", l)
 	}
 	// No change, and a removal, write no line to check.
 	for _, edit := range []func() (Result, error){
@@ -340,6 +345,113 @@ func TestEditorVerifiesWrittenLines(t *testing.T) {
 	}
 	if v.calls != 1 {
 		t.Errorf("verifier called %d times, want once", v.calls)
+	}
+}
+
+// TestEditorVerifiesSeveralWrittenLines: an edit that writes several lines (one in place, one
+// appended) gives the verifier those lines, numbered in its file and in the fstab.
+func TestEditorVerifiesSeveralWrittenLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fstab")
+	writeFile(t, path, line1+"\n"+foreign, 0o644)
+	e := testEditor(t)
+	v := &fakeVerifier{}
+	e.Verify = v
+	opts1b := opts1 + ",uuid=off"
+	_, err := e.Edit(context.Background(), path, func(tb *Table) error {
+		if err := tb.Set("box1/n2", "/d/n2/mnts", opts2); err != nil {
+			return err
+		}
+		return tb.Set("box1/n1", "/d/n1/mnts", opts1b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []WrittenLine{
+		{LineNo: 1, FstabLineNo: 1, MountPoint: "/d/n1/mnts"},
+		{LineNo: 2, FstabLineNo: strings.Count(foreign, "\n") + 2, MountPoint: "/d/n2/mnts"},
+	}
+	if fmt.Sprint(v.written) != fmt.Sprint(want) {
+		t.Errorf("verifier got %+v, want %+v", v.written, want)
+	}
+	l1b, _ := FormatLine("box1/n1", "/d/n1/mnts", opts1b)
+	if v.content != l1b+"\n"+line2+"\n" {
+		t.Errorf("verifier saw %q", v.content)
+	}
+}
+
+// TestEditorFindmntParseErrorOnOurLine is the agent's side of the sh library's test "refuses to
+// write when findmnt --verify reports a parse error on our line" (test/host/fstab.test.ts): a
+// findmnt that reports a parse error at the line of the file it is given that holds the marker
+// refuses the edit, naming the line's number in the fstab, and leaves everything as it was.
+func TestEditorFindmntParseErrorOnOurLine(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "fstab")
+	writeFile(t, path, foreign, 0o644)
+	e := testEditor(t)
+	var verified string
+	e.Verify = &Findmnt{Path: "findmnt", Run: func(_ context.Context, _ string, args ...string) ([]byte, []byte, error) {
+		tab := args[len(args)-1]
+		data, err := os.ReadFile(tab)
+		if err != nil {
+			t.Fatal(err)
+		}
+		verified = string(data)
+		n := 0
+		for i, l := range strings.Split(verified, "\n") {
+			if strings.Contains(l, MarkerKey+"=") {
+				n = i + 1
+			}
+		}
+		return nil, []byte(fmt.Sprintf("findmnt: %s: parse error at line %d -- ignored\n", tab, n)), exitStatus(t, "1")
+	}}
+	_, err := e.Set(context.Background(), path, "box1/n1", "/d/n1/mnts", opts1)
+	wantNo := strings.Count(foreign, "\n") + 1
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("refusing to write fstab %q: findmnt --verify reports for the written lines: parse error at line %d", path, wantNo)) {
+		t.Errorf("Set() = %v, want a refusal naming line %d", err, wantNo)
+	}
+	if verified != line1+"\n" {
+		t.Errorf("findmnt was given %q", verified)
+	}
+	if got := readFile(t, path); got != foreign {
+		t.Errorf("fstab changed to %q", got)
+	}
+	if l := leftovers(t, dir, ".fstab"); len(l) != 0 {
+		t.Errorf("temp files left behind: %q", l)
+	}
+	if _, err := os.Lstat(path + BackupSuffix); err == nil {
+		t.Error("a backup was written")
+	}
+}
+
+// TestEditorFindmntReal: with this machine's findmnt, an edit beside foreign lines findmnt
+// reports errors for goes through, and one whose line findmnt finds wrong (a mount point that
+// is a file) is refused.
+func TestEditorFindmntReal(t *testing.T) {
+	v := FindmntOnPath()
+	if v == nil {
+		t.Skip("no findmnt on PATH")
+	}
+	dir := t.TempDir()
+	notADir := filepath.Join(dir, "file")
+	writeFile(t, notADir, "", 0o644)
+	path := filepath.Join(dir, "fstab")
+	old := foreign + "justone\nUUID=0000-none /boot ext4 noauto 0 2\n" + notADir + " /data ext4 defaults 0 2\n"
+	writeFile(t, path, old, 0o644)
+	e := testEditor(t)
+	e.Verify = v
+	ctx := context.Background()
+	if _, err := e.Set(ctx, path, "box1/n1", "/d/n1/mnts", opts1); err != nil {
+		t.Errorf("Set() beside broken foreign lines = %v", err)
+	}
+	_, err := e.Set(ctx, path, "box1/n2", notADir, opts2)
+	if err == nil || !strings.Contains(err.Error(), "target is not a directory") {
+		t.Errorf("Set() on a file = %v, want a refusal", err)
+	}
+	if got := readFile(t, path); got != old+line1+"\n" {
+		t.Errorf("fstab is %q", got)
+	}
+	if l := leftovers(t, dir, ".fstab"); len(l) != 0 {
+		t.Errorf("temp files left behind: %q", l)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"unicode"
 )
 
@@ -15,13 +16,16 @@ const (
 	maxNameLength = 63
 )
 
-var idPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+// idPattern is compiled on first use, not at every start of the agent.
+var idPattern = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-z0-9][a-z0-9-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+})
 
 // ValidateID checks an instance id, `<box>/<name>`: the box of a-z, 0-9 and `-` starting with a
 // letter or digit (at most 32), the name of letters, digits, `_`, `.` and `-` starting with a
 // letter or digit (at most 63). The error names the value.
 func ValidateID(id string) error {
-	if !idPattern.MatchString(id) {
+	if !idPattern().MatchString(id) {
 		return fmt.Errorf("instance id %q must be <box>/<name>: box of a-z 0-9 - and name of A-Z a-z 0-9 _ . -, each starting with a letter or digit", id)
 	}
 	box, name, _ := strings.Cut(id, "/")

@@ -10,19 +10,33 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // WrittenLine is a line that an edit wrote: a verifier checks these and no others.
 type WrittenLine struct {
-	// LineNo is the number of the line in the new file, from 1.
+	// LineNo is the number of the line in the file given to the verifier, from 1.
 	LineNo int
+	// FstabLineNo is its number in the new fstab, which findings name; 0 when it is LineNo
+	// (the file verified is the new fstab).
+	FstabLineNo int
 	// MountPoint is the line's fs_file, decoded.
 	MountPoint string
 }
 
-// Verifier checks the new content of an fstab, in the temp file file, before it replaces the
-// fstab. Only problems of the written lines may fail the check: foreign lines are not ours to
-// judge.
+// fstabLineNo is the number of the line in the new fstab.
+func (w WrittenLine) fstabLineNo() int {
+	if w.FstabLineNo != 0 {
+		return w.FstabLineNo
+	}
+	return w.LineNo
+}
+
+// Verifier checks the lines an edit wrote before the new content replaces the fstab. The
+// Editor gives it a temp file that holds those lines alone, so a check costs the same however
+// long the fstab is: foreign lines are not ours to judge, and what findmnt reports for an entry
+// does not depend on the other entries (but for the order of mount points, which systemd does
+// not need: see Findmnt.Verify).
 type Verifier interface {
 	Verify(ctx context.Context, file string, written []WrittenLine) error
 }
@@ -59,14 +73,17 @@ func runCommand(ctx context.Context, name string, args ...string) ([]byte, []byt
 }
 
 // findmnt reports a line it cannot parse on stderr: "findmnt: <file>: parse error at line N -- ignored".
-var parseErrorLine = regexp.MustCompile(`parse error at line ([0-9]+)`)
+// Compiled on first use.
+var parseErrorLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`parse error at line ([0-9]+)`) })
 
 // Verify runs findmnt on file. findmnt reports per entry a header line (the decoded mount point)
 // and indented findings, `[E]` for errors and `[W]` for warnings. The check fails for a parse
 // error on a written line and for an error reported for a written line's mount point, except
 // those that are normal for a line written before its mount point exists: "unreachable on boot
 // required target: No such file or directory", and "wrong order" (systemd orders mounts by
-// their paths and x-systemd.requires-mounts-for, not by their order in the file). A findmnt too
+// their paths and x-systemd.requires-mounts-for, not by their order in the file; it is the one
+// finding that compares an entry with the others, with "target specified more than once", a
+// warning). A parse error is reported with the line's number in the new fstab. A findmnt too
 // old for --verify (util-linux < 2.29) checks nothing.
 func (f *Findmnt) Verify(ctx context.Context, file string, written []WrittenLine) error {
 	run := f.Run
@@ -85,17 +102,17 @@ func (f *Findmnt) Verify(ctx context.Context, file string, written []WrittenLine
 		return nil // no --verify in this findmnt
 	}
 	ours := map[string]bool{}
-	lineNos := map[int]bool{}
+	lineNos := map[int]int{} // in file: in the new fstab
 	for _, w := range written {
 		ours[w.MountPoint] = true
-		lineNos[w.LineNo] = true
+		lineNos[w.LineNo] = w.fstabLineNo()
 	}
 	var problems []string
 	sc := bufio.NewScanner(bytes.NewReader(stderr))
 	for sc.Scan() {
-		if m := parseErrorLine.FindStringSubmatch(sc.Text()); m != nil {
-			if n, _ := strconv.Atoi(m[1]); lineNos[n] {
-				problems = append(problems, "parse error at line "+m[1])
+		if m := parseErrorLine().FindStringSubmatch(sc.Text()); m != nil {
+			if n, _ := strconv.Atoi(m[1]); lineNos[n] != 0 {
+				problems = append(problems, "parse error at line "+strconv.Itoa(lineNos[n]))
 			}
 		}
 	}

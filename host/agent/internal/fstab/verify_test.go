@@ -25,11 +25,19 @@ func TestFindmntVerify(t *testing.T) {
 	ours := []WrittenLine{{LineNo: 4, MountPoint: "/d/n1/mnts"}}
 	tests := []struct {
 		name           string
+		written        []WrittenLine // ours when nil
 		stdout, stderr string
 		exit           string // "" for status 0
 		runErr         error
 		wantErr        string
 	}{
+		{
+			name:    "parse error at our line, named by its number in the fstab",
+			written: []WrittenLine{{LineNo: 1, FstabLineNo: 10, MountPoint: "/d/n1/mnts"}, {LineNo: 2, FstabLineNo: 3, MountPoint: "/d/n2/mnts"}},
+			stderr:  "findmnt: f: parse error at line 2 -- ignored\n",
+			exit:    "1",
+			wantErr: "reports for the written lines: parse error at line 3",
+		},
 		{
 			name:   "clean",
 			stdout: "", stderr: "0 parse errors, 0 errors, 0 warnings\n",
@@ -76,7 +84,11 @@ func TestFindmntVerify(t *testing.T) {
 				}
 				return []byte(tt.stdout), []byte(tt.stderr), err
 			}}
-			err := f.Verify(context.Background(), "/etc/.fstab.x", ours)
+			written := tt.written
+			if written == nil {
+				written = ours
+			}
+			err := f.Verify(context.Background(), "/etc/.fstab.x", written)
 			if want := "/usr/bin/findmnt --verify --tab-file /etc/.fstab.x"; strings.Join(gotArgs, " ") != want {
 				t.Errorf("ran %q, want %q", gotArgs, want)
 			}

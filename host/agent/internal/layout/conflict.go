@@ -69,12 +69,18 @@ func (f Finding) String() string {
 
 // Near is the first directory of dirs that is, is inside or contains a layer of one of others
 // of the kinds it must stay apart from (a lower with its family of generations, see
-// LowerRelation), overlay by overlay; false when there is none.
+// LowerRelation), overlay by overlay; false when there is none. Each distinct path is looked
+// up on disk (stat, symlinks) once per call, however many pairs it is in.
 func Near(dirs []Dir, others []Overlay) (Finding, bool) {
+	return newResolver().near(dirs, others)
+}
+
+// near is Near with the resolver r.
+func (r *resolver) near(dirs []Dir, others []Overlay) (Finding, bool) {
 	for _, o := range others {
 		for _, d := range dirs {
 			for _, k := range d.Against {
-				if f, ok := near(d, k, o); ok {
+				if f, ok := r.nearKind(d, k, o); ok {
 					return f, true
 				}
 			}
@@ -83,8 +89,8 @@ func Near(dirs []Dir, others []Overlay) (Finding, bool) {
 	return Finding{}, false
 }
 
-// near compares one directory with the layers of one kind of one overlay.
-func near(d Dir, k Kind, o Overlay) (Finding, bool) {
+// nearKind compares one directory with the layers of one kind of one overlay.
+func (r *resolver) nearKind(d Dir, k Kind, o Overlay) (Finding, bool) {
 	var layers []string
 	switch k {
 	case Upper:
@@ -101,12 +107,12 @@ func near(d Dir, k Kind, o Overlay) (Finding, bool) {
 		f := Finding{Label: d.Label, Path: d.Path, Kind: k.String(), Layer: l, MountPoint: o.MountPoint}
 		if k == Lower {
 			var hit string
-			f.Rel, hit = LowerRelation(d.Path, l)
+			f.Rel, hit = r.lowerRelation(d.Path, l)
 			if hit != l {
 				f.Kind, f.Layer = "lowerdir generation", hit
 			}
 		} else {
-			f.Rel = Relation(d.Path, l)
+			f.Rel = r.relation(d.Path, l)
 		}
 		if f.Rel != Apart {
 			return f, true

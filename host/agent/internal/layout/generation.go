@@ -14,17 +14,22 @@ const GenerationSuffix = ".g"
 // itself (L or L.g<N>), its base L, and every L.g<N>, L.g<N>.partial and L.g<N>.work beside it.
 // It returns the relation and the member p touches (lower when p is apart from all of them).
 func LowerRelation(p, lower string) (Rel, string) {
-	if r := Relation(p, lower); r != Apart {
-		return r, lower
+	return (*resolver)(nil).lowerRelation(p, lower)
+}
+
+// lowerRelation is LowerRelation.
+func (r *resolver) lowerRelation(p, lower string) (Rel, string) {
+	if rel := r.relation(p, lower); rel != Apart {
+		return rel, lower
 	}
 	base := generationBase(norm(lower))
 	if base != norm(lower) {
-		if r := Relation(p, base); r != Apart {
-			return r, base
+		if rel := r.relation(p, base); rel != Apart {
+			return rel, base
 		}
 	}
 	// A generation sibling: p is one or inside one (containing one means containing L too).
-	for _, cand := range []string{norm(p), Canon(p)} {
+	for _, cand := range []string{norm(p), r.canon(p)} {
 		rest, ok := strings.CutPrefix(cand, base+GenerationSuffix)
 		if !ok {
 			continue
