@@ -2,7 +2,7 @@
 # Benchmark of the cache-generation fold (host/fold.sh + host/foldtool) against plain copies, on a
 # loop ext4 image. Not a test: it prints figures.
 #
-#   sudo sh bench/fold.sh [files=10000] [changedPercent=10] [fileKiB=64] [workDir=/var/tmp] [bigFiles=100000] [bigFileKiB=4]
+#   sudo sh bench/fold.sh [files=10000] [changedPercent=10] [fileKiB=64] [workDir=/var/tmp] [bigFiles=100000] [bigFileKiB=4] [wideEntries=100000]
 #
 # Case 1 builds a lower cache of <files> files of <fileKiB> KiB in 100 directories, mounts two
 # overlay instances on it, changes <changedPercent>% of the files through each instance (rewrites,
@@ -14,8 +14,12 @@
 #   - drop_folded of each upper (the switch).
 # and prints files/s, MB/s, the extra disk each used, the peak memory of the fold and
 # `fold/rsync: <ratio>` (fold time over cp -al + rsync time). Case 2 does the same fold with
-# <bigFiles> files of <bigFileKiB> KiB (linearity) and prints `100k: ...`. Runs in a private mount
-# namespace; everything is removed at the end. Needs root, util-linux, e2fsprogs, attr, rsync, go
+# <bigFiles> files of <bigFileKiB> KiB (linearity) and prints `100k: ...`. Case 3 folds one
+# directory of <wideEntries> entries that one instance changes a few of and the other empties and
+# starts over (an opaque directory hiding all of them) and prints `wide: ...`. These are the shapes
+# of the host tests' 100,000-file and 100,000-entry folds (test/host/fold.test.ts), which check
+# what the fold does, not how fast. Runs in a private mount namespace; everything is removed at
+# the end. Needs root, util-linux, e2fsprogs, attr, rsync, go
 # (to build host/foldtool).
 set -eu
 
@@ -30,6 +34,7 @@ kib=${3:-64}
 base=${4:-/var/tmp}
 bigfiles=${5:-100000}
 bigkib=${6:-4}
+wide=${7:-100000}
 here=$(cd "$(dirname "$0")/.." && pwd)
 for t in getfattr setfattr rsync mkfs.ext4 go; do
     command -v "$t" >/dev/null 2>&1 || { echo "bench/fold.sh: $t is required" >&2; exit 1; }
@@ -188,3 +193,47 @@ run_case small "$files" "$pct" "$kib"
 echo
 run_case big "$bigfiles" "$pct" "$bigkib"
 echo "100k: $bigfiles files of $bigkib KiB: fold $fold_rate files/s (changed files), $fold_secs s, fold/rsync: $fold_ratio${rss_kib:+, peak memory $rss_kib KiB}"
+
+# run_wide NAME ENTRIES: one directory of ENTRIES files of 8 bytes; n1 rewrites three of them,
+# deletes the last and adds one, n2 deletes the directory and makes it again with one file; times
+# the fold. Leaves wide_secs and wide_summary set.
+run_wide() {
+T=$B/$1
+entries=$2
+mkdir "$T"
+# a block (4 KiB) per file, twice over
+truncate -s "$((entries * 8 / 1024 + 512))M" "$T/disk.img"
+mkfs.ext4 -q -F -N $((entries * 3 + 100000)) "$T/disk.img"
+mkdir "$T/disk"
+mount -o loop "$T/disk.img" "$T/disk"
+D=$T/disk
+L=$D/static_cache
+echo "building a lower of one directory of $entries entries ..."
+mkdir -p "$L/big"
+head -c $((entries * 8)) /dev/urandom | (cd "$L/big" && split -b 8 -a 7 -d - e)
+for n in 1 2; do
+    mkdir -p "$D/n$n/upper" "$D/n$n/work" "$D/n$n/mnts"
+    mount -t overlay overlay -o "lowerdir=$L,upperdir=$D/n$n/upper,workdir=$D/n$n/work,index=off,nfs_export=off,redirect_dir=off,metacopy=off" "$D/n$n/mnts"
+done
+M1=$D/n1/mnts
+for j in 1 2 3; do echo n1 >"$M1/big/e000000$j"; done
+rm "$M1/big/e$(printf '%07d' $((entries - 1)))"
+echo new >"$M1/big/n1new"
+rm -rf "$D/n2/mnts/big"
+mkdir "$D/n2/mnts/big"
+echo only >"$D/n2/mnts/big/n2only"
+sync
+echo "fold ..."
+t0=$(now)
+out=$(sh -c "$bundle" of-fold "$L" 2 "$D/.overlay-fleet/gen2" lowest-index-wins - n1 "$D/n1/upper" n2 "$D/n2/upper")
+t1=$(now)
+wide_secs=$(elapsed "$t0" "$t1")
+wide_summary=$(printf '%s\n' "$out" | tail -n 1)
+echo "fold:            ${wide_secs}s  $(rate "$entries" "$wide_secs") entries/s  ($wide_summary)"
+for m in "$D"/n1/mnts "$D"/n2/mnts "$D"; do umount -l "$m" 2>/dev/null || :; done
+rm -rf "$T"
+}
+
+echo
+run_wide wide "$wide"
+echo "wide: one directory of $wide entries (opaque in one instance): fold $wide_secs s ($wide_summary)"

@@ -2,6 +2,7 @@
  * The real engine end to end: `pulumi preview/up/destroy` through the CLI against the lab's
  * SSH boxes, cache-only (containers: test/e2e/containers.test.ts).
  */
+import type { ChildProcess } from "child_process";
 import * as fs from "fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BoxSummary } from "../../components/box";
@@ -30,6 +31,70 @@ const mountsOf = (n: number) => Array.from({ length: n }, (_, i) => `/mnt/usbdis
 const lowerTree = async (box: string) =>
     await inBoxOk(box, "cd /mnt/usbdisk/static_cache && find . -path ./.yfnode -prune -o -printf '%p %s %m\\n' | sort && find . -path ./.yfnode -prune -o -type f -print | sort | xargs cat | md5sum");
 const foreignLines = async (box: string) => await inBoxOk(box, "grep -v 'x-overlay-fleet=' /etc/fstab || true");
+
+/** The engine events of `pulumi up --json` this test reads. */
+interface EngineEvent {
+    diagnosticEvent?: { urn?: string; message: string; severity: string; ephemeral?: boolean };
+    resOutputsEvent?: { metadata: { op: string; urn: string } };
+    summaryEvent?: { result: string };
+}
+
+/**
+ * The events of a `pulumi up --json` child as they come (this drains its stdout). waitFor resolves
+ * with the first event that matches, and fails when the run ends first or after `ms` (a guard
+ * against a hang, not a wait); exit resolves with the exit code once all the output is read.
+ */
+function engineEvents(child: ChildProcess) {
+    const events: EngineEvent[] = [];
+    const lines: string[] = [];
+    const listeners = new Set<() => void>();
+    let ended = false;
+    let partial = "";
+    const take = (text: string) => {
+        for (const line of text.split("\n").filter(Boolean)) {
+            lines.push(line.length > 600 ? `${line.slice(0, 600)}...` : line);
+            try {
+                events.push(JSON.parse(line) as EngineEvent);
+            } catch {
+                // not an event (kept in lines, for the failure message)
+            }
+        }
+        for (const listener of [...listeners]) listener();
+    };
+    child.stdout!.setEncoding("utf8");
+    child.stdout!.on("data", (chunk: string) => {
+        const text = partial + chunk;
+        const cut = text.lastIndexOf("\n") + 1;
+        partial = text.slice(cut);
+        take(text.slice(0, cut));
+    });
+    const exit = new Promise<number | null>((resolve) =>
+        child.once("close", (code) => {
+            ended = true;
+            take(partial);
+            resolve(code);
+        }),
+    );
+    const tail = () => lines.slice(-30).join("\n");
+    const waitFor = (match: (e: EngineEvent) => boolean, what: string, ms: number) =>
+        new Promise<EngineEvent>((resolve, reject) => {
+            let timer: NodeJS.Timeout | undefined = undefined;
+            const settle = (done: () => void) => {
+                clearTimeout(timer);
+                listeners.delete(check);
+                done();
+            };
+            const check = () => {
+                const found = events.find(match);
+                if (found) settle(() => resolve(found));
+                else if (ended) settle(() => reject(new Error(`the run ended before ${what}:\n${tail()}`)));
+            };
+            timer = setTimeout(() => settle(() => reject(new Error(`no ${what} within ${ms / 1000} s:\n${tail()}`))), ms);
+            listeners.add(check);
+            check();
+        });
+    return { events, exit, tail, waitFor };
+}
 
 function configure(counts: Record<string, number>, perBox: Record<string, unknown> = {}) {
     const { defaults, boxes: declared } = labConfig(boxes, counts, perBox);
@@ -195,14 +260,28 @@ describe("pulumi against the lab", () => {
     it("an sshd down when the run connects is retried, and the run converges", async () => {
         configure({ box1: 8, box2: 4 });
         await lab("stop-sshd", "box1");
-        const child = project.upInBackground();
-        child.stdout!.resume(); // drain, so the CLI never blocks on a full pipe
-        await new Promise((r) => setTimeout(r, 3000));
-        await lab("start-sshd", "box1");
-        const code = await new Promise<number | null>((r) => (child.exitCode !== null ? r(child.exitCode) : child.once("exit", r)));
-        if (code !== 0) {
-            // A command whose connection broke mid-way fails the run; the next up completes it.
-            await project.upOk();
+        const child = project.upInBackground(["--json"]);
+        const run = engineEvents(child);
+        try {
+            // The event: a command of box1 dialled it, was refused (its sshd is down until started
+            // below) and reports that it dials again. Only then does sshd come back.
+            const retry = await run.waitFor(
+                (e) => /^Dial \d+\/\d+ failed: retrying/.test(e.diagnosticEvent?.message ?? "") && /::box1-[^:]+$/.test(e.diagnosticEvent?.urn ?? ""),
+                "a refused dial of box1 reported as retried",
+                120_000,
+            );
+            expect(child.exitCode).toBe(null);
+            await lab("start-sshd", "box1");
+            // This one run succeeds, with no second up: the retried command connected and completed.
+            expect(await run.exit, run.tail()).toBe(0);
+            expect(run.events.find((e) => e.summaryEvent)?.summaryEvent?.result).toBe("succeeded");
+            expect(run.events.some((e) => e.resOutputsEvent?.metadata.urn === retry.diagnosticEvent!.urn), run.tail()).toBe(true);
+        } finally {
+            if (child.exitCode === null && child.signalCode === null) {
+                child.kill("SIGKILL");
+                await run.exit;
+            }
+            await lab("start-sshd", "box1"); // a no-op when it runs
         }
         expect(await overlayMounts("box1")).toEqual(mountsOf(8));
         expect(await managedFstabLines("box1")).toHaveLength(8);

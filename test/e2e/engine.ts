@@ -237,9 +237,12 @@ export class TestProject {
         return result.stdout;
     }
 
-    /** Starts `pulumi up` in the background, for kill-mid-run drills; read or resume() its stdout. */
-    upInBackground() {
-        return spawn("pulumi", ["up", "--yes", "--skip-preview", "--stack", this.stack, "--non-interactive"], {
+    /**
+     * Starts `pulumi up` in the background, for kill-mid-run drills; read or resume() its stdout
+     * (with `--json` in `extra`: the engine's events as they happen, one JSON object a line).
+     */
+    upInBackground(extra: string[] = []) {
+        return spawn("pulumi", ["up", "--yes", "--skip-preview", ...extra, "--stack", this.stack, "--non-interactive"], {
             cwd: this.dir,
             env: this.env,
             stdio: ["ignore", "pipe", "ignore"],

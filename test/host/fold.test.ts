@@ -925,30 +925,48 @@ describe.skipIf(skip)("fold: refusals", () => {
 });
 
 describe.skipIf(skip)("fold: interrupted (kill -9) and re-run", () => {
-    const steps = ["farm", "walk", "instance-2", "manifests", "rename", "timed"];
-    it.each(steps)("killed at %s: current generation and instances intact; re-run completes", async (step) => {
+    // Every point where the fold can be stopped, in the order it passes them, with what a kill -9
+    // there leaves: `helper`, after the sh part's checks and cleanup, before the helper starts (the
+    // helper given is a wrapper that waits there); then the helper's own pause points (host/foldtool,
+    // OVERLAY_FLEET_FOLD_PAUSE_AT): the hard-link farm built; the first directory of the first
+    // instance copied, not yet checked (its read-only view mounted); between two levels of its walk;
+    // before the second and the third instance; before the manifests; before the sync and rename
+    // (the manifests written).
+    const none = { staging: false, view: false, manifests: false };
+    const staged = { ...none, staging: true };
+    const points: Array<[string, typeof none]> = [
+        ["helper", none],
+        ["farm", staged],
+        ["walk", { ...staged, view: true }],
+        ["level-2", { ...staged, view: true }],
+        ["instance-2", staged],
+        ["instance-3", staged],
+        ["manifests", staged],
+        ["rename", { ...staged, manifests: true }],
+    ];
+    it.each(points)("killed at %s: current generation and instances intact; re-run completes", async (step, left) => {
         await withHostNs(async (ns) => {
             const c = buildCorpus(ns, { sparseMiB: 64 });
             const current = asRecord(walk(ns, c.lower));
             const views = c.insts.map((i) => walk(ns, i.merged));
             const m = model(walk(ns, c.lower), views, [".yfnode/config"]);
             const args = foldArgs(c.lower, 2, c.manifests, c.insts);
-            const run = startScript(ns, args, step === "timed" ? {} : { OVERLAY_FLEET_FOLD_PAUSE_AT: step });
-            if (step === "timed") {
-                await new Promise((r) => setTimeout(r, 150 + Math.floor(Math.random() * 900)));
-            } else {
-                const t0 = Date.now();
-                while (!run.err().includes(`paused at ${step}`)) {
-                    if (Date.now() - t0 > 60_000) throw new Error(`fold did not pause at ${step}: ${run.err()}`);
-                    if (run.child.exitCode !== null) throw new Error(`fold exited before ${step}: ${run.out()}${run.err()}`);
-                    await new Promise((r) => setTimeout(r, 50));
-                }
+            let env: Record<string, string> = { OVERLAY_FLEET_FOLD_PAUSE_AT: step };
+            if (step === "helper") {
+                const wrapper = ns.p("foldtool-after-a-pause");
+                fs.writeFileSync(wrapper, `#!/bin/sh\necho "overlay-fleet: fold paused at helper" >&2\nsleep 3600 && exec '${foldTool()}' "$@"\n`, { mode: 0o755 });
+                env = { OVERLAY_FLEET_FOLDTOOL: wrapper };
             }
+            const run = await pausedFold(ns, args, step, env);
             killGroup(run.child.pid!);
             await run.done;
-            if (step !== "timed" || !/^folded/m.test(run.out())) {
-                expect(ns.sh('test -e "$1.g2"', [c.lower]).status).not.toBe(0);
-            }
+            expect(run.out()).not.toMatch(/^folded/m);
+            // what the kill left is what the fold had done by that point
+            expect(ns.sh('test -e "$1.g2.partial"', [c.lower]).status === 0).toBe(left.staging);
+            expect(ns.sh("grep -c ' - overlay ' /proc/self/mountinfo").stdout.trim()).toBe(left.view ? "4" : "3");
+            expect(ns.sh('test -e "$1/n1.manifest"', [c.manifests]).status === 0).toBe(left.manifests);
+            // and never a new generation, nor any change to the current one or to what the instances see
+            expect(ns.sh('test -e "$1.g2"', [c.lower]).status).not.toBe(0);
             expect(asRecord(walk(ns, c.lower))).toEqual(current);
             c.insts.forEach((i, k) => expect(asRecord(walk(ns, i.merged))).toEqual(asRecord(views[k])));
             // the instances keep working
@@ -979,9 +997,9 @@ function resume(pid: number): void {
     }
 }
 
-/** Starts a fold that pauses at `step`; resolves once it is paused there. */
-async function pausedFold(ns: HostNs, args: string[], step: string) {
-    const run = startScript(ns, args, { OVERLAY_FLEET_FOLD_PAUSE_AT: step });
+/** Starts a fold that pauses at `step` (by default the helper's pause hook); resolves once it is paused there. */
+async function pausedFold(ns: HostNs, args: string[], step: string, env: Record<string, string> = { OVERLAY_FLEET_FOLD_PAUSE_AT: step }) {
+    const run = startScript(ns, args, env);
     await until(() => run.err().includes(`paused at ${step}`) || run.child.exitCode !== null, `the fold to pause at ${step}`);
     if (run.child.exitCode !== null) throw new Error(`no pause at ${step}: ${run.err()}`);
     return run;

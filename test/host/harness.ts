@@ -44,9 +44,15 @@ export interface RunOptions {
 }
 
 /**
- * A Go program of the project built static once per source version (in the OS temp dir, named
- * `overlay-fleet-<name>-<hash of the module's sources>`), with the flags a box's helpers get:
- * package `pkg` of the module in `dir`.
+ * Where goBuild keeps its builds between runs: in the repository (.overlay-fleet/ is gitignored),
+ * not in the OS temp dir, so a test run leaves nothing there.
+ */
+export const testCacheDir = path.join(__dirname, "..", "..", ".overlay-fleet", "test-cache");
+
+/**
+ * A Go program of the project built static once per source version (in testCacheDir, named
+ * `<name>-<hash of the module's sources>`), with the flags a box's helpers get: package `pkg` of
+ * the module in `dir`. A build of another version of `name` unused for a day is removed.
  */
 export function goBuild(dir: string, name: string, pkg = "."): string {
     const files: string[] = [];
@@ -60,8 +66,9 @@ export function goBuild(dir: string, name: string, pkg = "."): string {
     visit(dir);
     let sum = 0;
     for (const f of files) for (const b of Buffer.concat([Buffer.from(path.relative(dir, f)), fs.readFileSync(f)])) sum = (sum * 31 + b) >>> 0;
-    const bin = path.join(os.tmpdir(), `overlay-fleet-${name}-${sum.toString(16)}`);
+    const bin = path.join(testCacheDir, `${name}-${sum.toString(16)}`);
     if (!fs.existsSync(bin)) {
+        fs.mkdirSync(testCacheDir, { recursive: true });
         const tmp = `${bin}.${process.pid}`;
         const r = spawnSync("go", ["build", "-trimpath", "-ldflags=-s -w -buildid=", "-o", tmp, pkg], {
             cwd: dir,
@@ -70,6 +77,17 @@ export function goBuild(dir: string, name: string, pkg = "."): string {
         });
         if (r.status !== 0) throw new Error(`go build of ${pkg} in ${dir} failed: ${r.stderr}`);
         fs.renameSync(tmp, bin);
+    }
+    const now = new Date();
+    fs.utimesSync(bin, now, now); // last used
+    for (const other of fs.readdirSync(testCacheDir)) {
+        const p = path.join(testCacheDir, other);
+        if (/^(.+)-[0-9a-f]+$/.exec(other)?.[1] !== name || p === bin) continue;
+        try {
+            if (now.getTime() - fs.statSync(p).mtimeMs > 86_400_000) fs.rmSync(p, { force: true });
+        } catch {
+            /* gone meanwhile */
+        }
     }
     return bin;
 }

@@ -127,15 +127,18 @@ describe.skipIf(unavailable)("the apply's library install", () => {
             ns.ok(copy());
             expect(ns.sh(apply()).status).toBe(0);
             // The box's one instance, its line in a test fstab (not mounted: the take-down has only the line to remove).
-            const line = "overlay /tmp/of-claim/i1/mnts overlay lowerdir=/tmp/of-claim/lower,upperdir=/tmp/of-claim/i1/upper,workdir=/tmp/of-claim/i1/work,x-overlay-fleet=nas/ttnode1 0 0\n";
-            ns.ok('mkdir -p /tmp/of-claim/lower /tmp/of-claim/i1/upper /tmp/of-claim/i1/work /tmp/of-claim/i1/mnts && printf "%s" "$1" > /tmp/of-claim/fstab', [line]);
+            // (in the test's dir, removed with it: the namespace shares the machine's /tmp)
+            const d = ns.p("of-claim");
+            const fstab = `${d}/fstab`;
+            const line = `overlay ${d}/i1/mnts overlay lowerdir=${d}/lower,upperdir=${d}/i1/upper,workdir=${d}/i1/work,x-overlay-fleet=nas/ttnode1 0 0\n`;
+            ns.ok('mkdir -p "$1/lower" "$1/i1/upper" "$1/i1/work" "$1/i1/mnts" && printf "%s" "$2" > "$1/fstab"', [d, line]);
             // As the box's teardown runs it (components/box.ts createTeardown): its stack in OF_STACK (none: an earlier version's).
             const teardown = (box: string, stack?: string) =>
-                ns.sh(`${stack ? `export OF_STACK='${stack}' && ` : ""}cd ${hostLibraryCurrent} && sh apply remove /tmp/of-claim/fstab "$1" keep </dev/null && sh uninstall /tmp/of-claim/fstab`, [box]);
+                ns.sh(`${stack ? `export OF_STACK='${stack}' && ` : ""}cd ${hostLibraryCurrent} && sh apply remove "$2" "$1" keep </dev/null && sh uninstall "$2"`, [box, fstab]);
             // A box of another name (an earlier version's, or refused here): only its own lines are its.
             for (const stack of [undefined, "acme/overlay-fleet/home", "acme/overlay-fleet/test"]) {
                 expect(teardown("box1", stack).status).toBe(0);
-                expect(ns.ok("cat /tmp/of-claim/fstab")).toBe(line);
+                expect(ns.ok('cat "$1"', [fstab])).toBe(line);
                 expect(ns.ok(`cat ${boxClaimFile}`)).toBe("acme/overlay-fleet/home nas\n");
             }
             // Another stack's box of the same name (its apply was refused here): nothing is taken down.
@@ -144,15 +147,15 @@ describe.skipIf(unavailable)("the apply's library install", () => {
             expect(other.stderr).toBe(
                 "overlay-fleet: warning: this machine is box nas of stack acme/overlay-fleet/home, not of stack acme/overlay-fleet/test: nothing taken down (were that stack this one before a rename or a move, its instances would stay: see README, One machine, one stack)\n",
             );
-            expect(ns.ok("cat /tmp/of-claim/fstab")).toBe(line);
+            expect(ns.ok('cat "$1"', [fstab])).toBe(line);
             expect(ns.ok(`cat ${boxClaimFile}`)).toBe("acme/overlay-fleet/home nas\n");
             // Nor its library, even with no instance left on the machine.
-            ns.ok(": > /tmp/of-claim/fstab");
+            ns.ok(': > "$1"', [fstab]);
             expect(teardown("nas", "acme/overlay-fleet/test").stdout).toContain(`host library ${hash()} kept: the machine is claimed (${boxClaimFile})`);
             expect(ns.ok(`readlink ${hostLibraryCurrent}`)).toBe(`lib/${hash()}\n`);
-            ns.ok('printf "%s" "$1" > /tmp/of-claim/fstab', [line]);
+            ns.ok('printf "%s" "$1" > "$2"', [line, fstab]);
             const own = teardown("nas", "acme/overlay-fleet/home");
-            expect(ns.ok("cat /tmp/of-claim/fstab")).toBe("");
+            expect(ns.ok('cat "$1"', [fstab])).toBe("");
             expect(own.stderr).toBe("");
             expect(own.status).toBe(0);
             expect(ns.sh(`test -e ${boxClaimFile}`).status).not.toBe(0);

@@ -5,12 +5,12 @@ import { homeConfig, raw } from "./fixtures";
 import { planFleet, resolveFleetConfig } from "../../model/config";
 import * as crypto from "crypto";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { hostScript } from "../../components/hostScripts";
 import { hostCall, hostCalls, stageHostLibrary } from "../../components/hostLibrary";
 import { planBox } from "../../model/plan";
 import { writeImageArchive } from "./imageArchives";
+import { fileTempDir } from "./tempDirs";
 import { Box } from "../../components/box";
 import { instanceRecord } from "../../components/overlayInstance";
 import { containerRecord } from "../../components/boxContainers";
@@ -25,7 +25,7 @@ const privateKey = "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-key-material\n--
  * The host library staged from a project without the fold helper's sources: the same scripts,
  * no Go build (that is the program's job, tested end to end), so this tier needs no Go.
  */
-const hostLibrary = stageHostLibrary(fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-unit-")));
+const hostLibrary = stageHostLibrary(fileTempDir("overlay-fleet-unit-"));
 
 async function deploy(config: { defaults?: any; boxes?: any }, boxName = "nas") {
     await drain(registrations);

@@ -5,12 +5,12 @@
  */
 import { spawnSync } from "child_process";
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { hostFacts, hostInvocation, hostScript, hostScriptDir, hostScriptNames } from "../../components/hostScripts";
 import { boxClaimFile, boxLabel, boxPlanDir, generationSuffix, instanceLabel, maxGeneration, maxMountDataLength, pinnedMountOptions } from "../../model/constants";
 import { lowerForGeneration } from "../../model/plan";
+import { testTempDir } from "./tempDirs";
 
 /** Every host file's code lines (comments dropped: they may describe a fact in words). */
 function hostCode(): Array<{ file: string; line: number; text: string }> {
@@ -81,7 +81,7 @@ describe("facts shared by TypeScript and the host scripts", () => {
     });
 
     it("mean the same on the box: the generation limit and the generation path", () => {
-        const fstab = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-facts-")), "fstab");
+        const fstab = path.join(testTempDir("overlay-fleet-facts-"), "fstab");
         fs.writeFileSync(fstab, "");
         const gc = (generation: string) =>
             spawnSync("sh", ["-c", hostInvocation("gc", ["/nonexistent/cache", generation, fstab])], { encoding: "utf8" });

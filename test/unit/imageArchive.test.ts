@@ -1,11 +1,11 @@
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, resolveFleetConfig } from "../../model/config";
 import { inspectImageArchive, withDefaultTag } from "../../model/imageArchive";
 import { homeConfig, raw } from "./fixtures";
 import { writeImageArchive } from "./imageArchives";
+import { testTempDir } from "./tempDirs";
 
 const errorsOf = (config: { defaults: any; boxes: any }): string => {
     try {
@@ -42,7 +42,7 @@ describe("container.imageArchive", () => {
         config.boxes.nas.container = { imageArchive: "/nonexistent/ttnode.tar" };
         expect(errorsOf(config)).toContain('overlay-fleet:boxes.nas.container.imageArchive: "/nonexistent/ttnode.tar" does not exist or cannot be read');
 
-        const text = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "of-")), "notes.tar");
+        const text = path.join(testTempDir("overlay-fleet-notes-"), "notes.tar");
         fs.writeFileSync(text, "just some text, not a tar archive\n".repeat(40));
         config.boxes.nas.container = { imageArchive: text };
         expect(errorsOf(config)).toContain(`overlay-fleet:boxes.nas.container.imageArchive: "${text}" is not a docker image archive`);

@@ -1,7 +1,7 @@
 /** Small `docker save`-shaped archives for tests (only what the checks read: manifest.json). */
 import * as fs from "fs";
-import * as os from "os";
 import * as path from "path";
+import { testTempDir } from "./tempDirs";
 
 function tarEntry(name: string, body: Buffer): Buffer {
     const header = Buffer.alloc(512);
@@ -22,9 +22,9 @@ function tarEntry(name: string, body: Buffer): Buffer {
     return Buffer.concat([header, padded]);
 }
 
-/** Writes a tar with a manifest.json tagging the given images; returns its path. */
+/** Writes a tar with a manifest.json tagging the given images; returns its path (removed after the test). */
 export function writeImageArchive(repoTags: string[], extra: Record<string, string> = {}): string {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "overlay-fleet-image-"));
+    const dir = testTempDir("overlay-fleet-image-");
     const file = path.join(dir, "image.tar");
     const manifest = JSON.stringify([{ Config: "config.json", RepoTags: repoTags, Layers: ["layer.tar"] }]);
     const members = [...Object.entries(extra), ["manifest.json", manifest]].map(([name, text]) => tarEntry(name, Buffer.from(text)));
