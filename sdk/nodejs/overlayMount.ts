@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as utilities from "./utilities";
 
 /**
- * The overlay of one instance on a box: its upper, work and merged directories and the overlay mounted on the merged directory with the pinned options. The box agent checks, under the box lock, that no other overlay shares or nests its upper or work directory or uses them as a lower, and that the merged directory is not another mount or a non-empty bare directory; it reads the mount back and verifies the options in effect. Its outputs are what the box's mount table shows, so `pulumi refresh` shows other layers or options as drift and an unmounted instance as gone. The resource ID is the merged directory; `pulumi import` adopts a mounted overlay by it.
+ * The overlay of one instance on a box: its upper, work and merged directories and the overlay mounted on the merged directory with the pinned options. The box agent checks, under the box lock, that no other overlay shares or nests its upper or work directory or uses them as a lower, and that the merged directory is not another mount or a non-empty bare directory; it reads the mount back and verifies the options in effect. Its outputs are what the box's mount table shows, so `pulumi refresh` shows other layers or options as drift and an unmounted instance as gone. The resource ID is the merged directory; `pulumi import` adopts a mounted overlay by it. A remount (other layers or options) stops the instance's running container (input `container`) first and starts it again after the mount.
  */
 export class OverlayMount extends pulumi.CustomResource {
     /**
@@ -86,6 +86,7 @@ export class OverlayMount extends pulumi.CustomResource {
             if (args?.work === undefined && !opts.urn) {
                 throw new Error("Missing required property 'work'");
             }
+            resourceInputs["container"] = args?.container;
             resourceInputs["lower"] = args?.lower;
             resourceInputs["merged"] = args?.merged;
             resourceInputs["options"] = (args?.options) ?? "index=off,nfs_export=off,redirect_dir=off,metacopy=off";
@@ -111,6 +112,10 @@ export class OverlayMount extends pulumi.CustomResource {
  * The set of arguments for constructing a OverlayMount resource.
  */
 export interface OverlayMountArgs {
+    /**
+     * The container of this instance (its name), stopped before a remount and started again after it, as the box lock allows one remount at a time. Only a running container that carries the `overlay-fleet.instance` label and binds the merged directory is stopped (one that does not run stays as it is); another container of that name refuses the remount and is never touched. When the new mount fails, the container is left stopped and the error says so. An input only: changing it alone changes nothing on the box, and an import leaves it unset.
+     */
+    container?: pulumi.Input<string | undefined>;
     /**
      * Absolute path of the lower directory the instance reads (the lower cache); never created, written or removed by this resource. Changing it remounts.
      */

@@ -6,7 +6,8 @@
 import * as fs from "fs";
 import * as path from "path";
 import { describe, expect, it } from "vitest";
-import { goBuild, hostTestsUnavailable, HostNs, instancePaths, PINNED, Result, until, withHostNs } from "./harness";
+import { shQuote } from "../../components/hostScripts";
+import { dockerStub, goBuild, hostTestsUnavailable, HostNs, instancePaths, PINNED, Result, RunOptions, until, withHostNs } from "./harness";
 
 const unavailable = hostTestsUnavailable();
 const agentDir = path.join(__dirname, "..", "..", "host", "agent");
@@ -19,9 +20,83 @@ interface Instance {
     options: string;
 }
 
-function agent(ns: HostNs, action: string, input: object): Result {
+function agent(ns: HostNs, action: string, input: object, opts?: RunOptions): Result {
     const bin = goBuild(agentDir, "agent", "./cmd/overlay-fleet-host");
-    return ns.sh('exec "$@"', [bin, "overlay-mount", action], { input: JSON.stringify(input) });
+    return ns.sh('exec "$@"', [bin, "overlay-mount", action], { ...opts, input: JSON.stringify(input) });
+}
+
+/**
+ * A docker engine (a CLI stub first on PATH) whose containers hold their merged dir as a running
+ * container does: `start` runs a process in a mount namespace of its own (`unshare -m`) with a bind
+ * of the merged dir as its cwd, `stop` ends it (and with it its copy of the overlay), `container
+ * inspect` reports the container with its label and its bind. `stop` and `start` log what is
+ * mounted on the merged dir as they find it: `stopped <name> on <type> <mount options>`, `started
+ * <name> on ...`.
+ */
+function containerEngine(ns: HostNs) {
+    const state = ns.p("engine");
+    fs.mkdirSync(state, { recursive: true });
+    const ctl = path.join(state, "ctl");
+    const docker = dockerStub(ns, [`container|stop|start) exec sh ${shQuote(ctl)} "$@" ;;`]);
+    fs.writeFileSync(
+        ctl,
+        [
+            `E=${shQuote(state)}; LOG=${shQuote(docker.log)}`,
+            // the type and mount options of the top-most mount on the merged dir of container $1 ("nothing" for none)
+            `at() { awk -v m="$(cat "$E/$1.merged")" '$5 == m { split($0, t, " - "); split(t[2], f, " "); o = f[1] " " $6 } END { print (o == "" ? "nothing" : o) }' /proc/self/mountinfo; }`,
+            'case $1 in',
+            'container)',
+            '  n=$3; [ "$2" = inspect ] && [ -f "$E/$n.merged" ] || { echo "Error: No such container: $n" >&2; exit 1; }',
+            '  run=false; st=exited; [ -f "$E/$n.pid" ] && run=true st=running',
+            `  l=$(cat "$E/$n.label"); [ -z "$l" ] || l='"overlay-fleet.instance":"'"$l"'"'`,
+            `  printf '[{"Id":"c0ffee","Name":"/%s","Image":"","State":{"Status":"%s","Running":%s},"Config":{"Hostname":"%s","Labels":{%s}},"HostConfig":{"Mounts":[{"Type":"bind","Source":"%s","Target":"/mnts"}]}}]\\n' "$n" "$st" "$run" "$n" "$l" "$(cat "$E/$n.merged")" ;;`,
+            'stop)',
+            '  n=$2; [ -f "$E/$n.pid" ] || { echo "$n"; exit 0; }',
+            '  echo "stopped $n on $(at "$n")" >> "$LOG"; pid=$(cat "$E/$n.pid")',
+            `  kill "$pid"; while [ -e "/proc/$pid" ] && [ "$(awk '/^State/ { print $2 }' "/proc/$pid/status" 2>/dev/null)" != Z ]; do sleep 0.02; done`,
+            '  rm -f "$E/$n.pid"; echo "$n" ;;',
+            'start)',
+            '  n=$2; [ -f "$E/$n.merged" ] || { echo "Error: No such container: $n" >&2; exit 1; }; [ -f "$E/$n.pid" ] && { echo "$n"; exit 0; }',
+            '  echo "started $n on $(at "$n")" >> "$LOG"',
+            `  setsid unshare --mount --propagation private -- sh -c 'mkdir -p "$2" && mount --bind "$1" "$2" && cd "$2" && echo $$ > "$3.new" && mv "$3.new" "$3" && exec sleep 600' ctr "$(cat "$E/$n.merged")" "$E/$n.root" "$E/$n.pid" </dev/null >/dev/null 2>&1 &`,
+            '  i=0; until [ -f "$E/$n.pid" ] && [ "$(cat "/proc/$(cat "$E/$n.pid")/comm" 2>/dev/null)" = sleep ]; do i=$((i+1)); [ $i -lt 500 ] || exit 1; sleep 0.01; done',
+            '  echo "$n" ;;',
+            '*) exit 1 ;;',
+            'esac',
+        ].join("\n") + "\n",
+    );
+    return {
+        ...docker,
+        /** Makes container `name` (label `label`, "" for none) bound to `merged`, running. */
+        run(name: string, label: string, merged: string) {
+            fs.writeFileSync(path.join(state, `${name}.label`), label);
+            fs.writeFileSync(path.join(state, `${name}.merged`), merged);
+            ns.ok(`sh ${shQuote(ctl)} start "$1"`, [name], { path: docker.path });
+            fs.writeFileSync(docker.log, "");
+        },
+        /** Stops container `name` (as `docker stop` does, unlogged). */
+        stop(name: string) {
+            ns.ok(`sh ${shQuote(ctl)} stop "$1"`, [name], { path: docker.path });
+            fs.writeFileSync(docker.log, "");
+        },
+        /** The pid of running container `name`'s process, or undefined when it is stopped. */
+        pid(name: string): number | undefined {
+            const f = path.join(state, `${name}.pid`);
+            return fs.existsSync(f) ? Number(fs.readFileSync(f, "utf8")) : undefined;
+        },
+        /** The stub's log: the docker calls and what stop and start found. */
+        calls: () => fs.readFileSync(docker.log, "utf8").trim().split("\n").filter(Boolean),
+        /** Ends every container's process (the test's cleanup). */
+        stopAll() {
+            for (const f of fs.readdirSync(state).filter((f) => f.endsWith(".pid"))) {
+                try {
+                    process.kill(Number(fs.readFileSync(path.join(state, f), "utf8")), "SIGKILL");
+                } catch {
+                    // already gone
+                }
+            }
+        },
+    };
 }
 
 function ok(r: Result): Record<string, unknown> {
@@ -228,6 +303,83 @@ describe.skipIf(unavailable)("box agent: overlay mounts", () => {
             // nothing holds it any more
             expect(ok(agent(ns, "delete", { ...i, purge: true }))).toMatchObject({ merged: i.merged, mounted: false });
             for (const d of [i.upper, i.work, i.merged]) expect(fs.existsSync(d)).toBe(false);
+        });
+    });
+
+    it("a remount stops the instance's running container before the unmount and starts it again after the mount; a failing mount leaves it stopped, saying so; another's container is refused, untouched", async () => {
+        await withHostNs(async (ns) => {
+            const lower = makeLower(ns);
+            const i = instance(ns, lower, "ttnode1");
+            ok(agent(ns, "create", i));
+            ns.ok('echo data > "$1/file"', [i.merged]);
+            const engine = containerEngine(ns);
+            const opts = { path: engine.path };
+            try {
+                engine.run("ttnode1", "box1/ttnode1", i.merged);
+                const relatime = "overlay rw,relatime";
+                const noatime = "overlay rw,noatime";
+                const held = engine.pid("ttnode1")!;
+                // the container holds the overlay where an unmount does not reach: without it named, refused as before
+                refused(agent(ns, "update", { ...i, options: `${PINNED},noatime` }, opts), 1, new RegExp(`overlay at "${i.merged}" must be remounted .*pid ${held} \\(sleep\\) in mount namespace`));
+                expect(engine.calls()).toEqual([]);
+
+                // named: stopped on the old overlay, remounted, started on the new one
+                const updated = ok(agent(ns, "update", { ...i, options: `${PINNED},noatime`, container: "ttnode1" }, opts));
+                expect(updated).toMatchObject({ mounted: true, options: `${PINNED},noatime` });
+                expect(at(ns, i.merged)).toHaveLength(1);
+                expect(at(ns, i.merged)[0].split(" ")[5]).toBe("rw,noatime");
+                expect(engine.calls()).toEqual(["container inspect ttnode1", "stop ttnode1", `stopped ttnode1 on ${relatime}`, "start ttnode1", `started ttnode1 on ${noatime}`]);
+                // the container's process is a new one, its cwd on the new overlay, which has the data
+                const pid = engine.pid("ttnode1")!;
+                expect(pid).not.toBe(held);
+                expect(fs.existsSync(`/proc/${held}/ns/mnt`)).toBe(false);
+                const [ctrDev, ownDev] = ns.ok('stat -L -c %d "/proc/$1/cwd" "$2"', [String(pid), i.merged]).trim().split("\n");
+                expect(ctrDev).toBe(ownDev);
+                expect(ns.ok('cat "/proc/$1/cwd/file"', [String(pid)])).toBe("data\n");
+
+                // the same again: no remount, the engine not even asked
+                fs.writeFileSync(engine.log, "");
+                ok(agent(ns, "update", { ...i, options: `${PINNED},noatime`, container: "ttnode1" }, opts));
+                expect(engine.calls()).toEqual([]);
+                expect(engine.pid("ttnode1")).toBe(pid);
+
+                // a mount the kernel refuses (a work dir on another filesystem): the old overlay is
+                // gone, the container left stopped, and the error says so
+                const other = ns.p("other");
+                fs.mkdirSync(other);
+                ns.ok('mount -t tmpfs of-test-other "$1"', [other]);
+                const r = agent(ns, "update", { ...i, work: path.join(other, "work"), container: "ttnode1" }, opts);
+                refused(r, 1, /mounting the overlay on ".*ttnode1\/mnts" with options ".*" failed: .*invalid argument.*; the overlay it replaced \(.*\) is unmounted; container "ttnode1" left stopped$/m);
+                expect(engine.calls()).toEqual(["container inspect ttnode1", "stop ttnode1", `stopped ttnode1 on ${noatime}`]);
+                expect(engine.pid("ttnode1")).toBeUndefined();
+                expect(at(ns, i.merged)).toEqual([]);
+
+                // the next update mounts; the container stays as it is (stopped)
+                fs.writeFileSync(engine.log, "");
+                expect(ok(agent(ns, "update", { ...i, container: "ttnode1" }, opts))).toMatchObject({ mounted: true, options: PINNED });
+                expect(engine.calls()).toEqual([]);
+                expect(engine.pid("ttnode1")).toBeUndefined();
+                ns.ok('umount "$1"', [other]);
+
+                // a running container that is not overlay-fleet's, or another instance's: refused, never touched
+                for (const [label, merged, named] of [
+                    ["", i.merged, /container "web" is not overlay-fleet's \(it has no overlay-fleet\.instance label\): refusing to stop it; nothing was changed/],
+                    ["box1/ttnode2", ns.p("disk", "ttnode2", "mnts"), /container "web" \(of box1\/ttnode2\) is not this instance's: its bind mount is of ".*ttnode2\/mnts", not of the merged dir/],
+                ] as const) {
+                    fs.mkdirSync(merged, { recursive: true });
+                    engine.run("web", label, merged);
+                    const web = engine.pid("web")!;
+                    const table = ns.mountinfo();
+                    refused(agent(ns, "update", { ...i, options: `${PINNED},nodev`, container: "web" }, opts), 1, named);
+                    expect(engine.calls()).toEqual(["container inspect web"]);
+                    expect(engine.pid("web")).toBe(web);
+                    expect(ns.mountinfo()).toBe(table);
+                    engine.stop("web");
+                    expect(fs.existsSync(`/proc/${web}/ns/mnt`)).toBe(false);
+                }
+            } finally {
+                engine.stopAll();
+            }
         });
     });
 

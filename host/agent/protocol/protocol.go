@@ -63,8 +63,8 @@ func (a *FstabEntryAnswer) UnmarshalJSON(data []byte) error {
 }
 
 // OverlayMountRequest is the request of `overlay-mount read|create|update|delete`. create and
-// update need every field but Purge; read needs Merged alone (the others, when given, are what
-// the mount is compared with); delete needs Merged, and Upper and Work to purge.
+// update need every field but Purge and Container; read needs Merged alone (the others, when
+// given, are what the mount is compared with); delete needs Merged, and Upper and Work to purge.
 type OverlayMountRequest struct {
 	// Merged is the mount point; it identifies the instance's mount.
 	Merged string `json:"merged"`
@@ -77,6 +77,12 @@ type OverlayMountRequest struct {
 	Options string `json:"options,omitempty"`
 	// Purge (delete only) removes the upper and work dirs after the unmount.
 	Purge bool `json:"purge,omitempty"`
+	// Container (create and update only) is the instance's docker container, by name: when the
+	// overlay must be remounted, it is stopped before the unmount and started again after the
+	// mount, if it runs (it holds the merged dir in its own mount namespace). It must carry the
+	// overlay-fleet.instance label and bind the merged dir; another container is refused, never
+	// touched.
+	Container string `json:"container,omitempty"`
 }
 
 // OverlayMountAnswer is the answer of every overlay-mount action: what is mounted on the
@@ -165,6 +171,14 @@ type ContainerRequest struct {
 	Privileged bool              `json:"privileged,omitempty"`
 	DNS        []string          `json:"dns,omitempty"`
 	Env        map[string]string `json:"env,omitempty"`
+	// MaxDown is maxDownPerBox: a change that takes the instance's container away to make it
+	// again (a replacement) waits while that many other instances of the box are down, and is
+	// refused once a replacement failed in this run (0: not bounded).
+	MaxDown int `json:"maxDown,omitempty"`
+	// Run names the operation (one provider process: one `pulumi up`) in the box's down records.
+	Run string `json:"run,omitempty"`
+	// Replacing says a delete takes the container away to make it again; otherwise it is for good.
+	Replacing bool `json:"replacing,omitempty"`
 }
 
 // ContainerAnswer is the answer of every container action: the container of that name as

@@ -26,12 +26,13 @@ type OverlayMount struct {
 
 // OverlayMountArgs are the inputs of an OverlayMount.
 type OverlayMountArgs struct {
-	Merged        string `pulumi:"merged"`
-	Lower         string `pulumi:"lower"`
-	Upper         string `pulumi:"upper"`
-	Work          string `pulumi:"work"`
-	Options       string `pulumi:"options,optional"`
-	PurgeOnRemove bool   `pulumi:"purgeOnRemove,optional"`
+	Merged        string  `pulumi:"merged"`
+	Lower         string  `pulumi:"lower"`
+	Upper         string  `pulumi:"upper"`
+	Work          string  `pulumi:"work"`
+	Options       string  `pulumi:"options,optional"`
+	PurgeOnRemove bool    `pulumi:"purgeOnRemove,optional"`
+	Container     *string `pulumi:"container,optional"`
 }
 
 // OverlayMountState is the mount as the box reports it, and the delete-time setting
@@ -74,6 +75,12 @@ const (
 		"directories (the instance's data) after the unmount. Only for the plan's layout " +
 		"`<dir>/mnts`, `<dir>/upper`, `<dir>/work`, and never a directory another overlay uses; the " +
 		"lower is never touched. Changing it alone changes nothing on the box."
+	omDocContainer = "The container of this instance (its name), stopped before a remount and started " +
+		"again after it, as the box lock allows one remount at a time. Only a running container that " +
+		"carries the `overlay-fleet.instance` label and binds the merged directory is stopped (one that " +
+		"does not run stays as it is); another container of that name refuses the remount and is never " +
+		"touched. When the new mount fails, the container is left stopped and the error says so. An " +
+		"input only: changing it alone changes nothing on the box, and an import leaves it unset."
 )
 
 var (
@@ -95,7 +102,8 @@ func (r *OverlayMount) Annotate(a infer.Annotator) {
 		"bare directory; it reads the mount back and verifies the options in effect. Its outputs are "+
 		"what the box's mount table shows, so `pulumi refresh` shows other layers or options as "+
 		"drift and an unmounted instance as gone. The resource ID is the merged directory; "+
-		"`pulumi import` adopts a mounted overlay by it.")
+		"`pulumi import` adopts a mounted overlay by it. A remount (other layers or options) stops "+
+		"the instance's running container (input `container`) first and starts it again after the mount.")
 }
 
 // Annotate documents the inputs.
@@ -108,6 +116,7 @@ func (a *OverlayMountArgs) Annotate(an infer.Annotator) {
 	an.SetDefault(&a.Options, PinnedOverlayOptions)
 	an.Describe(&a.PurgeOnRemove, omDocPurge)
 	an.SetDefault(&a.PurgeOnRemove, false)
+	an.Describe(&a.Container, omDocContainer)
 }
 
 // Annotate documents the outputs.
@@ -153,6 +162,9 @@ func (a OverlayMountArgs) validate(known func(string) bool) []p.CheckFailure {
 			fs = append(fs, p.CheckFailure{Property: "options", Reason: err.Error()})
 		}
 	}
+	if known("container") && a.Container != nil && *a.Container != "" && !dockerNamePattern.MatchString(*a.Container) {
+		fs = append(fs, p.CheckFailure{Property: "container", Reason: fmt.Sprintf("%q is not a valid docker container name (A-Z a-z 0-9 _ . -, starting with a letter or digit, at most 63)", *a.Container)})
+	}
 	return fs
 }
 
@@ -196,7 +208,9 @@ func checkOverlayOptions(s string) error {
 // Diff compares the program's inputs with the mount as the box last reported it: another merged
 // dir is another mount (replaced, the old one deleted first: two overlays on one upper are
 // refused); other layers or options are an update (a remount); purgeOnRemove alone is an update
-// that does not touch the box. A mount found unmounted is an update too.
+// that does not touch the box. A mount found unmounted is an update too. container is not
+// compared: an input only (what a remount stops and starts again), it changes nothing on the box
+// by itself, and the next update that remounts uses the program's.
 func (*OverlayMount) Diff(_ context.Context, req infer.DiffRequest[OverlayMountArgs, OverlayMountState]) (infer.DiffResponse, error) {
 	diff := map[string]p.PropertyDiff{}
 	compare := func(key string, changed bool, kind p.DiffKind) {
@@ -212,8 +226,10 @@ func (*OverlayMount) Diff(_ context.Context, req infer.DiffRequest[OverlayMountA
 	compare("options", st.Options != in.Options, p.Update)
 	compare("purgeOnRemove", st.PurgeOnRemove != in.PurgeOnRemove, p.Update)
 	compare("mounted", !st.Mounted, p.Update)
-	_, replace := diff["merged"]
-	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff, DeleteBeforeReplace: replace}, nil
+	// Always delete before replace, also when the engine replaces for another reason (--replace,
+	// a replacement whose create failed): one mount per merged dir; mounted "beside" the old one,
+	// "the old one" unmounted next would be the new one.
+	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff, DeleteBeforeReplace: true}, nil
 }
 
 // Create makes the dirs and mounts the overlay. A preview touches nothing.
@@ -235,8 +251,9 @@ func (r *OverlayMount) Create(ctx context.Context, req infer.CreateRequest[Overl
 	return infer.CreateResponse[OverlayMountState]{ID: in.Merged, Output: st}, nil
 }
 
-// Update remounts with new layers or options. A change of purgeOnRemove alone is recorded
-// without touching the box. A preview touches nothing.
+// Update remounts with new layers or options; the box agent stops the instance's running
+// container (input container) around the remount and starts it again. A change of
+// purgeOnRemove alone is recorded without touching the box. A preview touches nothing.
 func (r *OverlayMount) Update(ctx context.Context, req infer.UpdateRequest[OverlayMountArgs, OverlayMountState]) (infer.UpdateResponse[OverlayMountState], error) {
 	in, old := req.Inputs, req.State
 	if req.DryRun {
@@ -303,7 +320,11 @@ func (r *OverlayMount) Delete(ctx context.Context, req infer.DeleteRequest[Overl
 
 // mount runs create or update and checks that the box now has the overlay mounted.
 func (r *OverlayMount) mount(ctx context.Context, op string, in OverlayMountArgs) (OverlayMountState, error) {
-	ans, err := r.call(ctx, op, protocol.OverlayMountRequest{Merged: in.Merged, Lower: in.Lower, Upper: in.Upper, Work: in.Work, Options: in.Options})
+	q := protocol.OverlayMountRequest{Merged: in.Merged, Lower: in.Lower, Upper: in.Upper, Work: in.Work, Options: in.Options}
+	if in.Container != nil {
+		q.Container = *in.Container
+	}
+	ans, err := r.call(ctx, op, q)
 	if err != nil {
 		return OverlayMountState{}, err
 	}

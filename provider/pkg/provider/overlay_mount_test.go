@@ -85,6 +85,11 @@ func TestOverlayMountDiff(t *testing.T) {
 			want: map[string]p.DiffKind{"options": p.Update}},
 		{name: "purgeOnRemove alone", state: omState(omArgs()), inputs: with(func(a *OverlayMountArgs) { a.PurgeOnRemove = true }),
 			want: map[string]p.DiffKind{"purgeOnRemove": p.Update}},
+		{name: "container alone: no change, no remount", state: omState(omArgs()), inputs: with(func(a *OverlayMountArgs) { a.Container = omString("ttnode1") }),
+			want: map[string]p.DiffKind{}},
+		{name: "container with options: a remount, no replace", state: omState(omArgs()),
+			inputs: with(func(a *OverlayMountArgs) { a.Container = omString("ttnode1"); a.Options += ",noatime" }),
+			want:   map[string]p.DiffKind{"options": p.Update}},
 		{name: "drift found by a refresh", state: func() OverlayMountState {
 			s := omState(omArgs())
 			s.Options = PinnedOverlayOptions + ",nodev"
@@ -108,8 +113,8 @@ func TestOverlayMountDiff(t *testing.T) {
 			for k, d := range resp.DetailedDiff {
 				got[k] = d.Kind
 			}
-			if !reflect.DeepEqual(got, tt.want) || resp.HasChanges != (len(tt.want) > 0) || resp.DeleteBeforeReplace != tt.deleteFirst {
-				t.Errorf("diff %v (changes %v, delete first %v), want %v (delete first %v)", got, resp.HasChanges, resp.DeleteBeforeReplace, tt.want, tt.deleteFirst)
+			if !reflect.DeepEqual(got, tt.want) || resp.HasChanges != (len(tt.want) > 0) || !resp.DeleteBeforeReplace {
+				t.Errorf("diff %v (changes %v, delete first %v), want %v (a replacement always deletes first)", got, resp.HasChanges, resp.DeleteBeforeReplace, tt.want)
 			}
 		})
 	}
@@ -166,10 +171,27 @@ func TestOverlayMountUpdate(t *testing.T) {
 		t.Errorf("got %+v", resp.Output)
 	}
 
-	// purgeOnRemove alone: recorded, the box untouched.
+	// With the instance's container: the agent gets it, to stop it around the remount.
+	in = omArgs()
+	in.Options += ",noatime"
+	in.Container = omString("ttnode1")
+	f = &fakeRunner{reply: answer(omAnswer(in))}
+	resp, err = omOn(f).Update(t.Context(), infer.UpdateRequest[OverlayMountArgs, OverlayMountState]{ID: omMerged, State: omState(omArgs()), Inputs: in})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withContainer := omFull(in)
+	withContainer["container"] = "ttnode1"
+	omCalls(t, f, "update", withContainer)
+	if resp.Output != omState(in) {
+		t.Errorf("got %+v", resp.Output)
+	}
+
+	// purgeOnRemove and container alone: recorded, the box untouched.
 	f = &fakeRunner{reply: func([]string, []byte) ([]byte, error) { return nil, errors.New("the box was touched") }}
 	in = omArgs()
 	in.PurgeOnRemove = true
+	in.Container = omString("ttnode1")
 	resp, err = omOn(f).Update(t.Context(), infer.UpdateRequest[OverlayMountArgs, OverlayMountState]{ID: omMerged, State: omState(omArgs()), Inputs: in})
 	if err != nil || !resp.Output.PurgeOnRemove || resp.Output != omState(in) || len(f.calls) != 0 {
 		t.Errorf("purgeOnRemove update: %+v, %v, %d calls", resp.Output, err, len(f.calls))
@@ -184,6 +206,7 @@ func TestOverlayMountRead(t *testing.T) {
 	purging.PurgeOnRemove = true
 	purgingArgs := omArgs()
 	purgingArgs.PurgeOnRemove = true
+	purgingArgs.Container = omString("ttnode1") // an input only: kept by a refresh, not sent
 	withPurge := func(s OverlayMountState) OverlayMountState { s.PurgeOnRemove = true; return s }
 	tests := []struct {
 		name       string
@@ -322,6 +345,10 @@ func TestOverlayMountCheckInputs(t *testing.T) {
 		{"empty options", func(a *OverlayMountArgs) { a.Options = "" }, all, []string{"options"}},
 		{"layer in options", func(a *OverlayMountArgs) { a.Options += ",upperdir=/x" }, all, []string{"options"}},
 		{"blank in options", func(a *OverlayMountArgs) { a.Options += ", noatime" }, all, []string{"options"}},
+		{"a container", func(a *OverlayMountArgs) { a.Container = omString("ttnode1") }, all, nil},
+		{"no container (empty)", func(a *OverlayMountArgs) { a.Container = omString("") }, all, nil},
+		{"a bad container name", func(a *OverlayMountArgs) { a.Container = omString("-ttnode 1") }, all, []string{"container"}},
+		{"container unknown in preview", func(a *OverlayMountArgs) { a.Container = omString("") }, func(k string) bool { return k != "container" }, nil},
 		{"unknown in preview", func(a *OverlayMountArgs) { a.Upper = "" }, func(k string) bool { return k != "upper" }, nil},
 	}
 	for _, tt := range tests {
@@ -434,6 +461,9 @@ func TestOverlayMountOverSSH(t *testing.T) {
 	if imported.ID != omMerged || imported.Inputs.Get("upper").AsString() != a.Upper || imported.Inputs.Get("options").AsString() != PinnedOverlayOptions {
 		t.Errorf("import read %q inputs %v", imported.ID, imported.Inputs)
 	}
+	if c, ok := imported.Inputs.GetOk("container"); ok {
+		t.Errorf("an import set the input container: %v", c)
+	}
 	if err := s.Delete(p.DeleteRequest{ID: created.ID, Urn: omURN, Properties: created.Properties}); err != nil {
 		t.Fatal(err)
 	}
@@ -498,4 +528,14 @@ func TestOverlayMountSchema(t *testing.T) {
 			t.Errorf("output %s missing or undocumented", out)
 		}
 	}
+	// container: an optional input only (what the box reports has none).
+	if d := r.InputProperties["container"].Description; !strings.Contains(d, "stopped before a remount and started again after it") {
+		t.Errorf("input container: %q", d)
+	}
+	if _, ok := r.Properties["container"]; ok {
+		t.Error("container is an output")
+	}
 }
+
+// omString is a pointer to s, for an optional input.
+func omString(s string) *string { return &s }

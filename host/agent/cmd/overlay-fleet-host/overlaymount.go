@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"overlay-fleet/host/agent/internal/docker"
 	"overlay-fleet/host/agent/internal/layout"
 	"overlay-fleet/host/agent/internal/overlay"
 	"overlay-fleet/host/agent/internal/ovlmount"
@@ -25,7 +26,7 @@ func overlayMount(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	b := ovlmount.Box{Sys: e.mounts, Locks: e.locks}
+	b := ovlmount.Box{Sys: e.mounts, Locks: e.locks, Docker: ovlmount.Docker{CLI: e.docker.cli}}
 	var st ovlmount.State
 	switch op.action {
 	case "read":
@@ -63,6 +64,14 @@ func decideOverlayMount(args []string, stdin io.Reader) (overlayMountOp, error) 
 	if r.Purge && op.action != "delete" {
 		return overlayMountOp{}, usagef("overlay-mount %s: purge is a setting of delete", op.action)
 	}
+	if r.Container != "" {
+		if !converge {
+			return overlayMountOp{}, usagef("overlay-mount %s: container is a setting of create and update", op.action)
+		}
+		if err := docker.ValidateName("container", r.Container); err != nil {
+			return overlayMountOp{}, usageError{err}
+		}
+	}
 	required := map[string]bool{"merged": true, "lower": converge, "upper": converge || r.Purge, "work": converge || r.Purge}
 	for _, f := range []struct{ label, value string }{{"merged", r.Merged}, {"lower", r.Lower}, {"upper", r.Upper}, {"work", r.Work}} {
 		if f.value == "" && !required[f.label] {
@@ -72,7 +81,7 @@ func decideOverlayMount(args []string, stdin io.Reader) (overlayMountOp, error) 
 			return overlayMountOp{}, usageError{err}
 		}
 	}
-	s := ovlmount.Spec{Merged: r.Merged, Lower: r.Lower, Upper: r.Upper, Work: r.Work}
+	s := ovlmount.Spec{Merged: r.Merged, Lower: r.Lower, Upper: r.Upper, Work: r.Work, Container: r.Container}
 	options := r.Options
 	if options == "" && converge {
 		options = overlay.PinnedOptions

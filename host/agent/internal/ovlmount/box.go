@@ -26,9 +26,19 @@ type Box struct {
 	Sys System
 	// Locks is the directory of the box's locks.
 	Locks *lock.Dir
-	// LockTimeout is how long to wait for LockName; 0 means DefaultLockTimeout.
+	// LockTimeout is how long to wait for LockName (and for docker.LockName); 0 means
+	// DefaultLockTimeout (docker.DefaultLockTimeout).
 	LockTimeout time.Duration
+	// Docker is the box's docker engine, for a remount that stops the instance's container;
+	// nil when there is none to use.
+	Docker Containers
+	// StopSettle is how long a remount waits, after stopping the instance's container, for the
+	// mounts of the overlay in its mount namespace to go; 0 means DefaultStopSettle.
+	StopSettle time.Duration
 }
+
+// DefaultStopSettle is how long a remount waits for a stopped container's mounts to go.
+const DefaultStopSettle = 5 * time.Second
 
 // lock takes the box lock for what (e.g. `mount of "/m"`).
 func (b Box) lock(ctx context.Context, what string) (*lock.Lock, error) {

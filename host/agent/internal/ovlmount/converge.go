@@ -23,6 +23,12 @@ import (
 // is also mounted where its unmount does not reach (another mount namespace: see
 // overlayHolders), and the new overlay is not mounted while the old one is still mounted
 // anywhere. The checks and the mount hold the box lock.
+//
+// A remount with s.Container set also holds the box's docker lock: the instance's container, if
+// it runs, is stopped before the unmount (its bind of the merged dir would keep the old overlay
+// alive, and it would never see the new one) and started again after the mount; a container that
+// does not run stays as it is, and one that is not the instance's is refused, never touched. When
+// the mount fails the container is left stopped, and the error says so.
 func Converge(ctx context.Context, b Box, s Spec) (State, error) {
 	data, err := overlay.MountData(s.Merged, overlay.Layers{Lower: []string{s.Lower}, Upper: s.Upper, Work: s.Work}, strings.Join(s.Options.Overlay, ","))
 	if err != nil {
@@ -42,11 +48,21 @@ func Converge(ctx context.Context, b Box, s Spec) (State, error) {
 	if err != nil {
 		return State{}, err
 	}
+	if f.remount() && s.Container != "" {
+		dl, err := b.dockerLock(ctx, fmt.Sprintf("remount of %q with its container %q", s.Merged, s.Container))
+		if err != nil {
+			return State{}, err
+		}
+		defer dl.Unlock()
+		if f.container, err = b.gatherContainer(ctx, s, strings.Join(f.state.Differences, "; ")); err != nil {
+			return State{}, err
+		}
+	}
 	p, err := decideConverge(s, f)
 	if err != nil {
 		return State{}, err
 	}
-	return b.carryOut(s, p, data)
+	return b.carryOut(ctx, s, p, data)
 }
 
 // gather collects the facts decideConverge needs.
@@ -83,7 +99,7 @@ func (b Box) gather(s Spec) (facts, error) {
 }
 
 // carryOut does what decideConverge planned and reads the result back.
-func (b Box) carryOut(s Spec, p plan, data string) (State, error) {
+func (b Box) carryOut(ctx context.Context, s Spec, p plan, data string) (State, error) {
 	for _, d := range p.mkdir {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return State{}, fmt.Errorf("cannot create the directory %q: %w", d, err)
@@ -92,6 +108,28 @@ func (b Box) carryOut(s Spec, p plan, data string) (State, error) {
 	if !p.mount {
 		return b.verify(s, "", false)
 	}
+	if p.stop != "" {
+		if err := b.stopForRemount(ctx, s, p); err != nil {
+			return State{}, err
+		}
+	}
+	st, oldGone, err := b.mount(s, p, data)
+	switch {
+	case err != nil && !oldGone: // the old overlay still mounted: the container goes on with it
+		return State{}, fmt.Errorf("%w%s", err, b.startAgain(ctx, p.stop))
+	case err != nil:
+		return State{}, fmt.Errorf("%w%s", err, leftStopped(p.stop))
+	case p.stop != "":
+		if err := b.Docker.Start(context.WithoutCancel(ctx), p.stop); err != nil {
+			return State{}, fmt.Errorf("the overlay at %q is remounted (%s), but container %q did not start again: %w", s.Merged, p.reason, p.stop, err)
+		}
+	}
+	return st, nil
+}
+
+// mount unmounts the overlay planned to be replaced, if any, mounts the spec's and reads it
+// back. oldGone says that the replaced overlay was unmounted.
+func (b Box) mount(s Spec, p plan, data string) (st State, oldGone bool, err error) {
 	if p.unmount {
 		if err := b.Sys.Unmount(s.Merged); err != nil {
 			users := ""
@@ -100,20 +138,20 @@ func (b Box) carryOut(s Spec, p plan, data string) (State, error) {
 					users = inUseBy(b.Sys.Users(st.Top))
 				}
 			}
-			return State{}, fmt.Errorf("overlay at %q must be remounted (%s) but cannot be unmounted, it is busy: %w%s; stop what uses it and retry", s.Merged, p.reason, err, users)
+			return State{}, false, fmt.Errorf("overlay at %q must be remounted (%s) but cannot be unmounted, it is busy: %w%s; stop what uses it and retry", s.Merged, p.reason, err, users)
 		}
 		// What the checks could not tell (a copy the propagation did not reach): the old overlay
 		// must be gone everywhere before another one is mounted on its upper and work dirs.
 		t, err := b.Sys.MountTable()
 		if err != nil {
-			return State{}, err
+			return State{}, true, err
 		}
 		nss, err := b.namespaces(s.Merged)
 		if err != nil {
-			return State{}, err
+			return State{}, true, err
 		}
 		if h := superblockHolders(t, p.replaced, nss); len(h) > 0 {
-			return State{}, fmt.Errorf("overlay at %q must be remounted (%s): it is unmounted here but still mounted elsewhere: %s; not mounting another overlay on its upper and work dirs (stop what uses it there, then retry)", s.Merged, p.reason, heldBy(h))
+			return State{}, true, fmt.Errorf("overlay at %q must be remounted (%s): it is unmounted here but still mounted elsewhere: %s; not mounting another overlay on its upper and work dirs (stop what uses it there, then retry)", s.Merged, p.reason, heldBy(h))
 		}
 	}
 	mark := b.Sys.KernelLog()
@@ -126,9 +164,10 @@ func (b Box) carryOut(s Spec, p plan, data string) (State, error) {
 		if p.unmount {
 			msg += fmt.Sprintf("; the overlay it replaced (%s) is unmounted", p.reason)
 		}
-		return State{}, errors.New(msg)
+		return State{}, p.unmount, errors.New(msg)
 	}
-	return b.verify(s, mark.Since(), true)
+	st, err = b.verify(s, mark.Since(), true)
+	return st, p.unmount, err
 }
 
 // verify reads the overlay on s.Merged back after a mount (mounted; kernel: what the kernel

@@ -1,12 +1,15 @@
 package ovlmount
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"overlay-fleet/host/agent/internal/layout"
 	"overlay-fleet/host/agent/internal/lock"
@@ -145,12 +148,76 @@ func (f *fakeSys) KernelLog() KernelMark          { return fakeMark(f.kernel) }
 func (f *fakeSys) Users(mountinfo.Mount) []string { return []string{"pid 42 (sleep)"} }
 func (f *fakeSys) Params() overlay.Params         { return debian }
 
-// lab is a box in a temp dir: a disk with a lower holding one file, the fake kernel, a lock dir
-// of the user running the test.
+// fakeDocker is a docker engine in memory whose containers hold their merged dir as a running
+// container does: a running one has a mount namespace of its own (in the fake kernel's nss) with
+// a copy of the overlay on its merged dir; stop ends it, start makes it again with the overlay
+// mounted there then. Its calls go to the kernel's calls, as `docker <verb> <name>`.
+type fakeDocker struct {
+	sys        *fakeSys
+	containers map[string]*Container
+	// inspectErr, stopErr and startErr fail those calls.
+	inspectErr, stopErr, startErr error
+}
+
+func (d *fakeDocker) Inspect(_ context.Context, name string) (Container, error) {
+	d.sys.calls = append(d.sys.calls, "docker inspect "+name)
+	if d.inspectErr != nil {
+		return Container{}, d.inspectErr
+	}
+	if c, ok := d.containers[name]; ok {
+		return *c, nil
+	}
+	return Container{Name: name}, nil
+}
+
+func (d *fakeDocker) Stop(_ context.Context, name string) error {
+	d.sys.calls = append(d.sys.calls, "docker stop "+name)
+	if d.stopErr != nil {
+		return d.stopErr
+	}
+	c := d.containers[name]
+	c.Running, c.Status = false, "exited"
+	d.sys.nss = slices.DeleteFunc(d.sys.nss, func(ns Namespace) bool { return ns.ID == containerNS(name) })
+	return nil
+}
+
+func (d *fakeDocker) Start(_ context.Context, name string) error {
+	d.sys.calls = append(d.sys.calls, "docker start "+name)
+	if d.startErr != nil {
+		return d.startErr
+	}
+	c := d.containers[name]
+	if c.Running {
+		return nil
+	}
+	c.Running, c.Status = true, "running"
+	if _, ok := d.sys.table.Top(layout.Canon(c.Merged)); ok {
+		d.sys.copyTo(containerNS(name), layout.Canon(c.Merged), "/mnts")
+	}
+	return nil
+}
+
+// containerNS is the mount namespace of the fake container name.
+func containerNS(name string) string { return "mnt:[" + name + "]" }
+
+// run puts a running container name with the instance label id (none when "") on the engine,
+// bound to merged.
+func (d *fakeDocker) run(t *testing.T, name, id, merged string) {
+	t.Helper()
+	d.containers[name] = &Container{Name: name, Present: true, InstanceID: id, Merged: merged}
+	if err := d.Start(t.Context(), name); err != nil {
+		t.Fatal(err)
+	}
+	d.sys.calls = d.sys.calls[:len(d.sys.calls)-1]
+}
+
+// lab is a box in a temp dir: a disk with a lower holding one file, the fake kernel and docker
+// engine, a lock dir of the user running the test.
 type lab struct {
-	root string
-	sys  *fakeSys
-	box  Box
+	root   string
+	sys    *fakeSys
+	docker *fakeDocker
+	box    Box
 }
 
 func newLab(t *testing.T) *lab {
@@ -166,7 +233,9 @@ func newLab(t *testing.T) *lab {
 		t.Fatal(err)
 	}
 	sys := newFakeSys()
-	return &lab{root: root, sys: sys, box: Box{Sys: sys, Locks: &lock.Dir{Path: filepath.Join(root, "locks"), Owner: os.Getuid()}}}
+	d := &fakeDocker{sys: sys, containers: map[string]*Container{}}
+	return &lab{root: root, sys: sys, docker: d, box: Box{Sys: sys, Locks: &lock.Dir{Path: filepath.Join(root, "locks"), Owner: os.Getuid()},
+		Docker: d, StopSettle: 20 * time.Millisecond}}
 }
 
 func (l *lab) p(parts ...string) string { return filepath.Join(append([]string{l.root}, parts...)...) }

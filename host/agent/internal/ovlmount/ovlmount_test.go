@@ -493,12 +493,7 @@ func TestDecideConverge(t *testing.T) {
 	s := Spec{Merged: "/d/n1/mnts", Lower: "/d/cache", Upper: "/d/n1/upper", Work: "/d/n1/work"}
 	present := map[string]dirState{s.Upper: dirPresent, s.Work: dirPresent, s.Merged: dirPresent}
 	mounted := State{Merged: s.Merged, Mounted: true}
-	tests := []struct {
-		name    string
-		f       facts
-		want    plan
-		wantErr string
-	}{
+	tests := []convergeCase{
 		{name: "fresh", f: facts{dirs: map[string]dirState{}, mergedEmpty: true},
 			want: plan{mkdir: []string{s.Upper, s.Work, s.Merged}, mount: true}},
 		{name: "dirs there, empty merged", f: facts{dirs: present, mergedEmpty: true}, want: plan{mount: true}},
@@ -517,20 +512,7 @@ func TestDecideConverge(t *testing.T) {
 			wantErr: `merged dir "/d/n1/mnts" is already a mountpoint of tmpfs (t), not an overlay`},
 		{name: "not empty", f: facts{dirs: present}, wantErr: `merged dir "/d/n1/mnts" is not mounted but not empty`},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := decideConverge(s, tt.f)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("decideConverge() = %+v, %v; want an error with %q", got, err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil || !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("decideConverge() = %+v, %v; want %+v", got, err, tt.want)
-			}
-		})
-	}
+	checkConverge(t, s, tests)
 }
 
 func TestCheckLayout(t *testing.T) {
@@ -622,5 +604,32 @@ func TestUsers(t *testing.T) {
 	}
 	if inUseBy(got[:1]) != "; in use by: pid 9 (proc9)" || inUseBy(nil) != "" {
 		t.Error("inUseBy")
+	}
+}
+
+// convergeCase is a case of decideConverge: the facts gathered, the plan or the error wanted.
+type convergeCase struct {
+	name    string
+	f       facts
+	want    plan
+	wantErr string
+}
+
+// checkConverge runs decideConverge(s, ...) on each case.
+func checkConverge(t *testing.T, s Spec, tests []convergeCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decideConverge(s, tt.f)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("decideConverge() = %+v, %v; want an error with %q", got, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("decideConverge() = %+v, %v; want %+v", got, err, tt.want)
+			}
+		})
 	}
 }

@@ -7,8 +7,10 @@
 // Each operation first gathers what the box has (the mount table, the directories, the mount
 // tables of the box's other mount namespaces), then decides with pure functions (Observe,
 // decideConverge, CheckLayout, CheckPurge, overlayHolders and the other holders) and only then
-// acts, all changes under the box lock. The kernel calls go through System, so that the whole of an
-// operation runs in tests without root.
+// acts, all changes under the box lock. A remount stops the instance's running container around
+// the unmount and the mount (Spec.Container, decideContainer). The kernel calls go through System
+// and the docker calls through Containers, so that the whole of an operation runs in tests
+// without root.
 package ovlmount
 
 import (
@@ -30,6 +32,9 @@ type Spec struct {
 	Options overlay.Options
 	// HasOptions says that Options were given: a read by Merged alone has none to compare.
 	HasOptions bool
+	// Container is the instance's docker container, by name ("" for none): Converge stops it
+	// before a remount's unmount, when it runs, and starts it again after the mount.
+	Container string
 }
 
 // CheckLayout refuses directories the kernel would only report as "wrong fs type, bad option",
