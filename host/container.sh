@@ -30,7 +30,9 @@ container_inspect() {
     f_out=$(of_docker_try inspect --type container --format \
         "{{.Config.Hostname}}|{{with index .NetworkSettings.Networks \"$network\"}}{{.IPAddress}}|{{.MacAddress}}{{else}}|{{end}}|{{.State.Running}}|{{.Image}}|{{index .Config.Labels \"$OF_INSTANCE_LABEL\"}}|{{.Id}}|{{.HostConfig.RestartPolicy.Name}}|{{.HostConfig.Privileged}}|{{range .HostConfig.Dns}}{{.}},{{end}}|{{range .HostConfig.Mounts}}{{.Source}}|{{.Target}}{{end}}|{{range \$n, \$e := .NetworkSettings.Networks}}{{\$n}}{{end}}" \
         "$name") || {
-        [ "$?" -ne 124 ] || exit 1 # no answer (reported): never taken for "no such container"
+        # No answer (reported): never taken for "no such container"; after a replacement took
+        # the old one away (ci_halts set), the caller fails through replaced_failed instead.
+        [ "$?" -ne 124 ] || [ -n "${ci_halts-}" ] || exit 1
         return 1
     }
     IFS='|' read -r f_hostname f_ip f_mac f_running f_image f_label f_id f_config <<EOF
@@ -182,6 +184,7 @@ fi
 planned="hostname=$hostname ip=$ip mac=$mac"
 # Read back what the engine really gave a container it made or started (a kept running one was read above).
 if [ "$state" != kept ] || [ "$f_running" != true ]; then
+    ci_halts=1 # an engine that does not answer now halts the run too: this instance may be down
     container_inspect || replaced_failed "cannot inspect container $name"
     actual="hostname=$f_hostname ip=$f_ip mac=$f_mac"
     if [ "$actual" != "$planned" ]; then

@@ -992,6 +992,8 @@ of_docker() {
     case $1 in load | pull) of_dk_t=${OF_DOCKER_PULL_TIMEOUT:-1800} ;; *) of_dk_t=${OF_DOCKER_TIMEOUT:-120} ;; esac
     of_dk_rc=0
     timeout --foreground -k 10 "$of_dk_t" docker "$@" || of_dk_rc=$?
+    # (137: the CLI survived SIGTERM and was killed 10 s later: given up as well)
+    [ "$of_dk_rc" -ne 137 ] || of_dk_rc=124
     [ "$of_dk_rc" -ne 124 ] || of_docker_gave_up "$@"
     return "$of_dk_rc"
 }

@@ -146,6 +146,7 @@ export class Container extends pulumi.CustomResource {
             resourceInputs["instanceId"] = args?.instanceId;
             resourceInputs["ip"] = args?.ip;
             resourceInputs["mac"] = args?.mac;
+            resourceInputs["maxDownPerBox"] = (args?.maxDownPerBox) ?? 1;
             resourceInputs["merged"] = args?.merged;
             resourceInputs["name"] = args?.name;
             resourceInputs["network"] = args?.network;
@@ -215,6 +216,10 @@ export interface ContainerArgs {
      * The container's MAC address on the network, lower-case colon form (e.g. `02:42:c0:a8:01:c9`): part of the node's identity, set with the box's own `docker run --mac-address` so that every engine honours it. Changing it replaces the container (deleting it first: its IP and MAC cannot exist twice).
      */
     mac: pulumi.Input<string>;
+    /**
+     * At most this many instances of the box are down at once through replacements of their containers (a new image, a new address), whatever order the deployment runs them in: a replacement waits for its turn before it deletes the old container, and once a replacement fails (its new container does not run), the rest of the operation replaces no other container of the box. 0: not bounded. Changing it changes nothing on the box.
+     */
+    maxDownPerBox?: pulumi.Input<number | undefined>;
     /**
      * The instance's merged dir, bind-mounted into the container; its overlay must be mounted (the container is never started on an empty dir). Changing it replaces the container (deleting it first: its IP and MAC cannot exist twice).
      */

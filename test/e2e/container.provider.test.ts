@@ -205,6 +205,34 @@ describe("provider: Network and Container on both lab engines, through the engin
         expect(await planned()).toEqual([]);
     });
 
+    it("a new image whose containers cannot start takes one instance per box down (maxDownPerBox 1), the rest keep running; the next up with a good image makes it again", async () => {
+        await declare(all());
+        await pulumiOk(["up", "--yes", "--skip-preview"]);
+        // An image whose containers cannot start (its entrypoint is missing), on both engines.
+        for (const box of ["box1", "box2"]) {
+            await dockerIn(box, `create --name of-mk-broken ${labImage} >/dev/null && docker commit --change 'ENTRYPOINT ["/of-no-such-entrypoint"]' --change 'CMD []' of-mk-broken of-broken:1 >/dev/null && docker rm of-mk-broken >/dev/null`);
+        }
+        await project.set("image", "of-broken:1");
+        const bad = await project.pulumi(["up", "--yes", "--skip-preview"]);
+        expect(bad.status).not.toBe(0);
+        const out = bad.stdout + bad.stderr;
+        expect(out).toMatch(/docker run of container ttnode[12] of box1\/ttnode[12] failed/);
+        // On box1 one replacement ran and failed; the other was refused and keeps running as it was.
+        expect(out).toMatch(/not taking box1\/ttnode[12] down: the replacement of box1\/ttnode[12] failed in this run/);
+        const box1 = await Promise.all(["ttnode1", "ttnode2"].map((n) => facts("box1", n)));
+        const up = box1.filter((f) => f?.running);
+        expect(up).toHaveLength(1);
+        expect(up[0]!.label).toMatch(/^box1\/ttnode[12]$/);
+        expect(await dockerIn("box1", `inspect --format '{{.Config.Image}}' ${up[0]!.label.split("/")[1]}`)).toContain(labImage);
+        // box2 has one instance: it was the one down.
+        expect((await facts("box2", "ttnode1"))?.running ?? false).toBe(false);
+        // The image made good again: the next up makes the failed instances again, each with its identity.
+        await project.set("image", labImage);
+        await pulumiOk(["up", "--yes", "--skip-preview"]);
+        for (const p of all()) await expectIdentity(p);
+        expect(await planned()).toEqual([]);
+    });
+
     it("destroy removes the containers and the networks of both boxes", async () => {
         await pulumiOk(["destroy", "--yes", "--skip-preview"]);
         for (const box of ["box1", "box2"]) {

@@ -33,19 +33,21 @@ function bootstrap(machine: string, args: string[], input?: Buffer) {
 }
 
 describe("box bootstrap", () => {
-    const dir = path.join(root, "agent");
+    const dir = path.join(root, "lib", "agent");
     const v1 = agentOf("agent v1");
     const v2 = agentOf("agent v2");
     const table = (a: { sha: string }) => [`amd64:${a.sha}:x86_64`, `arm64:${"0".repeat(64)}:aarch64,arm64`];
+    fs.mkdirSync(path.dirname(dir), { mode: 0o755 });
+    fs.chmodSync(root, 0o755);
 
-    it("asks for the agent of the box's architecture, installs it checked, then names it", () => {
+    it("asks for the agent of the box's architecture, installs it checked, then has it", () => {
         expect(bootstrap("x86_64", ["probe", dir, ...table(v1)])).toEqual({ status: 0, stdout: "need=amd64\n", stderr: "" });
         expect(bootstrap("arm64", ["probe", dir, ...table(v1)]).stdout).toBe("need=arm64\n");
         const agent = `${dir}/${v1.sha}/overlay-fleet-host`;
-        expect(bootstrap("x86_64", ["install", dir, "amd64", v1.sha], v1.gz)).toEqual({ status: 0, stdout: `agent=${agent}\n`, stderr: "" });
+        expect(bootstrap("x86_64", ["install", dir, "amd64", v1.sha], v1.gz)).toEqual({ status: 0, stdout: "have=amd64\n", stderr: "" });
         expect(fs.readFileSync(agent)).toEqual(v1.bytes);
         expect(fs.statSync(agent).mode & 0o777).toBe(0o755);
-        expect(bootstrap("x86_64", ["probe", dir, ...table(v1)]).stdout).toBe(`agent=${agent}\n`);
+        expect(bootstrap("x86_64", ["probe", dir, ...table(v1)]).stdout).toBe("have=amd64\n");
         // Changed since: asked for again.
         fs.appendFileSync(agent, "x");
         expect(bootstrap("x86_64", ["probe", dir, ...table(v1)]).stdout).toBe("need=amd64\n");
@@ -60,13 +62,37 @@ describe("box bootstrap", () => {
         const garbage = bootstrap("x86_64", ["install", dir, "amd64", v2.sha], Buffer.from("not gzip"));
         expect(garbage.status).toBe(1);
         expect(garbage.stderr).toContain("cannot unpack the amd64 agent");
-        expect(fs.readdirSync(dir)).toEqual([v1.sha]);
+        expect(fs.readdirSync(path.join(dir, v2.sha))).toEqual([]);
+        expect(fs.readFileSync(`${dir}/${v1.sha}/overlay-fleet-host`)).toEqual(v1.bytes);
     });
 
-    it("a new version replaces the old one", () => {
+    it("a new version leaves the versions used within a day; it removes older ones, and only agent versions (no symlink followed)", () => {
+        const outside = path.join(root, "outside");
+        fs.mkdirSync(path.join(outside, "data"), { recursive: true });
+        const old = "a".repeat(64);
+        fs.mkdirSync(path.join(dir, old));
+        fs.symlinkSync(outside, path.join(dir, "b".repeat(64)));
+        fs.mkdirSync(path.join(dir, "not-a-version"));
+        const dayAgo = new Date(Date.now() - 2 * 86400_000);
+        for (const n of [old, v1.sha, "not-a-version"]) fs.utimesSync(path.join(dir, n), dayAgo, dayAgo);
+        fs.rmSync(path.join(dir, v2.sha), { recursive: true });
         expect(bootstrap("x86_64", ["install", dir, "amd64", v2.sha], v2.gz).status).toBe(0);
-        expect(fs.readdirSync(dir)).toEqual([v2.sha]);
-        expect(bootstrap("x86_64", ["probe", dir, ...table(v2)]).stdout).toBe(`agent=${dir}/${v2.sha}/overlay-fleet-host\n`);
+        expect(fs.readdirSync(dir).sort()).toEqual(["b".repeat(64), "not-a-version", v2.sha].sort());
+        expect(fs.readdirSync(path.join(outside, "data"))).toEqual([]);
+        expect(fs.existsSync(path.join(outside, "data"))).toBe(true);
+        expect(bootstrap("x86_64", ["probe", dir, ...table(v2)]).stdout).toBe("have=amd64\n");
+    });
+
+    it("trusts no agent dir that others can write or that is a symlink", () => {
+        fs.chmodSync(dir, 0o777);
+        const open = bootstrap("x86_64", ["probe", dir, ...table(v2)]);
+        expect(open.status).toBe(1);
+        expect(open.stderr).toContain(`${dir} must be a directory or file of uid ${process.getuid!()} that others cannot write`);
+        expect(bootstrap("x86_64", ["install", dir, "amd64", v2.sha], v2.gz).status).toBe(1);
+        fs.chmodSync(dir, 0o755);
+        const link = path.join(root, "lib", "agent-link");
+        fs.symlinkSync(dir, link);
+        expect(bootstrap("x86_64", ["probe", link, ...table(v2)]).stderr).toContain(`${link} must be a directory`);
     });
 
     it("a box of an architecture without agent, a relative dir and a bad sha256 fail naming the value", () => {
@@ -77,5 +103,6 @@ describe("box bootstrap", () => {
         });
         expect(bootstrap("x86_64", ["probe", "agent", ...table(v2)]).stderr).toContain("agent dir 'agent' is not an absolute path");
         expect(bootstrap("x86_64", ["install", dir, "amd64", "../x"], v2.gz).stderr).toContain("'../x' is not a sha256");
+        expect(bootstrap("x86_64", ["install", dir, "amd64", "ab"], v2.gz).stderr).toContain("'ab' is not a sha256");
     });
 });

@@ -19,8 +19,8 @@ const AgentDir = "/var/lib/overlay-fleet/agent"
 var shippedAgents = dist.Agents
 
 // agentInstaller finds the box's agent once per provider process: a probe with the bootstrap
-// (`uname -m`, the installed binary's sha256), and an install of the box's architecture's
-// agent when it is missing or another one. Safe for concurrent use; a failure is retried on
+// (`uname -m`, the installed binary's sha256, the directory's owner and mode), and an install of
+// the box's architecture's agent when it is missing or another one. Safe for concurrent use; a failure is retried on
 // the next operation.
 type agentInstaller struct {
 	mu   sync.Mutex
@@ -47,21 +47,21 @@ func (in *agentInstaller) ensure(ctx context.Context, r box.Runner) (string, err
 		return "", fmt.Errorf("find the box agent: %w", err)
 	}
 	key, val := bootstrapAnswer(out)
+	a, ok := agentFor(agents, val)
+	if !ok || (key != "have" && key != "need") {
+		return "", fmt.Errorf("find the box agent on %s: %w: %q", r.Addr(), errBadAnswer, abbreviate(out))
+	}
 	if key == "need" {
-		a, ok := agentFor(agents, val)
-		if !ok {
-			return "", fmt.Errorf("find the box agent on %s: %w: the bootstrap asks for %q", r.Addr(), errBadAnswer, val)
-		}
 		if out, err = r.Run(ctx, bootstrapArgv("install", AgentDir, a.GOARCH, a.SHA256), a.Gzip); err != nil {
 			return "", fmt.Errorf("install the box agent (%s): %w", a.GOARCH, err)
 		}
-		key, val = bootstrapAnswer(out)
+		if key, val = bootstrapAnswer(out); key != "have" || val != a.GOARCH {
+			return "", fmt.Errorf("install the box agent on %s: %w: %q", r.Addr(), errBadAnswer, abbreviate(out))
+		}
 	}
-	if key != "agent" || !strings.HasPrefix(val, AgentDir+"/") {
-		return "", fmt.Errorf("find the box agent on %s: %w: %q", r.Addr(), errBadAnswer, abbreviate(out))
-	}
-	in.path = val
-	return val, nil
+	// The path is ours to make (the sha256 of the agent shipped), not the box's to say.
+	in.path = AgentDir + "/" + a.SHA256 + "/overlay-fleet-host"
+	return in.path, nil
 }
 
 // bootstrapArgv runs the bootstrap (an sh script given as `sh -c` text: nothing of ours needs to

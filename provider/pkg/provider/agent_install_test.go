@@ -51,7 +51,7 @@ func (r *bootRunner) Run(_ context.Context, argv []string, stdin []byte) ([]byte
 	case len(argv) > 5 && argv[4] == "probe":
 		return []byte(r.probeOut), r.probeErr
 	case len(argv) == 8 && argv[4] == "install":
-		return []byte("agent=" + AgentDir + "/" + argv[7] + "/overlay-fleet-host\n"), nil
+		return []byte("have=" + argv[6] + "\n"), nil
 	}
 	return nil, fmt.Errorf("unexpected call %q", argv)
 }
@@ -59,21 +59,20 @@ func (r *bootRunner) Run(_ context.Context, argv []string, stdin []byte) ([]byte
 func (*bootRunner) Addr() string { return testAddr }
 
 func TestAgentInstaller(t *testing.T) {
-	installed := AgentDir + "/abc/overlay-fleet-host"
 	tests := []struct {
 		name      string
 		probeOut  string
 		probeErr  error
-		wantPath  string   // "" when an error is wanted
+		wantArch  string   // the agent whose path is wanted; "" when an error is wanted
 		wantErr   string   // in the error
 		wantCalls []string // the bootstrap actions run
 	}{
-		{"installed and unchanged", "agent=" + installed + "\n", nil, installed, "", []string{"probe"}},
-		{"missing: installs the box's architecture's", "need=arm64\n", nil, "<arm64>", "", []string{"probe", "install"}},
+		{"installed and unchanged", "have=amd64\n", nil, "amd64", "", []string{"probe"}},
+		{"missing: installs the box's architecture's", "need=arm64\n", nil, "arm64", "", []string{"probe", "install"}},
 		{"a box of an architecture not shipped", "", &box.RemoteError{Addr: testAddr, ExitStatus: 1,
 			Stderr: "overlay-fleet bootstrap: no box agent for this box's architecture 'mips' (uname -m)"}, "", "'mips'", []string{"probe"}},
-		{"the bootstrap asks for an architecture not shipped", "need=sparc\n", nil, "", `asks for "sparc"`, []string{"probe"}},
-		{"an answer outside the agent dir", "agent=/tmp/x\n", nil, "", "/tmp/x", []string{"probe"}},
+		{"the bootstrap asks for an architecture not shipped", "need=sparc\n", nil, "", `"need=sparc"`, []string{"probe"}},
+		{"an answer that is not the bootstrap's", "agent=/tmp/x\n", nil, "", `"agent=/tmp/x"`, []string{"probe"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -94,7 +93,7 @@ func TestAgentInstaller(t *testing.T) {
 			if want := []string{agents[0].ProbeArg(), agents[1].ProbeArg()}; !slices.Equal(r.calls[0][6:], want) {
 				t.Errorf("probe args %q, want %q", r.calls[0][6:], want)
 			}
-			if tt.wantPath == "" {
+			if tt.wantArch == "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err %v, want one with %q", err, tt.wantErr)
 				}
@@ -103,15 +102,14 @@ func TestAgentInstaller(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if tt.wantPath == "<arm64>" {
-				a := agents[1]
-				tt.wantPath = AgentDir + "/" + a.SHA256 + "/overlay-fleet-host"
+			a, _ := agentFor(agents, tt.wantArch)
+			if want := AgentDir + "/" + a.SHA256 + "/overlay-fleet-host"; path != want {
+				t.Errorf("path %q, want %q", path, want)
+			}
+			if len(r.calls) == 2 {
 				if got := r.calls[1][6:]; !slices.Equal(got, []string{"arm64", a.SHA256}) || !bytes.Equal(r.stdins[1], a.Gzip) {
 					t.Errorf("install args %q with %d bytes, want arm64 and its gzip", got, len(r.stdins[1]))
 				}
-			}
-			if path != tt.wantPath {
-				t.Errorf("path %q, want %q", path, tt.wantPath)
 			}
 			// Once found, the agent is not looked for again in this provider process.
 			n := len(r.calls)
@@ -133,16 +131,18 @@ func TestAgentInstallerNotBuilt(t *testing.T) {
 	}
 }
 
-// sshAgentPath is where withBootstrap says the agent is.
-var sshAgentPath = AgentDir + "/" + strings.Repeat("ab", 32) + "/overlay-fleet-host"
+// sshAgentPath is where the provider runs the agent withBootstrap says is installed: the amd64
+// one of fakeShipped.
+var sshAgentPath string
 
-// withBootstrap answers the bootstrap's probe (the agent is installed at sshAgentPath) in front
-// of an SSH test handler that plays the agent.
+// withBootstrap answers the bootstrap's probe (the amd64 agent is installed) in front of an SSH
+// test handler that plays the agent.
 func withBootstrap(t *testing.T, h func(cmd string, stdin []byte) (string, string, int)) func(string, []byte) (string, string, int) {
-	fakeShipped(t)
+	agents := fakeShipped(t)
+	sshAgentPath = AgentDir + "/" + agents[0].SHA256 + "/overlay-fleet-host"
 	return func(cmd string, stdin []byte) (string, string, int) {
 		if strings.HasPrefix(cmd, "sh -c ") && strings.Contains(cmd, " overlay-fleet-bootstrap probe ") {
-			return "agent=" + sshAgentPath + "\n", "", 0
+			return "have=amd64\n", "", 0
 		}
 		return h(cmd, stdin)
 	}

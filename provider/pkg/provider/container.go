@@ -2,10 +2,14 @@ package provider
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
+	"sync"
 
 	p "github.com/pulumi/pulumi-go-provider"
 	"github.com/pulumi/pulumi-go-provider/infer"
@@ -43,7 +47,37 @@ type ContainerArgs struct {
 	Privileged bool              `pulumi:"privileged,optional"`
 	DNS        []string          `pulumi:"dns,optional"`
 	Env        map[string]string `pulumi:"env,optional"`
+	// MaxDownPerBox bounds the box's instances down at once by replacements.
+	MaxDownPerBox *int `pulumi:"maxDownPerBox,optional"`
 }
+
+// DefaultMaxDownPerBox is a Container's maxDownPerBox unless given.
+const DefaultMaxDownPerBox = 1
+
+// maxDown is the bound the inputs give.
+func (a ContainerArgs) maxDown() int {
+	if a.MaxDownPerBox == nil {
+		return DefaultMaxDownPerBox
+	}
+	return *a.MaxDownPerBox
+}
+
+// replacements are the containers this provider process's Diff found to be replaced (by
+// resource ID), with the maxDownPerBox of their new inputs: a replacement deletes the old
+// container first, and only that delete must wait for its turn to take the instance down (the
+// engine's Delete call does not say why it deletes). One process serves one operation. Not
+// bounded: a replacement forced by --replace or by another resource's (Diff sees no cause, or
+// inputs not known yet).
+var replacements sync.Map
+
+// runID names this operation (this provider process) in the box's down records.
+var runID = func() string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return fmt.Sprintf("pid%d", os.Getpid())
+	}
+	return hex.EncodeToString(b)
+}()
 
 // ContainerState is the container as the box's engine reports it (`docker inspect`).
 type ContainerState struct {
@@ -155,6 +189,12 @@ func (a *ContainerArgs) Annotate(an infer.Annotator) {
 	an.Describe(&a.Privileged, docCtrPrivileged+ctrReplaces)
 	an.Describe(&a.DNS, docCtrDNS+ctrReplaces)
 	an.Describe(&a.Env, docCtrEnv+ctrReplaces)
+	an.Describe(&a.MaxDownPerBox, "At most this many instances of the box are down at once through replacements "+
+		"of their containers (a new image, a new address), whatever order the deployment runs them in: a replacement "+
+		"waits for its turn before it deletes the old container, and once a replacement fails (its new container does "+
+		"not run), the rest of the operation replaces no other container of the box. 0: not bounded. Changing it "+
+		"changes nothing on the box.")
+	an.SetDefault(&a.MaxDownPerBox, DefaultMaxDownPerBox)
 }
 
 // Annotate documents the outputs.
@@ -204,6 +244,9 @@ func (a ContainerArgs) validate(c *checks) {
 	c.check("merged", bindPathProblem(a.Merged))
 	c.check("target", bindPathProblem(a.Target))
 	c.check("restart", restartProblem(a.Restart))
+	if a.MaxDownPerBox != nil && *a.MaxDownPerBox < 0 {
+		c.fail("maxDownPerBox", "%d is not 0 (not bounded) or more", *a.MaxDownPerBox)
+	}
 	for _, d := range a.DNS {
 		if problem := ipv4Problem(d); problem != "" {
 			c.fail("dns", "DNS server %s", problem)
@@ -247,7 +290,18 @@ func (*Container) Diff(_ context.Context, req infer.DiffRequest[ContainerArgs, C
 	for _, d := range diff {
 		replace = replace || d.Kind == p.UpdateReplace
 	}
-	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff, DeleteBeforeReplace: replace}, nil
+	// A replacement the engine asks about with inputs not known yet (another resource feeds them:
+	// a network replaced first) is forced by that resource and is not bounded: its containers
+	// must all go before the network does, one after another.
+	if replace && in.Network != "" && in.Merged != "" && in.Image != "" {
+		replacements.Store(req.ID, in.maxDown())
+	} else {
+		replacements.Delete(req.ID)
+	}
+	// Always delete before replace, also when the engine replaces for another reason (--replace,
+	// a replacement whose create failed): the box has one container of the name; made beside
+	// the old one, "the old one" deleted next would be the new one.
+	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff, DeleteBeforeReplace: true}, nil
 }
 
 // Create makes the container and reads it back. A preview touches nothing.
@@ -290,7 +344,7 @@ func (r *Container) converge(ctx context.Context, op string, in ContainerArgs) (
 	req := protocol.ContainerRequest{
 		Name: in.Name, InstanceID: in.InstanceID, Hostname: in.Hostname, Network: in.Network, IP: in.IP, MAC: in.MAC,
 		Image: in.Image, Merged: in.Merged, Target: in.Target, Restart: in.Restart, Privileged: in.Privileged,
-		DNS: in.DNS, Env: in.Env,
+		DNS: in.DNS, Env: in.Env, MaxDown: in.maxDown(), Run: runID,
 	}
 	if in.ImageID != nil {
 		req.ImageID = *in.ImageID
@@ -344,7 +398,11 @@ func (r *Container) Read(ctx context.Context, req infer.ReadRequest[ContainerArg
 // Delete stops and removes the container; one already gone is fine. The agent refuses a
 // container of that name that is not the instance's.
 func (r *Container) Delete(ctx context.Context, req infer.DeleteRequest[ContainerState]) (infer.DeleteResponse, error) {
-	ans, err := r.call(ctx, "delete", protocol.ContainerRequest{Name: req.ID, InstanceID: req.State.InstanceID})
+	del := protocol.ContainerRequest{Name: req.ID, InstanceID: req.State.InstanceID, Merged: req.State.Merged, Run: runID}
+	if max, ok := replacements.LoadAndDelete(req.ID); ok {
+		del.Replacing, del.MaxDown = true, max.(int)
+	}
+	ans, err := r.call(ctx, "delete", del)
 	if err != nil {
 		return infer.DeleteResponse{}, err
 	}

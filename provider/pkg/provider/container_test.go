@@ -59,7 +59,8 @@ func ctrOn(f *fakeRunner) *Container {
 // ctrFullRequest is the agent request of create and update for a.
 func ctrFullRequest(a ContainerArgs) map[string]any {
 	m := map[string]any{"name": a.Name, "instanceId": a.InstanceID, "hostname": a.Hostname, "network": a.Network, "ip": a.IP,
-		"mac": a.MAC, "image": a.Image, "merged": a.Merged, "target": a.Target, "restart": a.Restart}
+		"mac": a.MAC, "image": a.Image, "merged": a.Merged, "target": a.Target, "restart": a.Restart,
+		"maxDown": float64(a.maxDown()), "run": runID}
 	if a.Privileged {
 		m["privileged"] = true
 	}
@@ -134,8 +135,8 @@ func TestContainerDiff(t *testing.T) {
 				t.Errorf("diff %v (changes %v), want %v", got, resp.HasChanges, tt.want)
 			}
 			// A replacement deletes first: the IP and MAC cannot exist twice.
-			if resp.DeleteBeforeReplace != replace {
-				t.Errorf("delete-before-replace %v with replace %v", resp.DeleteBeforeReplace, replace)
+			if !resp.DeleteBeforeReplace { // whatever the engine replaces it for
+				t.Errorf("delete-before-replace false (replace %v): a replacement must always delete first", replace)
 			}
 		})
 	}
@@ -255,7 +256,40 @@ func TestContainerDelete(t *testing.T) {
 	if _, err := ctrOn(f).Delete(t.Context(), infer.DeleteRequest[ContainerState]{ID: "ttnode1", State: ctrState(ctrArgs())}); err != nil {
 		t.Fatal(err)
 	}
-	agentCalls(t, f, "container", "delete", map[string]any{"name": "ttnode1", "instanceId": "box1/ttnode1"})
+	agentCalls(t, f, "container", "delete", map[string]any{"name": "ttnode1", "instanceId": "box1/ttnode1", "merged": ctrArgs().Merged, "run": runID})
+
+	// Found to be replaced by this process's Diff: the delete takes the instance down in its turn.
+	newIP := ctrArgs()
+	newIP.IP = "192.168.1.102"
+	two := 2
+	newIP.MaxDownPerBox = &two
+	if _, err := (&Container{}).Diff(t.Context(), infer.DiffRequest[ContainerArgs, ContainerState]{ID: "ttnode1", State: ctrState(ctrArgs()), Inputs: newIP}); err != nil {
+		t.Fatal(err)
+	}
+	f = &fakeRunner{reply: answer(ctrAbsent)}
+	if _, err := ctrOn(f).Delete(t.Context(), infer.DeleteRequest[ContainerState]{ID: "ttnode1", State: ctrState(ctrArgs())}); err != nil {
+		t.Fatal(err)
+	}
+	agentCalls(t, f, "container", "delete", map[string]any{"name": "ttnode1", "instanceId": "box1/ttnode1", "merged": ctrArgs().Merged,
+		"run": runID, "replacing": true, "maxDown": float64(2)})
+	// A replacement forced by the network's (the engine asks with the network not known yet) is
+	// not bounded: every container on it must go before the network does.
+	unknownNet := newIP
+	unknownNet.Network = ""
+	if _, err := (&Container{}).Diff(t.Context(), infer.DiffRequest[ContainerArgs, ContainerState]{ID: "ttnode1", State: ctrState(ctrArgs()), Inputs: unknownNet}); err != nil {
+		t.Fatal(err)
+	}
+	f = &fakeRunner{reply: answer(ctrAbsent)}
+	if _, err := ctrOn(f).Delete(t.Context(), infer.DeleteRequest[ContainerState]{ID: "ttnode1", State: ctrState(ctrArgs())}); err != nil {
+		t.Fatal(err)
+	}
+	agentCalls(t, f, "container", "delete", map[string]any{"name": "ttnode1", "instanceId": "box1/ttnode1", "merged": ctrArgs().Merged, "run": runID})
+	// Once: a later delete (the container's scale-down) is for good.
+	f = &fakeRunner{reply: answer(ctrAbsent)}
+	if _, err := ctrOn(f).Delete(t.Context(), infer.DeleteRequest[ContainerState]{ID: "ttnode1", State: ctrState(ctrArgs())}); err != nil {
+		t.Fatal(err)
+	}
+	agentCalls(t, f, "container", "delete", map[string]any{"name": "ttnode1", "instanceId": "box1/ttnode1", "merged": ctrArgs().Merged, "run": runID})
 
 	f = &fakeRunner{reply: answer(ctrAnswer(ctrState(ctrArgs())))}
 	if _, err := ctrOn(f).Delete(t.Context(), infer.DeleteRequest[ContainerState]{ID: "ttnode1", State: ctrState(ctrArgs())}); err == nil {
@@ -301,7 +335,7 @@ func TestContainerAgentFailures(t *testing.T) {
 }
 
 func TestContainerCheck(t *testing.T) {
-	bad := "sha256:abc"
+	bad, minusOne := "sha256:abc", -1
 	tests := []struct {
 		name    string
 		edit    func(*ContainerArgs)
@@ -322,6 +356,7 @@ func TestContainerCheck(t *testing.T) {
 		{"restart", func(a *ContainerArgs) { a.Restart = "on-failure:3" }, "", []string{"restart"}},
 		{"dns", func(a *ContainerArgs) { a.DNS = []string{"8.8.8"} }, "", []string{"dns"}},
 		{"env", func(a *ContainerArgs) { a.Env = map[string]string{"1X": "y"} }, "", []string{"env"}},
+		{"maxDownPerBox below 0", func(a *ContainerArgs) { a.MaxDownPerBox = &minusOne }, "", []string{"maxDownPerBox"}},
 		{"network unknown in preview", func(a *ContainerArgs) { a.Network = "" }, "network", nil},
 	}
 	for _, tt := range tests {

@@ -159,10 +159,10 @@ func (*FstabEntry) Diff(_ context.Context, req infer.DiffRequest[FstabEntryArgs,
 	compare("merged", st.Merged, in.Merged, p.Update)
 	compare("options", st.Options, in.Options, p.Update)
 	// A replacement deletes the old line first: a box's fstab has one line per mount point, so
-	// the new one would be refused beside it.
-	_, replaceFstab := diff["fstab"]
-	_, replaceID := diff["instanceId"]
-	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff, DeleteBeforeReplace: replaceFstab || replaceID}, nil
+	// the new one would be refused beside it. Always, also when the engine replaces for another
+	// reason (--replace, a replacement whose create failed): written beside the old one, "the
+	// old one" deleted next would be the new one.
+	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff, DeleteBeforeReplace: true}, nil
 }
 
 // Create writes the line. A preview touches nothing.

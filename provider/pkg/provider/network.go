@@ -135,7 +135,8 @@ func (*Network) Diff(_ context.Context, req infer.DiffRequest[NetworkArgs, Netwo
 	if st.Driver != "" && st.Driver != "macvlan" {
 		diff["driver"] = p.PropertyDiff{Kind: p.UpdateReplace}
 	}
-	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff, DeleteBeforeReplace: len(diff) > 0}, nil
+	// Always delete before replace (also on --replace): the engine has one network of the name.
+	return infer.DiffResponse{HasChanges: len(diff) > 0, DetailedDiff: diff, DeleteBeforeReplace: true}, nil
 }
 
 // Create makes the network (or keeps it when it is there as planned). A preview touches nothing.

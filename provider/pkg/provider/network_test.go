@@ -87,8 +87,8 @@ func TestNetworkDiff(t *testing.T) {
 			if !slices.Equal(got, tt.want) || resp.HasChanges != (len(tt.want) > 0) {
 				t.Errorf("replaces %v (changes %v), want %v", got, resp.HasChanges, tt.want)
 			}
-			if resp.DeleteBeforeReplace != (len(tt.want) > 0) {
-				t.Errorf("delete-before-replace %v", resp.DeleteBeforeReplace)
+			if !resp.DeleteBeforeReplace {
+				t.Errorf("delete-before-replace false: a replacement must always delete first")
 			}
 		})
 	}

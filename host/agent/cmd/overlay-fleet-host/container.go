@@ -15,8 +15,9 @@ import (
 
 // containerOp is one decided container action.
 type containerOp struct {
-	action string
-	spec   docker.ContainerSpec
+	action   string
+	spec     docker.ContainerSpec
+	takeDown docker.TakeDown
 }
 
 // containerCmd runs `container <action>`.
@@ -32,9 +33,9 @@ func containerCmd(ctx context.Context, e *env, args []string) error {
 	case "read":
 		c, err = eng.ReadContainer(ctx, s.Name, docker.View{Network: s.Network, Target: s.Target, EnvKeys: slices.Sorted(maps.Keys(s.Env))})
 	case "create", "update":
-		c, err = eng.CreateContainer(ctx, s)
+		c, err = eng.CreateContainer(ctx, s, op.takeDown)
 	case "delete":
-		c, err = eng.DeleteContainer(ctx, s.Name, s.InstanceID)
+		c, err = eng.DeleteContainer(ctx, s.Name, s.InstanceID, s.Merged, op.takeDown)
 	}
 	if err != nil {
 		return err
@@ -74,6 +75,10 @@ func decideContainer(args []string, stdin io.Reader) (containerOp, error) {
 		Privileged: r.Privileged, DNS: r.DNS, Env: r.Env,
 	}
 	if err := checkContainer(op.action, &op.spec); err != nil {
+		return containerOp{}, usageError{err}
+	}
+	op.takeDown = docker.TakeDown{Max: r.MaxDown, Run: r.Run, Replacing: r.Replacing}
+	if err := checkTakeDown(op.action, op.spec, op.takeDown); err != nil {
 		return containerOp{}, usageError{err}
 	}
 	return op, nil
@@ -144,6 +149,22 @@ func checkContainer(action string, s *docker.ContainerSpec) error {
 		if err := docker.ValidateEnv(k, v); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkTakeDown checks what bounds a replacement: a delete that replaces needs the merged dir
+// (its down record counts while the instance's overlay is mounted) and the run.
+func checkTakeDown(action string, s docker.ContainerSpec, t docker.TakeDown) error {
+	switch {
+	case t.Max < 0:
+		return fmt.Errorf("maxDown must be 0 (not bounded) or more, got %d", t.Max)
+	case t.Replacing && action != "delete":
+		return fmt.Errorf("replacing is for a delete, not a %s", action)
+	case t.Max > 0 && strings.TrimSpace(t.Run) == "":
+		return fmt.Errorf("maxDown %d needs the run (the operation) it is counted in", t.Max)
+	case t.Replacing && t.Max > 0:
+		return checkBindPath("merged dir", s.Merged)
 	}
 	return nil
 }

@@ -177,6 +177,11 @@ func TestDockerUsageErrors(t *testing.T) {
 		{"container: bad dns", []string{"container", "create"}, with("dns", []string{"8.8.8"}), `DNS server "8.8.8"`},
 		{"container: bad env", []string{"container", "create"}, with("env", map[string]string{"A-B": "1"}), `"A-B"`},
 		{"container: bad image id", []string{"container", "create"}, with("imageId", "abc"), `image id "abc"`},
+		{"container: negative maxDown", []string{"container", "create"}, with("maxDown", -1), "maxDown must be 0"},
+		{"container: maxDown without its run", []string{"container", "create"}, with("maxDown", 1), "needs the run"},
+		{"container: replacing on a create", []string{"container", "create"}, with("replacing", true), "replacing is for a delete"},
+		{"container: a replacing delete without its merged dir", []string{"container", "delete"},
+			`{"name":"ttnode1","instanceId":"box1/ttnode1","maxDown":1,"run":"r1","replacing":true}`, "merged dir must not be empty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"path/filepath"
+
 	"overlay-fleet/host/agent/internal/docker"
+	"overlay-fleet/host/agent/internal/down"
 	"overlay-fleet/host/agent/internal/mountinfo"
 )
 
@@ -21,5 +24,6 @@ func boxDocker() dockerBox {
 
 // engine is the box's docker engine with the box's locks.
 func (e *env) engine() *docker.Engine {
-	return &docker.Engine{Docker: e.docker.cli, Locks: e.locks, MountTable: e.docker.mountTable}
+	return &docker.Engine{Docker: e.docker.cli, Locks: e.locks, MountTable: e.docker.mountTable,
+		Down: &down.Store{Dir: filepath.Join(e.locks.Path, "down"), Owner: e.locks.Owner}}
 }

@@ -130,7 +130,7 @@ func TestEngineTimeoutReleasesLock(t *testing.T) {
 	e := testEngine(t, &CLI{Program: prog, QueryTimeout: 50 * time.Millisecond, ChangeTimeout: 50 * time.Millisecond})
 	e.LockTimeout = 100 * time.Millisecond
 	for i := range 2 { // the second would wait for the lock, and fail, were it still held
-		_, err := e.DeleteContainer(t.Context(), "ttnode1", "box1/ttnode1")
+		_, err := e.DeleteContainer(t.Context(), "ttnode1", "box1/ttnode1", "", TakeDown{})
 		if !IsTimeout(err) || !strings.Contains(err.Error(), "docker container inspect ttnode1: no answer") {
 			t.Fatalf("call %d: error %v, want the inspect's timeout", i, err)
 		}

@@ -2,13 +2,14 @@ package docker
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
+	"time"
+
+	"overlay-fleet/host/agent/internal/down"
 )
 
 // ContainerSpec is the container of one instance as planned.
@@ -130,7 +131,38 @@ func (e *Engine) inspectImage(ctx context.Context, ref string) (image, error) {
 // the instance that is as planned is kept (started if it is stopped, its restart policy set);
 // one that differs is replaced. A container of that name that is not the instance's is refused
 // (nothing is changed), and so is an image that is not on the box.
-func (e *Engine) CreateContainer(ctx context.Context, s ContainerSpec) (Container, error) {
+//
+// A container taken away to be made again (here, or by the delete of a replacement) leaves its
+// instance down until it runs (t, admit); a create that fails then marks the instance's down
+// record failed, so the run replaces no other container of the box.
+func (e *Engine) CreateContainer(ctx context.Context, s ContainerSpec, t TakeDown) (Container, error) {
+	var c Container
+	err := e.inTurn(ctx, t, s.InstanceID, func(waited time.Duration) (down.Verdict, string, error) {
+		var err error
+		c, err = e.createLocked(ctx, s, t, waited)
+		if n, ok := err.(notNow); ok {
+			return n.verdict, n.why, nil
+		}
+		return down.Go, "", err
+	})
+	if serr := e.settle(s.InstanceID, t.Run, err); serr != nil && err == nil {
+		err = serr
+	}
+	return c, err
+}
+
+// notNow is createLocked's "not yet": the verdict of admitLocked.
+type notNow struct {
+	verdict down.Verdict
+	why     string
+}
+
+func (n notNow) Error() string { return n.why }
+
+// createLocked is one try of CreateContainer, under the box's docker lock; when it must take the
+// instance's container away and may not yet (its turn: admitLocked), it changes nothing and
+// fails with notNow.
+func (e *Engine) createLocked(ctx context.Context, s ContainerSpec, t TakeDown, waited time.Duration) (Container, error) {
 	l, err := e.lock(ctx, "container create "+s.Name)
 	if err != nil {
 		return Container{}, err
@@ -160,6 +192,15 @@ func (e *Engine) CreateContainer(ctx context.Context, s ContainerSpec) (Containe
 	if err := e.checkMerged(s); err != nil {
 		return Container{}, err
 	}
+	if c.Present && t.Max > 0 {
+		// Taken away to be made again: only in its turn (decided and recorded under this lock).
+		if v, why, err := e.admitLocked(ctx, t, s.InstanceID, s.Merged, s.Name, waited); err != nil || v != down.Go {
+			if err != nil {
+				return Container{}, err
+			}
+			return Container{}, notNow{v, why}
+		}
+	}
 	if c.Present {
 		// Ours, otherwise than planned: made again. Its IP and MAC cannot exist twice.
 		if _, err := e.change(ctx, "rm", "--force", s.Name); err != nil && !IsNotFound(err) {
@@ -177,7 +218,7 @@ func (e *Engine) CreateContainer(ctx context.Context, s ContainerSpec) (Containe
 	if !c.Present {
 		return Container{}, fmt.Errorf("container %s of %s is not there after docker run", s.Name, s.InstanceID)
 	}
-	return e.verify(ctx, c, s, img.ID)
+	return e.verify(ctx, c, s, img.ID, 0)
 }
 
 // keep brings a container that is as planned to its restart policy and starts it if stopped.
@@ -205,12 +246,29 @@ func (e *Engine) keep(ctx context.Context, c Container, s ContainerSpec) (Contai
 	if !n.Present {
 		return Container{}, fmt.Errorf("container %s of %s is gone after docker start", s.Name, s.InstanceID)
 	}
-	return e.verify(ctx, n, s, c.ImageID)
+	// (a restart count the container had before is history: docker update keeps it, a start resets it)
+	restarts := c.restarts
+	if !c.Running {
+		restarts = 0
+	}
+	return e.verify(ctx, n, s, c.ImageID, restarts)
 }
 
-// verify checks what the engine reports about a container it made or started: its identity
-// (else the container is removed again), its image, and that it runs.
-func (e *Engine) verify(ctx context.Context, c Container, s ContainerSpec, imageID string) (Container, error) {
+// verify checks what the engine reports about a container it made or started: that it runs and
+// was not restarted since (restartsBefore: its count before; an engine shows no address or MAC
+// on the network for a container that exited), its identity
+// (else the container is removed again), its image.
+func (e *Engine) verify(ctx context.Context, c Container, s ContainerSpec, imageID string, restartsBefore int) (Container, error) {
+	if !c.Running || c.restarts > restartsBefore {
+		// Exited, or restarted by its restart policy since: removed, so nothing untracked stays
+		// (run the image by hand to see why).
+		why := fmt.Errorf("container %s of %s does not run after its start (status %s, exit code %d, restarted %d times%s)",
+			s.Name, s.InstanceID, c.Status, c.ExitCode, c.restarts, prefixed(": ", c.Error))
+		if _, err := e.change(ctx, "rm", "--force", s.Name); err != nil && !IsNotFound(err) {
+			return Container{}, fmt.Errorf("%w; removing it failed too: %w", why, err)
+		}
+		return Container{}, fmt.Errorf("%w (container removed)", why)
+	}
 	if !c.sameIdentity(s) || c.ImageID != imageID {
 		why := fmt.Errorf("container %s of %s does not have its planned identity: planned %s on %s (image %s), the engine reports %s on %s (image %s)",
 			s.Name, s.InstanceID, identity(s.Hostname, s.IP, s.MAC), s.Network, imageID, identity(c.Hostname, c.IP, c.MAC), orNone(c.Network), c.ImageID)
@@ -221,10 +279,6 @@ func (e *Engine) verify(ctx context.Context, c Container, s ContainerSpec, image
 	}
 	if c.Restart != s.Restart {
 		return Container{}, fmt.Errorf("container %s of %s has restart policy %s, the plan %s", s.Name, s.InstanceID, c.Restart, s.Restart)
-	}
-	if !c.Running {
-		return Container{}, fmt.Errorf("container %s of %s is not running after its start (status %s, exit code %d%s); it is kept, with its identity, for a look (docker logs %s)",
-			s.Name, s.InstanceID, c.Status, c.ExitCode, prefixed(": ", c.Error), s.Name)
 	}
 	return c, nil
 }
@@ -281,26 +335,11 @@ func runArgs(s ContainerSpec) []string {
 
 // checkMerged refuses to start a container on a merged dir that has no overlay mounted.
 func (e *Engine) checkMerged(s ContainerSpec) error {
-	if e.MountTable == nil {
-		return errors.New("no mount table to check the merged dir with")
-	}
-	t, err := e.MountTable()
-	if err != nil {
+	ok, what, err := e.overlayMountedAt(s.Merged)
+	if err != nil || ok {
 		return err
 	}
-	at := s.Merged
-	if real, err := filepath.EvalSymlinks(s.Merged); err == nil {
-		at = real
-	}
-	m, ok := t.Top(at)
-	if !ok || m.FSType != "overlay" {
-		what := "nothing"
-		if ok {
-			what = "a " + m.FSType + " filesystem"
-		}
-		return fmt.Errorf("the overlay of %s is not mounted at %s (%s is): refusing to start its container on it; no container was changed", s.InstanceID, s.Merged, what)
-	}
-	return nil
+	return fmt.Errorf("the overlay of %s is not mounted at %s (%s is): refusing to start its container on it; no container was changed", s.InstanceID, s.Merged, what)
 }
 
 // notOurs is the error about a container of that name that is not the instance's.
@@ -313,13 +352,34 @@ func (e *Engine) notOurs(c Container, instanceID, what string) error {
 }
 
 // DeleteContainer stops and removes the instance's container; one already gone is fine. A
-// container of that name that is not the instance's is refused (left alone).
-func (e *Engine) DeleteContainer(ctx context.Context, name, instanceID string) (Container, error) {
-	l, err := e.lock(ctx, "container delete "+name)
-	if err != nil {
-		return Container{}, err
+// container of that name that is not the instance's is refused (left alone). A delete that
+// takes it away to make it again (t.Replacing) first waits for its turn to be down (admit:
+// merged is the instance's merged dir); one for good ends its instance's down record.
+func (e *Engine) DeleteContainer(ctx context.Context, name, instanceID, merged string, t TakeDown) (Container, error) {
+	var c Container
+	err := e.inTurn(ctx, t, instanceID, func(waited time.Duration) (down.Verdict, string, error) {
+		l, err := e.lock(ctx, "container delete "+name)
+		if err != nil {
+			return down.Go, "", err
+		}
+		defer l.Unlock()
+		if t.Replacing && t.Max > 0 {
+			// In its turn: decided, recorded and taken down under this one hold of the lock.
+			if v, why, err := e.admitLocked(ctx, t, instanceID, merged, name, waited); err != nil || v != down.Go {
+				return v, why, err
+			}
+		}
+		c, err = e.deleteLocked(ctx, name, instanceID)
+		return down.Go, "", err
+	})
+	if err == nil && !t.Replacing && e.Down != nil {
+		err = e.Down.Remove(instanceID)
 	}
-	defer l.Unlock()
+	return c, err
+}
+
+// deleteLocked is the delete, under the box's docker lock.
+func (e *Engine) deleteLocked(ctx context.Context, name, instanceID string) (Container, error) {
 	c, err := e.ReadContainer(ctx, name, View{})
 	if err != nil || !c.Present {
 		return c, err

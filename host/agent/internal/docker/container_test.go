@@ -47,7 +47,7 @@ func want1(f *fakeDocker) Container {
 
 // public drops the unexported fields for comparisons.
 func public(c Container) Container {
-	c.env, c.labels = nil, nil
+	c.env, c.labels, c.restarts = nil, nil, 0
 	return c
 }
 
@@ -57,7 +57,7 @@ func TestCreateContainerRunArgs(t *testing.T) {
 	s.Privileged = true
 	s.DNS = []string{"192.168.1.53", "192.168.1.54"}
 	s.Env = map[string]string{"NODE": "1", "A": "x y"}
-	if _, err := testEngine(t, f, merged1).CreateContainer(t.Context(), s); err != nil {
+	if _, err := testEngine(t, f, merged1).CreateContainer(t.Context(), s, TakeDown{}); err != nil {
 		t.Fatal(err)
 	}
 	want := []string{"run", "--detach", "--name", "ttnode1", "--hostname", "box1-ttnode1",
@@ -149,8 +149,14 @@ func TestCreateContainer(t *testing.T) {
 			f.fail["run"] = &Error{Args: []string{"run"}, ExitStatus: 125, Stderr: "docker: Error response from daemon: unable to apply caps: operation not permitted."}
 		}, wantErr: []string{"docker run of container ttnode1 of box1/ttnode1 failed", "unable to apply caps", "what it made was removed"},
 			wantCalls: []string{"run", "rm"}},
-		{name: "exits at once: error, kept for a look", setup: func(f *fakeDocker) { f.exitOnStart = true },
-			wantErr: []string{"is not running after its start (status exited, exit code 1)"}, wantCalls: []string{"run"}, present: true},
+		{name: "restarted by its restart policy since its start: error, removed", setup: func(f *fakeDocker) { f.crashLoop = true },
+			wantErr: []string{"does not run after its start (status running, exit code 0, restarted 1 times)", "(container removed)"}, wantCalls: []string{"run", "rm"}},
+		{name: "a running container that crashed once before, its restart policy changed: kept", setup: func(f *fakeDocker) {
+			c := withContainer(f, spec1(), true)
+			c.restarts, c.restart = 3, "no"
+		}, wantCalls: []string{"update"}, present: true},
+		{name: "exits at once: error, removed", setup: func(f *fakeDocker) { f.exitOnStart = true },
+			wantErr: []string{"does not run after its start (status exited, exit code 1, restarted 0 times)", "(container removed)"}, wantCalls: []string{"run", "rm"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -168,7 +174,7 @@ func TestCreateContainer(t *testing.T) {
 			if c := f.containers["ttnode1"]; c != nil {
 				before = c.id
 			}
-			c, err := testEngine(t, f, overlays...).CreateContainer(t.Context(), s)
+			c, err := testEngine(t, f, overlays...).CreateContainer(t.Context(), s, TakeDown{})
 			var changes []string
 			for _, call := range f.callsOf("run", "rm", "start", "stop", "update") {
 				changes = append(changes, strings.Fields(call)[0])
@@ -283,7 +289,7 @@ func TestDeleteContainer(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFakeDocker()
 			tt.setup(f)
-			c, err := testEngine(t, f).DeleteContainer(t.Context(), "ttnode1", "box1/ttnode1")
+			c, err := testEngine(t, f).DeleteContainer(t.Context(), "ttnode1", "box1/ttnode1", "", TakeDown{})
 			var changes []string
 			for _, call := range f.callsOf("run", "rm", "start", "stop", "update") {
 				changes = append(changes, strings.Fields(call)[0])

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"overlay-fleet/host/agent/internal/down"
 	"overlay-fleet/host/agent/internal/lock"
 	"overlay-fleet/host/agent/internal/mountinfo"
 )
@@ -32,6 +33,21 @@ type Engine struct {
 	// MountTable reads the box's mount table: a container is only started on a merged dir that
 	// has an overlay mounted.
 	MountTable func() (mountinfo.Table, error)
+	// Down holds the box's down records (maxDownPerBox); nil: replacements are not bounded.
+	Down *down.Store
+	// DownWait is how long a replacement waits for its turn; 0 means DefaultDownWait.
+	DownWait time.Duration
+}
+
+// TakeDown says how a change may take an instance's container away.
+type TakeDown struct {
+	// Max is maxDownPerBox (0: not bounded).
+	Max int
+	// Run names the operation (one provider process) in the down records.
+	Run string
+	// Replacing says a delete takes the container away to make it again (a Pulumi
+	// replacement's delete); otherwise the delete is for good.
+	Replacing bool
 }
 
 // lock takes the box's docker lock for what (e.g. `container create ttnode1`).

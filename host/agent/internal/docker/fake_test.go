@@ -25,8 +25,9 @@ type fakeDocker struct {
 	oldAPI bool
 	// giveMAC, when set, is the MAC the engine gives a new container whatever was asked.
 	giveMAC string
-	// exitOnStart makes started containers exit at once.
-	exitOnStart bool
+	// exitOnStart makes started containers exit at once; crashLoop makes them run again after
+	// exiting, as a restart policy does (running, restarted once).
+	exitOnStart, crashLoop bool
 	// fail maps a call's first words (e.g. "run", "network create") to the error it gets; a run
 	// that fails leaves a created container, as the real CLI does when the start fails.
 	fail  map[string]error
@@ -43,6 +44,7 @@ type fakeContainer struct {
 	privileged                                              bool
 	dns, env                                                []string
 	source, target                                          string
+	restarts                                                int
 }
 
 type fakeNetwork struct {
@@ -208,6 +210,9 @@ func (f *fakeDocker) start(c *fakeContainer) {
 	if f.exitOnStart {
 		c.running, c.status = false, "exited"
 	}
+	if f.crashLoop {
+		c.restarts++
+	}
 }
 
 func (f *fakeDocker) run(args []string, start bool) ([]byte, error) {
@@ -266,7 +271,7 @@ func (f *fakeDocker) inspect(c *fakeContainer) map[string]any {
 		config["MacAddress"] = c.mac
 	}
 	return map[string]any{
-		"Id": c.id, "Name": "/" + c.name, "Image": c.imageID,
+		"Id": c.id, "Name": "/" + c.name, "Image": c.imageID, "RestartCount": c.restarts,
 		"State":  map[string]any{"Status": c.status, "Running": c.running, "ExitCode": map[bool]int{true: 0, false: 1}[c.running]},
 		"Config": config,
 		"HostConfig": map[string]any{

@@ -13,10 +13,11 @@ import (
 // has them (the MAC's place moved: see containerMAC).
 
 type containerJSON struct {
-	ID    string `json:"Id"`
-	Name  string `json:"Name"`
-	Image string `json:"Image"`
-	State *struct {
+	ID           string `json:"Id"`
+	Name         string `json:"Name"`
+	Image        string `json:"Image"`
+	RestartCount int    `json:"RestartCount"`
+	State        *struct {
 		Status     string `json:"Status"`
 		Running    bool   `json:"Running"`
 		Restarting bool   `json:"Restarting"`
@@ -89,12 +90,15 @@ type Container struct {
 	Present bool
 	// ID is the container's full id.
 	ID string
-	// Running says that it runs; Status is the engine's word (running, exited, created, ...).
+	// Running says that it runs (not restarting); Status is the engine's word (running, exited,
+	// restarting, created, ...).
 	Running bool
 	Status  string
 	// ExitCode and Error are the engine's account of the last end (for messages).
 	ExitCode int
 	Error    string
+	// restarts is how often the engine restarted it (its restart policy) since its start.
+	restarts int
 	// InstanceID is its InstanceLabel ("" when it has none: not made by overlay-fleet).
 	InstanceID string
 	Hostname   string
@@ -162,9 +166,11 @@ func parseContainer(data []byte, name string, v View) (Container, error) {
 		return c, nil
 	}
 	j := list[0]
-	c.Present, c.ID, c.ImageID = true, j.ID, j.Image
+	c.Present, c.ID, c.ImageID, c.restarts = true, j.ID, j.Image, j.RestartCount
 	if j.State != nil {
-		c.Running, c.Status, c.ExitCode, c.Error = j.State.Running, j.State.Status, j.State.ExitCode, j.State.Error
+		// A container the engine restarts after it exited (restart policy, in its back-off) is
+		// Running and Restarting: it does not run.
+		c.Running, c.Status, c.ExitCode, c.Error = j.State.Running && !j.State.Restarting, j.State.Status, j.State.ExitCode, j.State.Error
 	}
 	var configMAC string
 	c.env, c.labels = map[string]string{}, map[string]string{}

@@ -2,6 +2,7 @@ package docker
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -27,6 +28,10 @@ const (
 "NetworkSettings":{"Networks":{"macnet":{"IPAMConfig":{"IPv4Address":"198.18.2.102"},"NetworkID":"n2","EndpointID":"","IPAddress":"","MacAddress":""}}}}]`
 )
 
+// inspect29Restarting is inspect29Stopped while the engine restarts it: Running and Restarting.
+var inspect29Restarting = strings.Replace(inspect29Stopped, `"State":{"Status":"exited","Running":false,"ExitCode":137`,
+	`"State":{"Status":"restarting","Running":true,"Restarting":true,"ExitCode":1`, 1)
+
 func TestParseContainer(t *testing.T) {
 	tests := []struct {
 		name string
@@ -42,6 +47,11 @@ func TestParseContainer(t *testing.T) {
 		}},
 		{name: "29 stopped", data: inspect29Stopped, as: "ttnode2", view: View{Network: "macnet"}, want: Container{
 			Name: "ttnode2", Present: true, ID: "7e2d", Status: "exited", ExitCode: 137, InstanceID: "box2/ttnode2",
+			Hostname: "box2-ttnode2", Network: "macnet", IP: "198.18.2.102", MAC: "02:aa:bb:cc:dd:02", Image: "overlay-fleet/cache-node:lab",
+			ImageID: "sha256:bbbb", Merged: "/mnt/usbdisk/ttnode2/mnts", Target: "/mnts", Restart: "no", Privileged: true, DNS: []string{},
+		}},
+		{name: "29 restarting (exited, in the restart policy's back-off): not running, its MAC from its label", data: inspect29Restarting, as: "ttnode2", view: View{Network: "macnet"}, want: Container{
+			Name: "ttnode2", Present: true, ID: "7e2d", Status: "restarting", ExitCode: 1, InstanceID: "box2/ttnode2",
 			Hostname: "box2-ttnode2", Network: "macnet", IP: "198.18.2.102", MAC: "02:aa:bb:cc:dd:02", Image: "overlay-fleet/cache-node:lab",
 			ImageID: "sha256:bbbb", Merged: "/mnt/usbdisk/ttnode2/mnts", Target: "/mnts", Restart: "no", Privileged: true, DNS: []string{},
 		}},
