@@ -243,11 +243,12 @@ plugin docker "$v" "$(inkey "pulumi-docker-v$v.tar.gz") $(inkey "$TF") $GOV"
 # ---- 4. The project's own provider (provider/), built from its source -----------------------
 # Into provider/bin/ (Pulumi.yaml's plugins.providers path), again whenever its source or the box
 # agent's (host/agent: the provider imports its protocol and embeds the agent, built first for
-# every box architecture into host/agent/dist/bin) changed: their hash is kept beside the binary.
+# every box architecture into host/agent/dist/bin) or the Go version changed: their hash is kept
+# beside the binary.
 # Nothing is downloaded but Go modules (checked).
 provider_bin="$ROOT/provider/bin/pulumi-resource-overlay-fleet"
-provider_hash=$(cd "$ROOT" && find provider host/agent -path provider/bin -prune -o -type f \( -name '*.go' -o -name go.mod -o -name go.sum -o -name bootstrap.sh \) -print |
-  LC_ALL=C sort | xargs sha256sum | sha256sum | cut -c1-16)
+provider_hash=$( (cd "$ROOT" && echo "$GOV" && find provider host/agent -path provider/bin -prune -o -type f \( -name '*.go' -o -name go.mod -o -name go.sum -o -name bootstrap.sh \) -print |
+  LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16)
 if [ ! -x "$provider_bin" ] || [ "$(cat "$provider_bin.source" 2>/dev/null)" != "$provider_hash" ]; then
   log "building the box agent for every box architecture (host/agent/dist/bin)"
   (cd "$ROOT/host/agent" && "$GO" run ./dist/cmd/build-dist) >&2 || die "building the box agent failed (see above)"
