@@ -4,14 +4,14 @@
  * a Docker engine per box (docker20 on box1, docker29 on box2) that stops and starts, and a
  * `down` that leaves nothing behind. Needs root (namespaces, loop devices).
  *
- *   npx vitest run test/e2e/lab.test.ts
+ *   npx vitest run --project lab
  */
 import { spawn, spawnSync } from "child_process";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { LabBox } from "./engine";
+import type { LabBox } from "../e2e/engine";
 
 const repo = path.resolve(__dirname, "..", "..");
 const labScript = path.join(repo, "tools", "lab.sh");
@@ -388,7 +388,7 @@ describe("local lab (tools/lab.sh)", () => {
         const [box1, box2] = boxes;
         const before1 = await sshOk(box1, "cat /etc/fstab");
         const before2 = await sshOk(box2, "cat /etc/fstab");
-        const line = "# lab-probe: written by test/e2e/lab.test.ts";
+        const line = "# lab-probe: written by test/lab/lab.test.ts";
         // mv within one directory is rename(2); bind-mounting a file over /etc/fstab would fail it with EBUSY
         await sshOk(box1, `set -e; cp -p /etc/fstab /etc/.fstab.tmp; printf '%s\\n' '${line}' >>/etc/.fstab.tmp; mv -f /etc/.fstab.tmp /etc/fstab`);
         const after1 = await sshOk(box1, "cat /etc/fstab");
