@@ -18,7 +18,6 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/property"
 
 	"overlay-fleet/provider/internal/box"
-	"overlay-fleet/provider/internal/sshtest"
 )
 
 const omMerged = "/mnt/usbdisk/ttnode1/mnts"
@@ -410,24 +409,7 @@ const omURN = resource.URN("urn:pulumi:dev::overlay-fleet::overlay-fleet:index:O
 // server that plays the agent: check (defaults), preview, create, import by ID, delete.
 func TestOverlayMountOverSSH(t *testing.T) {
 	agent := &omFakeAgent{mounts: map[string]map[string]any{}}
-	ssh := sshtest.Start(t, withBootstrap(t, agent.handle))
-	s, err := integration.NewServer(t.Context(), Name, semver.MustParse("0.1.0"), integration.WithProvider(New()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := s.CheckConfig(p.CheckRequest{
-		Urn: "urn:pulumi:dev::overlay-fleet::pulumi:providers:overlay-fleet::box1",
-		Inputs: property.NewMap(map[string]property.Value{
-			"host": property.New(ssh.Host), "port": property.New(float64(ssh.Port)),
-			"hostKey": property.New(ssh.HostKey), "privateKey": property.New(ssh.ClientKey),
-		}),
-	})
-	if err != nil || len(cfg.Failures) > 0 {
-		t.Fatalf("check config: %v %v", err, cfg.Failures)
-	}
-	if err := s.Configure(p.ConfigureRequest{Args: cfg.Inputs}); err != nil {
-		t.Fatal(err)
-	}
+	s, ssh, _ := configuredOverSSH(t, agent.handle)
 	a := omArgs()
 	checked, err := s.Check(p.CheckRequest{Urn: omURN, Inputs: property.NewMap(map[string]property.Value{
 		"merged": property.New(a.Merged), "lower": property.New(a.Lower), "upper": property.New(a.Upper), "work": property.New(a.Work),

@@ -108,32 +108,12 @@ const entryURN = resource.URN("urn:pulumi:dev::overlay-fleet::overlay-fleet:inde
 // server that plays the agent: config check, configure, preview, create, import, delete.
 func TestProviderOverSSH(t *testing.T) {
 	agent := &fakeAgent{lines: map[string]map[string]any{}}
-	ssh := sshtest.Start(t, withBootstrap(t, agent.handle))
-	s, err := integration.NewServer(t.Context(), Name, semver.MustParse("0.1.0"), integration.WithProvider(New()))
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	cfg, err := s.CheckConfig(p.CheckRequest{
-		Urn: "urn:pulumi:dev::overlay-fleet::pulumi:providers:overlay-fleet::box1",
-		Inputs: property.NewMap(map[string]property.Value{
-			"host":       property.New(ssh.Host),
-			"port":       property.New(float64(ssh.Port)),
-			"hostKey":    property.New(ssh.HostKey),
-			"privateKey": property.New(ssh.ClientKey),
-		}),
-	})
-	if err != nil || len(cfg.Failures) > 0 {
-		t.Fatalf("check config: %v %v", err, cfg.Failures)
-	}
-	if got := cfg.Inputs.Get("user").AsString(); got != "root" {
+	s, ssh, cfg := configuredOverSSH(t, agent.handle)
+	if got := cfg.Get("user").AsString(); got != "root" {
 		t.Errorf("user defaulted to %q", got)
 	}
-	if !cfg.Inputs.Get("privateKey").Secret() {
+	if !cfg.Get("privateKey").Secret() {
 		t.Error("privateKey is not a secret after check")
-	}
-	if err := s.Configure(p.ConfigureRequest{Args: cfg.Inputs}); err != nil {
-		t.Fatal(err)
 	}
 
 	inputs := property.NewMap(map[string]property.Value{
@@ -304,4 +284,31 @@ func TestUnknownInputsInPreview(t *testing.T) {
 			t.Errorf("%s is %v in the preview, want unknown", k, created.Properties.Get(k))
 		}
 	}
+}
+
+// configuredOverSSH is a provider served as the engine serves it, its config checked (with
+// its defaults) and configured for an in-process SSH server whose commands handle answers,
+// after the bootstrap's probe (withBootstrap); it returns the server, the SSH server and the
+// checked config.
+func configuredOverSSH(t *testing.T, handle sshtest.Handler) (integration.Server, *sshtest.Server, property.Map) {
+	t.Helper()
+	ssh := sshtest.Start(t, withBootstrap(t, handle))
+	s, err := integration.NewServer(t.Context(), Name, semver.MustParse("0.1.0"), integration.WithProvider(New()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := s.CheckConfig(p.CheckRequest{
+		Urn: "urn:pulumi:dev::overlay-fleet::pulumi:providers:overlay-fleet::box1",
+		Inputs: property.NewMap(map[string]property.Value{
+			"host": property.New(ssh.Host), "port": property.New(float64(ssh.Port)),
+			"hostKey": property.New(ssh.HostKey), "privateKey": property.New(ssh.ClientKey),
+		}),
+	})
+	if err != nil || len(cfg.Failures) > 0 {
+		t.Fatalf("check config: %v %v", err, cfg.Failures)
+	}
+	if err := s.Configure(p.ConfigureRequest{Args: cfg.Inputs}); err != nil {
+		t.Fatal(err)
+	}
+	return s, ssh, cfg.Inputs
 }
