@@ -116,7 +116,7 @@ func (e *Editor) Edit(ctx context.Context, path string, change func(*Table) erro
 	}
 	sh, err := e.Locks.LockFile(lockCtx, target+ShLockSuffix, timeout)
 	if err != nil {
-		return Result{}, fmt.Errorf("edit of fstab %q: %w", path, err)
+		return Result{}, fmt.Errorf("edit of fstab %q (it is unchanged): %w", path, err)
 	}
 	defer sh.Unlock()
 	locked := target
